@@ -1,0 +1,2 @@
+"""Pure, Streamlit-free logic of Compression Lens: data, training, compression,
+measurement, attribution and figures."""

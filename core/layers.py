@@ -1,0 +1,20 @@
+"""Which layers of a model are compressed, named the same way everywhere."""
+from __future__ import annotations
+
+from torch import nn
+
+PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
+
+
+def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The (name, module) pairs whose `weight` is pruned and quantized, in forward order.
+
+    Only the weights of Linear and Conv2d layers count toward sparsity and bit width;
+    biases stay in fp32 and unpruned (they are under 1 % of the parameters here).
+    """
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+
+
+def is_conv(module: nn.Module) -> bool:
+    """True for convolution layers (Grad-CAM and filter-grid heatmaps need them)."""
+    return isinstance(module, nn.Conv2d)
