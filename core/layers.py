@@ -18,3 +18,19 @@ def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def is_conv(module: nn.Module) -> bool:
     """True for convolution layers (Grad-CAM and filter-grid heatmaps need them)."""
     return isinstance(module, nn.Conv2d)
+
+
+def layer_labels(model: nn.Module) -> dict[str, str]:
+    """Readable names of the prunable layers, e.g. {"0": "conv 1 (6×1×5×5)", "7": "fc 1 (120×784)"}."""
+    labels, counts = {}, {"conv": 0, "fc": 0}
+    for name, module in prunable_layers(model):
+        kind = "conv" if is_conv(module) else "fc"
+        counts[kind] += 1
+        shape = "×".join(str(s) for s in module.weight.shape)
+        labels[name] = f"{kind} {counts[kind]} ({shape})"
+    return labels
+
+
+def weight_of(model: nn.Module, name: str):
+    """The weight tensor of the prunable layer called `name` (shared: do not modify it)."""
+    return dict(prunable_layers(model))[name].weight.detach()

@@ -1,0 +1,24 @@
+"""Saliency: what each model looks at, for chosen test images, and how far the maps agree."""
+import streamlit as st
+
+import ui
+from core import attribution
+
+setup = ui.current_setup()
+ui.trained_model(setup.train)
+data = ui.dataset(setup.train.dataset)
+
+st.title("Do the explanations survive?")
+st.caption(ui.describe_setup(setup))
+left, middle, right = st.columns([2, 2, 3])
+method = left.selectbox("Explanation method", ui.available_methods(setup), key="saliency_method",
+                        format_func=attribution.METHOD_LABELS.get)
+mode = middle.radio("Images", ["by index", "by class", "where the models disagree"], key="saliency_mode")
+with right:
+    indices, empty_message = ui.pick_images(setup, mode)
+st.caption(f"**{attribution.METHOD_LABELS[method]}**: {attribution.describe_method(method)}")
+
+if not indices:
+    st.info(empty_message)
+for index in indices:
+    ui.saliency_panel(setup, index, method)
