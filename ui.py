@@ -198,7 +198,8 @@ def describe_setup(setup: Setup) -> str:
         f"{c.weight_bits}-bit {c.quant_scheme} {c.quant_granularity.replace('_', '-')} quantization")
     prune = "no pruning" if c.prune_amount == 0 else (
         f"{c.prune_amount:.0%} {c.prune_method} pruning ({c.prune_scope})")
-    return f"{models.describe_model(setup.train.model)} on {setup.train.dataset}: {prune}, {bits}."
+    return (f"{SHORT_NAMES.get(setup.train.model)} on {SHORT_NAMES.get(setup.train.dataset)}: "
+            f"{prune}, {bits}.")
 
 
 def metric_cards(rep: CompressionReport) -> None:
@@ -279,6 +280,10 @@ DEFAULTS = {"dataset": datasets.DEFAULT_DATASET, "model": "lenet5", "prune": 0, 
 CHOICES = {"dataset": tuple(datasets.list_datasets()), "model": tuple(models.list_models()),
            "method": PRUNE_METHODS, "scope": PRUNE_SCOPES, "bits": WEIGHT_BITS,
            "scheme": QUANT_SCHEMES, "granularity": QUANT_GRANULARITIES}
+SHORT_NAMES = {"mnist5k": "MNIST, 5k digits (offline)", "digits": "Digits 8×8 (offline)",
+               "mnist": "MNIST, 70k (download)", "fashion_mnist": "Fashion-MNIST (download)",
+               "cifar10": "CIFAR-10 (download)", "mlp": "MLP 128-64", "lenet300": "LeNet-300-100 (MLP)",
+               "lenet5": "LeNet-5 (CNN)"}
 LABELS = {"magnitude": "Magnitude (smallest |w|)", "random": "Random", "structured": "Structured (whole neurons / filters)",
           "global": "Global (one threshold)", "layer": "Per layer (same rate each)",
           "symmetric": "Symmetric", "affine": "Affine (with zero point)",
@@ -347,8 +352,11 @@ def sidebar() -> Setup:
             st.warning(notice, icon="⚠️")
         st.header("Model")
         st.selectbox("Data set", CHOICES["dataset"], key="dataset", on_change=_check_dataset,
-                     format_func=lambda n: datasets.DATASETS[n])
-        st.selectbox("Model", CHOICES["model"], key="model", format_func=models.describe_model)
+                     format_func=lambda n: SHORT_NAMES.get(n, n),
+                     help="  \n".join(f"**{SHORT_NAMES.get(n, n)}**: {d}" for n, d in datasets.DATASETS.items()))
+        st.selectbox("Model", CHOICES["model"], key="model", format_func=lambda n: SHORT_NAMES.get(n, n),
+                     help="  \n".join(f"**{SHORT_NAMES.get(n, n)}**: {models.describe_model(n)}"
+                                      for n in CHOICES["model"]))
         st.header("Compression")
         st.slider("Pruning rate", 0, 100, key="prune", step=1, format="%d%%",
                   help="Share of the weights set to exactly zero.")

@@ -10,10 +10,11 @@ report = ui.report(setup)
 data = ui.dataset(setup.train.dataset)
 
 st.title("Original vs compressed")
+st.markdown("Drag the sliders on the left: the compressed copy is rebuilt from the original each time, "
+            "and every number below compares the two on the same test images.")
 st.caption(ui.describe_setup(setup))
 ui.metric_cards(report)
-st.plotly_chart(figures.per_class_accuracy(data.classes, report.original.per_class_accuracy,
-                                           report.compressed.per_class_accuracy), key="per_class")
-st.caption(figures.caption("per_class_accuracy"))
+ui.chart(figures.per_class_accuracy(data.classes, report.original.per_class_accuracy,
+                                    report.compressed.per_class_accuracy), key="per_class")
 with st.expander("Layer by layer"):
     st.dataframe(report.to_frame(), hide_index=True)
