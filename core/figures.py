@@ -48,7 +48,7 @@ CAPTIONS: dict[str, str] = {
 _FACTS: dict[str, str] = {
     "per_class_accuracy": "{worst}",
     "weight_histogram": "{zeros} of the compressed layer's weights are exactly zero (original: {zeros_original}); {levels}.",
-    "sparsity_bars": "Most pruned layer: {layer} ({sparsity} of its weights are zero).",
+    "sparsity_bars": "The most pruned is {layer}: {sparsity} of its weights are zero.",
     "weight_heatmap": "{zeros} of this layer's weights are exactly zero.",
     "saliency_row": "The largest change is {change} of the maps' maximum.",
 }
@@ -107,6 +107,11 @@ def format_ratio(x: float) -> str:
 def _signed(x: float, decimals: int) -> str:
     """A change with an explicit sign and a true minus sign: -12 -> "−12", 3 -> "+3"."""
     return f"{x:+.{decimals}f}".replace("-", "\u2212")
+
+
+def layer_title(name: str) -> str:
+    """How a layer is named on charts: a bare nn.Sequential index "3" becomes "layer 3"; labels stay."""
+    return f"layer {name}" if str(name).isdigit() else str(name)
 
 
 def as_array(x: object) -> np.ndarray:
@@ -199,8 +204,10 @@ def _distribution_trace(values: np.ndarray, total: int, edges: np.ndarray, name:
     if not values.size:
         return go.Bar(x=[], y=[], name=name, marker_color=color)
     counts, _ = np.histogram(values, bins=edges)
+    # Per-channel quantization gives a few levels per row, many per layer: say how many.
+    label = f"{name}: {np.unique(values).size:,} distinct values" if stems else name
     return go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=100.0 * counts / total, width=np.diff(edges),
-                  name=name, marker_color=color, opacity=0.6, hovertemplate=hover)
+                  name=label, marker_color=color, opacity=0.6, hovertemplate=hover)
 
 
 def weight_histogram(original: torch.Tensor, compressed: torch.Tensor, layer: str, bits: int) -> go.Figure:
@@ -227,7 +234,8 @@ def weight_histogram(original: torch.Tensor, compressed: torch.Tensor, layer: st
     fig.add_annotation(text=note, xref="paper", yref="paper", x=1, y=1, xanchor="right", yanchor="bottom",
                        showarrow=False, align="right")
     precision = "no quantization (32-bit float)" if bits >= 32 else f"{bits}-bit"
-    style(fig, f"Layer {layer}: weight values, original vs {precision}", "weight value", "weights (% of layer)")
+    style(fig, f"{layer_title(layer)}: weight values, original vs {precision}", "weight value",
+          "weights (% of layer)")
     pad = 0.03 * (edges[-1] - edges[0])  # stems at the extreme levels would otherwise be cut in half
     fig.update_layout(barmode="overlay", bargap=0, legend_y=1.12, margin_t=130, showlegend=True,
                       xaxis_range=[edges[0] - pad, edges[-1] + pad])
@@ -246,7 +254,7 @@ def sparsity_bars(layers: Sequence[str], original: Sequence[float], compressed: 
     if not len(layers) == orig.size == comp.size:
         raise ValueError(f"need one sparsity per layer: {len(layers)} layers, {orig.size} and {comp.size} values")
     _check_fractions("sparsities", np.concatenate([orig, comp, [overall or 0.0]]) / 100.0)
-    names = [f"layer {name}" for name in layers]
+    names = [layer_title(name) for name in layers]
     hover = "%{x}<br>%{y:.1f} % zeros<extra>%{fullData.name}</extra>"
     fig = go.Figure([
         go.Bar(x=names, y=orig, name="original", marker_color=ORIGINAL_COLOR, hovertemplate=hover,
@@ -262,7 +270,7 @@ def sparsity_bars(layers: Sequence[str], original: Sequence[float], compressed: 
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", hoverinfo="skip",
                                  line=dict(dash="dash", color=OVERALL_COLOR, width=2),
                                  name=f"all layers, compressed: {format_percent(overall)}"))
-    i = int(np.argmax(comp)) if comp.size else 0
-    facts = caption("sparsity_bars", layer=layers[i], sparsity=format_percent(comp[i] / 100)) if comp.size else None
-    fig.update_layout(meta={"caption": facts or caption("sparsity_bars")})
+    i = int(np.argmax(comp)) if comp.size else -1
+    text = caption("sparsity_bars", layer=names[i], sparsity=format_percent(comp[i] / 100)) if i >= 0 else None
+    fig.update_layout(meta={"caption": text or caption("sparsity_bars")})
     return fig

@@ -16,7 +16,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from core.figures import (DIVERGING, FONT_SIZE, SEQUENTIAL, as_array, caption, finite_weights, format_percent,
-                          style)
+                          layer_title, style)
 
 PRUNED_RGB = (0, 0, 0)        # black: a pruned weight must not look like a small one
 GAP_RGB = (255, 255, 255)     # the 1-pixel blank between conv filter tiles
@@ -93,7 +93,8 @@ def weight_heatmap(weight: torch.Tensor, layer: str) -> go.Figure:
     labels = ("input channel", "output channel (filter)") if w.ndim == 4 else ("input feature", "output neuron")
     # Keep pixels square and let tall or wide layers pick a height that fills the width.
     rows, cols = grid.shape
-    style(fig, f"Layer {layer}: weights ({shape}), {format_percent(zeros)} pruned", *labels,
+    name = layer_title(layer) if shape in str(layer) else f"{layer_title(layer)} ({shape})"
+    style(fig, f"{name}: weights, {format_percent(zeros)} pruned", *labels,
           height=int(np.clip(650 * rows / cols + 170, 340, 760)))
     fig.update_layout(legend=dict(y=1.0, x=1.0, xanchor="right", yanchor="bottom"), plot_bgcolor="white")
     fig.update_xaxes(showgrid=False, zeroline=False, constrain="domain")

@@ -118,6 +118,7 @@ def test_weight_histogram_many_values_share_bin_edges():
     assert math.isclose(sum(b.y) + 100 * zeros, 100.0)
     assert _no_nan(a.y) and _no_nan(b.y)
     assert "32-bit float" in fig.layout.title.text
+    assert a.name == "original" and b.name == f"compressed: {int((compressed != 0).sum()):,} distinct values"
 
 
 def test_weight_histogram_all_zero_still_renders():
@@ -141,7 +142,7 @@ def test_sparsity_bars_percent_and_overall_line():
     (line,) = fig.layout.shapes
     assert line.y0 == line.y1 == pytest.approx(80.0) and line.line.dash == "dash"
     assert fig.data[2].name == "all layers, compressed: 80 %" and fig.data[2].line.dash == "dash"
-    assert "Most pruned layer: 0 (82 %" in F.figure_caption(fig)
+    assert "The most pruned is layer 0: 82 %" in F.figure_caption(fig)
     without = F.sparsity_bars(["0"], [0.0], [0.5])
     assert len(without.data) == 2 and not without.layout.shapes
 
@@ -171,7 +172,7 @@ def test_weight_heatmap_linear_pixels_mark_pruned_in_black():
     assert picture.getpixel((1, 0)) == M.PRUNED_RGB and picture.getpixel((2, 2)) == M.PRUNED_RGB
     assert picture.getpixel((3, 0)) != M.PRUNED_RGB                  # a small kept weight is not black
     assert fig.layout.xaxis.title.text == "input feature" and fig.layout.yaxis.title.text == "output neuron"
-    assert "33 % pruned" in fig.layout.title.text                    # 4 of 12
+    assert fig.layout.title.text == "layer 0 (3×4): weights, 33 % pruned"   # 4 of 12 are zero
     assert "33 % of this layer's weights are exactly zero" in F.figure_caption(fig)
     assert fig.data[1].marker.cmin == -1.0 and fig.data[1].marker.cmax == 1.0
     assert torch.equal(w, kept)
@@ -187,6 +188,12 @@ def test_weight_heatmap_conv_grid_shape():
     assert picture.getpixel((12, 6)) == M.PRUNED_RGB                 # filter 1, input channel 2
     assert fig.layout.yaxis.title.text == "output channel (filter)"
     assert list(fig.layout.xaxis.ticktext) == ["0", "1", "2"]
+    labelled = M.weight_heatmap(w, "conv 2 (4×3×5×5), compressed")           # the label already has the shape
+    assert labelled.layout.title.text.startswith("conv 2 (4×3×5×5), compressed: weights")
+
+
+def test_layer_title_prefixes_bare_indices_only():
+    assert F.layer_title("3") == "layer 3" and F.layer_title("fc 1 (120×784)") == "fc 1 (120×784)"
 
 
 def test_weight_heatmap_300x784_stays_light():
