@@ -382,5 +382,13 @@ def sidebar() -> Setup:
 
 
 def current_setup() -> Setup:
-    """The setup the sidebar chose in this run (app.py draws the sidebar before the page)."""
-    return st.session_state["_setup"]
+    """The setup the sidebar chose in this run; call it once, at the top of a page.
+
+    app.py draws the sidebar before the page, and the page takes (pops) its setup. A page
+    file that runs without app.py finds none and draws the sidebar itself: Streamlit runs a
+    page alone while its legacy pages/ mode is on, which lasts from a server's start until
+    some session has run app.py (a first request to /weights, say).
+    """
+    if "_setup" not in st.session_state:
+        sidebar()
+    return st.session_state.pop("_setup")
