@@ -26,8 +26,8 @@ METRIC_LABELS = {
 CAPTIONS = {
     "randomization": (
         "From left to right, one more layer of the model is replaced by random weights, starting at the output. "
-        "If a line stays near 1 while the model is destroyed, the map does not depend on the model; a method "
-        "that explains the model falls toward 0."),
+        "Look at where the lines end: if one stays near 1 while the model is destroyed, the map does not depend "
+        "on the model; a method that explains the model falls toward 0."),
     "randomization_maps": (
         "The same image's map after each randomization step (each panel on its own scale). Look for the moment "
         "the digit's shape dissolves: a map that keeps showing the digit to the end reflects the image, "

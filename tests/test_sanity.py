@@ -130,7 +130,7 @@ def test_randomization_figures(images):
     fig = randomization_figure(original, compressed, metric="ssim")
     assert len(fig.data) == 4                                   # band + line per model
     assert list(fig.data[1].y) == pytest.approx(original["ssim_mean"].tolist())
-    assert "near 1" in fig.layout.meta["caption"]
+    assert "near 1" in fig.layout.meta["caption"] and "Look" in fig.layout.meta["caption"]
     with pytest.raises(ValueError):
         randomization_figure(original, metric="pearson")
     labels, maps = randomized_maps(model, images[0])
