@@ -1,0 +1,252 @@
+"""Plotly figures of the trade-off sweeps (core.sweeps): curves per baseline and the sparsity x bits map.
+
+Builders take the DataFrames of `core.sweeps` (read only), return a `go.Figure`, never
+call Streamlit, and store a student caption in `fig.layout.meta["caption"]`. The map is
+drawn as square markers, not a go.Heatmap, because Streamlit's `on_select` ignores
+heatmap clicks (streamlit issues #8760, #15042); each cell carries
+customdata = [prune_amount, weight_bits] for the page to read.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.figures import COMPRESSED_COLOR, FONT_SIZE, OVERALL_COLOR, SEQUENTIAL, format_percent, style
+from core.sweeps import BASELINES, SALIENCY_METRICS
+
+BASELINE_COLORS = {  # Tableau 10, leaving blue/orange to original/compressed as on the other pages
+    "global magnitude": "#2ca02c", "layer-wise magnitude": "#9467bd", "random": "#7f7f7f", "structured": "#8c564b"}
+OTHER_COLOR = "#e377c2"              # the sidebar's own method when it is not a baseline
+CURRENT_COLOR = COMPRESSED_COLOR     # the current setting is "the compressed model" everywhere
+BITS_OFF_POSITION = 9.5              # 32 bits sits after 8 with a gap: it is "no quantization", not a step
+CELL_SIZE = 44                       # px; grid rows are CELL_SIZE * 1.2 apart
+
+METRICS: dict[str, str] = {
+    "accuracy": "test accuracy (%)",
+    "agreement": "same prediction as the original (%)",
+    "sparsity": "measured sparsity (%)",
+    "spearman_abs": "map similarity: Spearman of |maps|",
+    "spearman": "map similarity: signed Spearman",
+    "topk": "map similarity: top-10 % pixel overlap",
+    "ssim": "map similarity: SSIM",
+    "deletion_auc": "deletion AUC (lower = more faithful)",
+    "insertion_auc": "insertion AUC (higher = more faithful)",
+    "infidelity": "infidelity (lower = more faithful)",
+}
+PERCENT = ("accuracy", "agreement", "sparsity")
+_TOLERANCE = {"accuracy": (0.01, "1 point"), "agreement": (0.01, "1 point")}  # others: 0.1 of similarity
+_MEANING = {
+    "accuracy": "how many test images the compressed model classifies correctly",
+    "agreement": "how often the compressed model predicts the same class as the original",
+    "sparsity": "the share of weights that are exactly zero",
+    "deletion_auc": "how fast the class probability falls when the map's top pixels are blacked out (lower is better)",
+    "insertion_auc": "how fast it recovers when they are put back into a blurred image (higher is better)",
+    "infidelity": "how badly the map predicts the effect of small random pixel changes (lower is better)",
+}
+
+
+def bits_label(bits: int) -> str:
+    """How a bit width is shown: 4 -> "4", 32 -> "32 (off)"."""
+    return "32 (off)" if int(bits) == 32 else str(int(bits))
+
+
+def _bits_position(bits: object) -> object:
+    return np.where(np.asarray(bits) == 32, BITS_OFF_POSITION, np.asarray(bits, dtype=float))
+
+
+def _meaning(metric: str) -> str:
+    if metric in SALIENCY_METRICS:
+        return "how similar the compressed model's saliency maps are to the original's (1 = same ranking of pixels)"
+    return _MEANING[metric]
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _band_column(df: pd.DataFrame, metric: str, band: str) -> tuple[str | None, str]:
+    """Which spread to draw around the mean: over seeds, over probe images, or none."""
+    seeds = int(df["n_seeds"].max()) if "n_seeds" in df else 1
+    if band == "auto":
+        band = "seeds" if seeds > 1 else "probes" if metric in SALIENCY_METRICS else "none"
+    if band == "seeds" and f"{metric}_std" in df:
+        return f"{metric}_std", f"Bands: ± one standard deviation over {seeds} seeds."
+    if band == "probes" and f"{metric}_probe_std" in df:
+        return f"{metric}_probe_std", "Bands: ± one standard deviation over the probe images."
+    return None, ""
+
+
+def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str = "accuracy",
+                    current: float | int | None = None, band: str = "auto") -> go.Figure:
+    """One line per baseline of `metric` (from `core.sweeps.summarize`) against sparsity or bit width.
+
+    x: "prune_amount" (the "sparsity" curves, axis in %) or "weight_bits" (the "bits"
+    curves; 1..8 and "32 (off)" after a gap). current: the sidebar's value on that axis,
+    drawn as a vertical line and a star on the sidebar method's curve. band: "auto"
+    (seed spread when there are several seeds, else probe spread for map similarities),
+    "seeds", "probes" or "none". Fine-tuned rows are dashed lines of the same colour.
+    """
+    if x not in ("prune_amount", "weight_bits") or metric not in METRICS:
+        raise ValueError(f"x must be prune_amount or weight_bits and metric one of {', '.join(METRICS)}")
+    rows = summary[summary["curve"] == ("sparsity" if x == "prune_amount" else "bits")]
+    reference = summary.loc[summary["curve"] == "reference", metric]
+    if rows.empty:
+        raise ValueError(f"the summary has no {x} curve")
+    scale = 100.0 if metric in PERCENT else 1.0
+    band_col, band_text = _band_column(rows, metric, band)
+    fig = go.Figure()
+    for (name, tuned), curve in rows.groupby(["baseline", "fine_tuned"], sort=False):
+        curve = curve.sort_values(x)
+        xs = curve[x].to_numpy() * 100 if x == "prune_amount" else _bits_position(curve[x])
+        _add_line(fig, name, bool(tuned), xs, curve, metric, scale, band_col)
+    style(fig, f"{METRICS[metric]} against {'sparsity' if x == 'prune_amount' else 'bit width'}",
+          "sparsity (% of weights removed)" if x == "prune_amount" else "bits per weight", METRICS[metric])
+    # Up to ten legend entries: below the axis, where they cannot run into the title.
+    fig.update_layout(height=560, legend=dict(y=-0.22, yanchor="top"), margin_b=170, margin_t=70)
+    _axes(fig, x, metric, rows)
+    if len(reference):
+        _add_reference(fig, float(reference.iloc[0]) * scale)
+    if current is not None:
+        _mark_current(fig, rows, x, metric, current, scale)
+    facts = _holds_fact(rows, x, metric, float(reference.iloc[0]) if len(reference) else None)
+    tuned_note = " Dashed lines: the same pruning followed by fine-tuning with the mask held fixed." \
+        if rows["fine_tuned"].any() else ""
+    text = (f"Each line is one pruning method; the height shows {_meaning(metric)}. "
+            f"The orange line marks the sidebar's setting.{tuned_note} {band_text} {facts}")
+    fig.update_layout(meta={"caption": " ".join(text.split())})
+    return fig
+
+
+def _add_line(fig: go.Figure, name: str, tuned: bool, xs: np.ndarray, curve: pd.DataFrame, metric: str,
+              scale: float, band_col: str | None) -> None:
+    color = BASELINE_COLORS.get(name, OTHER_COLOR)
+    label = f"{name}, fine-tuned" if tuned else name
+    y = curve[metric].to_numpy() * scale
+    if band_col is not None:
+        spread = curve[band_col].fillna(0.0).to_numpy() * scale
+        fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([y + spread, (y - spread)[::-1]]),
+                                 fill="toself", fillcolor=_rgba(color, 0.15), line_width=0, hoverinfo="skip",
+                                 showlegend=False, legendgroup=label, name=f"{label} band"))
+    unit = " %" if scale == 100.0 else ""
+    fig.add_trace(go.Scatter(
+        x=xs, y=y, mode="lines+markers", name=label, legendgroup=label,
+        line=dict(color=color, width=3, dash="dash" if tuned else "solid"), marker=dict(size=7),
+        customdata=np.column_stack([curve["prune_amount"], curve["weight_bits"]]),
+        hovertemplate=(f"{label}<br>sparsity %{{customdata[0]:.0%}}, %{{customdata[1]}} bits"
+                       f"<br>{metric} %{{y:.3g}}{unit}<extra></extra>")))
+
+
+def _axes(fig: go.Figure, x: str, metric: str, rows: pd.DataFrame) -> None:
+    if x == "weight_bits":
+        bits = sorted(rows["weight_bits"].unique())
+        fig.update_xaxes(tickvals=list(_bits_position(bits)), ticktext=[bits_label(b) for b in bits])
+    else:
+        fig.update_xaxes(range=[-2, 101], ticksuffix=" %")
+    if metric in PERCENT:
+        fig.update_yaxes(range=[0, 102], ticksuffix=" %")
+    elif metric in ("spearman_abs", "topk", "ssim"):
+        fig.update_yaxes(range=[min(0.0, float(rows[metric].min()) - 0.05), 1.05])
+
+
+def _add_reference(fig: go.Figure, value: float) -> None:
+    # The label goes in the legend (as on the sparsity page): on the line it would hide the curves.
+    fig.add_hline(y=value, line_dash="dash", line_color=OVERALL_COLOR, line_width=2)
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", hoverinfo="skip", name="uncompressed model",
+                             line=dict(dash="dash", color=OVERALL_COLOR, width=2)))
+
+
+def _mark_current(fig: go.Figure, rows: pd.DataFrame, x: str, metric: str, current: float | int,
+                  scale: float) -> None:
+    position = float(current) * 100 if x == "prune_amount" else float(_bits_position(current))
+    fig.add_vline(x=position, line_dash="dot", line_color=CURRENT_COLOR, line_width=3)
+    mine = rows[rows["matches_sidebar"] & ~rows["fine_tuned"].astype(bool) & np.isclose(rows[x], float(current))]
+    label = format_percent(current) if x == "prune_amount" else f"{bits_label(current)} bits"
+    fig.add_trace(go.Scatter(x=[position] * len(mine), y=mine[metric].to_numpy() * scale, mode="markers",
+                             name=f"current setting ({label})", marker=dict(symbol="star", size=18,
+                             color=CURRENT_COLOR, line=dict(width=1, color="black")), hoverinfo="skip"))
+
+
+def _holds_fact(rows: pd.DataFrame, x: str, metric: str, reference: float | None) -> str:
+    """How far each baseline goes before `metric` falls more than a tolerance below the reference.
+
+    The reference is the uncompressed model when the sweep has it, else each curve's mildest point.
+    """
+    if metric not in PERCENT[:2] and metric not in SALIENCY_METRICS:
+        return ""
+    tol, tol_text = _TOLERANCE.get(metric, (0.1, "0.1"))
+    parts = []
+    for name, curve in rows[~rows["fine_tuned"].astype(bool)].groupby("baseline", sort=False):
+        curve = curve.sort_values(x, ascending=x == "prune_amount")  # from the mildest setting on
+        values = curve[metric].to_numpy()
+        ok = values >= (values[0] if reference is None else reference) - tol
+        last = len(ok) if ok.all() else int(np.argmin(ok))  # points before the first failure
+        reach = curve[x].to_numpy()[last - 1] if last else None
+        shown = "at no setting" if reach is None else (
+            format_percent(reach) if x == "prune_amount" else f"{bits_label(reach)} bits")
+        parts.append(f"{name} {shown}")
+    than = "the mildest setting" if reference is None else "the uncompressed model"
+    where = "up to" if x == "prune_amount" else "down to"
+    return f"Within {tol_text} of {than} {where}: " + ", ".join(parts) + "."
+
+
+def grid_heatmap(grid: pd.DataFrame, metric: str = "accuracy",
+                 current: tuple[float, int] | None = None) -> go.Figure:
+    """The sparsity x bits map of `metric` ("accuracy", "agreement", "spearman_abs", ...) from `grid_sweep`.
+
+    grid: rows of curve "grid" (raw, several seeds are averaged, or summarized). Cells are
+    large square markers coloured by the value, with customdata [prune_amount, weight_bits]
+    so a click can be read by Streamlit; the current (amount, bits) cell is outlined.
+    """
+    column = metric if metric in grid else f"{metric}_mean"
+    if column not in grid or grid.empty:
+        raise ValueError(f"the grid has no column for {metric!r}")
+    cells = grid.groupby(["prune_amount", "weight_bits"], as_index=False)[column].mean()
+    x = [format_percent(a) for a in cells["prune_amount"]]
+    y = [bits_label(b) for b in cells["weight_bits"]]
+    values = cells[column].to_numpy()
+    custom = np.column_stack([cells["prune_amount"], cells["weight_bits"]])
+    text = [f"{100 * v:.0f}" if metric in PERCENT else f"{v:.2f}" for v in values]
+    fig = go.Figure(go.Scatter(
+        x=x, y=y, mode="markers+text", text=text, customdata=custom, name="settings", showlegend=False,
+        textfont=dict(size=FONT_SIZE - 3, color=["white" if v < 0.6 else "black" for v in values]),
+        marker=dict(symbol="square", size=CELL_SIZE, color=values, colorscale=SEQUENTIAL, cmin=0, cmax=1,
+                    colorbar=dict(title=METRICS[metric].split(" (")[0], tickformat=".0%" if metric in PERCENT else ".1f")),
+        hovertemplate=(f"sparsity %{{x}}, %{{y}} bits<br>{metric} %{{marker.color:.3f}}"
+                       "<br>click to use this setting<extra></extra>")))
+    sparsities = [format_percent(a) for a in sorted(cells["prune_amount"].unique())]
+    bits = [bits_label(b) for b in sorted(cells["weight_bits"].unique())]
+    style(fig, f"{METRICS[metric]} for every sparsity and bit width", "sparsity (% of weights removed)",
+          "bits per weight", height=int(len(bits) * CELL_SIZE * 1.2) + 190)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=sparsities, showgrid=False)
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=bits, showgrid=False)
+    fig.update_layout(clickmode="event+select")
+    found = current is not None and bool(np.any(_at(cells, current)))
+    if found:
+        fig.add_trace(go.Scatter(
+            x=[format_percent(current[0])], y=[bits_label(current[1])], mode="markers", name="current setting",
+            customdata=[[float(current[0]), int(current[1])]], showlegend=False, hoverinfo="skip",
+            marker=dict(symbol="square-open", size=CELL_SIZE + 8, color=CURRENT_COLOR, line=dict(width=4))))
+    fig.update_layout(meta={"caption": _grid_caption(cells, column, metric, found)})
+    return fig
+
+
+def _at(cells: pd.DataFrame, setting: tuple[float, int]) -> np.ndarray:
+    return np.isclose(cells["prune_amount"], float(setting[0])) & (cells["weight_bits"] == int(setting[1]))
+
+
+def _grid_caption(cells: pd.DataFrame, column: str, metric: str, found: bool) -> str:
+    text = (f"Each square is one setting, sparsity across and bits per weight up; the colour and number show "
+            f"{_meaning(metric)}. Click a square to move the sidebar to it; "
+            + ("the orange outline is the current setting." if found else "the current setting is not on this grid."))
+    dense = cells[_at(cells, (0.0, 32))]
+    if dense.empty:
+        return text
+    tol, tol_text = _TOLERANCE.get(metric, (0.1, "0.1"))
+    good = cells[cells[column] >= float(dense[column].iloc[0]) - tol]
+    # Storage per weight, ignoring index costs: what "smallest" means for a student here.
+    size = (1 - good["prune_amount"]) * good["weight_bits"]
+    best = good.loc[size.idxmin()]
+    return (f"{text} The smallest setting within {tol_text} of the uncompressed model: "
+            f"{format_percent(best['prune_amount'])} sparsity at {bits_label(best['weight_bits'])} bits.")

@@ -1,0 +1,161 @@
+"""core.sweeps and core.figures_tradeoff: known answers on a tiny MLP trained on 8x8 digits."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import core.sweeps as sweeps
+from core.compression import CompressionConfig
+from core.data import load_dataset
+from core.figures_tradeoff import grid_heatmap, tradeoff_curves
+from core.finetune import compress_fine_tuned
+from core.layers import prunable_layers
+from core.metrics import evaluate
+from core.sweeps import (BASELINES, GRID_BITS, GRID_SPARSITIES, SweepConfig, grid_sweep, probe_indices,
+                         summarize, sweep_problem, tradeoff_sweep)
+from core.training import TrainConfig, train
+
+SMALL = SweepConfig(sparsities=(0.0, 0.5, 0.99), bit_widths=(4, 32), probe_size=16, deletion_steps=4,
+                    infidelity_samples=2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    return train(TrainConfig(model="mlp", dataset="digits", epochs=8), data)
+
+
+@pytest.fixture(scope="module")
+def curves(model, data):
+    return tradeoff_sweep(model, data, SMALL, workers=2)
+
+
+def _snapshot(model):
+    return ({k: v.clone() for k, v in model.state_dict().items()}, model.training,
+            [p.requires_grad for p in model.parameters()])
+
+
+def _unchanged(model, snapshot):
+    state, training, grads = snapshot
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert model.training == training and [p.requires_grad for p in model.parameters()] == grads
+    assert not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules())
+
+
+def test_uncompressed_points_equal_the_original(model, data, curves):
+    dense = curves[(curves.prune_amount == 0) & (curves.weight_bits == 32)]
+    assert len(dense) == 1 + 2 * len(BASELINES)  # reference + every baseline's sparsity and bits curve
+    assert (dense.accuracy == evaluate(model, data.x_test, data.y_test).accuracy).all()
+    for column in ("agreement", "spearman_abs_mean", "spearman_mean", "topk_mean", "ssim_mean"):
+        assert np.allclose(dense[column], 1.0), column
+    assert (dense.spearman_abs_std == 0).all() and (dense.degenerate == 0).all()
+    assert dense.deletion_auc.notna().all() and dense.deletion_auc.nunique() == 1
+
+
+def test_shared_points_are_computed_once(model, data, monkeypatch):
+    calls = []
+    real = sweeps.compress
+    monkeypatch.setattr(sweeps, "compress", lambda m, cfg: calls.append(cfg) or real(m, cfg))
+    df = tradeoff_sweep(model, data, SMALL, workers=1)
+    # (0, 32) shared by all; 4 baselines x {0.5, 0.99} at 32 bits; (0, 4) shared by the bits curves.
+    assert len(calls) == 1 + 4 * 2 + 1
+    assert len(df) == 1 + 4 * (3 + 2)
+
+
+def test_measured_sparsity_and_collapse(model, data, curves):
+    magnitude = curves[(curves.prune_method == "magnitude") & (curves.weight_bits == 32)]
+    n = sum(m.weight.numel() for _, m in prunable_layers(model))
+    for _, row in magnitude.iterrows():
+        assert row.sparsity == pytest.approx(round(row.prune_amount * n) / n, abs=1e-9)
+    dense = evaluate(model, data.x_test, data.y_test).accuracy
+    gone = curves[(curves.curve == "sparsity") & (curves.prune_amount == 0.99)]
+    assert (gone.accuracy < dense - 0.3).all()
+    assert (gone.spearman_abs_mean < 0.9).all()
+
+
+def test_seeds_random_pruning_and_summary(model, data):
+    cfg = SweepConfig(sparsities=(0.0, 0.5), bit_widths=(32,), probe_size=8, seeds=(0, 1),
+                      baselines=("global magnitude", "random"), deletion_steps=2, infidelity_samples=1)
+    df = tradeoff_sweep([model, model], data, cfg)  # the same original twice: only pruning can differ
+    half = df[(df.curve == "sparsity") & (df.prune_amount == 0.5)].set_index(["baseline", "seed"])
+    assert half.loc[("global magnitude", 0), "accuracy"] == half.loc[("global magnitude", 1), "accuracy"]
+    assert half.loc[("random", 0), "spearman_abs_mean"] != half.loc[("random", 1), "spearman_abs_mean"]
+    summary = summarize(df).set_index(["curve", "baseline", "prune_amount"])
+    assert summary.loc[("sparsity", "global magnitude", 0.5), "accuracy_std"] == 0.0
+    assert summary.loc[("sparsity", "random", 0.5), "spearman_abs_std"] > 0.0
+    assert (summary.n_seeds == 2).all()
+    one = summarize(df[df.seed == 0])
+    assert (one.accuracy_std == 0).all() and (one.spearman_abs_std == 0).all()
+    assert np.allclose(one.spearman_abs_probe_std, df[df.seed == 0].spearman_abs_std)
+
+
+def test_grid_has_every_cell_and_skips_faithfulness(model, data):
+    grid = grid_sweep(model, data, SweepConfig(probe_size=8))
+    assert len(grid) == len(GRID_SPARSITIES) * len(GRID_BITS)
+    assert set(zip(grid.prune_amount, grid.weight_bits)) == {(a, b) for a in GRID_SPARSITIES for b in GRID_BITS}
+    assert grid.deletion_auc.isna().all() and grid.accuracy.notna().all() and grid.spearman_abs_mean.notna().all()
+
+
+def test_inputs_unchanged_and_threads_agree(model, data):
+    snapshot = _snapshot(model)
+    x_test = data.x_test.clone()
+    seen = []
+    one = tradeoff_sweep(model, data, SMALL, workers=1, progress=lambda f, m: seen.append(f))
+    two = tradeoff_sweep(model, data, SMALL, workers=2)
+    _unchanged(model, snapshot)
+    assert torch.equal(x_test, data.x_test)
+    pd.testing.assert_frame_equal(one, two)
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+
+
+def test_fine_tuned_rows_match_compress_fine_tuned(model, data):
+    cfg = SweepConfig(sparsities=(0.0, 0.9), bit_widths=(4, 32), probe_size=8, fine_tune_epochs=1,
+                      baselines=("global magnitude",), base=CompressionConfig(prune_amount=0.9))
+    df = tradeoff_sweep(model, data, cfg)
+    assert set(df.fine_tuned) == {False, True}
+    for bits in (4, 32):
+        row = df[df.fine_tuned & (df.curve == "bits") & (df.weight_bits == bits)].iloc[0]
+        expected = compress_fine_tuned(model, CompressionConfig(prune_amount=0.9, weight_bits=bits),
+                                       data.x_train, data.y_train, epochs=1)
+        assert row.accuracy == evaluate(expected, data.x_test, data.y_test).accuracy
+
+
+def test_probe_indices_are_fixed_and_stratified():
+    y = torch.tensor([0] * 50 + [1] * 30 + [2] * 3)
+    idx = probe_indices(y, 12)
+    assert np.array_equal(idx, probe_indices(y, 12)) and np.all(np.diff(idx) > 0)
+    assert np.bincount(y[idx].numpy()).tolist() == [5, 4, 3]  # turns 0,1,2 x3, then 0,1,0
+    assert len(probe_indices(y, 1000)) == len(y) and len(probe_indices(y, 0)) == 0
+
+
+def test_problems_are_messages(model, data):
+    assert "Grad-CAM" in sweep_problem(model, data, SweepConfig(method="grad_cam"))
+    assert "empty" in sweep_problem(model, data, SweepConfig(probe_size=0))
+    assert "one trained model per seed" in sweep_problem([model], data, SweepConfig(seeds=(0, 1)))
+    with pytest.raises(ValueError, match="empty"):
+        tradeoff_sweep(model, data, SweepConfig(probe_size=0))
+    assert sweep_problem(model, data, SweepConfig()) is None
+
+
+def test_figures_mark_the_current_setting(curves, model, data):
+    summary = summarize(curves)
+    for x, current in (("prune_amount", 0.5), ("weight_bits", 4)):
+        fig = tradeoff_curves(summary, x=x, metric="accuracy", current=current)
+        marks = [t for t in fig.data if t.name.startswith("current setting")]
+        assert len(marks) == 1 and len(marks[0].x) == 1  # a star on the sidebar method's curve
+        assert len(fig.layout.shapes) == 2  # the current value (vertical) and the uncompressed model
+        assert fig.layout.meta["caption"]
+    bands = tradeoff_curves(summary, metric="spearman_abs", current=0.0)
+    assert any(t.fill == "toself" for t in bands.data)
+    grid = grid_sweep(model, data, SweepConfig(probe_size=8, grid_sparsities=(0.0, 0.5), grid_bits=(4, 32)))
+    fig = grid_heatmap(grid, "accuracy", current=(0.5, 4))
+    cells = fig.data[0]
+    assert cells.marker.symbol == "square" and np.asarray(cells.customdata).shape == (4, 2)
+    assert {tuple(c) for c in np.asarray(cells.customdata)} == {(0.0, 4), (0.0, 32), (0.5, 4), (0.5, 32)}
+    outline = [t for t in fig.data if t.name == "current setting"]
+    assert len(outline) == 1 and list(outline[0].customdata[0]) == [0.5, 4]
+    assert fig.layout.meta["caption"]
