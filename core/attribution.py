@@ -99,7 +99,8 @@ def _resolve_target(model: nn.Module, x: Tensor, target: Tensor | int | None) ->
             return int(target.item())
         if target.shape != (len(x),):
             raise ValueError(f"target must be an int or shaped ({len(x)},), got {tuple(target.shape)}")
-        return target.detach().long()
+        # clone: a target made under torch.inference_mode() cannot be saved for backward.
+        return target.detach().long().clone()
     return int(target)
 
 

@@ -317,3 +317,15 @@ def test_agreement_ssim_single_window_by_hand():
     c1, c2 = 0.01**2, 0.03**2
     expected = (2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     assert saliency_agreement(a, b)["ssim"].item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_target_made_under_inference_mode_is_accepted():
+    from models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("lenet5", (1, 8, 8), 10).eval()
+    x = torch.randn(3, 1, 8, 8)
+    with torch.inference_mode():
+        target = model(x).argmax(1)
+    maps = attribute(model, x, target, "saliency")
+    assert maps.shape == (3, 8, 8)
