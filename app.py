@@ -23,4 +23,8 @@ navigation = st.navigation([
     for name, (path, title, icon) in PAGES.items()
 ])
 ui.sidebar()
+# Keep ?page= naming the page on screen, so a copied link opens the same page.
+shown = next(name for name, (_, title, _) in PAGES.items() if title == navigation.title)
+if st.query_params.get("page") != shown:
+    st.query_params["page"] = shown
 navigation.run()
