@@ -1,0 +1,185 @@
+"""Real-browser test: the dashboard in Debian's Chromium, driven with the keyboard.
+
+The app runs in a subprocess with a fresh model cache (so it trains once, about 10 s,
+and the test never depends on, or writes to, the user's cache). Screenshots of every
+page go to artifacts/ (git-ignored).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+# Generous: the first page load trains the model, and the 2 cores are shared.
+TRAIN_TIMEOUT_MS = 180_000
+RERUN_TIMEOUT_MS = 60_000
+# Page name -> (title on the page, Plotly charts it draws for the default model).
+PAGES = {"overview": ("Original vs compressed", 1), "weights": ("Weight distributions", 5),
+         "sparsity": ("Where the zeros are", 3), "saliency": ("Do the explanations survive?", 4)}
+# The app has finished a run: Streamlit's script state is idle and its "running" widget is gone.
+IDLE_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return app && app.getAttribute('data-test-script-state') === 'notRunning'
+    && !document.querySelector('[data-testid="stStatusWidget"]');
+}"""
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with code {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"streamlit did not answer {url}/_stcore/health within {timeout:.0f} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The browser's path; fails (never skips) when it is not installed, before any server starts."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make test`, which installs Debian's chromium "
+                    "(never `playwright install`).")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def app_url(chromium, tmp_path_factory):
+    """The URL of the dashboard, served by a subprocess that is always stopped at the end."""
+    tmp = tmp_path_factory.mktemp("browser")
+    port, log = _free_port(), tmp / "streamlit.log"
+    env = {**os.environ, "COMPRESSION_LENS_CACHE": str(tmp / "models")}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium):
+    """Debian's Chromium through Playwright."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is not installed: run `make test` (it installs requirements.txt).")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh tab, wide enough for the six metric cards."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def _wait_idle(page, timeout: float = RERUN_TIMEOUT_MS) -> None:
+    page.wait_for_function(IDLE_JS, timeout=timeout)
+
+
+def _sparsity_card(page):
+    return page.locator('[data-testid="stMetric"]').filter(has_text="Sparsity").locator(
+        '[data-testid="stMetricValue"]')
+
+
+def _open(page, base: str, query: dict[str, str], name: str) -> None:
+    """Load page `name` with the given settings and wait until its charts are drawn."""
+    title, charts = PAGES[name]
+    page.goto(f"{base}/?{urlencode({**query, 'page': name})}")
+    page.get_by_role("heading", name=title).wait_for(timeout=TRAIN_TIMEOUT_MS)
+    page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}",
+                           timeout=RERUN_TIMEOUT_MS)
+    _wait_idle(page)
+
+
+def _screenshot(page, name: str) -> None:
+    """Grow the viewport to the page's full height first: Streamlit scrolls inside its own container."""
+    height = page.evaluate("""() => Math.max(...[...document.querySelectorAll(
+        '[data-testid="stMain"], [data-testid="stAppViewContainer"], [data-testid="stSidebarContent"]')]
+        .map(e => e.scrollHeight), 800)""")
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 8000)})
+    page.wait_for_timeout(300)  # let Plotly re-layout to the new size
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_slider_updates_every_page(app_url, page):
+    """Moving "Pruning rate" to 80 % by keyboard updates the cards and charts; no page shows an error."""
+    _open(page, app_url, {}, "overview")
+    sparsity = _sparsity_card(page)
+    assert sparsity.inner_text().strip() == "0 %"
+    chart_before = page.locator(".js-plotly-plot").first.text_content()
+
+    slider = page.get_by_role("slider", name="Pruning rate")
+    slider.focus()
+    for _ in range(100):  # PageUp moves 10 steps, ArrowRight one; each press reruns the app
+        value = int(slider.get_attribute("aria-valuetext").rstrip("%"))
+        if value == 80:
+            break
+        page.keyboard.press("PageUp" if value <= 70 else "ArrowRight")
+    assert slider.get_attribute("aria-valuetext") == "80%"
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
+             .some(m => m.innerText.includes('Sparsity') && m.innerText.includes('80 %'))""",
+        timeout=RERUN_TIMEOUT_MS)
+    _wait_idle(page)
+    assert sparsity.inner_text().strip() == "80 %"
+    assert page.locator(".js-plotly-plot").first.text_content() != chart_before, \
+        "the per-class accuracy chart did not change after pruning 80 %"
+    query = dict(parse_qsl(urlsplit(page.url).query))
+    assert query.get("prune") == "80", f"the URL does not carry the setting: {page.url}"
+
+    for name in PAGES:
+        _open(page, app_url, query, name)
+        assert page.locator('[data-testid="stException"]').count() == 0, f"{name} page shows an exception"
+        assert page.get_by_role("slider", name="Pruning rate").get_attribute("aria-valuetext") == "80%"
+        _screenshot(page, name)
+        if name == "weights":
+            notes = " ".join(page.locator(".js-plotly-plot").all_text_contents())
+            pruned = re.findall(r"exact zeros \(not drawn\): 0 % original, ([^ ]+) % compressed", notes)
+            assert pruned and any(p != "0" for p in pruned), f"histograms do not show the pruning: {pruned}"
