@@ -1,0 +1,400 @@
+"""How long one move of the "Pruning rate" slider takes: on the server, and in a real browser.
+
+a) Server: for each page, the work one slider move causes when nothing is cached yet
+   (compress, the report with the original's evaluation precomputed, attributions, every
+   figure and its JSON serialization, as Streamlit sends it), over random settings.
+b) Browser: key release on the slider -> the page updated, in Debian's Chromium, on the
+   real app (overview page) and on benchmarks/floor_app.py (one slider, one Plotly chart:
+   the floor that Streamlit itself costs), presses alternating between the two. "Updated" =
+   the Sparsity card's (floor: the chart title's) text changed, the script run has finished
+   (Streamlit's script state idle, no "running" widget), and the next frame was drawn.
+
+Run with `make bench` (or `.venv/bin/python benchmarks/bench.py --help`). What-ifs:
+`--gc-freeze` (server part without full-heap GC pauses) and
+`--streamlit-option runner.postScriptGC=false` (both browser servers).
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import logging
+import pstats
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import plotly.io as pio
+import torch
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+torch.set_num_threads(1)  # as the app does: 2 shared cores
+
+import streamlit  # noqa: E402  (imported first only to quiet ui's "no runtime" cache warnings)
+
+logging.getLogger("streamlit").setLevel(logging.ERROR)
+for _name in ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.caching.cache_resource_api"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+import ui  # noqa: E402  (for train_config and the page constants: the benchmark must not drift from the app)
+from core import figures, figures_maps, layers  # noqa: E402
+from core.attribution import attribute, saliency_agreement  # noqa: E402
+from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_SCHEMES,  # noqa: E402
+                              WEIGHT_BITS, CompressionConfig, compress)
+from core.data import load_dataset  # noqa: E402
+from core.metrics import compression_report, evaluate  # noqa: E402
+from core.training import load_or_train  # noqa: E402
+
+PAGES = ("overview", "weights", "sparsity", "saliency")
+PHASES = ("compress", "report", "attribution", "figures", "to_json")
+TARGET_SERVER_P95_MS = 150.0
+TARGET_BROWSER_RATIO = 1.5
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+# ---------------------------------------------------------------- a) server side
+@dataclass
+class Context:
+    """What the app has cached before any slider move: data, trained model, its evaluation."""
+
+    model: torch.nn.Module
+    data: object
+    original_eval: object
+    labels: dict[str, str]
+    largest_layer: str
+    method: str = "saliency"  # the first entry of the saliency page's method list
+    images: tuple[int, ...] = tuple(range(ui.IMAGES_PER_VIEW))  # "by index", starting at 0
+
+
+@dataclass
+class Phases:
+    """Milliseconds spent per phase in one simulated slider move."""
+
+    ms: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[phase] += 1000.0 * (time.perf_counter() - start)
+
+    @property
+    def total(self) -> float:
+        return sum(self.ms.values())
+
+
+def load_context() -> Context:
+    """The default model (trained on first use into the app's own disk cache) and its evaluation."""
+    cfg = ui.train_config(ui.DEFAULTS["model"], ui.DEFAULTS["dataset"])
+    data = load_dataset(cfg.dataset)
+    start = time.perf_counter()
+    result = load_or_train(cfg, data)
+    how = "loaded from cache" if result.from_cache else "trained"
+    print(f"model {cfg.model} on {cfg.dataset}: {how} in {time.perf_counter() - start:.1f} s")
+    model = result.model.requires_grad_(False)  # as ui.TrainingJob shares it
+    names = layers.layer_labels(model)
+    largest = max(names, key=lambda n: layers.weight_of(model, n).numel())
+    return Context(model, data, evaluate(model, data.x_test, data.y_test), names, largest)
+
+
+def random_configs(n: int, seed: int) -> list[CompressionConfig]:
+    """`n` random sidebar settings (every control drawn independently), reproducible from `seed`."""
+    rng = random.Random(seed)
+    return [CompressionConfig(prune_amount=rng.randint(0, 100) / 100, prune_method=rng.choice(PRUNE_METHODS),
+                              prune_scope=rng.choice(PRUNE_SCOPES), weight_bits=rng.choice(WEIGHT_BITS),
+                              quant_scheme=rng.choice(QUANT_SCHEMES),
+                              quant_granularity=rng.choice(QUANT_GRANULARITIES))
+            for _ in range(n)]
+
+
+def _report(ctx: Context, compressed, cfg: CompressionConfig, t: Phases):
+    with t("report"):
+        return compression_report(ctx.model, compressed, cfg, ctx.data.x_test, ctx.data.y_test,
+                                  original_eval=ctx.original_eval)
+
+
+def page_work(page: str, ctx: Context, cfg: CompressionConfig, t: Phases) -> None:
+    """Everything the server computes for `page` after a slider move with empty caches (see ui.py)."""
+    with t("compress"):
+        compressed = compress(ctx.model, cfg)
+    figs = []
+    if page == "overview":
+        rep = _report(ctx, compressed, cfg, t)
+        with t("figures"):
+            figs.append(figures.per_class_accuracy(ctx.data.classes, rep.original.per_class_accuracy,
+                                                   rep.compressed.per_class_accuracy))
+            rep.to_frame()  # the "Layer by layer" table
+    elif page == "weights":
+        with t("figures"):
+            figs += [figures.weight_histogram(layers.weight_of(ctx.model, n), layers.weight_of(compressed, n),
+                                              label, cfg.weight_bits) for n, label in ctx.labels.items()]
+    elif page == "sparsity":
+        rep = _report(ctx, compressed, cfg, t)
+        with t("figures"):
+            figs.append(figures.sparsity_bars(list(ctx.labels.values()), [s.sparsity for s in rep.original_layers],
+                                              [s.sparsity for s in rep.compressed_layers], overall=rep.sparsity))
+            label = ctx.labels[ctx.largest_layer]
+            figs += [figures_maps.weight_heatmap(layers.weight_of(m, ctx.largest_layer), f"{label}, {which}")
+                     for m, which in ((ctx.model, "original"), (compressed, "compressed"))]
+    elif page == "saliency":
+        _report(ctx, compressed, cfg, t)
+        figs += _saliency_figures(ctx, compressed, t)
+    with t("to_json"):
+        for fig in figs:
+            pio.to_json(fig, validate=False)  # exactly what st.plotly_chart sends
+
+
+def _saliency_figures(ctx: Context, compressed, t: Phases) -> list:
+    """As ui.saliency_panel: one image per call, maps of both models for the original's prediction."""
+    figs = []
+    for i in ctx.images:
+        x = ctx.data.x_test[[i]]
+        target = torch.as_tensor(ctx.original_eval.predictions[[i]])
+        with t("attribution"):
+            map_o = attribute(ctx.model, x, target, ctx.method)
+            map_c = attribute(compressed, x, target, ctx.method)
+            saliency_agreement(map_o[0], map_c[0])
+        with t("figures"):
+            figs.append(figures_maps.saliency_row(ctx.data.x_test[i], map_o[0], map_c[0]))
+    return figs
+
+
+def run_server(ctx: Context, configs: list[CompressionConfig]) -> dict[str, list[Phases]]:
+    """Every page for every config (after one untimed warm-up per page)."""
+    for page in PAGES:
+        page_work(page, ctx, configs[0], Phases())
+    results: dict[str, list[Phases]] = {page: [] for page in PAGES}
+    for cfg in configs:
+        for page in PAGES:
+            t = Phases()
+            page_work(page, ctx, cfg, t)
+            results[page].append(t)
+    return results
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def print_server(results: dict[str, list[Phases]], configs: list[CompressionConfig]) -> dict[str, tuple]:
+    """Per page: p50 / p95 / max of the total, and the mean of each phase; returns the summary."""
+    print(f"\na) server, one slider move with empty caches, {len(configs)} random settings, 1 torch thread"
+          "\n   (total includes to_json: plotly.io.to_json(fig, validate=False), as st.plotly_chart does)")
+    header = f"{'page':<10}{'p50':>8}{'p95':>8}{'max':>8}  " + "".join(f"{p:>12}" for p in PHASES)
+    print(header + "\n" + " " * 36 + "mean ms per phase".center(12 * len(PHASES)))
+    summary = {}
+    pooled = []
+    for page, runs in results.items():
+        totals = [r.total for r in runs]
+        pooled += totals
+        means = {p: statistics.fmean(r.ms.get(p, 0.0) for r in runs) for p in PHASES}
+        summary[page] = (percentile(totals, 50), percentile(totals, 95), max(totals))
+        print(f"{page:<10}" + "".join(f"{v:8.1f}" for v in summary[page]) + "  "
+              + "".join(f"{means[p]:12.1f}" for p in PHASES))
+    summary["overall"] = (percentile(pooled, 50), percentile(pooled, 95), max(pooled))
+    print(f"{'overall':<10}" + "".join(f"{v:8.1f}" for v in summary["overall"]))
+    slowest = max(((page, cfg, r.total) for page, runs in results.items() for cfg, r in zip(configs, runs)),
+                  key=lambda item: item[2])
+    print(f"slowest: {slowest[0]} {slowest[2]:.0f} ms with {slowest[1]}")
+    return summary
+
+
+def profile(ctx: Context, page: str, configs: list[CompressionConfig], top: int = 25) -> None:
+    """cProfile of `page` over the configs: the functions with the most cumulative time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for cfg in configs:
+        page_work(page, ctx, cfg, Phases())
+    profiler.disable()
+    print(f"\ncProfile of the {page} page over {len(configs)} settings (cumulative time):")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
+
+
+# ---------------------------------------------------------------- b) browser
+# Set t0 at the key release; t1 at the first frame after the probe's text changed AND the
+# script finished (Streamlit's script state idle, no "running" widget).
+INSTRUMENT_JS = """([selector, containing]) => {
+  const probe = () => {
+    const e = [...document.querySelectorAll(selector)].find(e => e.textContent.includes(containing));
+    return e ? e.textContent : null;
+  };
+  const idle = () => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app && app.getAttribute('data-test-script-state') === 'notRunning'
+      && !document.querySelector('[data-testid="stStatusWidget"]');
+  };
+  const L = window.__lat = {armed: false, t0: null, t1: null, before: null, probe};
+  document.addEventListener('keyup', () => { if (L.armed && L.t0 === null) L.t0 = performance.now(); }, true);
+  let pending = false;
+  new MutationObserver(() => {
+    if (L.t0 === null || L.t1 !== null || pending) return;
+    const now = probe();  // null or empty while an element is being redrawn: not updated yet
+    if (now && now !== L.before && idle()) {
+      pending = true;
+      requestAnimationFrame(() => { L.t1 = performance.now(); pending = false; });
+    }
+  }).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+IDLE_JS = """() => document.querySelector('[data-testid="stApp"]')
+    ?.getAttribute('data-test-script-state') === 'notRunning'"""
+ARM_JS = "() => { const L = window.__lat; L.t0 = null; L.t1 = null; L.before = L.probe(); L.armed = true; }"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(script: str, options: list[str]) -> tuple[subprocess.Popen, str]:
+    """`streamlit run script` on a free port (the app's default model cache); waits for health.
+
+    options: extra Streamlit settings as "section.name=value" (e.g. runner.postScriptGC=false).
+    """
+    port = _free_port()
+    extra = [arg for option in options for arg in ("--" + option.split("=", 1)[0], option.split("=", 1)[1])]
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
+                             "--server.headless", "true", "--browser.gatherUsageStats", "false", *extra],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"streamlit run {script} did not start")
+
+
+def _prepare(page, url: str, ready_selector: str, probe: tuple[str, str]) -> None:
+    """Open `url`, wait for its first run, instrument it; probe = (CSS selector, text the element contains)."""
+    page.goto(url)
+    page.wait_for_selector(ready_selector, timeout=180_000)
+    page.wait_for_function(IDLE_JS, timeout=60_000)
+    page.evaluate(INSTRUMENT_JS, list(probe))
+    page.get_by_role("slider", name="Pruning rate").focus()
+
+
+def _press(page, name: str) -> float | None:
+    """One ArrowRight on the slider; ms from key release to updated page (None, with a note, if it never came)."""
+    slider = page.get_by_role("slider", name="Pruning rate")
+    before = slider.get_attribute("aria-valuetext")
+    slider.focus()  # a rerun may have re-created the element
+    page.evaluate(ARM_JS)
+    page.keyboard.press("ArrowRight")
+    try:
+        page.wait_for_function("() => window.__lat.t1 !== null", timeout=20_000)
+    except PlaywrightTimeout:
+        print(f"  {name}: no update within 20 s (slider {before} -> {slider.get_attribute('aria-valuetext')});"
+              " press not counted", file=sys.stderr)
+        page.wait_for_function(IDLE_JS, timeout=60_000)
+        return None
+    latency = page.evaluate("() => window.__lat.t1 - window.__lat.t0")
+    page.wait_for_timeout(150)  # let the browser settle before the next press
+    return latency
+
+
+def run_browser(presses: int, options: list[str], warmup: int = 2) -> dict[str, list[float]]:
+    """Alternate ArrowRight presses between the real app and the floor app (same options); latencies in ms."""
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing: run `make bench` (it installs Debian's chromium).")
+    servers = {"app": start_server("app.py", options), "floor": start_server("benchmarks/floor_app.py", options)}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            tabs = {}
+            for name, (_, url) in servers.items():
+                tabs[name] = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            # Probes: the Sparsity card on the overview; the chart's title in the floor app.
+            _prepare(tabs["app"], f"{servers['app'][1]}/?page=overview", '[data-testid="stMetric"]',
+                     ('[data-testid="stMetric"]', "Sparsity"))
+            _prepare(tabs["floor"], servers["floor"][1], ".js-plotly-plot .main-svg", (".js-plotly-plot .gtitle", ""))
+            latencies: dict[str, list[float]] = {name: [] for name in tabs}
+            for i in range(warmup + presses):
+                for name, tab in tabs.items():
+                    ms = _press(tab, name)
+                    if i >= warmup and ms is not None:
+                        latencies[name].append(ms)
+            browser.close()
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return latencies
+
+
+def print_browser(latencies: dict[str, list[float]]) -> tuple[float, float]:
+    app, floor = (statistics.median(latencies[k]) for k in ("app", "floor"))
+    print(f"\nb) browser, ArrowRight release -> page updated (Chromium, {len(latencies['app'])} presses each,"
+          " alternating)")
+    for name, values in latencies.items():
+        print(f"{name:<10} median {statistics.median(values):7.1f} ms   p95 {percentile(values, 95):7.1f}   "
+              f"min {min(values):6.1f}   max {max(values):6.1f}")
+    return app, floor
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--configs", type=int, default=30, help="random settings per page (server part)")
+    parser.add_argument("--presses", type=int, default=20, help="key presses per app (browser part)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument("--profile", choices=PAGES, help="also print a cProfile of this page")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="server part: gc.freeze() after loading (what-if: no full-heap GC pauses)")
+    parser.add_argument("--streamlit-option", action="append", default=[], metavar="SECTION.NAME=VALUE",
+                        help="extra setting for both browser-test servers, e.g. runner.postScriptGC=false")
+    args = parser.parse_args()
+
+    ctx = load_context()  # also trains the model into the app's cache when it is missing
+    configs = random_configs(args.configs, args.seed)
+    if args.gc_freeze:
+        page_work("saliency", ctx, configs[0], Phases())  # load plotly's lazy validators first
+        gc.collect()
+        gc.freeze()
+        print(f"gc.freeze(): {gc.get_freeze_count():,} objects moved out of the collector's way")
+    summary = {} if args.skip_server else print_server(run_server(ctx, configs), configs)
+    if args.profile:
+        profile(ctx, args.profile, configs)
+    browser = None
+    if not args.skip_browser:
+        if args.streamlit_option:
+            print("\nstreamlit options for both servers: " + " ".join(args.streamlit_option))
+        browser = print_browser(run_browser(args.presses, args.streamlit_option))
+
+    print("\nsummary (ms)                     value   target")
+    for page in summary:
+        p50, p95, _ = summary[page]
+        ok = "ok" if p95 <= TARGET_SERVER_P95_MS else "MISSED"
+        print(f"server {page:<10} p50 {p50:6.1f}  p95 {p95:6.1f}   <= {TARGET_SERVER_P95_MS:.0f}  {ok}")
+    if browser:
+        app, floor = browser
+        ratio = app / floor
+        ok = "ok" if ratio <= TARGET_BROWSER_RATIO else "MISSED"
+        print(f"browser median: app {app:.0f}, floor {floor:.0f}, ratio {ratio:.2f}   <= {TARGET_BROWSER_RATIO}  {ok}")
+
+
+if __name__ == "__main__":
+    main()
