@@ -127,7 +127,8 @@ def _add_line(fig: go.Figure, name: str, tuned: bool, xs: np.ndarray, curve: pd.
     if band_col is not None:
         spread = curve[band_col].fillna(0.0).to_numpy() * scale
         fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([y + spread, (y - spread)[::-1]]),
-                                 fill="toself", fillcolor=_rgba(color, 0.15), line_width=0, hoverinfo="skip",
+                                 mode="lines", fill="toself", fillcolor=_rgba(color, 0.15), line_width=0,
+                                 hoverinfo="skip",
                                  showlegend=False, legendgroup=label, name=f"{label} band"))
     unit = " %" if scale == 100.0 else ""
     fig.add_trace(go.Scatter(
@@ -162,7 +163,8 @@ def _mark_current(fig: go.Figure, rows: pd.DataFrame, x: str, metric: str, curre
     position = float(current) * 100 if x == "prune_amount" else float(_bits_position(current))
     fig.add_vline(x=position, line_dash="dot", line_color=CURRENT_COLOR, line_width=3)
     mine = rows[rows["matches_sidebar"] & ~rows["fine_tuned"].astype(bool) & np.isclose(rows[x], float(current))]
-    label = format_percent(current) if x == "prune_amount" else f"{bits_label(current)} bits"
+    label = format_percent(current) if x == "prune_amount" else (
+        "32 bits, no quantization" if int(current) == 32 else f"{int(current)} bits")
     fig.add_trace(go.Scatter(x=[position] * len(mine), y=mine[metric].to_numpy() * scale, mode="markers",
                              name=f"current setting ({label})", marker=dict(symbol="star", size=18,
                              color=CURRENT_COLOR, line=dict(width=1, color="black")), hoverinfo="skip"))
@@ -171,24 +173,37 @@ def _mark_current(fig: go.Figure, rows: pd.DataFrame, x: str, metric: str, curre
 def _holds_fact(rows: pd.DataFrame, x: str, metric: str, reference: float | None) -> str:
     """How far each baseline goes before `metric` falls more than a tolerance below the reference.
 
-    The reference is the uncompressed model when the sweep has it, else each curve's mildest point.
+    The reference is the uncompressed model when the sweep has it, else each curve's mildest
+    point. Fine-tuned curves get a second sentence.
     """
     if metric not in PERCENT[:2] and metric not in SALIENCY_METRICS:
         return ""
     tol, tol_text = _TOLERANCE.get(metric, (0.1, "0.1"))
-    parts = []
-    for name, curve in rows[~rows["fine_tuned"].astype(bool)].groupby("baseline", sort=False):
-        curve = curve.sort_values(x, ascending=x == "prune_amount")  # from the mildest setting on
-        values = curve[metric].to_numpy()
-        ok = values >= (values[0] if reference is None else reference) - tol
-        last = len(ok) if ok.all() else int(np.argmin(ok))  # points before the first failure
-        reach = curve[x].to_numpy()[last - 1] if last else None
-        shown = "at no setting" if reach is None else (
-            format_percent(reach) if x == "prune_amount" else f"{bits_label(reach)} bits")
-        parts.append(f"{name} {shown}")
     than = "the mildest setting" if reference is None else "the uncompressed model"
     where = "up to" if x == "prune_amount" else "down to"
-    return f"Within {tol_text} of {than} {where}: " + ", ".join(parts) + "."
+    sentences = []
+    for tuned, part in rows.groupby(rows["fine_tuned"].astype(bool), sort=True):
+        reaches = {name: _reach(curve, x, metric, reference, tol) for name, curve in part.groupby("baseline", sort=False)}
+        if all(r is None for r in reaches.values()):
+            lead = "Even after fine-tuning, no" if tuned else "No"
+            sentences.append(f"{lead} curve stays within {tol_text} of {than}.")
+            continue
+        lead = "After fine-tuning, within" if tuned else "Within"
+        listed = ", ".join(f"{name} {r or 'at no setting'}" for name, r in reaches.items())
+        sentences.append(f"{lead} {tol_text} of {than} {where}: {listed}.")
+    return " ".join(sentences)
+
+
+def _reach(curve: pd.DataFrame, x: str, metric: str, reference: float | None, tol: float) -> str | None:
+    """The harshest setting before the curve first drops below reference - tol, as text (None: none)."""
+    curve = curve.sort_values(x, ascending=x == "prune_amount")  # from the mildest setting on
+    values = curve[metric].to_numpy()
+    ok = values >= (values[0] if reference is None else reference) - tol
+    last = len(ok) if ok.all() else int(np.argmin(ok))  # points before the first failure
+    if not last:
+        return None
+    reach = curve[x].to_numpy()[last - 1]
+    return format_percent(reach) if x == "prune_amount" else f"{bits_label(reach)} bits"
 
 
 def grid_heatmap(grid: pd.DataFrame, metric: str = "accuracy",

@@ -1,8 +1,9 @@
 """Sweeps over compression settings: how accuracy and explanations change with sparsity and bits.
 
-A sweep is a list of compression points. Points that give the same compressed model
-(amount 0 makes method and scope irrelevant, 32 bits makes scheme and granularity
-irrelevant) are computed once. Each point is measured on a worker thread (torch frees
+A sweep is a list of compression points (its plan, `core.sweep_plan`, whose names are
+re-exported here). Points that give the same compressed model (amount 0 makes method
+and scope irrelevant, 32 bits makes scheme and granularity irrelevant) are computed
+once. Each point is measured on a worker thread (torch frees
 the GIL in its kernels); every call into the models is batched. Inputs are never
 modified: `compress` and `fine_tune` work on copies, attribution is side-effect free.
 
@@ -33,99 +34,27 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from core.attribution import METHODS, attribute, methods_for, saliency_agreement
-from core.compression import WEIGHT_BITS, CompressionConfig, compress
+from core.attribution import attribute, methods_for, saliency_agreement
+from core.compression import CompressionConfig, compress
 from core.data import Dataset
 from core.faithfulness import deletion_insertion, infidelity
 from core.finetune import fine_tune
 from core.layers import prunable_layers
 from core.metrics import Evaluation, evaluate, prediction_agreement
+from core.sweep_plan import (BASELINES, BIT_WIDTHS, FAITHFULNESS_METRICS, GRID_BITS, GRID_SPARSITIES,  # noqa: F401
+                             SALIENCY_METRICS, SETTING_COLUMNS, SPARSITIES, Spec, SweepConfig, baseline_name,
+                             baselines_for, canonical, computed_points, curve_specs, grid_specs, probe_indices,
+                             seeded)
 
-SPARSITIES = (0.0, 0.1, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
-BIT_WIDTHS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
-GRID_SPARSITIES = (0.0, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
-GRID_BITS = (2, 3, 4, 6, 8, 32)
-BASELINES: dict[str, tuple[str, str]] = {  # name -> (prune_method, prune_scope)
-    "global magnitude": ("magnitude", "global"),
-    "layer-wise magnitude": ("magnitude", "layer"),
-    "random": ("random", "global"),
-    "structured": ("structured", "layer"),
-}
-SALIENCY_METRICS = ("spearman_abs", "spearman", "topk", "ssim")
-FAITHFULNESS_METRICS = ("deletion_auc", "insertion_auc", "infidelity")
-SETTING_COLUMNS = ("curve", "baseline", "matches_sidebar", "prune_method", "prune_scope", "prune_amount",
-                   "weight_bits", "quant_scheme", "quant_granularity", "fine_tuned")
 DELETION_CHUNK = 16   # probes per deletion_insertion call: 16 x 2 x (steps+1) ~ 300 images a forward,
                       # about 2x faster on LeNet-5 than one call of 64 probes (~1,150 images a forward)
 FINE_TUNE_WEIGHT = 4  # progress units per fine-tune epoch (an epoch costs about 4 measured points)
 
 Progress = Callable[[float, str], None]
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """What a sweep measures; frozen, so it is a safe cache key."""
-
-    base: CompressionConfig = CompressionConfig()   # the sidebar's current setting
-    method: str = "saliency"                        # attribution method (core.attribution.METHODS)
-    probe_size: int = 64                            # class-stratified test images for the maps
-    deletion_steps: int = 8                         # deletion/insertion curve points - 1
-    infidelity_samples: int = 5                     # perturbations per probe
-    fine_tune_epochs: int = 0                       # > 0: also measure fine-tuned models
-    fine_tune_lr: float = 1e-3
-    seeds: tuple[int, ...] = (0,)                   # one original model per seed
-    sparsities: tuple[float, ...] = SPARSITIES
-    bit_widths: tuple[int, ...] = BIT_WIDTHS
-    grid_sparsities: tuple[float, ...] = GRID_SPARSITIES
-    grid_bits: tuple[int, ...] = GRID_BITS
-    baselines: tuple[str, ...] = tuple(BASELINES)
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown attribution method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if unknown := [b for b in self.baselines if b not in BASELINES]:
-            raise ValueError(f"unknown baselines {unknown}; choose from {', '.join(BASELINES)}")
-        if bad := [b for b in (*self.bit_widths, *self.grid_bits) if b not in WEIGHT_BITS]:
-            raise ValueError(f"bit widths must be among {WEIGHT_BITS}, got {bad}")
-        if not all(0.0 <= a <= 1.0 for a in (*self.sparsities, *self.grid_sparsities)):
-            raise ValueError("sparsities must lie between 0 and 1")
-        if not self.seeds or self.deletion_steps < 1 or self.infidelity_samples < 1 or self.fine_tune_epochs < 0:
-            raise ValueError("need at least one seed, deletion_steps >= 1, infidelity_samples >= 1, epochs >= 0")
-
-
-def baseline_name(method: str, scope: str) -> str:
-    """The curve name of a (prune_method, prune_scope) pair, e.g. ("structured", "global") -> "global structured"."""
-    for name, pair in BASELINES.items():
-        if pair == (method, scope):
-            return name
-    return f"{'layer-wise' if scope == 'layer' else 'global'} {method}"
-
-
-def baselines_for(cfg: SweepConfig) -> dict[str, tuple[str, str]]:
-    """The configured baselines, plus the sidebar's own (method, scope) when it is not among them."""
-    chosen = {name: BASELINES[name] for name in cfg.baselines}
-    chosen.setdefault(baseline_name(cfg.base.prune_method, cfg.base.prune_scope),
-                      (cfg.base.prune_method, cfg.base.prune_scope))
-    return chosen
-
-
-def probe_indices(y_test: Tensor | np.ndarray, size: int) -> np.ndarray:
-    """Fixed, class-stratified test indices (sorted int64, at most `size`); y_test is only read.
-
-    Classes take turns in a fixed random order (seed 0), so each class gets size // K or
-    one more images; a class with too few images leaves its turns to the others.
-    """
-    labels = np.asarray(torch.as_tensor(y_test).cpu()).ravel()
-    order = np.random.default_rng(0).permutation(len(labels))
-    per_class = [order[labels[order] == c] for c in np.unique(labels)]
-    longest = max((len(p) for p in per_class), default=0)
-    turns = [p[i] for i in range(longest) for p in per_class if i < len(p)]
-    return np.sort(np.asarray(turns[:max(size, 0)], dtype=np.int64))
 
 
 def sweep_problem(originals: nn.Module | Sequence[nn.Module], data: Dataset, cfg: SweepConfig) -> str | None:
@@ -140,49 +69,6 @@ def sweep_problem(originals: nn.Module | Sequence[nn.Module], data: Dataset, cfg
     return None
 
 
-@dataclass(frozen=True)
-class _Spec:
-    curve: str
-    baseline: str
-    matches_sidebar: bool
-    cfg: CompressionConfig
-    fine_tuned: bool
-
-
-def _canonical(seed_index: int, cfg: CompressionConfig, fine_tuned: bool) -> tuple:
-    """The key of the compressed model a spec gives: settings that change nothing are reset."""
-    if cfg.prune_amount == 0:
-        cfg, fine_tuned = replace(cfg, prune_method="magnitude", prune_scope="global", seed=0), False
-    if cfg.prune_method != "random":
-        cfg = replace(cfg, seed=0)
-    if not cfg.quantized:
-        cfg = replace(cfg, quant_scheme="symmetric", quant_granularity="per_channel")
-    return seed_index, cfg, fine_tuned
-
-
-def _curve_specs(cfg: SweepConfig) -> list[_Spec]:
-    """Sparsity curves at the sidebar's bits and bits curves at its sparsity, for every baseline."""
-    base, specs = cfg.base, []
-    # The sidebar's own values join the axes, so every curve passes through the current setting.
-    amounts = sorted({*cfg.sparsities, float(base.prune_amount)})
-    bits = sorted({*cfg.bit_widths, base.weight_bits})
-    tuned = (False, True) if cfg.fine_tune_epochs > 0 else (False,)
-    specs.append(_Spec("reference", "uncompressed", False, replace(base, prune_amount=0.0, weight_bits=32), False))
-    for name, (method, scope) in baselines_for(cfg).items():
-        own = replace(base, prune_method=method, prune_scope=scope)
-        mine = (method, scope) == (base.prune_method, base.prune_scope)
-        for ft in tuned:
-            specs += [_Spec("sparsity", name, mine, replace(own, prune_amount=a), ft) for a in amounts]
-            specs += [_Spec("bits", name, mine, replace(own, weight_bits=b), ft) for b in bits]
-    return specs
-
-
-def _grid_specs(cfg: SweepConfig) -> list[_Spec]:
-    name, ft = baseline_name(cfg.base.prune_method, cfg.base.prune_scope), cfg.fine_tune_epochs > 0
-    return [_Spec("grid", name, True, replace(cfg.base, prune_amount=a, weight_bits=b), ft)
-            for a in cfg.grid_sparsities for b in cfg.grid_bits]
-
-
 def tradeoff_sweep(original: nn.Module | Sequence[nn.Module], data: Dataset, cfg: SweepConfig,
                    progress: Progress | None = None, workers: int = 2) -> pd.DataFrame:
     """Every trade-off curve (all metrics, one row per point x seed; columns in the module docstring).
@@ -192,7 +78,7 @@ def tradeoff_sweep(original: nn.Module | Sequence[nn.Module], data: Dataset, cfg
     the calling thread. With fine_tune_epochs > 0 every curve comes twice (fine_tuned
     False and True). Raises ValueError with `sweep_problem`'s message when it cannot run.
     """
-    return _sweep(original, data, cfg, _curve_specs(cfg), True, progress, workers)
+    return _sweep(original, data, cfg, curve_specs(cfg), True, progress, workers)
 
 
 def grid_sweep(original: nn.Module | Sequence[nn.Module], data: Dataset, cfg: SweepConfig,
@@ -202,7 +88,7 @@ def grid_sweep(original: nn.Module | Sequence[nn.Module], data: Dataset, cfg: Sw
     Accuracy, agreement and saliency agreement only (faithfulness columns are NaN).
     Fine-tuned (only) when cfg.fine_tune_epochs > 0. Same arguments as `tradeoff_sweep`.
     """
-    return _sweep(original, data, cfg, _grid_specs(cfg), False, progress, workers)
+    return _sweep(original, data, cfg, grid_specs(cfg), False, progress, workers)
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,7 +102,7 @@ class _Reference:
     maps: Tensor     # (P, H, W)
 
 
-def _sweep(original, data: Dataset, cfg: SweepConfig, specs: list[_Spec], full: bool,
+def _sweep(original, data: Dataset, cfg: SweepConfig, specs: list[Spec], full: bool,
            progress: Progress | None, workers: int) -> pd.DataFrame:
     if problem := sweep_problem(original, data, cfg):
         raise ValueError(problem)
@@ -224,7 +110,7 @@ def _sweep(original, data: Dataset, cfg: SweepConfig, specs: list[_Spec], full: 
     report = progress or (lambda fraction, message: None)
     probes = data.x_test[torch.as_tensor(probe_indices(data.y_test, cfg.probe_size))]
     refs = [_reference(m, data, probes, cfg.method) for m in models]
-    keys = {(i, s): _canonical(i, _seeded(s.cfg, cfg, i), s.fine_tuned) for i in range(len(models)) for s in specs}
+    keys = {(i, s): canonical(i, seeded(s.cfg, cfg, i), s.fine_tuned) for i in range(len(models)) for s in specs}
     points = list(dict.fromkeys(keys.values()))
     tunes = list(dict.fromkeys((i, replace(c, weight_bits=32)) for i, c, ft in points if ft))
     units = len(points) + FINE_TUNE_WEIGHT * cfg.fine_tune_epochs * len(tunes)
@@ -236,7 +122,7 @@ def _sweep(original, data: Dataset, cfg: SweepConfig, specs: list[_Spec], full: 
 
     if tunes:
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # first Adam costs ~2 s (lazy imports): not in a worker
-    tuned = _parallel(lambda t: _fine_tuned(refs[t[0]].model, t[1], data, cfg), tunes, workers,
+    tuned = _parallel(lambda t: _fine_tuned(refs[t[0]].model, t[1], data, cfg, cfg.seeds[t[0]]), tunes, workers,
                       lambda k: tick(FINE_TUNE_WEIGHT * cfg.fine_tune_epochs, f"fine-tuned {k}/{len(tunes)}"))
     tuned = dict(zip(tunes, tuned))
 
@@ -251,10 +137,6 @@ def _sweep(original, data: Dataset, cfg: SweepConfig, specs: list[_Spec], full: 
     return pd.DataFrame(rows)
 
 
-def _seeded(ccfg: CompressionConfig, cfg: SweepConfig, seed_index: int) -> CompressionConfig:
-    return replace(ccfg, seed=cfg.base.seed + cfg.seeds[seed_index])
-
-
 def _reference(model: nn.Module, data: Dataset, probes: Tensor, method: str) -> _Reference:
     ev = evaluate(model, data.x_test, data.y_test)
     with torch.no_grad():  # not inference_mode: the targets go into autograd (attribution) later
@@ -262,9 +144,9 @@ def _reference(model: nn.Module, data: Dataset, probes: Tensor, method: str) -> 
     return _Reference(model, ev, probes, target, attribute(model, probes, target, method))
 
 
-def _fine_tuned(model: nn.Module, prune_cfg: CompressionConfig, data: Dataset, cfg: SweepConfig) -> nn.Module:
+def _fine_tuned(model: nn.Module, prune_cfg: CompressionConfig, data: Dataset, cfg: SweepConfig,
+                seed: int) -> nn.Module:
     """compress_fine_tuned's first half (prune, fine-tune with the mask fixed), shared across bit widths."""
-    seed = prune_cfg.seed - cfg.base.seed
     return fine_tune(compress(model, prune_cfg), data.x_train, data.y_train, cfg.fine_tune_epochs,
                      lr=cfg.fine_tune_lr, seed=seed)
 
@@ -325,7 +207,7 @@ def _sparsity(model: nn.Module) -> float:
     return sum(int((w == 0).sum()) for w in weights) / total if total else 0.0
 
 
-def _row(spec: _Spec, seed: int, result: dict) -> dict:
+def _row(spec: Spec, seed: int, result: dict) -> dict:
     c = spec.cfg
     return {"curve": spec.curve, "baseline": spec.baseline, "matches_sidebar": spec.matches_sidebar,
             "seed": seed, "prune_method": c.prune_method, "prune_scope": c.prune_scope,
