@@ -55,6 +55,12 @@ def describe_method(method: str) -> str:
     return _DESCRIPTIONS[method]
 
 
+def is_signed(method: str) -> bool:
+    """True when the method's maps carry a sign (for and against the class); False for |gradient|-like maps."""
+    _check_method(method)
+    return method in ("input_x_gradient", "integrated_gradients", "occlusion")
+
+
 def methods_for(model: nn.Module) -> list[str]:
     """The methods that make sense for `model`: Grad-CAM only when it has a Conv2d layer."""
     has_conv = any(is_conv(m) for m in model.modules())
@@ -225,9 +231,13 @@ def saliency_agreement(a: Tensor, b: Tensor, k: int | None = None) -> dict[str, 
     k = max(1, round(0.1 * pixels)) if k is None else k
     if not 1 <= k <= pixels:
         raise ValueError(f"k must be between 1 and the number of pixels ({pixels}), got {k}")
+    spearman_abs = _spearman(flat_a.abs(), flat_b.abs())
+    # Non-negative maps (saliency, SmoothGrad, Grad-CAM) are their own absolute values: the
+    # signed correlation is the same number, and ranking is half of this function's cost.
+    non_negative = bool((flat_a >= 0).all() and (flat_b >= 0).all())
     result = {
-        "spearman_abs": _spearman(flat_a.abs(), flat_b.abs()),
-        "spearman": _spearman(flat_a, flat_b),
+        "spearman_abs": spearman_abs,
+        "spearman": spearman_abs if non_negative else _spearman(flat_a, flat_b),
         "topk": _topk_overlap(flat_a.abs(), flat_b.abs(), k),
         "ssim": _ssim(_unit_scale(a3), _unit_scale(b3)),
     }

@@ -15,6 +15,7 @@ from core.attribution import (
     METHODS,
     attribute,
     describe_method,
+    is_signed,
     methods_for,
     saliency_agreement,
 )
@@ -329,3 +330,16 @@ def test_target_made_under_inference_mode_is_accepted():
         target = model(x).argmax(1)
     maps = attribute(model, x, target, "saliency")
     assert maps.shape == (3, 8, 8)
+
+
+def test_signed_methods_are_the_ones_whose_maps_can_be_negative():
+    from models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("lenet5", (1, 8, 8), 10).eval()
+    x = torch.randn(2, 1, 8, 8)
+    for method in METHODS:
+        maps = attribute(model, x, None, method)
+        if not is_signed(method):
+            assert maps.min() >= 0, method
+    assert is_signed("integrated_gradients") and not is_signed("saliency")
