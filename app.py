@@ -14,6 +14,9 @@ PAGES = {
     "weights": ("pages/weights.py", "Weights", ":material/bar_chart:"),
     "sparsity": ("pages/sparsity.py", "Sparsity", ":material/grid_on:"),
     "saliency": ("pages/saliency.py", "Saliency", ":material/visibility:"),
+    "tradeoffs": ("pages/tradeoffs.py", "Trade-offs", ":material/show_chart:"),
+    "forgotten": ("pages/forgotten.py", "Forgotten examples", ":material/psychology_alt:"),
+    "sanity": ("pages/sanity.py", "Sanity check", ":material/shuffle:"),
 }
 # ?page=<name> opens that page (links and tests); the path (/weights) works as well.
 start = st.query_params.get("page", "overview")
@@ -28,3 +31,4 @@ shown = next(name for name, (_, title, _) in PAGES.items() if title == navigatio
 if st.query_params.get("page") != shown:
     st.query_params["page"] = shown
 navigation.run()
+ui.freeze_heap()  # once per process, after the first page has loaded torch, plotly and the models

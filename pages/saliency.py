@@ -2,11 +2,10 @@
 import streamlit as st
 
 import ui
-from core import attribution
+from core import attribution, figures
 
 setup = ui.current_setup()
 ui.trained_model(setup.train)
-data = ui.dataset(setup.train.dataset)
 
 st.title("Do the explanations survive?")
 st.caption(ui.describe_setup(setup))
@@ -16,9 +15,10 @@ method = left.selectbox("Explanation method", ui.available_methods(setup), key="
 mode = middle.radio("Images", ["by index", "by class", "where the models disagree"], key="saliency_mode")
 with right:
     indices, empty_message = ui.pick_images(setup, mode)
-st.caption(f"**{attribution.METHOD_LABELS[method]}**: {attribution.describe_method(method)}")
+st.markdown(f"**{attribution.METHOD_LABELS[method]}**: {attribution.describe_method(method)} "
+            f"{figures.caption('saliency_row')}")
 
 if not indices:
     st.info(empty_message)
-for index in indices:
-    ui.saliency_panel(setup, index, method)
+else:
+    ui.saliency_panels(setup, indices, method, signed=attribution.is_signed(method))

@@ -1,5 +1,5 @@
 """The layout rules of the house style, checked on the source: core/ and models/ stay free of
-Streamlit, every cache lives in ui.py, pages stay thin and never touch torch.
+Streamlit, every cache lives in ui/cache.py, pages stay thin and never touch torch.
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PURE = sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "models").rglob("*.py")])
 PAGES = sorted((ROOT / "pages").glob("*.py"))
-APP_SOURCES = [ROOT / "app.py", ROOT / "ui.py", *PAGES, *PURE]
+UI = sorted((ROOT / "ui").glob("*.py"))
+CACHE = ROOT / "ui" / "cache.py"
+APP_SOURCES = [ROOT / "app.py", *UI, *PAGES, *PURE]
 MAX_PAGE_LINES = 150
 
 
@@ -46,7 +48,7 @@ def cache_decorators(path: Path) -> list[str]:
 
 
 def test_the_layout_is_where_the_rules_expect_it():
-    assert PURE and PAGES and (ROOT / "ui.py").exists()
+    assert PURE and PAGES and CACHE.exists()
 
 
 @pytest.mark.parametrize("path", PURE, ids=_name)
@@ -65,16 +67,16 @@ def test_importing_core_and_models_loads_no_streamlit():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("path", [p for p in APP_SOURCES if p.name != "ui.py"], ids=_name)
+@pytest.mark.parametrize("path", [p for p in APP_SOURCES if p != CACHE], ids=_name)
 def test_no_cache_decorator_outside_ui(path):
     assert cache_decorators(path) == []
     assert "st.cache" not in path.read_text()
 
 
 def test_every_cache_in_ui_is_bounded():
-    tree = ast.parse((ROOT / "ui.py").read_text())
-    decorated = cache_decorators(ROOT / "ui.py")
-    assert decorated, "ui.py should hold the app's caches"
+    tree = ast.parse(CACHE.read_text())
+    decorated = cache_decorators(CACHE)
+    assert decorated, "ui/cache.py should hold the app's caches"
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef) and node.name in decorated:
             for deco in node.decorator_list:

@@ -1,0 +1,273 @@
+"""Every @st.cache_* of the app, in one place (house style): data, trained and compressed
+models, reports, maps and figures.
+
+Models returned here are shared by every session: never train, prune, hook or otherwise
+mutate them (core functions copy first). Whatever a page might touch comes from
+st.cache_data, which hands out copies.
+"""
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, replace
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+from torch import nn
+
+import models
+from core import data as datasets
+from core import figures, figures_maps, layers
+from core.attribution import attribute, methods_for
+from core.compression import CompressionConfig, compress
+from core.metrics import CompressionReport, Evaluation, compression_report, evaluate
+from core.population import (class_accuracy, class_impact, compress_population, forgotten_examples, pie_curve,
+                             population_configs, population_maps, population_predictions)
+from core.sanity import cascading_randomization, randomized_maps
+from core.sweeps import SPARSITIES, SweepConfig, grid_sweep, probe_indices, sweep_problem, tradeoff_sweep
+from core.training import TrainConfig, TrainResult, load_or_train
+from ui.jobs import Job, Progress, follow
+
+# Two cores: torch's default intra-op threads oversubscribe them (10-80x slower).
+torch.set_num_threads(1)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything the sidebar decides: how the model was trained and how it is compressed."""
+
+    train: TrainConfig
+    compression: CompressionConfig
+
+
+def train_config(model: str, dataset: str) -> TrainConfig:
+    """The training recipe for a model on a data set (fewer epochs on the big sets)."""
+    big = dataset in ("mnist", "fashion_mnist", "cifar10")
+    return TrainConfig(model=model, dataset=dataset, epochs=3 if big else 20)
+
+
+# ---------------------------------------------------------------- caches
+@st.cache_resource(max_entries=5, show_spinner="Loading the data set…")
+def dataset(name: str) -> datasets.Dataset:
+    """Shared, read-only tensors of a data set."""
+    return datasets.load_dataset(name)
+
+
+def _load_shared(cfg: TrainConfig, data: datasets.Dataset, progress: Progress) -> TrainResult:
+    result = load_or_train(cfg, data, progress=progress)
+    result.model.requires_grad_(False)  # shared: nobody trains it (maps need input grads only)
+    return result
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def _training_job(cfg: TrainConfig) -> Job:
+    data = dataset(cfg.dataset)
+    return Job(f"train-{cfg.key()}", lambda progress: _load_shared(cfg, data, progress))
+
+
+def _model(cfg: TrainConfig) -> nn.Module:
+    """The shared trained model (waits for its job; pages call trained_model first to show progress)."""
+    return _training_job(cfg).wait().model
+
+
+def trained_model(cfg: TrainConfig) -> nn.Module:
+    """The shared trained model for `cfg`, with a live progress bar while it trains."""
+    job = _training_job(cfg)
+    try:
+        result = follow(job, f"Training {models.describe_model(cfg.model)} on {cfg.dataset} (first use only)")
+    except Exception as err:
+        _training_job.clear(cfg)  # let the next attempt start afresh
+        st.error(f"Training failed: {err}")
+        st.stop()
+    notice = result.notice
+    if notice and notice not in st.session_state.setdefault("_shown_notices", set()):
+        st.session_state["_shown_notices"].add(notice)
+        st.warning(notice, icon="⚠️")
+    return result.model
+
+
+@st.cache_resource(max_entries=48, show_spinner=False)
+def compressed_model(setup: Setup) -> nn.Module:
+    """The shared compressed copy of the trained model (the trained one stays untouched)."""
+    return compress(_model(setup.train), setup.compression)
+
+
+@st.cache_data(max_entries=12, show_spinner=False)
+def original_evaluation(cfg: TrainConfig) -> Evaluation:
+    data = dataset(cfg.dataset)
+    return evaluate(_model(cfg), data.x_test, data.y_test)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def report(setup: Setup) -> CompressionReport:
+    """Accuracy, agreement, sparsity, size and MACs of original vs compressed."""
+    data = dataset(setup.train.dataset)
+    return compression_report(_model(setup.train), compressed_model(setup), setup.compression,
+                              data.x_test, data.y_test, original_eval=original_evaluation(setup.train))
+
+
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def original_maps(cfg: TrainConfig, indices: tuple[int, ...], method: str) -> torch.Tensor:
+    """Maps (N, H, W) of the original model for test images `indices`, for its own predicted class."""
+    x, target = _probe(cfg, indices)
+    return attribute(_model(cfg), x, target, method)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def compressed_maps(setup: Setup, indices: tuple[int, ...], method: str) -> torch.Tensor:
+    """Maps (N, H, W) of the compressed model, for the ORIGINAL's predicted class (so they compare)."""
+    x, target = _probe(setup.train, indices)
+    return attribute(compressed_model(setup), x, target, method)
+
+
+def _probe(cfg: TrainConfig, indices: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = list(indices)
+    target = torch.as_tensor(original_evaluation(cfg).predictions[rows])
+    return dataset(cfg.dataset).x_test[rows], target
+
+
+def available_methods(setup: Setup) -> list[str]:
+    return methods_for(_model(setup.train))
+
+
+@st.cache_data(max_entries=12, show_spinner=False)
+def layer_labels(cfg: TrainConfig) -> dict[str, str]:
+    return layers.layer_labels(_model(cfg))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def weight_histograms(setup: Setup) -> dict[str, go.Figure]:
+    """One overlaid histogram per prunable layer, keyed by layer name."""
+    original, compressed = _model(setup.train), compressed_model(setup)
+    return {name: figures.weight_histogram(layers.weight_of(original, name), layers.weight_of(compressed, name),
+                                           label, setup.compression.weight_bits)
+            for name, label in layer_labels(setup.train).items()}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def sparsity_figure(setup: Setup) -> go.Figure:
+    rep = report(setup)
+    return figures.sparsity_bars(list(layer_labels(setup.train).values()),
+                                 [s.sparsity for s in rep.original_layers],
+                                 [s.sparsity for s in rep.compressed_layers], overall=rep.sparsity)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def weight_heatmaps(setup: Setup, layer: str) -> tuple[go.Figure, go.Figure]:
+    """Heatmaps of one layer's weights in the original and the compressed model."""
+    label = layer_labels(setup.train)[layer]
+    original, compressed = _model(setup.train), compressed_model(setup)
+    return (figures_maps.weight_heatmap(layers.weight_of(original, layer), f"{label}, original"),
+            figures_maps.weight_heatmap(layers.weight_of(compressed, layer), f"{label}, compressed"))
+
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def freeze_heap() -> bool:
+    """Once per process, after the first page: move every object alive now out of the GC's reach.
+
+    torch, plotly and pandas leave ~400,000 long-lived objects; without this each full
+    collection (Streamlit runs one after every rerun unless runner.postScriptGC is off,
+    Python runs them on its own too) scans them all, about 220 ms on these machines.
+    """
+    gc.collect()
+    gc.freeze()
+    return True
+
+
+# ---------------------------------------------------------------- trade-offs, populations, sanity
+def trained_models(configs: list[TrainConfig]) -> list[nn.Module]:
+    """Several shared trained models (seeds of one recipe), trained one after the other with progress."""
+    return [trained_model(cfg) for cfg in configs]
+
+
+def _finished(job_fn, args: tuple, label: str):
+    """The result of a cached Job, following its progress; a failed job is dropped so a retry starts afresh."""
+    try:
+        return follow(job_fn(*args), label)
+    except Exception:
+        job_fn.clear(*args)
+        raise
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _sweep_job(train: TrainConfig, sweep: SweepConfig, kind: str) -> Job:
+    # Models and data are fetched here, on the script thread; the job only computes.
+    originals = [_model(replace(train, seed=train.seed + s)) for s in sweep.seeds]
+    data = dataset(train.dataset)
+    run = grid_sweep if kind == "grid" else tradeoff_sweep
+    return Job(f"sweep-{kind}", lambda progress: run(originals, data, sweep, progress=progress))
+
+
+def sweep_table(train: TrainConfig, sweep: SweepConfig, kind: str) -> pd.DataFrame:
+    """The raw sweep (one row per point and seed) for kind "curves" or "grid"; a copy the page may keep."""
+    trained_models([replace(train, seed=train.seed + s) for s in sweep.seeds])
+    label = "Measuring the sparsity × bit-width map" if kind == "grid" else "Sweeping every setting"
+    return _finished(_sweep_job, (train, sweep, kind), label).copy()
+
+
+def sweep_check(train: TrainConfig, sweep: SweepConfig) -> str | None:
+    """Why this sweep cannot run (Grad-CAM on an MLP, an empty probe set), or None."""
+    return sweep_problem([_model(train)] * len(sweep.seeds), dataset(train.dataset), sweep)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _pie_job(train: TrainConfig, size: int, compression: CompressionConfig) -> Job:
+    members = [_model(cfg) for cfg in population_configs(train, size)]
+    data = dataset(train.dataset)
+    return Job("pie-curve", lambda progress: pie_curve(members, data.x_test, data.y_test, compression,
+                                                       SPARSITIES, progress=progress))
+
+
+def pie_table(train: TrainConfig, size: int, compression: CompressionConfig) -> pd.DataFrame:
+    """Forgotten examples against sparsity for a population of `size` models (trained on first use)."""
+    trained_models(population_configs(train, size))
+    return _finished(_pie_job, (train, size, compression), "Compressing the population at every sparsity").copy()
+
+
+@st.cache_data(max_entries=32, show_spinner="Comparing the populations…")
+def population_view(train: TrainConfig, size: int, compression: CompressionConfig) -> dict:
+    """Both populations' votes at the current setting: forgotten examples, per-class impact, accuracies."""
+    data = dataset(train.dataset)
+    members = [_model(cfg) for cfg in population_configs(train, size)]
+    orig_preds, orig_probs = population_predictions(members, data.x_test)
+    comp_preds, comp_probs = population_predictions(compress_population(members, compression), data.x_test)
+    labels = data.y_test.numpy()
+    k = data.num_classes
+    (orig_pc, orig_all), (comp_pc, comp_all) = (class_accuracy(p, labels, k) for p in (orig_preds, comp_preds))
+    return {"forgotten": forgotten_examples(orig_preds, comp_preds, orig_probs, comp_probs, labels),
+            "impact": class_impact(orig_pc, comp_pc, orig_all, comp_all, data.classes),
+            "accuracy": (float(orig_all.mean()), float(comp_all.mean()))}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def population_saliency(train: TrainConfig, size: int, compression: CompressionConfig,
+                        indices: tuple[int, ...], target: tuple[int, ...], method: str) -> tuple:
+    """Mean maps over each population for test images `indices`, all explaining class `target`."""
+    data = dataset(train.dataset)
+    members = [_model(cfg) for cfg in population_configs(train, size)]
+    x, t = data.x_test[list(indices)], torch.tensor(target)
+    return (population_maps(members, x, t, method),
+            population_maps(compress_population(members, compression), x, t, method))
+
+
+@st.cache_data(max_entries=32, show_spinner="Randomizing the layers one by one…")
+def randomization(setup: Setup, method: str, probe_size: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cascading randomization curves of the original and the compressed model on the probe images."""
+    data = dataset(setup.train.dataset)
+    rows = list(probe_indices(data.y_test, probe_size))
+    x, target = _probe(setup.train, tuple(rows))
+    return (cascading_randomization(_model(setup.train), x, target, method),
+            cascading_randomization(compressed_model(setup), x, target, method))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def randomization_pictures(setup: Setup, method: str, index: int) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """One test image's map at every randomization step, for both models (same class explained)."""
+    x, target = _probe(setup.train, (index,))
+    labels, original = randomized_maps(_model(setup.train), x[0], target, method)
+    _, compressed = randomized_maps(compressed_model(setup), x[0], target, method)
+    return labels, original, compressed

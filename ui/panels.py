@@ -1,0 +1,135 @@
+"""Pieces that several pages draw: charts with captions, metric cards, saliency panels."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import figures, figures_maps
+from core.attribution import saliency_agreement
+from core.metrics import CompressionReport
+from ui.cache import Setup, compressed_maps, dataset, original_maps, report
+from ui.sidebar import SHORT_NAMES
+
+
+
+def chart(fig, key: str, caption: bool = True) -> None:
+    """A Plotly figure with its student caption (stored by the builder) underneath.
+
+    theme=None: Streamlit's theme would override the figures' projector-sized fonts.
+    caption=False shows only the chart's own facts (for pages that show the general caption once).
+    """
+    st.plotly_chart(fig, key=key, theme=None, config={"displaylogo": False})
+    text = figures.figure_caption(fig) if caption else figures.figure_facts(fig)
+    if text:
+        st.caption(text)
+
+
+def percent(fraction: float, decimals: int = 1) -> str:
+    """Percentages the way every chart writes them: 96.4 %."""
+    return f"{fraction * 100:.{decimals}f} %"
+
+
+def describe_setup(setup: Setup) -> str:
+    """One line naming the model and every compression setting, for page headers."""
+    c = setup.compression
+    bits = "no quantization (32-bit floats)" if c.weight_bits == 32 else (
+        f"{c.weight_bits}-bit {c.quant_scheme} {c.quant_granularity.replace('_', '-')} quantization")
+    prune = "no pruning" if c.prune_amount == 0 else (
+        f"{c.prune_amount:.0%} {c.prune_method} pruning ({c.prune_scope})")
+    return (f"{SHORT_NAMES.get(setup.train.model)} on {SHORT_NAMES.get(setup.train.dataset)}: "
+            f"{prune}, {bits}.")
+
+
+def metric_cards(rep: CompressionReport) -> None:
+    """The headline numbers, compressed vs original, as metric cards with deltas."""
+    cols = st.columns(6)
+    acc = rep.compressed.accuracy
+    cols[0].metric("Test accuracy", percent(acc), f"{rep.accuracy_change * 100:+.1f} pts",
+                   help=f"Original: {percent(rep.original.accuracy)} on {len(rep.original.labels):,} test images.")
+    cols[1].metric("Size", figures.format_bytes(rep.size_compressed_bytes),
+                   f"{(rep.size_compressed_bytes / rep.size_original_bytes - 1) * 100:+.0f} %", delta_color="inverse",
+                   help=f"Original: {figures.format_bytes(rep.size_original_bytes)} as 32-bit floats. "
+                        "Compressed: non-zero weights at the chosen bits + the cheaper index (bitmask or "
+                        "sparse positions) + quantization scales; biases stay 32-bit.")
+    cols[2].metric("Compression ratio", figures.format_ratio(rep.compression_ratio),
+                   help="Original size ÷ compressed size.")
+    cols[3].metric("Sparsity", figures.format_percent(rep.sparsity),
+                   help="Share of the weights of Linear and Conv layers that are exactly zero (biases not counted).")
+    cols[4].metric("MACs per image", f"{rep.remaining_macs:,}", f"{figures.format_ratio(rep.theoretical_speedup)} fewer",
+                   delta_color="off", help=f"Multiply-accumulates left after pruning (dense: {rep.dense_macs:,}). "
+                                           "A theoretical speed-up: masks alone make nothing faster.")
+    cols[5].metric("Agreement", figures.format_percent(rep.agreement),
+                   help="Share of test images on which both models predict the same class.")
+
+
+IMAGES_PER_VIEW = 4
+
+
+def pick_images(setup: Setup, mode: str) -> tuple[list[int], str]:
+    """Test-image indices chosen by index, by class, or where the two models disagree.
+
+    Returns the indices and the message to show when there are none.
+    """
+    data, rep = dataset(setup.train.dataset), report(setup)
+    n = len(data.y_test)
+    if mode == "by index":
+        first = st.number_input(f"First test image (0 to {n - 1})", 0, n - 1, key="saliency_index", step=1)
+        return list(range(first, min(first + IMAGES_PER_VIEW, n))), ""
+    if mode == "by class":
+        label = st.selectbox("Class", range(len(data.classes)), key="saliency_class",
+                             format_func=lambda c: data.classes[c])
+        return [int(i) for i in (rep.original.labels == label).nonzero()[0][:IMAGES_PER_VIEW]], \
+            "No test image of this class."
+    disagree = (rep.original.predictions != rep.compressed.predictions).nonzero()[0]
+    st.metric("Images where the predictions differ", f"{len(disagree):,} of {n:,}")
+    return [int(i) for i in disagree[:IMAGES_PER_VIEW]], (
+        "The two models agree on every test image at this setting: try a higher pruning rate or fewer bits.")
+
+
+def saliency_panels(setup: Setup, indices: list[int], method: str, signed: bool) -> None:
+    """Per test image: input, both maps and their difference, both predictions, agreement figures.
+
+    The maps of all shown images come from one batched call per model (cached).
+    """
+    data, rep = dataset(setup.train.dataset), report(setup)
+    maps_o = original_maps(setup.train, tuple(indices), method)
+    maps_c = compressed_maps(setup, tuple(indices), method)
+    agree = saliency_agreement(maps_o, maps_c)
+    classes = data.classes
+    for row, index in enumerate(indices):
+        pred_o, pred_c = rep.original.predictions[index], rep.compressed.predictions[index]
+        titles = {"image": f"test image {index}: a {classes[rep.original.labels[index]]}",
+                  "original": f"original: {classes[pred_o]} ({percent(rep.original.probabilities[index, pred_o], 0)})",
+                  "compressed": f"compressed: {classes[pred_c]} "
+                                f"({percent(rep.compressed.probabilities[index, pred_c], 0)})"}
+        figure_col, numbers_col = st.columns([5, 1], vertical_alignment="center")
+        with figure_col:
+            fig = figures_maps.saliency_row(data.x_test[index], maps_o[row], maps_c[row], titles)
+            chart(fig, key=f"saliency_{index}", caption=False)
+        with numbers_col:
+            _agreement_numbers({k: float(v[row]) for k, v in agree.items()}, signed)
+
+
+def _agreement_numbers(agree: dict[str, float], signed: bool) -> None:
+    st.markdown(f"**Rank corr.** {agree['spearman_abs']:.2f}  \n"
+                + (f"**Signed corr.** {agree['spearman']:.2f}  \n" if signed else "")
+                + f"**Top-10 % overlap** {percent(agree['topk'], 0)}  \n**SSIM** {agree['ssim']:.2f}",
+                help="Rank corr.: Spearman correlation of the absolute maps (1 = same pixel ranking). "
+                     "Signed corr.: the same with signs kept. Top-10 % overlap: share of the most important "
+                     "pixels both maps pick. SSIM: structural similarity (1 = identical).")
+    if agree["degenerate"]:
+        st.caption("One map is flat (every pixel equal), so its ranking means nothing.")
+
+
+def grid_chart(fig) -> None:
+    """The sparsity × bit-width map; clicking a cell moves the sidebar's sliders to it."""
+    st.plotly_chart(fig, key="sweep_grid", theme=None, on_select=_grid_clicked, selection_mode="points",
+                    config={"displaylogo": False})
+    st.caption(figures.figure_caption(fig))
+
+
+def _grid_clicked() -> None:
+    # A callback runs before the next rerun, the only moment widget values may be set.
+    points = st.session_state["sweep_grid"].selection.points
+    if points and points[0].get("customdata"):
+        amount, bits = points[0]["customdata"][:2]
+        st.session_state["prune"], st.session_state["bits"] = int(round(float(amount) * 100)), int(bits)
