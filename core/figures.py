@@ -3,8 +3,14 @@
 Every builder takes plain inputs (tensors, numpy arrays, sequences), copies what it
 reads, returns a `plotly.graph_objects.Figure` and never calls Streamlit. Each figure
 carries a one-or-two-sentence caption for students in `fig.layout.meta["caption"]`
-(read it with `figure_caption(fig)`). Fractions come in as 0..1 and are shown in %.
-The weight and saliency maps live in `core.figures_maps`.
+(read it with `figure_caption(fig)`) and, in `meta["facts"]`, only its chart-specific sentence
+(`figure_facts(fig)`), for pages that show the general `caption(name)` once above several charts.
+Fractions come in as 0..1 and are shown in %. The weight and saliency maps live in `core.figures_maps`.
+
+Speed: these builders run on every slider move. Each figure is made by one `go.Figure(data, layout)`
+call with a prebuilt layout dict (every `update_layout` call validates again), and the look comes
+from the small `TEMPLATE` below rather than `template="plotly_white"`, which plotly deep-copies and
+validates for every figure (5-10 ms each, and ~6 kB more JSON to pickle and send).
 """
 from __future__ import annotations
 
@@ -23,18 +29,29 @@ SEQUENTIAL = "Viridis"      # non-negative maps
 OVERALL_COLOR = "#444444"   # reference lines (overall sparsity)
 FONT_SIZE = 16              # readable on a classroom projector
 MAX_LEVELS = 64             # up to this many distinct values, draw quantization levels as stems
-HIST_BINS = 80
+HIST_BINS = 80              # at most this many histogram bins ...
+MIN_HIST_BINS = 15          # ... and at least this many (the square-root rule picks in between)
 # Plotly shrinks labels that are wider than their bar; one fixed size reads better from the back row.
 _BAR_TEXT = dict(textfont_size=FONT_SIZE - 2, constraintext="none")
+_GRID = "#e6e9ef"
+_AXIS = dict(gridcolor=_GRID, linecolor=_GRID, zerolinecolor=_GRID, zerolinewidth=1, automargin=True)
+# The parts of plotly_white these charts show (white background, light grid, a zero line no louder than the
+# grid, plotly's colours for traces that set none), as a plain dict: validated in ~0.5 ms, not 5-10 ms.
+TEMPLATE = dict(layout=dict(
+    paper_bgcolor="white", plot_bgcolor="white", xaxis=_AXIS, yaxis=_AXIS, coloraxis_colorbar_outlinewidth=0,
+    colorway=["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880", "#FF97FF",
+              "#FECB52"]))
+TEXT_COLOR = "#2a3f5f"
 
 CAPTIONS: dict[str, str] = {
     "per_class_accuracy": (
         "Each pair of bars is one class: blue is the original model, orange the compressed one. "
         "Look for orange bars much shorter than their blue neighbour; the number above marks the change in points."),
     "weight_histogram": (
-        "How often each weight value occurs in this layer; exact zeros are left out and counted above the chart. "
-        "Look for the gap around zero that pruning leaves and, at low bit widths, the few orange stems: "
-        "every remaining weight is rounded to one of those values."),
+        "How often each weight value occurs in a layer: the blue outline is the original, the orange bars the "
+        "compressed layer; exact zeros are left out and counted above the chart. Look for the gap around zero "
+        "that pruning leaves and, at low bit widths, the few orange stems: every remaining weight is rounded "
+        "to one of those values."),
     "sparsity_bars": (
         "Each group is one layer; bar height is the share of its weights that are exactly zero. "
         "Look at the orange bars: a taller one means more of that layer's weights were removed."),
@@ -47,9 +64,10 @@ CAPTIONS: dict[str, str] = {
 }
 _FACTS: dict[str, str] = {
     "per_class_accuracy": "{worst}",
-    "weight_histogram": "{zeros} of the compressed layer's weights are exactly zero (original: {zeros_original}); {levels}.",
+    "weight_histogram": "{zeros} of the compressed layer's weights are exactly zero (original: {zeros_original}); "
+                        "{levels}.",
     "sparsity_bars": "The most pruned is {layer}: {sparsity} of its weights are zero.",
-    "weight_heatmap": "{zeros} of this layer's weights are exactly zero.",
+    "weight_heatmap": "{zeros} of this layer's weights are exactly zero; {unused}.",
     "saliency_row": "The largest change is {change} of the maps' maximum.",
 }
 
@@ -60,10 +78,24 @@ def caption(name: str, **facts: object) -> str:
     return f"{text} {_FACTS[name].format(**facts)}" if facts else text
 
 
+def figure_meta(name: str, **facts: object) -> dict[str, str]:
+    """`layout.meta` for figure `name`: the full "caption" and, alone, the chart-specific "facts"."""
+    return {"caption": caption(name, **facts), "facts": _FACTS[name].format(**facts)}
+
+
+def _meta_text(fig: go.Figure, key: str) -> str:
+    meta = fig.layout.meta
+    return meta.get(key, "") if isinstance(meta, dict) else ""
+
+
 def figure_caption(fig: go.Figure) -> str:
     """The caption a builder stored in `fig.layout.meta["caption"]` ("" when none)."""
-    meta = fig.layout.meta
-    return meta.get("caption", "") if isinstance(meta, dict) else ""
+    return _meta_text(fig, "caption")
+
+
+def figure_facts(fig: go.Figure) -> str:
+    """Only the chart-specific sentence of the caption, `fig.layout.meta["facts"]` ("" when none)."""
+    return _meta_text(fig, "facts")
 
 
 def format_percent(fraction: float) -> str:
@@ -129,15 +161,29 @@ def finite_weights(x: object, what: str) -> np.ndarray:
     return values
 
 
-def style(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = 440) -> go.Figure:
-    """The house look: white template, large fonts, title top left, legend under the title."""
-    fig.update_layout(
-        template="plotly_white", height=height, font=dict(size=FONT_SIZE),
+def house_layout(title: str, x_title: str, y_title: str, height: int = 440, **extra: object) -> dict:
+    """The house look as one layout dict: small white template, large fonts, title top left, legend under it.
+
+    `extra` adds layout keys; a dict value is merged into the house dict of that name (margin=dict(t=130)
+    keeps l, r and b). Build the whole layout first and pass it to go.Figure once: that is the cheap path.
+    """
+    layout = dict(
+        template=TEMPLATE, height=height, font=dict(size=FONT_SIZE, color=TEXT_COLOR),
         title=dict(text=title, font=dict(size=FONT_SIZE + 4), x=0.01, xanchor="left"),
         margin=dict(l=80, r=30, t=100, b=70),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, xanchor="left"),
-        xaxis_title=x_title, yaxis_title=y_title, hoverlabel=dict(font_size=FONT_SIZE),
+        xaxis=dict(title=dict(text=x_title)), yaxis=dict(title=dict(text=y_title)),
+        hoverlabel=dict(font_size=FONT_SIZE),
     )
+    for key, value in extra.items():
+        base = layout.get(key)
+        layout[key] = {**base, **value} if isinstance(base, dict) and isinstance(value, dict) else value
+    return layout
+
+
+def style(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = 440) -> go.Figure:
+    """Apply `house_layout` to an existing figure (one update_layout call); returns the same figure."""
+    fig.update_layout(house_layout(title, x_title, y_title, height))
     return fig
 
 
@@ -158,27 +204,19 @@ def per_class_accuracy(classes: Sequence[str], original: np.ndarray, compressed:
     delta = comp - orig
     # Label only changes of at least one point, so the chart is not covered in zeros.
     labels = [_signed(d, 0) if np.isfinite(d) and abs(d) >= 1.0 else "" for d in delta]
-    hover = "class %{x}<br>accuracy %{y:.1f} %<extra>%{fullData.name}</extra>"
-    fig = go.Figure([
-        go.Bar(x=names, y=orig, name="original", marker_color=ORIGINAL_COLOR, hovertemplate=hover),
-        go.Bar(x=names, y=comp, name="compressed", marker_color=COMPRESSED_COLOR, hovertemplate=hover,
-               text=labels, textposition="outside", cliponaxis=False, **_BAR_TEXT),
-    ])
-    style(fig, "Accuracy per class", "class", "accuracy (%)")
-    fig.update_layout(barmode="group", yaxis_range=[0, 100], xaxis_type="category")
     if np.isfinite(delta).any() and np.nanmin(delta) < 0:
         i = int(np.nanargmin(delta))
         worst = f"Largest drop: class {names[i]}, from {orig[i]:.0f} % to {comp[i]:.0f} % ({_signed(delta[i], 1)} points)."
     else:
         worst = "No class lost accuracy."
-    fig.update_layout(meta={"caption": caption("per_class_accuracy", worst=worst)})
-    return fig
-
-
-def _levels_and_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """The exact distinct values and their counts, or None when there are too many to draw as stems."""
-    levels, counts = np.unique(values, return_counts=True)
-    return (levels, counts) if levels.size <= MAX_LEVELS else None
+    hover = "class %{x}<br>accuracy %{y:.1f} %<extra>%{fullData.name}</extra>"
+    return go.Figure([
+        go.Bar(x=names, y=orig, name="original", marker_color=ORIGINAL_COLOR, hovertemplate=hover),
+        go.Bar(x=names, y=comp, name="compressed", marker_color=COMPRESSED_COLOR, hovertemplate=hover,
+               text=labels, textposition="outside", cliponaxis=False, **_BAR_TEXT),
+    ], house_layout("Accuracy per class", "class", "accuracy (%)", barmode="group",
+                    xaxis=dict(type="category"), yaxis=dict(range=[0, 100]),
+                    meta=figure_meta("per_class_accuracy", worst=worst)))
 
 
 def _stem_width(levels: np.ndarray, span: float) -> float:
@@ -187,64 +225,83 @@ def _stem_width(levels: np.ndarray, span: float) -> float:
     return max(min(0.35 * gap, span / 40.0), span / 150.0)
 
 
-def _hist_edges(*nonzero: np.ndarray) -> np.ndarray:
-    """Shared bin edges over every nonzero value of both tensors (np.histogram widens a single value)."""
+def hist_edges(*nonzero: np.ndarray) -> np.ndarray:
+    """Shared bin edges over every value of the given arrays (at least one nonempty).
+
+    The count follows the square-root rule on the larger array, clamped to [MIN_HIST_BINS, HIST_BINS]:
+    a 150-weight conv layer over 80 bins would be mostly empty bins and spikes.
+    """
     both = np.concatenate(nonzero)
-    return np.histogram_bin_edges(both, bins=HIST_BINS, range=(both.min(), both.max()))
+    bins = int(np.clip(math.ceil(math.sqrt(max(a.size for a in nonzero))), MIN_HIST_BINS, HIST_BINS))
+    # np.histogram widens a single value to a range of 1 itself; passing the range keeps that behaviour explicit.
+    return np.histogram_bin_edges(both, bins=bins, range=(both.min(), both.max()))
 
 
-def _distribution_trace(values: np.ndarray, total: int, edges: np.ndarray, name: str, color: str,
-                        stems: bool) -> go.Bar:
-    """One go.Bar in % of the layer's weights: exact levels as thin stems, or binned counts."""
-    hover = "weight %{x:.4g}<br>%{y:.2f} % of the layer<extra>%{fullData.name}</extra>"
-    if values.size and stems and (found := _levels_and_counts(values)) is not None:
-        levels, counts = found
-        return go.Bar(x=levels, y=100.0 * counts / total, width=_stem_width(levels, edges[-1] - edges[0]),
-                      name=f"{name}: {levels.size} levels", marker_color=color, hovertemplate=hover)
+_BIN_HOVER = ("weights %{customdata[0]:.3g} to %{customdata[1]:.3g}<br>%{y:.2f} % of the layer"
+              "<extra>%{fullData.name}</extra>")
+
+
+def _outline_trace(values: np.ndarray, total: int, edges: np.ndarray) -> go.Scatter:
+    """The original's histogram as an unfilled step outline (% of the layer's weights per bin).
+
+    An outline over filled bars stays readable where the two overlap; two translucent bar sets blend
+    into a third colour the legend does not explain. Points sit on the left bin edges ("hv" steps),
+    framed by a zero at both ends so the outline closes on the axis.
+    """
+    counts = np.histogram(values, bins=edges)[0] * (100.0 / total) if values.size else np.zeros(edges.size - 1)
+    x = np.concatenate([edges[:1], edges])
+    y = np.concatenate([[0.0], counts, [0.0]])
+    right = np.concatenate([edges[:1], edges[1:], edges[-1:]])
+    return go.Scatter(x=x, y=y, customdata=np.stack([x, right], axis=1), mode="lines", name="original",
+                      line=dict(color=ORIGINAL_COLOR, width=2.5, shape="hv"), hovertemplate=_BIN_HOVER)
+
+
+def _compressed_trace(values: np.ndarray, levels: np.ndarray, counts: np.ndarray, total: int,
+                      edges: np.ndarray) -> go.Bar:
+    """The compressed layer as filled bars in % of its weights: exact levels (np.unique) as stems, else binned."""
     if not values.size:
-        return go.Bar(x=[], y=[], name=name, marker_color=color)
-    counts, _ = np.histogram(values, bins=edges)
+        return go.Bar(x=[], y=[], name="compressed", marker_color=COMPRESSED_COLOR)
+    if levels.size <= MAX_LEVELS:
+        return go.Bar(x=levels, y=counts * (100.0 / total), width=_stem_width(levels, edges[-1] - edges[0]),
+                      name=f"compressed: {levels.size} levels", marker_color=COMPRESSED_COLOR,
+                      hovertemplate="weight %{x:.4g}<br>%{y:.2f} % of the layer<extra>%{fullData.name}</extra>")
+    binned = np.histogram(values, bins=edges)[0] * (100.0 / total)
     # Per-channel quantization gives a few levels per row, many per layer: say how many.
-    label = f"{name}: {np.unique(values).size:,} distinct values" if stems else name
-    return go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=100.0 * counts / total, width=np.diff(edges),
-                  name=label, marker_color=color, opacity=0.6, hovertemplate=hover)
+    return go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=binned, width=np.diff(edges), customdata=np.stack(
+        [edges[:-1], edges[1:]], axis=1), name=f"compressed: {levels.size:,} distinct values",
+        marker=dict(color=COMPRESSED_COLOR, opacity=0.75, line_width=0), hovertemplate=_BIN_HOVER)
 
 
 def weight_histogram(original: torch.Tensor, compressed: torch.Tensor, layer: str, bits: int) -> go.Figure:
-    """Overlaid distributions of one layer's nonzero weights (two go.Bar traces: original, compressed).
+    """One layer's nonzero weights: the original as a step outline (go.Scatter), the compressed as bars.
 
-    Both tensors have the same shape and are copied. y is the % of the layer's weights; exact
-    zeros are not drawn but counted in an annotation. When the compressed tensor has at most
-    MAX_LEVELS distinct nonzero values they are drawn as stems at their exact values.
+    Both tensors have the same shape and are copied. y is the % of the layer's weights; exact zeros
+    are not drawn but counted in an annotation. When the compressed tensor has at most MAX_LEVELS
+    distinct nonzero values they are drawn as stems at their exact values. The title stays short
+    ("conv 1 (6×1×5×5) · 4-bit") so that it fits a half-width column; the rest is in the caption.
     """
     orig = finite_weights(original, "original weight").ravel()
     comp = finite_weights(compressed, "compressed weight").ravel()
     orig_nz, comp_nz = orig[orig != 0], comp[comp != 0]
     zeros_o, zeros_c = 1 - orig_nz.size / max(orig.size, 1), 1 - comp_nz.size / max(comp.size, 1)
-    edges = _hist_edges(orig_nz, comp_nz) if orig_nz.size + comp_nz.size else np.array([-1.0, 1.0])
-    fig = go.Figure([
-        _distribution_trace(orig_nz, orig.size, edges, "original", ORIGINAL_COLOR, stems=False),
-        _distribution_trace(comp_nz, comp.size, edges, "compressed", COMPRESSED_COLOR, stems=True),
-    ])
-    note = f"exact zeros (not drawn): {format_percent(zeros_o)} original, {format_percent(zeros_c)} compressed"
-    if not comp_nz.size:
-        note += "<br><b>compressed: all weights are zero</b>"
-    if not orig_nz.size:
-        note += "<br><b>original: all weights are zero</b>"
-    fig.add_annotation(text=note, xref="paper", yref="paper", x=1, y=1, xanchor="right", yanchor="bottom",
-                       showarrow=False, align="right")
-    precision = "no quantization (32-bit float)" if bits >= 32 else f"{bits}-bit"
-    style(fig, f"{layer_title(layer)}: weight values, original vs {precision}", "weight value",
-          "weights (% of layer)")
+    edges = hist_edges(orig_nz, comp_nz) if orig_nz.size + comp_nz.size else np.array([-1.0, 1.0])
+    note = f"exact zeros, not drawn: {format_percent(zeros_o)} original · {format_percent(zeros_c)} compressed"
+    note += "".join(f"<br><b>{who}: all weights are zero</b>" for who, nz in (("compressed", comp_nz),
+                                                                              ("original", orig_nz)) if not nz.size)
+    levels, counts = np.unique(comp_nz, return_counts=True)
+    n_levels = levels.size
+    facts = figure_meta("weight_histogram", zeros=format_percent(zeros_c), zeros_original=format_percent(zeros_o),
+                        levels=f"the others take {n_levels:,} distinct values" if n_levels else "no weights remain")
     pad = 0.03 * (edges[-1] - edges[0])  # stems at the extreme levels would otherwise be cut in half
-    fig.update_layout(barmode="overlay", bargap=0, legend_y=1.12, margin_t=130, showlegend=True,
-                      xaxis_range=[edges[0] - pad, edges[-1] + pad])
-    n_levels = np.unique(comp_nz).size
-    levels = "no weights remain" if not n_levels else f"the others take {n_levels:,} distinct values"
-    facts = caption("weight_histogram", zeros=format_percent(zeros_c), zeros_original=format_percent(zeros_o),
-                    levels=levels)
-    fig.update_layout(meta={"caption": facts})
-    return fig
+    layout = house_layout(
+        f"{layer_title(layer)} · {'32-bit float' if bits >= 32 else f'{bits}-bit'}", "weight value",
+        "weights (% of layer)", barmode="overlay", bargap=0, showlegend=True, legend=dict(y=1.12),
+        margin=dict(t=130), xaxis=dict(range=[edges[0] - pad, edges[-1] + pad], zeroline=False),
+        yaxis=dict(rangemode="tozero"), meta=facts,
+        annotations=[dict(text=note, xref="paper", yref="paper", x=1, y=1, xanchor="right", yanchor="bottom",
+                          showarrow=False, align="right", font_size=FONT_SIZE - 2)])
+    return go.Figure([_outline_trace(orig_nz, orig.size, edges),
+                      _compressed_trace(comp_nz, levels, counts, comp.size, edges)], layout)
 
 
 def sparsity_bars(layers: Sequence[str], original: Sequence[float], compressed: Sequence[float],
@@ -256,21 +313,21 @@ def sparsity_bars(layers: Sequence[str], original: Sequence[float], compressed: 
     _check_fractions("sparsities", np.concatenate([orig, comp, [overall or 0.0]]) / 100.0)
     names = [layer_title(name) for name in layers]
     hover = "%{x}<br>%{y:.1f} % zeros<extra>%{fullData.name}</extra>"
-    fig = go.Figure([
-        go.Bar(x=names, y=orig, name="original", marker_color=ORIGINAL_COLOR, hovertemplate=hover,
-               text=[format_percent(v / 100) for v in orig], textposition="outside", cliponaxis=False, **_BAR_TEXT),
-        go.Bar(x=names, y=comp, name="compressed", marker_color=COMPRESSED_COLOR, hovertemplate=hover,
-               text=[format_percent(v / 100) for v in comp], textposition="outside", cliponaxis=False, **_BAR_TEXT),
-    ])
-    style(fig, "Sparsity per layer (share of weights that are exactly zero)", "layer", "weights that are zero (%)")
-    fig.update_layout(barmode="group", yaxis_range=[0, 100], xaxis_type="category")
+    data = [go.Bar(x=names, y=values, name=name, marker_color=color, hovertemplate=hover,
+                   text=[format_percent(v / 100) for v in values], textposition="outside", cliponaxis=False,
+                   **_BAR_TEXT)
+            for name, values, color in (("original", orig, ORIGINAL_COLOR), ("compressed", comp, COMPRESSED_COLOR))]
+    shapes = []
     if overall is not None:
+        line = dict(dash="dash", color=OVERALL_COLOR, width=2)
+        shapes.append(dict(type="line", xref="x domain", x0=0, x1=1, yref="y", y0=100.0 * overall,
+                           y1=100.0 * overall, line=line))
         # The label goes in the legend: next to the line it collides with the bars' own labels.
-        fig.add_hline(y=100.0 * overall, line_dash="dash", line_color=OVERALL_COLOR, line_width=2)
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", hoverinfo="skip",
-                                 line=dict(dash="dash", color=OVERALL_COLOR, width=2),
-                                 name=f"all layers, compressed: {format_percent(overall)}"))
+        data.append(go.Scatter(x=[None], y=[None], mode="lines", hoverinfo="skip", line=line,
+                               name=f"all layers, compressed: {format_percent(overall)}"))
     i = int(np.argmax(comp)) if comp.size else -1
-    text = caption("sparsity_bars", layer=names[i], sparsity=format_percent(comp[i] / 100)) if i >= 0 else None
-    fig.update_layout(meta={"caption": text or caption("sparsity_bars")})
-    return fig
+    meta = (figure_meta("sparsity_bars", layer=names[i], sparsity=format_percent(comp[i] / 100)) if i >= 0
+            else {"caption": caption("sparsity_bars"), "facts": ""})
+    return go.Figure(data, house_layout("Share of weights that are exactly zero, per layer", "layer",
+                                        "weights that are zero (%)", barmode="group", shapes=shapes, meta=meta,
+                                        xaxis=dict(type="category"), yaxis=dict(range=[0, 100])))
