@@ -237,6 +237,7 @@ def hist_edges(*nonzero: np.ndarray) -> np.ndarray:
     return np.histogram_bin_edges(both, bins=bins, range=(both.min(), both.max()))
 
 
+_TITLE_PX, _LEGEND_ROW_PX, _NOTE_LINE_PX = 46, 26, 19   # header rows of a histogram, in pixels
 _BIN_HOVER = ("weights %{customdata[0]:.3g} to %{customdata[1]:.3g}<br>%{y:.2f} % of the layer"
               "<extra>%{fullData.name}</extra>")
 
@@ -285,7 +286,7 @@ def weight_histogram(original: torch.Tensor, compressed: torch.Tensor, layer: st
     orig_nz, comp_nz = orig[orig != 0], comp[comp != 0]
     zeros_o, zeros_c = 1 - orig_nz.size / max(orig.size, 1), 1 - comp_nz.size / max(comp.size, 1)
     edges = hist_edges(orig_nz, comp_nz) if orig_nz.size + comp_nz.size else np.array([-1.0, 1.0])
-    note = f"exact zeros, not drawn: {format_percent(zeros_o)} original · {format_percent(zeros_c)} compressed"
+    note = f"exact zeros, not drawn:<br>{format_percent(zeros_o)} original · {format_percent(zeros_c)} compressed"
     note += "".join(f"<br><b>{who}: all weights are zero</b>" for who, nz in (("compressed", comp_nz),
                                                                               ("original", orig_nz)) if not nz.size)
     levels, counts = np.unique(comp_nz, return_counts=True)
@@ -293,13 +294,18 @@ def weight_histogram(original: torch.Tensor, compressed: torch.Tensor, layer: st
     facts = figure_meta("weight_histogram", zeros=format_percent(zeros_c), zeros_original=format_percent(zeros_o),
                         levels=f"the others take {n_levels:,} distinct values" if n_levels else "no weights remain")
     pad = 0.03 * (edges[-1] - edges[0])  # stems at the extreme levels would otherwise be cut in half
+    # Header, top down: title, legend (hung from the title so that a legend wrapping onto a second row in a
+    # narrow column grows away from it), then the note on the plot's top edge, its lines counted in `margin.t`.
+    height = 440
     layout = house_layout(
         f"{layer_title(layer)} · {'32-bit float' if bits >= 32 else f'{bits}-bit'}", "weight value",
-        "weights (% of layer)", barmode="overlay", bargap=0, showlegend=True, legend=dict(y=1.12),
-        margin=dict(t=130), xaxis=dict(range=[edges[0] - pad, edges[-1] + pad], zeroline=False),
+        "weights (% of layer)", height=height, barmode="overlay", bargap=0, showlegend=True,
+        legend=dict(yref="container", y=1 - _TITLE_PX / height, yanchor="top"),
+        margin=dict(t=_TITLE_PX + 2 * _LEGEND_ROW_PX + _NOTE_LINE_PX * (note.count("<br>") + 1) + 4), xaxis=dict(range=[edges[0] - pad, edges[-1] + pad], zeroline=False),
         yaxis=dict(rangemode="tozero"), meta=facts,
         annotations=[dict(text=note, xref="paper", yref="paper", x=1, y=1, xanchor="right", yanchor="bottom",
                           showarrow=False, align="right", font_size=FONT_SIZE - 2)])
+    layout["title"].update(y=1.0, yanchor="top", pad=dict(t=12))  # pinned to the top, not centred in the margin
     return go.Figure([_outline_trace(orig_nz, orig.size, edges),
                       _compressed_trace(comp_nz, levels, counts, comp.size, edges)], layout)
 

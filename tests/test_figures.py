@@ -128,7 +128,7 @@ def test_weight_histogram_ternary_draws_exact_levels_and_zero_share():
     assert np.allclose(stems.x, [-0.8, 0.8]) and np.allclose(stems.y, [12.5, 37.5])   # % of 8 weights
     assert "2 levels" in stems.name
     note = fig.layout.annotations[0].text
-    assert "exact zeros, not drawn: 0 % original · 50 % compressed" in note
+    assert "exact zeros, not drawn:<br>0 % original · 50 % compressed" in note
     assert math.isclose(sum(outline.y), 100.0)                     # the original has no zeros
     assert F.figure_facts(fig) == ("50 % of the compressed layer's weights are exactly zero (original: 0 %); "
                                    "the others take 2 distinct values.")
