@@ -31,6 +31,8 @@ FONT_SIZE = 16              # readable on a classroom projector
 MAX_LEVELS = 64             # up to this many distinct values, draw quantization levels as stems
 HIST_BINS = 80              # at most this many histogram bins ...
 MIN_HIST_BINS = 15          # ... and at least this many (the square-root rule picks in between)
+# 0-100 % axes run a little past 100 so that a label above a full bar stays clear of the legend.
+_PERCENT_AXIS = dict(range=[0, 109], tickvals=[0, 20, 40, 60, 80, 100])
 # Plotly shrinks labels that are wider than their bar; one fixed size reads better from the back row.
 _BAR_TEXT = dict(textfont_size=FONT_SIZE - 2, constraintext="none")
 _GRID = "#e6e9ef"
@@ -215,7 +217,7 @@ def per_class_accuracy(classes: Sequence[str], original: np.ndarray, compressed:
         go.Bar(x=names, y=comp, name="compressed", marker_color=COMPRESSED_COLOR, hovertemplate=hover,
                text=labels, textposition="outside", cliponaxis=False, **_BAR_TEXT),
     ], house_layout("Accuracy per class", "class", "accuracy (%)", barmode="group",
-                    xaxis=dict(type="category"), yaxis=dict(range=[0, 100]),
+                    xaxis=dict(type="category"), yaxis=_PERCENT_AXIS,
                     meta=figure_meta("per_class_accuracy", worst=worst)))
 
 
@@ -318,8 +320,10 @@ def sparsity_bars(layers: Sequence[str], original: Sequence[float], compressed: 
         raise ValueError(f"need one sparsity per layer: {len(layers)} layers, {orig.size} and {comp.size} values")
     _check_fractions("sparsities", np.concatenate([orig, comp, [overall or 0.0]]) / 100.0)
     names = [layer_title(name) for name in layers]
+    # "conv 1<br>(6×1×5×5)": two short lines stay level where one long label would be turned sideways.
+    categories = [name.replace(" (", "<br>(", 1) for name in names]
     hover = "%{x}<br>%{y:.1f} % zeros<extra>%{fullData.name}</extra>"
-    data = [go.Bar(x=names, y=values, name=name, marker_color=color, hovertemplate=hover,
+    data = [go.Bar(x=categories, y=values, name=name, marker_color=color, hovertemplate=hover,
                    text=[format_percent(v / 100) for v in values], textposition="outside", cliponaxis=False,
                    **_BAR_TEXT)
             for name, values, color in (("original", orig, ORIGINAL_COLOR), ("compressed", comp, COMPRESSED_COLOR))]
@@ -336,4 +340,4 @@ def sparsity_bars(layers: Sequence[str], original: Sequence[float], compressed: 
             else {"caption": caption("sparsity_bars"), "facts": ""})
     return go.Figure(data, house_layout("Share of weights that are exactly zero, per layer", "layer",
                                         "weights that are zero (%)", barmode="group", shapes=shapes, meta=meta,
-                                        xaxis=dict(type="category"), yaxis=dict(range=[0, 100])))
+                                        xaxis=dict(type="category"), yaxis=_PERCENT_AXIS))

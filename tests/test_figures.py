@@ -100,7 +100,7 @@ def test_per_class_accuracy_bars_in_percent_and_worst_class():
     assert len(fig.data) == 2 and [t.name for t in fig.data] == ["original", "compressed"]
     assert np.allclose(fig.data[0].y, [90, 80, 100]) and np.allclose(fig.data[1].y, [90, 50, 100])
     assert list(fig.data[1].text) == ["", "−30", ""]
-    assert tuple(fig.layout.yaxis.range) == (0, 100)
+    assert fig.layout.yaxis.range[0] == 0 and fig.layout.yaxis.tickvals[-1] == 100 < fig.layout.yaxis.range[1] < 110
     assert fig.layout.yaxis.title.text == "accuracy (%)" and fig.layout.xaxis.title.text == "class"
     assert fig.data[0].marker.color == F.ORIGINAL_COLOR and fig.data[1].marker.color == F.COMPRESSED_COLOR
     assert "class b, from 80 % to 50 %" in F.figure_caption(fig)
@@ -198,6 +198,8 @@ def test_sparsity_bars_percent_and_overall_line():
     assert fig.data[2].name == "all layers, compressed: 80 %" and fig.data[2].line.dash == "dash"
     assert "The most pruned is layer 0: 82 %" in F.figure_caption(fig)
     assert F.figure_facts(fig) == "The most pruned is layer 0: 82 % of its weights are zero."
+    labelled = F.sparsity_bars(["conv 1 (6×1×5×5)"], [0.0], [0.5])
+    assert list(labelled.data[0].x) == ["conv 1<br>(6×1×5×5)"] and "conv 1 (6×1×5×5): 50 %" in F.figure_facts(labelled)
     without = F.sparsity_bars(["0"], [0.0], [0.5])
     assert len(without.data) == 2 and not without.layout.shapes
 
