@@ -1,6 +1,6 @@
 """The Streamlit-aware layer between the pages and `core/`.
 
-- `ui.cache`: every @st.cache_* (data, shared models, reports, maps, figures).
+- `ui.cache`: every Streamlit cache (data, shared models, reports, maps, figures).
 - `ui.sidebar`: the shared sidebar and its URL state.
 - `ui.panels`: pieces several pages draw (charts with captions, metric cards, saliency panels).
 

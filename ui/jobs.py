@@ -2,7 +2,7 @@
 
 A cached function cannot draw a progress bar (Streamlit replays elements created inside
 cached functions, and one created outside breaks the replay). So the work runs in a
-thread owned by a `Job`; `ui.cache` keeps one Job per input in st.cache_resource, so
+thread owned by a `Job`; `ui.cache` keeps one Job per input in a resource cache, so
 thirty students asking for the same model start one training run, and every one of them
 can follow the same live bar with `follow`.
 """
