@@ -98,20 +98,31 @@ def test_page_renders_title_and_charts(page):
 
 
 @pytest.mark.parametrize("page", list(TITLES))
-def test_page_file_run_alone_draws_the_sidebar(monkeypatch, page):
+def test_page_link_on_a_fresh_server_hands_over_to_the_app(monkeypatch, page):
     """A path link (/weights) as the first request to a fresh server runs pages/weights.py alone.
 
-    Streamlit's legacy multipage mode stays on until some session has run app.py, so the
-    page must not rely on app.py having drawn the sidebar in the same run.
+    Streamlit's legacy multipage mode is on until some session has run app.py. The page
+    hands over to app.py (st.switch_page with ?page=), whose st.navigation switches that
+    mode off, and the same page opens with the shared sidebar and the link's settings.
     """
-    monkeypatch.setattr(PagesManager, "__init__", _LEGACY_INIT)
+    state = {"first": True}
+
+    def init(self, *args, **kwargs):  # legacy mode for the first run only, as on a fresh server
+        _LEGACY_INIT(self, *args, **kwargs)
+        if not state.pop("first", False):
+            PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["prune"] = "80"
     at.switch_page(f"pages/{page}.py").run()
     assert_healthy(at, page)
     assert len(at.get("plotly_chart")) == CHARTS[page]
-    at.slider(key="prune").set_value(80).run()
-    assert_healthy(at, page)
     assert at.slider(key="prune").value == 80 and "80" in at.caption[0].value
+    assert at.query_params["page"] == page
+    at.slider(key="prune").set_value(50).run()
+    assert_healthy(at, page)
+    assert at.slider(key="prune").value == 50 and "50" in at.caption[0].value
 
 
 def test_settings_follow_the_user_across_pages():

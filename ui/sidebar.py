@@ -1,7 +1,13 @@
-"""The shared sidebar and its URL state: every setting is a query parameter, restored on a
-session's first run (bad values clamped or ignored with a notice) and written back on every run.
+"""The shared sidebar: data set, model, compression controls, presentation mode and the share link.
+
+Every setting is a query parameter (see ui/url_state.py): restored on a session's first run (bad
+values clamped or ignored with a notice) and written back on every run. ?hide=a,b hides controls
+(their values still apply) and ?present=1 switches presentation mode on.
 """
 from __future__ import annotations
+
+import inspect
+from pathlib import Path
 
 import streamlit as st
 
@@ -9,14 +15,9 @@ import models
 from core import data as datasets
 from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_SCHEMES,
                               WEIGHT_BITS, CompressionConfig)
+from ui import lessons, url_state
 from ui.cache import Setup, dataset, train_config
 
-# Every sidebar control: session-state key == URL parameter, its choices, its default.
-DEFAULTS = {"dataset": datasets.DEFAULT_DATASET, "model": "lenet5", "prune": 0, "method": "magnitude",
-            "scope": "global", "bits": 32, "scheme": "symmetric", "granularity": "per_channel"}
-CHOICES = {"dataset": tuple(datasets.list_datasets()), "model": tuple(models.list_models()),
-           "method": PRUNE_METHODS, "scope": PRUNE_SCOPES, "bits": WEIGHT_BITS,
-           "scheme": QUANT_SCHEMES, "granularity": QUANT_GRANULARITIES}
 SHORT_NAMES = {"mnist5k": "MNIST, 5k digits (offline)", "digits": "Digits 8×8 (offline)",
                "mnist": "MNIST, 70k (download)", "fashion_mnist": "Fashion-MNIST (download)",
                "cifar10": "CIFAR-10 (download)", "mlp": "MLP 128-64", "lenet300": "LeNet-300-100 (MLP)",
@@ -25,41 +26,19 @@ LABELS = {"magnitude": "Magnitude (smallest |w|)", "random": "Random", "structur
           "global": "Global (one threshold)", "layer": "Per layer (same rate each)",
           "symmetric": "Symmetric", "affine": "Affine (with zero point)",
           "per_channel": "Per channel", "per_tensor": "Per tensor"}
-
-
-def _parse(key: str, raw: str) -> object:
-    """A URL value as the control's type, clamped into range; raises ValueError if unusable."""
-    if key == "prune":
-        return min(100, max(0, round(float(raw))))
-    value = int(raw) if key == "bits" else raw  # int("abc") raises ValueError: reported
-    if key == "bits" and value not in WEIGHT_BITS:  # snap to the nearest offered bit width
-        value = min(WEIGHT_BITS, key=lambda b: abs(b - value))
-    if value not in CHOICES[key]:
-        raise ValueError(f"choose one of {', '.join(map(str, CHOICES[key]))}")
-    return value
-
-
-def _restore_from_url() -> None:
-    """On a session's first run, take every setting from the URL; bad values get a notice."""
-    if st.session_state.get("_restored"):
-        return
-    st.session_state["_restored"] = True
-    notices = []
-    for key, default in DEFAULTS.items():
-        st.session_state[key] = default
-        raw = st.query_params.get(key)
-        if raw is None:
-            continue
-        try:
-            value = _parse(key, raw)
-        except (ValueError, OverflowError) as err:  # "abc", "nan", "inf"
-            notices.append(f"Ignored {key}={raw!r} from the link ({err}); using {default}.")
-            continue
-        if str(value) != raw:
-            notices.append(f"Adjusted {key}={raw!r} from the link to {value}.")
-        st.session_state[key] = value
-    st.session_state["_notices"] = notices
-    _check_dataset()
+# Every sidebar control: session-state key == URL parameter (registry: ui/url_state.py).
+DEFAULTS = {key: setting.default for key, setting in url_state.SIDEBAR.items()}
+CHOICES = {key: setting.options for key, setting in url_state.SIDEBAR.items() if setting.options}
+# Presentation mode: larger text for a projector (Plotly figures are scaled in ui.panels.chart).
+PRESENTATION_CSS = """<style>
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] :is(p, li) { font-size: 1.35rem; line-height: 1.5; }
+[data-testid="stMain"] [data-testid="stCaptionContainer"] :is(p, li) { font-size: 1.15rem; }
+[data-testid="stMain"] [data-testid="stWidgetLabel"] p { font-size: 1.2rem; }
+[data-testid="stMain"] h1 { font-size: 3rem; }
+[data-testid="stMetricValue"] { font-size: 3rem; }
+[data-testid="stMetricLabel"] p { font-size: 1.25rem; }
+[data-testid="stMetricDelta"] { font-size: 1.25rem; }
+</style>"""
 
 
 def _check_dataset() -> None:
@@ -73,40 +52,66 @@ def _check_dataset() -> None:
             f"{err} Showing the default data set ({datasets.DEFAULT_DATASET}) instead.")
 
 
-def _sync_url() -> None:
-    """Write every setting into the URL, so the address bar is a link to this exact view."""
-    for key in DEFAULTS:
-        value = str(st.session_state[key])
-        if st.query_params.get(key) != value:
-            st.query_params[key] = value
+def _prepare() -> None:
+    """Before any widget: settings from the URL (first run), a lesson from its link, keep all state."""
+    first = not st.session_state.get("_restored")
+    url_state.restore()
+    if first:
+        _check_dataset()
+        lessons.restore_lesson()
+    url_state.keep()
+
+
+def _controls(hidden: tuple[str, ...]) -> None:
+    """The data set, model and compression controls, except those the link hides (?hide=)."""
+    shown = lambda key: key not in hidden  # noqa: E731 (reads as a sentence below)
+    if shown("dataset") or shown("model"):
+        st.header("Model")
+    if shown("dataset"):
+        st.selectbox("Data set", CHOICES["dataset"], key="dataset", on_change=_check_dataset,
+                     format_func=lambda n: SHORT_NAMES.get(n, n),
+                     help="  \n".join(f"**{SHORT_NAMES.get(n, n)}**: {d}" for n, d in datasets.DATASETS.items()))
+    if shown("model"):
+        st.selectbox("Model", CHOICES["model"], key="model", format_func=lambda n: SHORT_NAMES.get(n, n),
+                     help="  \n".join(f"**{SHORT_NAMES.get(n, n)}**: {models.describe_model(n)}"
+                                      for n in CHOICES["model"]))
+    if any(shown(key) for key in ("prune", "method", "scope", "bits", "scheme", "granularity")):
+        st.header("Compression")
+    if shown("prune"):
+        st.slider("Pruning rate", 0, 100, key="prune", step=1, format="%d%%",
+                  help="Share of the weights set to exactly zero.")
+    if shown("method"):
+        st.radio("Pruning method", PRUNE_METHODS, key="method", format_func=LABELS.get)
+    if shown("scope"):
+        st.radio("Pruning scope", PRUNE_SCOPES, key="scope", format_func=LABELS.get, horizontal=True,
+                 help="Global: one threshold for the whole network. Per layer: every layer loses the same share.")
+    if shown("bits"):
+        st.select_slider("Bit width", WEIGHT_BITS, key="bits",
+                         format_func=lambda b: "32 (float, off)" if b == 32 else str(b),
+                         help="Bits per weight after quantization; 32 means no quantization.")
+    if shown("scheme"):
+        st.radio("Quantization scheme", QUANT_SCHEMES, key="scheme", format_func=LABELS.get, horizontal=True)
+    if shown("granularity"):
+        st.radio("Quantization granularity", QUANT_GRANULARITIES, key="granularity", format_func=LABELS.get,
+                 horizontal=True, help="One scale per output channel, or one for the whole layer.")
 
 
 def sidebar() -> Setup:
     """Draw the shared sidebar (data set, model, every compression control); return the setup."""
-    _restore_from_url()
+    _prepare()
+    present = url_state.presenting()
+    if present:
+        st.html(PRESENTATION_CSS)
+    # The sidebar starts collapsed in presentation mode: notices go where the class can see them.
+    for notice in st.session_state.get("_notices", []):
+        (st if present else st.sidebar).warning(notice, icon="⚠️")
     with st.sidebar:
-        for notice in st.session_state.get("_notices", []):
-            st.warning(notice, icon="⚠️")
-        st.header("Model")
-        st.selectbox("Data set", CHOICES["dataset"], key="dataset", on_change=_check_dataset,
-                     format_func=lambda n: SHORT_NAMES.get(n, n),
-                     help="  \n".join(f"**{SHORT_NAMES.get(n, n)}**: {d}" for n, d in datasets.DATASETS.items()))
-        st.selectbox("Model", CHOICES["model"], key="model", format_func=lambda n: SHORT_NAMES.get(n, n),
-                     help="  \n".join(f"**{SHORT_NAMES.get(n, n)}**: {models.describe_model(n)}"
-                                      for n in CHOICES["model"]))
-        st.header("Compression")
-        st.slider("Pruning rate", 0, 100, key="prune", step=1, format="%d%%",
-                  help="Share of the weights set to exactly zero.")
-        st.radio("Pruning method", PRUNE_METHODS, key="method", format_func=LABELS.get)
-        st.radio("Pruning scope", PRUNE_SCOPES, key="scope", format_func=LABELS.get, horizontal=True,
-                 help="Global: one threshold for the whole network. Per layer: every layer loses the same share.")
-        st.select_slider("Bit width", WEIGHT_BITS, key="bits",
-                         format_func=lambda b: "32 (float, off)" if b == 32 else str(b),
-                         help="Bits per weight after quantization; 32 means no quantization.")
-        st.radio("Quantization scheme", QUANT_SCHEMES, key="scheme", format_func=LABELS.get, horizontal=True)
-        st.radio("Quantization granularity", QUANT_GRANULARITIES, key="granularity", format_func=LABELS.get,
-                 horizontal=True, help="One scale per output channel, or one for the whole layer.")
-    _sync_url()
+        _controls(st.session_state.get("hide", ()))
+        st.divider()
+        st.toggle("Presentation mode", key="present",
+                  help="Large text and charts for a projector; the sidebar starts collapsed. "
+                       "In a link: ?present=1, and ?hide=method,scope hides those controls.")
+    url_state.sync()
     state = st.session_state
     setup = Setup(
         train=train_config(state["model"], state["dataset"]),
@@ -118,15 +123,34 @@ def sidebar() -> Setup:
     return setup
 
 
+def share_link() -> None:
+    """A "Share / copy link" popover in the sidebar: the link to this exact view (st.code has a copy button)."""
+    with st.sidebar.popover("Share / copy link", icon=":material/link:", width="stretch"):
+        st.markdown("This link opens the app with every setting as it is now:")
+        st.code(url_state.link(), language=None, wrap_lines=True)
+        st.markdown("The same view for a projector (large text, sidebar collapsed):")
+        st.code(url_state.link(present=1), language=None, wrap_lines=True)
+        if not st.context.url:
+            st.caption("Add this to the app's address (for example http://localhost:8501/).")
+
+
+def page_header(page: str) -> None:
+    """What app.py draws once the page is known, before the page: the share link and the lesson step."""
+    share_link()
+    lessons.lesson_banner(page)
+
+
 def current_setup() -> Setup:
     """The setup the sidebar chose in this run; call it once, at the top of a page.
 
     app.py draws the sidebar before the page, and the page takes (pops) its setup. A page
-    file that runs without app.py finds none and draws the sidebar itself: Streamlit runs a
-    page alone while its legacy pages/ mode is on, which lasts from a server's start until
-    some session has run app.py (a first request to /weights, say).
+    file that runs without app.py finds none: Streamlit runs a page alone while its legacy
+    pages/ mode is on, from a server's start until some session has run app.py (a first
+    request to /weights, say), with an auto-made menu and no page config. Such a run hands
+    over to app.py, which turns st.navigation on and opens this same page through ?page=.
     """
     if "_setup" not in st.session_state:
-        sidebar()
+        page = Path(inspect.stack()[1].filename).stem
+        st.switch_page("app.py", query_params={**st.query_params.to_dict(), "page": page})
     return st.session_state.pop("_setup")
 
