@@ -66,13 +66,17 @@ def list_datasets() -> list[str]:
     return list(DATASETS)
 
 
-def default_root() -> Path:
-    """Where torchvision data sets live: $COMPRESSION_LENS_DATA or ~/.cache/compression-lens/data."""
-    env = os.environ.get("COMPRESSION_LENS_DATA")
+def cache_folder(variable: str, name: str) -> Path:
+    """$variable when set, else <XDG cache home or ~/.cache>/compression-lens/<name>."""
+    env = os.environ.get(variable)
     if env:
         return Path(env)
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "compression-lens" / "data"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compression-lens" / name
+
+
+def default_root() -> Path:
+    """Where torchvision data sets live: $COMPRESSION_LENS_DATA or ~/.cache/compression-lens/data."""
+    return cache_folder("COMPRESSION_LENS_DATA", "data")
 
 
 def load_dataset(name: str = DEFAULT_DATASET, root: str | Path | None = None, download: bool = True) -> Dataset:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 import models
-from core.data import Dataset, load_dataset
+from core.data import Dataset, cache_folder, load_dataset
 
 Progress = Callable[[float, str], None]   # (fraction done 0..1, message)
 CHECKPOINT_FORMAT = 1                     # bump when the model code changes what a checkpoint means
@@ -118,11 +118,7 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: Progress | No
 
 def default_cache_dir() -> Path:
     """$COMPRESSION_LENS_CACHE, else ~/.cache/compression-lens/models."""
-    env = os.environ.get("COMPRESSION_LENS_CACHE")
-    if env:
-        return Path(env)
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "compression-lens" / "models"
+    return cache_folder("COMPRESSION_LENS_CACHE", "models")
 
 
 def checkpoint_path(cfg: TrainConfig, cache_dir: str | Path | None = None) -> Path:
