@@ -7,7 +7,9 @@ import streamlit as st
 
 import ui
 
-st.set_page_config(page_title="Compression Lens", page_icon="🔬", layout="wide")
+# Presentation mode (?present=1) starts with the sidebar collapsed: the projector shows the charts.
+st.set_page_config(page_title="Compression Lens", page_icon="🔬", layout="wide",
+                   initial_sidebar_state="collapsed" if ui.presenting() else "auto")
 
 PAGES = {
     "overview": ("pages/overview.py", "Overview", ":material/dashboard:"),
@@ -17,6 +19,7 @@ PAGES = {
     "tradeoffs": ("pages/tradeoffs.py", "Trade-offs", ":material/show_chart:"),
     "forgotten": ("pages/forgotten.py", "Forgotten examples", ":material/psychology_alt:"),
     "sanity": ("pages/sanity.py", "Sanity check", ":material/shuffle:"),
+    "lessons": ("pages/lessons.py", "Lessons", ":material/school:"),
 }
 # ?page=<name> opens that page (links and tests); the path (/weights) works as well.
 start = st.query_params.get("page", "overview")
@@ -30,5 +33,7 @@ ui.sidebar()
 shown = next(name for name, (_, title, _) in PAGES.items() if title == navigation.title)
 if st.query_params.get("page") != shown:
     st.query_params["page"] = shown
+ui.page_header(shown)  # the share link and, during a lesson, the current step above the page
 navigation.run()
+ui.sync_url()  # a page may have corrected a setting (e.g. a method the model does not offer)
 ui.freeze_heap()  # once per process, after the first page has loaded torch, plotly and the models

@@ -17,7 +17,8 @@ st.markdown("Hooker et al. (2019) train a *population* of models and compress ea
             "**forgotten** when the compressed models' majority vote differs from the originals' majority vote: "
             "compression changed the answer, not just the confidence.")
 left, right = st.columns(2)
-size = left.slider("Models in each population", 3, 7, 5, key="pie_size",
+ui.fit_setting("pie_method", ui.available_methods(setup), describe=attribution.METHOD_LABELS.get)
+size = left.slider("Models in each population", *ui.SETTINGS["pie_size"].bounds, key="pie_size",
                    help="Each is trained with another seed (about 10 s each, once; then cached on disk).")
 method = right.selectbox("Explanation method for the gallery", ui.available_methods(setup), key="pie_method",
                          format_func=attribution.METHOD_LABELS.get)

@@ -9,10 +9,11 @@ ui.trained_model(setup.train)
 
 st.title("Do the explanations survive?")
 st.caption(ui.describe_setup(setup))
+ui.fit_setting("saliency_method", ui.available_methods(setup), describe=attribution.METHOD_LABELS.get)
 left, middle, right = st.columns([2, 2, 3])
 method = left.selectbox("Explanation method", ui.available_methods(setup), key="saliency_method",
                         format_func=attribution.METHOD_LABELS.get)
-mode = middle.radio("Images", ["by index", "by class", "where the models disagree"], key="saliency_mode")
+mode = middle.radio("Images", ui.SETTINGS["saliency_mode"].options, key="saliency_mode")
 with right:
     indices, empty_message = ui.pick_images(setup, mode)
 st.markdown(f"**{attribution.METHOD_LABELS[method]}**: {attribution.describe_method(method)} "

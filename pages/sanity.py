@@ -15,6 +15,7 @@ st.markdown("Adebayo et al. (2018) destroy a trained model layer by layer, from 
             "re-initializing each layer with random weights. A map that **stays the same** while the model is "
             "destroyed is not explaining the model. The test runs on the original and on the compressed model "
             "(which keeps its zeros), for the same images and the same class.")
+ui.fit_setting("sanity_method", ui.available_methods(setup), describe=attribution.METHOD_LABELS.get)
 left, right = st.columns(2)
 method = left.selectbox("Explanation method", ui.available_methods(setup), key="sanity_method",
                         format_func=attribution.METHOD_LABELS.get)
@@ -28,7 +29,8 @@ ui.chart(figures_sanity.randomization_figure(original, compressed, metric), key=
 
 st.header("One image, step by step")
 n = len(ui.dataset(setup.train.dataset).y_test)
-index = st.number_input(f"Test image (0 to {n - 1})", 0, n - 1, 0, key="sanity_index")
+ui.fit_setting("sanity_index", high=n - 1)
+index = st.number_input(f"Test image (0 to {n - 1})", 0, n - 1, key="sanity_index")
 labels, maps_o, maps_c = ui.randomization_pictures(setup, method, int(index))
 ui.chart(figures_sanity.randomization_maps_figure(labels, {"original": maps_o, "compressed": maps_c}),
          key="sanity_maps")

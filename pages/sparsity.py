@@ -11,6 +11,7 @@ st.title("Where the zeros are")
 st.caption(ui.describe_setup(setup))
 ui.chart(ui.sparsity_figure(setup), key="sparsity_bars")
 
+ui.fit_setting("sparsity_layer", list(labels), describe=lambda name: f"Layer {labels.get(name, name)}")
 layer = st.selectbox("Layer to inspect", list(labels), format_func=labels.get, key="sparsity_layer")
 original, compressed = ui.weight_heatmaps(setup, layer)
 left, right = st.columns(2)

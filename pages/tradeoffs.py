@@ -12,14 +12,16 @@ ui.trained_model(setup.train)
 
 st.title("Where do accuracy and explanations break?")
 st.caption(ui.describe_setup(setup) + " Each curve varies one control and keeps the other at its sidebar value.")
+ui.fit_setting("sweep_method", ui.available_methods(setup), describe=attribution.METHOD_LABELS.get)
 left, middle, right = st.columns(3)
 method = left.selectbox("Explanation method", ui.available_methods(setup), key="sweep_method",
                         format_func=attribution.METHOD_LABELS.get,
                         help="Gradient maps are fast; Integrated Gradients, SmoothGrad and Occlusion make "
                              "the sweep several times slower.")
-seeds = middle.slider("Seeds (trained models)", 1, 5, key="sweep_seeds",
+seeds = middle.slider("Seeds (trained models)", *ui.SETTINGS["sweep_seeds"].bounds, key="sweep_seeds",
                       help="Each seed is a separately trained original; bands show ± one standard deviation.")
-epochs = right.select_slider("Fine-tune after pruning (epochs)", [0, 1, 2, 3, 5], key="sweep_epochs",
+epochs = right.select_slider("Fine-tune after pruning (epochs)", ui.SETTINGS["sweep_epochs"].options,
+                             key="sweep_epochs",
                              help="Retrain the kept weights with the pruned ones held at zero, as Han et al. do.")
 sweep = SweepConfig(base=setup.compression, method=method, seeds=tuple(range(seeds)), fine_tune_epochs=epochs)
 problem = ui.sweep_check(setup.train, sweep)
@@ -28,7 +30,7 @@ if problem:
     st.stop()
 
 summary = summarize(ui.sweep_table(setup.train, sweep, "curves"))
-metric = st.radio("Show", list(figures_tradeoff.METRICS), key="sweep_metric", horizontal=True,
+metric = st.radio("Show", ui.SETTINGS["sweep_metric"].options, key="sweep_metric", horizontal=True,
                   format_func=lambda m: figures_tradeoff.METRICS[m].split(" (")[0])
 c = setup.compression
 by_sparsity, by_bits = st.columns(2)
@@ -48,7 +50,7 @@ if metric in FAITHFULNESS_METRICS:
                "it asks whether the map still points at the pixels that model relies on.")
 
 st.header("The sparsity × bit-width map")
-grid_metric = st.radio("Colour by", ["accuracy", "spearman_abs", "agreement"], key="grid_metric", horizontal=True,
+grid_metric = st.radio("Colour by", ui.SETTINGS["grid_metric"].options, key="grid_metric", horizontal=True,
                        format_func=lambda m: figures_tradeoff.METRICS[m].split(" (")[0])
 grid = ui.sweep_table(setup.train, replace(sweep, fine_tune_epochs=0), "grid")
 ui.grid_chart(figures_tradeoff.grid_heatmap(grid, grid_metric, current=(c.prune_amount, c.weight_bits)))

@@ -12,6 +12,9 @@ from ui.cache import (Setup, _training_job, available_methods, compressed_maps, 
                       sweep_table, train_config, trained_model, trained_models, weight_heatmaps, weight_histograms)
 from ui.panels import chart, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
 from ui.sidebar import current_setup, sidebar
+from ui.lessons import all_lessons, start_lesson  # guided lessons (lessons/*.toml)
+from ui.sidebar import page_header
+from ui.url_state import SETTINGS, fit as fit_setting, presenting, sync as sync_url  # settings in the URL
 
 __all__ = ["Setup", "_training_job", "available_methods", "chart", "compressed_maps", "compressed_model",
            "current_setup", "dataset", "describe_setup", "freeze_heap", "grid_chart", "layer_labels",
@@ -19,3 +22,4 @@ __all__ = ["Setup", "_training_job", "available_methods", "chart", "compressed_m
            "population_saliency", "population_view", "randomization", "randomization_pictures", "report",
            "saliency_panels", "sidebar", "sparsity_figure", "sweep_check", "sweep_table", "train_config",
            "trained_model", "trained_models", "weight_heatmaps", "weight_histograms"]
+__all__ += ["SETTINGS", "all_lessons", "fit_setting", "page_header", "presenting", "start_lesson", "sync_url"]

@@ -1,6 +1,7 @@
 """Pieces that several pages draw: charts with captions, metric cards, saliency panels."""
 from __future__ import annotations
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from core import figures, figures_maps
@@ -8,7 +9,38 @@ from core.attribution import saliency_agreement
 from core.metrics import CompressionReport
 from ui.cache import Setup, compressed_maps, dataset, original_maps, report
 from ui.sidebar import SHORT_NAMES
+from ui.url_state import fit, presenting
 
+PRESENT_SCALE = 1.3  # presentation mode: fonts, heights and margins of every chart
+
+
+def _scaled(spec: object, factor: float, font: bool = False) -> object:
+    """A figure dict with every font size (layout, template, traces, annotations) times `factor`.
+
+    `font`: `spec` is a font dict (a key ending in "font": font, tickfont, textfont, ...).
+    """
+    if isinstance(spec, list):
+        return [_scaled(item, factor, font) for item in spec]
+    if not isinstance(spec, dict):
+        return spec
+    scaled = {}
+    for key, value in spec.items():
+        if font and key == "size" and isinstance(value, (int, float, list)):
+            scaled[key] = [v * factor for v in value] if isinstance(value, list) else value * factor
+        else:
+            scaled[key] = _scaled(value, factor, key.endswith("font"))
+    return scaled
+
+
+def for_projector(fig: go.Figure, factor: float = PRESENT_SCALE) -> go.Figure:
+    """A copy of `fig` with larger fonts, height and margins, for presentation mode (fig is not changed)."""
+    spec = _scaled(fig.to_dict(), factor)
+    layout = spec.setdefault("layout", {})
+    layout.setdefault("font", {}).setdefault("size", 12 * factor)  # Plotly's default is 12 px
+    layout["height"] = round(layout.get("height", 450) * factor)
+    layout["margin"] = {k: v * factor if isinstance(v, (int, float)) else v
+                        for k, v in layout.get("margin", {}).items()}
+    return go.Figure(spec)
 
 
 def chart(fig, key: str, caption: bool = True) -> None:
@@ -16,8 +48,10 @@ def chart(fig, key: str, caption: bool = True) -> None:
 
     theme=None: Streamlit's theme would override the figures' projector-sized fonts.
     caption=False shows only the chart's own facts (for pages that show the general caption once).
+    In presentation mode the figure is drawn from a scaled copy (cached figures stay untouched).
     """
-    st.plotly_chart(fig, key=key, theme=None, config={"displaylogo": False})
+    shown = for_projector(fig) if presenting() else fig
+    st.plotly_chart(shown, key=key, theme=None, config={"displaylogo": False})
     text = figures.figure_caption(fig) if caption else figures.figure_facts(fig)
     if text:
         st.caption(text)
@@ -72,9 +106,11 @@ def pick_images(setup: Setup, mode: str) -> tuple[list[int], str]:
     data, rep = dataset(setup.train.dataset), report(setup)
     n = len(data.y_test)
     if mode == "by index":
+        fit("saliency_index", high=n - 1)
         first = st.number_input(f"First test image (0 to {n - 1})", 0, n - 1, key="saliency_index", step=1)
         return list(range(first, min(first + IMAGES_PER_VIEW, n))), ""
     if mode == "by class":
+        fit("saliency_class", high=len(data.classes) - 1)
         label = st.selectbox("Class", range(len(data.classes)), key="saliency_class",
                              format_func=lambda c: data.classes[c])
         return [int(i) for i in (rep.original.labels == label).nonzero()[0][:IMAGES_PER_VIEW]], \
@@ -122,7 +158,8 @@ def _agreement_numbers(agree: dict[str, float], signed: bool) -> None:
 
 def grid_chart(fig) -> None:
     """The sparsity × bit-width map; clicking a cell moves the sidebar's sliders to it."""
-    st.plotly_chart(fig, key="sweep_grid", theme=None, on_select=_grid_clicked, selection_mode="points",
+    st.plotly_chart(for_projector(fig) if presenting() else fig, key="sweep_grid", theme=None,
+                    on_select=_grid_clicked, selection_mode="points",
                     config={"displaylogo": False})
     st.caption(figures.figure_caption(fig))
 

@@ -1,0 +1,251 @@
+"""Every setting of the app as a URL query parameter, so the address bar always links to this view.
+
+One registry (`SETTINGS`) names each setting once: its default, how its URL text is parsed
+(bad text raises ValueError, out-of-range numbers are clamped), and the page whose widget shows
+it. The session-state key, the widget key and the query parameter are the same name.
+
+- `restore()`: on a session's first run, every setting from the URL (notices for bad values).
+- `keep()`: every run, before any widget: re-store each setting, because Streamlit drops the
+  state of widgets that a run does not draw (a page's widgets while another page is shown,
+  sidebar controls hidden by ?hide=).
+- `sync()`: every run, write the settings back (page settings only when not at their default).
+- `fit(key, ...)`: a page makes its setting valid for a widget whose options depend on the model
+  or data set (Grad-CAM needs a conv layer, test-image index < number of test images).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import streamlit as st
+
+import models
+from core import attribution, figures_sanity, figures_tradeoff
+from core import data as datasets
+from core.compression import PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_SCHEMES, WEIGHT_BITS
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS_DIR = ROOT / "lessons"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One URL-backed setting: default, parser (URL text -> value), allowed values, owning page."""
+
+    default: object
+    parse: Callable[[str], object]
+    page: str | None = None            # the page whose widget shows it; None: sidebar or app-wide
+    options: tuple | None = None       # the allowed values, when it is a choice
+    bounds: tuple[int, int | None] | None = None  # whole numbers: lowest, highest (None: the page knows)
+    lesson: bool = True                # a lesson step may set it
+
+
+def choice(options: Sequence, default: object = None, page: str | None = None) -> Setting:
+    """A setting that must be one of `options` (compared as text: URLs carry text)."""
+    options = tuple(options)
+
+    def parse(raw: str) -> object:
+        for option in options:
+            if str(option) == raw:
+                return option
+        raise ValueError(f"choose one of {', '.join(map(str, options))}")
+    return Setting(options[0] if default is None else default, parse, page, options=options)
+
+
+def whole(low: int, high: int | None, default: int, page: str | None = None) -> Setting:
+    """A whole number clamped into [low, high] (high None: only the page knows the upper end)."""
+    def parse(raw: str) -> int:
+        value = round(float(raw))  # "abc" -> ValueError, "inf"/"nan" -> OverflowError/ValueError
+        return max(low, value if high is None else min(high, value))
+    return Setting(default, parse, page, bounds=(low, high))
+
+
+def nearest(options: Sequence[int], default: int, page: str | None = None) -> Setting:
+    """A whole number snapped to the nearest of `options` (bit widths, fine-tuning epochs)."""
+    options = tuple(options)
+
+    def parse(raw: str) -> int:
+        value = int(raw)  # "4.5" is refused rather than guessed
+        return min(options, key=lambda option: abs(option - value))
+    return Setting(default, parse, page, options=options)
+
+
+def flag(raw: str) -> bool:
+    """URL text as on/off: 1/true/yes/on or 0/false/no/off."""
+    words = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+    if raw.strip().lower() not in words:
+        raise ValueError("use 1 or 0")
+    return words[raw.strip().lower()]
+
+
+def names(options: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
+    """A comma-separated list keeping only the known names (unknown ones are dropped, with a notice)."""
+    def parse(raw: str) -> tuple[str, ...]:
+        wanted = [name.strip() for name in raw.split(",") if name.strip()]
+        return tuple(name for name in options if name in wanted)
+    return parse
+
+
+def page_names() -> tuple[str, ...]:
+    """Pages by their ?page= name: one file per page in pages/ (app.py routes every one of them)."""
+    return tuple(sorted(path.stem for path in (ROOT / "pages").glob("*.py")))
+
+
+def _lesson_name(raw: str) -> str:
+    # File names are checked here (and not with a list read at import) so that a lesson file a
+    # teacher adds while the app runs works at once; the pattern keeps paths out of links.
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", raw) or not (LESSONS_DIR / f"{raw}.toml").exists():
+        raise ValueError("no lesson of that name in lessons/")
+    return raw
+
+
+def _layer_name(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.]{1,40}", raw):
+        raise ValueError("a layer name such as 0 or 3")
+    return raw
+
+
+SIDEBAR = {
+    "dataset": choice(datasets.list_datasets(), datasets.DEFAULT_DATASET),
+    "model": choice(models.list_models(), "lenet5"),
+    "prune": whole(0, 100, 0),
+    "method": choice(PRUNE_METHODS),
+    "scope": choice(PRUNE_SCOPES),
+    "bits": nearest(WEIGHT_BITS, 32),
+    "scheme": choice(QUANT_SCHEMES),
+    "granularity": choice(QUANT_GRANULARITIES),
+}
+METHODS = tuple(attribution.METHOD_LABELS)
+PAGE_SETTINGS = {
+    "saliency_method": choice(METHODS, page="saliency"),
+    "saliency_mode": choice(["by index", "by class", "where the models disagree"], page="saliency"),
+    "saliency_index": whole(0, None, 0, page="saliency"),
+    "saliency_class": whole(0, None, 0, page="saliency"),
+    "sparsity_layer": Setting(None, _layer_name, page="sparsity"),  # the page knows the model's layers
+    "sweep_method": choice(METHODS, page="tradeoffs"),
+    "sweep_seeds": whole(1, 5, 1, page="tradeoffs"),
+    "sweep_epochs": nearest([0, 1, 2, 3, 5], 0, page="tradeoffs"),
+    "sweep_metric": choice(figures_tradeoff.METRICS, page="tradeoffs"),
+    "grid_metric": choice(["accuracy", "spearman_abs", "agreement"], page="tradeoffs"),
+    "sanity_method": choice(METHODS, page="sanity"),
+    "sanity_metric": choice(figures_sanity.METRIC_LABELS, page="sanity"),
+    "sanity_index": whole(0, None, 0, page="sanity"),
+    "pie_size": whole(3, 7, 5, page="forgotten"),
+    "pie_method": choice(METHODS, page="forgotten"),
+}
+APP_WIDE = {
+    "page": choice(page_names(), "overview"),      # read by app.py's router, checked here
+    "present": Setting(False, flag, lesson=False),  # presentation mode
+    "hide": Setting((), names(list(SIDEBAR)), lesson=False),  # sidebar controls a teacher hides
+    "lesson": Setting(None, _lesson_name, lesson=False),
+    "step": Setting(1, whole(1, None, 1).parse, bounds=(1, None), lesson=False),  # the lesson knows its length
+}
+SETTINGS: dict[str, Setting] = {**APP_WIDE, **SIDEBAR, **PAGE_SETTINGS}
+
+
+def lesson_parsers() -> dict[str, Callable[[str], object]]:
+    """The settings a lesson step may make, with their parsers (for core.lessons)."""
+    return {key: s.parse for key, s in SETTINGS.items() if s.lesson}
+
+
+def to_text(value: object) -> str:
+    """A setting's value as URL text."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def restore() -> None:
+    """On a session's first run, take every setting from the URL; bad values get a notice."""
+    state = st.session_state
+    if state.get("_restored"):
+        return
+    state["_restored"] = True
+    state["_url_at_start"] = st.query_params.to_dict()
+    notices = []
+    for key, setting in SETTINGS.items():
+        if setting.default is not None and key != "page":
+            state[key] = setting.default
+        raw = state["_url_at_start"].get(key)
+        if raw is None:
+            continue
+        try:
+            value = setting.parse(raw)
+        except (ValueError, OverflowError) as err:  # "abc", "nan", "inf"
+            shown = "overview" if key == "page" else to_text(setting.default) if setting.default is not None else "none"
+            notices.append(f"Ignored {key}={raw!r} from the link ({err}); using {shown}.")
+            continue
+        if to_text(value) != raw and setting.parse is not flag:
+            notices.append(f"Adjusted {key}={raw!r} from the link to {to_text(value) or 'nothing'}.")
+        if key != "page":  # app.py's router reads ?page= itself
+            state[key] = value
+    state["_notices"] = notices
+
+
+def keep() -> None:
+    """Re-store every setting (before any widget is drawn) so that undrawn widgets keep their value."""
+    state = st.session_state
+    for key in SETTINGS:
+        if key in state:
+            state[key] = state[key]
+
+
+def sync() -> None:
+    """Write the settings into the URL: sidebar ones always, the others when not at their default."""
+    state, params = st.session_state, st.query_params
+    for key, setting in SETTINGS.items():
+        if key == "page" or key not in state:
+            continue
+        value = state[key]
+        shown = key in SIDEBAR or (value != setting.default and value is not None and value != ())
+        if key == "step" and state.get("lesson") is None:
+            shown = False
+        if shown and params.get(key) != to_text(value):
+            params[key] = to_text(value)
+        elif not shown and key in params:
+            del params[key]
+
+
+def fit(key: str, options: Sequence | None = None, high: int | None = None,
+        describe: Callable[[object], str] = str) -> None:
+    """Make page setting `key` valid for the widget about to be drawn; say so when it had to change.
+
+    options: the values the widget offers now (a value outside them falls back to the default, or
+    the first option). high: the largest allowed whole number (larger values are clamped).
+    """
+    setting, state = SETTINGS[key], st.session_state
+    value = state.get(key, setting.default)
+    if options is not None and value not in options:
+        new = setting.default if setting.default in options else options[0]
+        if value is not None:
+            st.warning(f"{describe(value)} is not available here: showing {describe(new)}.", icon="⚠️")
+    elif high is not None and value is not None and value > high:
+        new = high
+        st.warning(f"{key.replace('_', ' ').capitalize()} {value} is out of range: showing {high}, "
+                   f"the largest there is.", icon="⚠️")
+    else:
+        return
+    state[key] = new
+
+
+def presenting() -> bool:
+    """Presentation mode on? Read from the session, or from ?present= before the first restore."""
+    if "present" in st.session_state:
+        return bool(st.session_state["present"])
+    try:
+        return flag(st.query_params.get("present", "0"))
+    except ValueError:
+        return False
+
+
+def link(**overrides: object) -> str:
+    """The link to the current view (with `overrides`): absolute when the browser's address is known."""
+    params = {**st.query_params.to_dict(), **{k: to_text(v) for k, v in overrides.items()}}
+    query = urlencode(params)
+    base = st.context.url  # None outside a browser (AppTest, bare runs)
+    return f"{base.split('?')[0]}?{query}" if base else f"?{query}"
