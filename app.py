@@ -19,6 +19,7 @@ PAGES = {
     "tradeoffs": ("pages/tradeoffs.py", "Trade-offs", ":material/show_chart:"),
     "forgotten": ("pages/forgotten.py", "Forgotten examples", ":material/psychology_alt:"),
     "sanity": ("pages/sanity.py", "Sanity check", ":material/shuffle:"),
+    "draw": ("pages/draw.py", "Your digit", ":material/draw:"),
     "lessons": ("pages/lessons.py", "Lessons", ":material/school:"),
 }
 # ?page=<name> opens that page (links and tests); the path (/weights) works as well.

@@ -195,9 +195,10 @@ def prepare(image: np.ndarray | Image.Image, dataset: Dataset, background: float
     whole 8x8 frame: a plain 28->8 downsample leaves a 6-px digit that models trained there misread.
     Colour data sets raise ValueError: own input is for the digit data sets.
     """
-    channels, height, width = dataset.input_shape
-    if channels != 1:
-        raise ValueError(f"{dataset.name} has colour images: your own input works with the digit data sets")
+    reason = unsupported(dataset)
+    if reason:
+        raise ValueError(reason)
+    height, width = dataset.input_shape[1:]
     x = to_mnist(image, background)[0].numpy()
     if (height, width) != (MNIST_SIZE, MNIST_SIZE):
         x = _frame(x, height, width)
@@ -215,3 +216,19 @@ def _frame(mnist: np.ndarray, height: int, width: int) -> np.ndarray:
     canvas[top:top + big.shape[0], left:left + big.shape[1]] = big
     small = canvas.reshape(height, 4, width, 4).mean(axis=(1, 3))
     return small / small.max()
+
+
+def unsupported(dataset: Dataset) -> str | None:
+    """Why own input does not suit `dataset` (colour images), or None when it does."""
+    if dataset.input_shape[0] != 1:
+        return f"{dataset.name} has colour images: your own input works with the digit data sets"
+    return None
+
+
+def display_pixels(x: Tensor, dataset: Dataset, scale: int = 8) -> np.ndarray:
+    """A prepared input (1, C, H, W) or (C, H, W) as uint8 grey pixels (H*scale, W*scale), each pixel a crisp block.
+
+    Browsers smooth a small image when they enlarge it; repeating pixels keeps the model's view visible.
+    """
+    pixels = dataset.denormalize(x.reshape(-1, *x.shape[-3:])[0])[0].numpy()
+    return np.kron(np.rint(pixels * 255).astype(np.uint8), np.ones((scale, scale), np.uint8))

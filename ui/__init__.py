@@ -11,6 +11,7 @@ from ui.cache import (Setup, _training_job, available_methods, compressed_maps, 
                       population_view, randomization, randomization_pictures, report, sparsity_figure, sweep_check,
                       sweep_table, train_config, trained_model, trained_models, weight_heatmaps, weight_histograms)
 from ui.panels import chart, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
+from ui.cache import own_input, own_maps, own_predictions  # your own digit
 from ui.sidebar import current_setup, sidebar
 from ui.lessons import all_lessons, start_lesson  # guided lessons (lessons/*.toml)
 from ui.sidebar import page_header
@@ -22,4 +23,5 @@ __all__ = ["Setup", "_training_job", "available_methods", "chart", "compressed_m
            "population_saliency", "population_view", "randomization", "randomization_pictures", "report",
            "saliency_panels", "sidebar", "sparsity_figure", "sweep_check", "sweep_table", "train_config",
            "trained_model", "trained_models", "weight_heatmaps", "weight_histograms"]
+__all__ += ["own_input", "own_maps", "own_predictions"]
 __all__ += ["SETTINGS", "all_lessons", "fit_setting", "page_header", "presenting", "start_lesson", "sync_url"]

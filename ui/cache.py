@@ -27,6 +27,7 @@ from core.population import (class_accuracy, class_impact, compress_population, 
 from core.sanity import cascading_randomization, randomized_maps
 from core.sweeps import SPARSITIES, SweepConfig, grid_sweep, probe_indices, sweep_problem, tradeoff_sweep
 from core.training import TrainConfig, TrainResult, load_or_train
+from core import digits as own_digit
 from ui.jobs import Job, Progress, follow
 
 # Two cores: torch's default intra-op threads oversubscribe them (10-80x slower).
@@ -271,3 +272,31 @@ def randomization_pictures(setup: Setup, method: str, index: int) -> tuple[list[
     labels, original = randomized_maps(_model(setup.train), x[0], target, method)
     _, compressed = randomized_maps(compressed_model(setup), x[0], target, method)
     return labels, original, compressed
+
+
+# ---------------------------------------------------------------- your own digit
+@st.cache_data(max_entries=32, show_spinner=False)
+def own_input(source: bytes, dataset_name: str) -> torch.Tensor:
+    """A drawing or upload (PNG/JPEG bytes) as the data set's input (1, C, H, W); ValueError says what is wrong.
+
+    Keyed by the bytes (Streamlit hashes them), so a redrawn or re-uploaded picture is prepared once.
+    """
+    return own_digit.prepare(own_digit.load_upload(source), dataset(dataset_name))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def own_predictions(setup: Setup, source: bytes) -> tuple[list[float], list[float]]:
+    """Class probabilities of the original and the compressed model for the picture `source`."""
+    x = own_input(source, setup.train.dataset)
+    with torch.no_grad():
+        return tuple(torch.softmax(m(x), dim=1)[0].tolist() for m in (_model(setup.train), compressed_model(setup)))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def own_maps(setup: Setup, source: bytes, method: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Maps (H, W) of both models for the picture, both explaining the ORIGINAL's predicted class."""
+    x = own_input(source, setup.train.dataset)
+    original = _model(setup.train)
+    with torch.no_grad():
+        target = original(x).argmax(dim=1)
+    return attribute(original, x, target, method)[0], attribute(compressed_model(setup), x, target, method)[0]
