@@ -1,4 +1,6 @@
 """Forgotten examples: which test images a compressed population gets wrong that the originals agree on."""
+from dataclasses import replace
+
 import streamlit as st
 
 import ui
@@ -33,7 +35,9 @@ cols[2].metric("Mean accuracy", ui.percent(view["accuracy"][1]),
                f"{(view['accuracy'][1] - view['accuracy'][0]) * 100:+.1f} pts",
                help=f"Mean over the compressed population; originals: {ui.percent(view['accuracy'][0])}.")
 
-ui.chart(figures_population.pie_curve_figure(ui.pie_table(setup.train, size, c), c.prune_amount), key="pie_curve")
+# The curve covers every sparsity, so it is keyed without the sidebar's: a pruning-slider move only moves its marker.
+curve = ui.pie_table(setup.train, size, replace(c, prune_amount=0.0))
+ui.chart(figures_population.pie_curve_figure(curve, c.prune_amount), key="pie_curve")
 ui.chart(figures_population.class_impact_figure(view["impact"]), key="class_impact")
 
 st.header("The most forgotten examples")
