@@ -72,8 +72,9 @@ else:
     if prepared is not None:
         with seen_col:
             height, width = data.input_shape[1:]
+            made = "centred by mass like MNIST" if height == digits.MNIST_SIZE else "filling the frame like its digits"
             st.image(digits.display_pixels(prepared, data, scale=max(1, 168 // height)),
-                     caption=f"What the models see: {height}×{width} pixels, centred by mass like MNIST")
+                     caption=f"What the models see: {height}×{width} pixels, {made}")
         with result_col:
             predicted = predictions(source)
         method = st.selectbox("Explanation method", ui.available_methods(setup), key="draw_method",

@@ -102,7 +102,7 @@ def test_an_uploaded_digit_is_read_by_both_models(digit, dark_on_light, kind):
     assert says(at) == {"Original": digit, "Compressed": digit}
     assert len(rankings(at)) == 2 and all(r.count("%") == 3 for r in rankings(at))
     assert [e.key for e in at.get("plotly_chart")] == ["draw_saliency"]
-    assert "28×28 pixels" in seen(at)
+    assert "28×28 pixels, centred by mass" in seen(at)
 
 
 @pytest.mark.parametrize("name, data, message", [
@@ -168,7 +168,7 @@ def test_the_8x8_digits_get_an_8x8_input():
     at = upload(open_page(dataset="digits", model="mlp"), "one.png", picture("1"))
     healthy(at)
     assert not at.error, [e.value for e in at.error]
-    assert "8×8 pixels" in seen(at)
+    assert "8×8 pixels, filling the frame" in seen(at)
     assert set(says(at)) == {"Original", "Compressed"}
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)
     z = figure["data"][1]["z"]  # the original's map; Plotly sends arrays as {"bdata", "dtype", "shape"}
@@ -212,3 +212,13 @@ def test_the_shared_model_is_untouched():
         at.selectbox(key="draw_method").set_value(method).run()
         healthy(at)
     assert (_fingerprint(shared), shared.training, [p.requires_grad for p in shared.parameters()]) == before
+
+
+def test_a_method_the_new_model_lacks_falls_back_to_one_it_has():
+    at = upload(open_page(), "seven.png", picture("7"))
+    at.selectbox(key="draw_method").set_value("grad_cam").run()
+    at.selectbox(key="model").set_value("mlp").run()  # no convolution: no Grad-CAM
+    healthy(at)
+    method = at.selectbox(key="draw_method")
+    assert "Grad-CAM" not in method.options and method.value == "saliency"  # the first method offered
+    assert len(at.get("plotly_chart")) == 1
