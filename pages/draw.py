@@ -68,7 +68,7 @@ else:
                 if str(err) == digits.EMPTY_MESSAGE:
                     st.info("The picture is empty: draw a digit.")
                 else:
-                    st.error(f"This picture cannot be used: {err}.")
+                    st.error(f"{str(err)[:1].upper()}{str(err)[1:]}.")  # it names what is wrong
     if prepared is not None:
         with seen_col:
             height, width = data.input_shape[1:]
