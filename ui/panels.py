@@ -167,6 +167,11 @@ def grid_chart(fig) -> None:
 def _grid_clicked() -> None:
     # A callback runs before the next rerun, the only moment widget values may be set.
     points = st.session_state["sweep_grid"].selection.points
-    if points and points[0].get("customdata"):
-        amount, bits = points[0]["customdata"][:2]
+    custom = points[0].get("customdata") if points else None
+    if isinstance(custom, dict):
+        # Plotly.js keeps numeric customdata as typed arrays, which reach Python as JSON.stringify
+        # writes them: {"0": amount, "1": bits}, not a list.
+        custom = [custom[k] for k in sorted(custom, key=int)]
+    if custom and len(custom) >= 2:
+        amount, bits = custom[:2]
         st.session_state["prune"], st.session_state["bits"] = int(round(float(amount) * 100)), int(bits)
