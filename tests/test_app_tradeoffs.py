@@ -114,14 +114,17 @@ def click_grid_cell(at: AppTest, amount: float, bits: int) -> AppTest:
     """Rerun as after a click on the grid cell (amount, bits): the chart's selection, as the browser sends it.
 
     AppTest has no Plotly element to click, so the selection is added to the widget states
-    of the next run (private API: AppTest._tree and _run, as AppTest.run itself does).
+    of the next run (private API: AppTest._tree and _run, as AppTest.run itself does). The
+    point is what Chromium sent in tests/test_browser.py: Plotly.js keeps the numeric
+    customdata as typed arrays, so a row arrives as {"0": amount, "1": bits}.
     """
     element = next(e for e in at.get("plotly_chart") if e.key == "sweep_grid")
     cells = trace(json.loads(element.proto.spec), "settings")
     custom = array(cells["customdata"])
     (k,) = np.flatnonzero(np.isclose(custom[:, 0], amount) & (custom[:, 1] == bits))
     point = {"curve_number": 0, "point_number": int(k), "point_index": int(k), "x": cells["x"][k],
-             "y": cells["y"][k], "customdata": custom[k].tolist()}
+             "y": cells["y"][k], "customdata": {str(i): v for i, v in enumerate(custom[k].tolist())},
+             "text": cells["text"][k]}
     selection = {"selection": {"points": [point], "point_indices": [int(k)], "box": [], "lasso": []}}
     states = at._tree.get_widget_states()
     states.widgets.append(WidgetState(id=element.proto.id, string_value=json.dumps(selection)))
@@ -338,7 +341,9 @@ def test_grid_click_moves_the_sidebar(small):
 
 
 @pytest.mark.parametrize("points, expected", [
-    ([{"customdata": [0.85, 6]}], (85, 6)),
+    ([{"customdata": {"0": 0.85, "1": 6}}], (85, 6)),          # a typed-array row, as the browser sends it
+    ([{"customdata": {"1": 2, "0": 0.5}}], (50, 2)),
+    ([{"customdata": [0.85, 6]}], (85, 6)),                    # a plain list
     ([{"customdata": [0.29, 32.0], "x": "29 %"}], (29, 32)),  # 0.29 * 100 = 28.999…: rounded, not cut
     ([{"customdata": ["0.93", "3"]}], (93, 3)),
     ([], (10, 8)),                                             # a click that deselects
