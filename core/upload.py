@@ -110,6 +110,12 @@ def _safetensors_header(blob: bytes) -> dict | None:
     return header if isinstance(header, dict) else None
 
 
+def expected_shapes(architecture: str, input_shape: Sequence[int], num_classes: int) -> dict[str, tuple[int, ...]]:
+    """Every tensor name an upload for `architecture` must hold, with its shape, in the model's order."""
+    model = models.create_model(architecture, tuple(input_shape), num_classes)
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
 def check_state_dict(obj: object, architecture: str, input_shape: Sequence[int], num_classes: int) -> dict[str, Tensor]:
     """`obj` as float32 copies in the model's key order, if it fits `architecture` exactly; else UploadError.
 

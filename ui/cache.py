@@ -8,7 +8,7 @@ st.cache_data, which hands out copies.
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -28,6 +28,9 @@ from core.sanity import cascading_randomization, randomized_maps
 from core.sweeps import SPARSITIES, SweepConfig, grid_sweep, probe_indices, sweep_problem, tradeoff_sweep
 from core.training import TrainConfig, TrainResult, load_or_train
 from core import digits as own_digit
+from core import export, figures_scrub, scrub
+from core import upload as uploads
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 from ui.jobs import Job, Progress, follow
 
 # Two cores: torch's default intra-op threads oversubscribe them (10-80x slower).
@@ -42,10 +45,43 @@ class Setup:
     compression: CompressionConfig
 
 
+@dataclass(frozen=True)
+class UploadedTrain(TrainConfig):
+    """A TrainConfig that names uploaded weights (their sha256) instead of a training run.
+
+    A subclass, so every cache keyed by a TrainConfig also keys on the weights (Streamlit hashes
+    dataclasses by their fields) and nothing else changes; `_model` returns the uploaded model and
+    nothing is ever trained for it. `replace(cfg, seed=...)` keeps the weights: every seed of a
+    sweep or population is then the same upload.
+    """
+
+    weights: str = ""
+
+
+UPLOAD_KEY = "_upload"          # session state: this session's core.upload.UploadedWeights
+USE_UPLOAD_KEY = "_use_upload"  # session state: explore the upload (True) or the built-in model
+
+
+def active_upload() -> uploads.UploadedWeights | None:
+    """This session's uploaded weights when switched on; None without one (or outside a script run)."""
+    if get_script_run_ctx() is None:
+        return None
+    state = st.session_state
+    return state.get(UPLOAD_KEY) if state.get(USE_UPLOAD_KEY, True) else None
+
+
 def train_config(model: str, dataset: str) -> TrainConfig:
-    """The training recipe for a model on a data set (fewer epochs on the big sets)."""
+    """The training recipe for a model on a data set (fewer epochs on the big sets).
+
+    When this session explores uploaded weights for this model and data set, the config names
+    them (UploadedTrain), so every page shows the upload in place of the trained model.
+    """
     big = dataset in ("mnist", "fashion_mnist", "cifar10")
-    return TrainConfig(model=model, dataset=dataset, epochs=3 if big else 20)
+    cfg = TrainConfig(model=model, dataset=dataset, epochs=3 if big else 20)
+    upload = active_upload()
+    if upload is not None and (upload.architecture, upload.dataset) == (model, dataset):
+        return UploadedTrain(**asdict(cfg), weights=upload.digest)
+    return cfg
 
 
 # ---------------------------------------------------------------- caches
@@ -69,11 +105,18 @@ def _training_job(cfg: TrainConfig) -> Job:
 
 def _model(cfg: TrainConfig) -> nn.Module:
     """The shared trained model (waits for its job; pages call trained_model first to show progress)."""
+    if isinstance(cfg, UploadedTrain):
+        return _uploaded_model(cfg.weights, _session_upload(cfg.weights))
     return _training_job(cfg).wait().model
 
 
 def trained_model(cfg: TrainConfig) -> nn.Module:
     """The shared trained model for `cfg`, with a live progress bar while it trains."""
+    if isinstance(cfg, UploadedTrain):
+        upload = _session_upload(cfg.weights)
+        st.info(f"Exploring **your uploaded weights** ({upload.filename}) in place of the trained model. "
+                "Switch back on the *Your model* page.", icon=":material/upload_file:")
+        return _model(cfg)
     job = _training_job(cfg)
     try:
         result = follow(job, f"Training {models.describe_model(cfg.model)} on {cfg.dataset} (first use only)")
@@ -300,3 +343,55 @@ def own_maps(setup: Setup, source: bytes, method: str) -> tuple[torch.Tensor, to
     with torch.no_grad():
         target = original(x).argmax(dim=1)
     return attribute(original, x, target, method)[0], attribute(compressed_model(setup), x, target, method)[0]
+
+
+# ---------------------------------------------------------------- uploaded weights, scrubbing, export
+def _session_upload(digest: str) -> uploads.UploadedWeights:
+    upload = st.session_state.get(UPLOAD_KEY) if get_script_run_ctx() is not None else None
+    if upload is None or upload.digest != digest:
+        raise RuntimeError("These uploaded weights are no longer held by this session: upload the file "
+                           "again on the Your model page.")
+    return upload
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _uploaded_model(digest: str, _upload: uploads.UploadedWeights) -> nn.Module:
+    """The shared model holding uploaded weights, keyed by their sha256 (`_upload` is not hashed)."""
+    data = dataset(_upload.dataset)
+    return uploads.build_model(_upload, data.input_shape, data.num_classes).requires_grad_(False)
+
+
+@st.cache_data(max_entries=16, show_spinner="Compressing and measuring every stop of the slider…")
+def scrub_series(train: TrainConfig, base: CompressionConfig, control: str) -> scrub.ScrubSeries:
+    """Every stop of `control` at the other settings of `base` (pass `scrub.neutral(...)`: one entry for all)."""
+    data = dataset(train.dataset)
+    return scrub.scrub_series(_model(train), base, control, data.x_test, data.y_test, original_evaluation(train))
+
+
+@st.cache_data(max_entries=64, show_spinner="Explaining the image at every stop…")
+def scrub_maps(train: TrainConfig, base: CompressionConfig, control: str, index: int, method: str) -> scrub.ScrubMaps:
+    """Test image `index`'s maps by the original and at every stop of `control`."""
+    return scrub.scrub_maps(_model(train), base, control, dataset(train.dataset).x_test[index], method)
+
+
+def largest_layer(cfg: TrainConfig) -> str:
+    """The prunable layer with the most weights (the smoothest histogram)."""
+    model = _model(cfg)
+    return max(layer_labels(cfg), key=lambda name: layers.weight_of(model, name).numel())
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def scrub_figure(setup: Setup, control: str, layer: str, index: int, method: str) -> go.Figure:
+    """The scrub board of `control` (frames for every stop), opening at the sidebar's own setting."""
+    base = scrub.neutral(setup.compression, control)
+    data = dataset(setup.train.dataset)
+    return figures_scrub.scrub_figure(
+        scrub_series(setup.train, base, control), scrub_maps(setup.train, base, control, index, method), layer,
+        layer_labels(setup.train)[layer], data.x_test[index], data.classes,
+        active=scrub.nearest_stop(setup.compression, control))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def metrics_csv(setup: Setup) -> str:
+    """The headline and per-layer metrics of this comparison as CSV text."""
+    return export.metrics_csv(report(setup))

@@ -1,0 +1,45 @@
+"""The Export page's downloads. The HTML report and the weights are built only when their button is
+clicked (Streamlit's deferred download runs the callable in a worker thread, without this session),
+so the callables capture everything they need here, on the script thread.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from core import export
+from ui import url_state
+from ui.cache import Setup, _model, compressed_model, dataset, report
+
+
+def file_stem(setup: Setup) -> str:
+    """A file name that says what was compared: compression-lens_lenet5_mnist5k_prune40_magnitude_bits4."""
+    t, c = setup.train, setup.compression
+    weights = "_uploaded" if getattr(t, "weights", "") else ""
+    return (f"compression-lens_{t.model}_{t.dataset}{weights}_prune{round(c.prune_amount * 100)}_{c.prune_method}"
+            f"_bits{c.weight_bits}")
+
+
+def view_link() -> str:
+    """The link that reproduces this comparison (every setting in the URL), opening on the Overview."""
+    return url_state.link(page="overview")
+
+
+def report_file(setup: Setup, link: str) -> Callable[[], str]:
+    """A callable that writes the self-contained HTML report of this comparison (about 5 MB)."""
+    original, compressed = _model(setup.train), compressed_model(setup)
+    rep, data = report(setup), dataset(setup.train.dataset)
+    settings = export.settings_rows(setup.train, setup.compression)
+    note = ("Made with Compression Lens. The charts are interactive and work offline: hover for values, drag the "
+            "sliders under the scrub boards.")
+
+    def build() -> str:
+        figs = export.comparison_figures(original, compressed, rep, data)
+        return export.report_html("Compression Lens: original vs compressed", settings, rep, figs, link, note)
+    return build
+
+
+def weights_file(setup: Setup) -> Callable[[], bytes]:
+    """A callable that writes the compressed model's weights as safetensors, configs in the metadata."""
+    compressed, data = compressed_model(setup), dataset(setup.train.dataset)
+    return lambda: export.weights_safetensors(compressed, setup.train, setup.compression, data.input_shape,
+                                              data.num_classes)
