@@ -21,6 +21,9 @@ PAGES = {
     "sanity": ("pages/sanity.py", "Sanity check", ":material/shuffle:"),
     "draw": ("pages/draw.py", "Your digit", ":material/draw:"),
     "lessons": ("pages/lessons.py", "Lessons", ":material/school:"),
+    "scrub": ("pages/scrub.py", "Scrub", ":material/swipe:"),
+    "export": ("pages/export.py", "Export", ":material/download:"),
+    "upload": ("pages/upload.py", "Your model", ":material/upload_file:"),
 }
 # ?page=<name> opens that page (links and tests); the path (/weights) works as well.
 start = st.query_params.get("page", "overview")

@@ -25,3 +25,13 @@ __all__ = ["Setup", "_training_job", "available_methods", "chart", "compressed_m
            "trained_model", "trained_models", "weight_heatmaps", "weight_histograms"]
 __all__ += ["own_input", "own_maps", "own_predictions"]
 __all__ += ["SETTINGS", "all_lessons", "fit_setting", "page_header", "presenting", "start_lesson", "sync_url"]
+# Scrubbing, export and your own weights
+from ui.cache import UploadedTrain, largest_layer, metrics_csv, scrub_figure
+from ui.downloads import file_stem, report_file, view_link, weights_file
+from ui.own_model import FILE_KEY as OWN_MODEL_FILE_KEY, accept_file as accept_own_model, current as own_model
+from ui.own_model import forget as forget_own_model, refusal as own_model_refusal
+from ui.own_model import show_upload_settings as show_own_model_settings, use_toggle as own_model_toggle
+
+__all__ += ["OWN_MODEL_FILE_KEY", "UploadedTrain", "accept_own_model", "file_stem", "forget_own_model",
+            "largest_layer", "metrics_csv", "own_model", "own_model_refusal", "own_model_toggle", "report_file",
+            "scrub_figure", "show_own_model_settings", "view_link", "weights_file"]
