@@ -355,12 +355,13 @@ def test_one_session_compressing_never_changes_another_sessions_model():
 
 
 # ---------------------------------------------------------------- 6. a damaged checkpoint
-def test_damaged_checkpoint_is_retrained_with_a_warning(monkeypatch, tmp_path):
+def test_damaged_checkpoint_is_retrained_with_a_warning(monkeypatch, tmp_path, request):
     monkeypatch.setenv("COMPRESSION_LENS_CACHE", str(tmp_path))
     cfg = ui.train_config("mlp", "digits")
     path = checkpoint_path(cfg, tmp_path)
     path.write_bytes(b"definitely not a checkpoint")
-    ui._training_job.clear(cfg)  # the job is shared per process: start this one afresh
+    ui._training_job.clear(cfg)  # the job is shared per process: start this one afresh ...
+    request.addfinalizer(lambda: ui._training_job.clear(cfg))  # ... and leave no notice to later tests
     at = open_app("overview", dataset="digits", model="mlp")
     assert_healthy(at, "overview")
     (shown,) = warnings(at)
