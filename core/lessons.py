@@ -28,6 +28,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
 
 # name -> parser of the setting's URL text; raises ValueError for unusable text, may clamp.
@@ -129,7 +130,9 @@ def _settings(table: object, parsers: Parsers, fail: Callable[[str, str], Lesson
     checked = {}
     for key, value in table.items():
         if key not in parsers:
-            raise fail(key, f"unknown setting {key!r} (known: {', '.join(sorted(parsers))})")
+            close = get_close_matches(key, list(parsers), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(parsers))}"
+            raise fail(key, f"unknown setting {key!r} ({hint})")
         try:
             parsed = parsers[key](_as_url_text(value))
         except (ValueError, OverflowError) as err:

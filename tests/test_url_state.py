@@ -1,0 +1,271 @@
+"""Every setting in the URL, through Streamlit's AppTest: a link restores each one into its widget,
+moving a widget writes it back, bad values give a notice (never an exception), page settings
+survive page switches, ?hide= hides controls, ?present=1 switches presentation mode on.
+
+Pages that need a model run LeNet-5 on the small "digits" set, trained once into a temporary
+cache shared by this file's tests (a few seconds); sidebar settings are checked on the Lessons
+page, which needs no model at all.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import plotly.graph_objects as go
+import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+import ui
+from ui import url_state
+from ui.panels import for_projector
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 180
+DIGITS = dict(dataset="digits", model="lenet5")
+N_TEST_DIGITS = 360  # the digits set's fixed test split
+_LEGACY_INIT = PagesManager.__init__
+
+
+@pytest.fixture(autouse=True)
+def _navigation_like_a_server(monkeypatch):
+    """Rerun app.py on every AppTest run, as a server does (see tests/test_app.py for why)."""
+    def init(self, *args, **kwargs):
+        _LEGACY_INIT(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture(scope="session")
+def _model_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("url-state-models")
+
+
+@pytest.fixture(autouse=True)
+def _digits_models_here(monkeypatch, _model_cache):
+    monkeypatch.setenv("COMPRESSION_LENS_CACHE", str(_model_cache))  # never the user's cache
+
+
+def open_app(page: str, **params: object) -> AppTest:
+    """A fresh session of app.py on `page` with `params` in the URL, after its first run."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["page"] = page
+    for key, value in params.items():
+        at.query_params[key] = str(value)
+    return at.run()
+
+
+def healthy(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def warnings(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning]
+
+
+def widget(at: AppTest, key: str):
+    """The widget drawn for setting `key`, whatever its kind."""
+    for kind in ("selectbox", "radio", "slider", "select_slider", "number_input", "toggle"):
+        found = [w for w in getattr(at, kind) if w.key == key]
+        if found:
+            return found[0]
+    raise KeyError(key)
+
+
+# ---------------------------------------------------------------- round trips, every setting
+SIDEBAR_CASES = [  # key, value in the link, value in the widget, another value to move the widget to
+    ("dataset", "digits", "digits", "mnist5k"),
+    ("model", "mlp", "mlp", "lenet300"),
+    ("prune", "37", 37, 80),
+    ("method", "random", "random", "structured"),
+    ("scope", "layer", "layer", "global"),
+    ("bits", "3", 3, 6),
+    ("scheme", "affine", "affine", "symmetric"),
+    ("granularity", "per_tensor", "per_tensor", "per_channel"),
+]
+
+
+@pytest.mark.parametrize("key, raw, value, other", SIDEBAR_CASES, ids=[c[0] for c in SIDEBAR_CASES])
+def test_sidebar_settings_round_trip(key, raw, value, other):
+    at = open_app("lessons", **{key: raw})  # the Lessons page needs no trained model
+    healthy(at)
+    assert not warnings(at)
+    assert widget(at, key).value == value and at.session_state[key] == value
+    assert at.query_params[key] == raw
+    widget(at, key).set_value(other).run()
+    healthy(at)
+    assert at.query_params[key] == str(other) and at.session_state[key] == other
+
+
+PAGE_CASES = [  # page, key, value in the link, value in the widget, another value, extra link settings
+    ("saliency", "saliency_method", "integrated_gradients", "integrated_gradients", "grad_cam", {}),
+    ("saliency", "saliency_mode", "by class", "by class", "where the models disagree", {}),
+    ("saliency", "saliency_index", "7", 7, 9, {}),
+    ("saliency", "saliency_class", "3", 3, 4, {"saliency_mode": "by class"}),
+    ("sparsity", "sparsity_layer", "3", "3", "7", {}),
+    ("tradeoffs", "sweep_method", "smoothgrad", "smoothgrad", "integrated_gradients", {}),
+    ("tradeoffs", "sweep_seeds", "3", 3, 2, {}),
+    ("tradeoffs", "sweep_epochs", "2", 2, 3, {}),
+    ("tradeoffs", "sweep_metric", "spearman_abs", "spearman_abs", "ssim", {}),
+    ("tradeoffs", "grid_metric", "agreement", "agreement", "spearman_abs", {}),
+    ("sanity", "sanity_method", "grad_cam", "grad_cam", "integrated_gradients", {}),
+    ("sanity", "sanity_metric", "ssim", "ssim", "topk", {}),
+    ("sanity", "sanity_index", "5", 5, 6, {}),
+    ("forgotten", "pie_size", "3", 3, 4, {}),
+    ("forgotten", "pie_method", "integrated_gradients", "integrated_gradients", "input_x_gradient", {"pie_size": 3}),
+]
+
+
+@pytest.fixture
+def cheap_sweeps(monkeypatch):
+    """Trade-off sweeps with other methods, seeds or epochs take minutes: stop that page after its
+    first three widgets (through its own "cannot sweep" notice) unless the test needs the charts."""
+    def stop_after_the_first_widgets(train, sweep):
+        default = url_state.SETTINGS
+        if (sweep.method, len(sweep.seeds), sweep.fine_tune_epochs) != (
+                default["sweep_method"].default, default["sweep_seeds"].default, default["sweep_epochs"].default):
+            return "Skipped in this test: this sweep would take minutes."
+        return ""
+    monkeypatch.setattr(ui, "sweep_check", stop_after_the_first_widgets)
+
+
+@pytest.mark.parametrize("page, key, raw, value, other, extra", PAGE_CASES, ids=[c[1] for c in PAGE_CASES])
+def test_page_settings_round_trip(cheap_sweeps, page, key, raw, value, other, extra):
+    at = open_app(page, **DIGITS, **extra, **{key: raw})
+    healthy(at)
+    assert not [w for w in warnings(at) if "Skipped" not in w]
+    assert widget(at, key).value == value and at.session_state[key] == value
+    assert at.query_params[key] == raw
+    widget(at, key).set_value(other).run()
+    healthy(at)
+    assert at.session_state[key] == other and at.query_params[key] == str(other)
+    # Another page does not draw this widget: the setting stays, in the session and in the link.
+    at.switch_page("pages/lessons.py").run()
+    healthy(at)
+    assert at.session_state[key] == other and at.query_params[key] == str(other)
+    at.switch_page(f"pages/{page}.py").run()
+    healthy(at)
+    assert widget(at, key).value == other
+
+
+def test_every_setting_has_a_round_trip_case():
+    covered = {c[0] for c in SIDEBAR_CASES} | {c[1] for c in PAGE_CASES}
+    app_wide = {"page", "present", "hide", "lesson", "step"}  # tested below and in test_lessons.py
+    assert covered | app_wide == set(url_state.SETTINGS)
+
+
+def test_page_settings_at_their_default_stay_out_of_the_link():
+    at = open_app("saliency", **DIGITS)
+    healthy(at)
+    assert "saliency_method" not in at.query_params  # short links: a missing setting means its default
+    at.selectbox(key="saliency_method").set_value("grad_cam").run()
+    assert at.query_params["saliency_method"] == "grad_cam"
+    at.selectbox(key="saliency_method").set_value("saliency").run()
+    assert "saliency_method" not in at.query_params
+
+
+# ---------------------------------------------------------------- bad values: a notice, never an exception
+BAD = [  # page, link settings, setting, value used, words the notice must contain
+    ("lessons", {"method": "pruned"}, "method", "magnitude", "method='pruned'"),
+    ("lessons", {"scope": ""}, "scope", "global", "scope=''"),
+    ("lessons", {"scheme": "log"}, "scheme", "symmetric", "scheme='log'"),
+    ("lessons", {"granularity": "per_pixel"}, "granularity", "per_channel", "granularity='per_pixel'"),
+    ("lessons", {"bits": "nan"}, "bits", 32, "bits='nan'"),
+    ("lessons", {"prune": "-20"}, "prune", 0, "to 0"),
+    ("lessons", {"present": "maybe"}, "present", False, "present='maybe'"),
+    ("lessons", {"hide": "method,wings"}, "hide", ("method",), "to method"),
+    ("lessons", {"lesson": "../../etc/passwd"}, "lesson", None, "no lesson of that name"),
+    ("lessons", {"lesson": "explanations", "step": "99"}, "step", 5, "last step"),
+    ("lessons", {"lesson": "explanations", "step": "abc"}, "step", 1, "step='abc'"),
+    ("lessons", {"saliency_method": "astrology"}, "saliency_method", "saliency", "saliency_method='astrology'"),
+    ("lessons", {"saliency_index": "-4"}, "saliency_index", 0, "to 0"),
+    ("lessons", {"sweep_seeds": "9"}, "sweep_seeds", 5, "to 5"),
+    ("lessons", {"sweep_epochs": "4"}, "sweep_epochs", 3, "to 3"),
+    ("lessons", {"pie_size": "1e9"}, "pie_size", 7, "to 7"),
+    ("lessons", {"sparsity_layer": "<script>"}, "sparsity_layer", None, "sparsity_layer='<script>'"),
+    ("saliency", {**DIGITS, "saliency_index": "5000"}, "saliency_index", N_TEST_DIGITS - 1, "out of range"),
+    ("saliency", {**DIGITS, "saliency_mode": "by class", "saliency_class": "12"}, "saliency_class", 9,
+     "out of range"),
+    ("sanity", {**DIGITS, "sanity_index": "99999"}, "sanity_index", N_TEST_DIGITS - 1, "out of range"),
+    ("sparsity", {**DIGITS, "sparsity_layer": "99"}, "sparsity_layer", "0", "Layer 99 is not available"),
+    ("saliency", {"dataset": "digits", "model": "mlp", "saliency_method": "grad_cam"}, "saliency_method",
+     "saliency", "Grad-CAM is not available"),
+]
+
+
+@pytest.mark.parametrize("page, params, key, expected, notice", BAD, ids=[f"{c[2]}={list(c[1].values())[-1]}" for c in BAD])
+def test_bad_link_values_give_a_notice(cheap_sweeps, page, params, key, expected, notice):
+    at = open_app(page, **params)
+    healthy(at)
+    assert (at.session_state[key] if key in at.session_state else None) == expected
+    shown = warnings(at)
+    assert any(notice in w for w in shown), shown
+    if page != "lessons":
+        assert widget(at, key).value == expected
+
+
+def test_unknown_page_gives_a_notice_and_the_overview():
+    at = open_app("nowhere", **DIGITS)
+    assert not at.exception
+    assert any("page='nowhere'" in w for w in warnings(at)), warnings(at)
+    assert at.query_params["page"] == "overview"
+
+
+# ---------------------------------------------------------------- hide= and present=
+def test_hide_removes_the_named_controls_and_their_values_still_apply():
+    at = open_app("sparsity", **DIGITS, prune=60, method="random", scope="layer", granularity="per_tensor",
+                  hide="method,scope,granularity")
+    healthy(at)
+    keys = {w.key for kind in ("radio", "slider", "select_slider", "selectbox") for w in getattr(at, kind)}
+    assert {"method", "scope", "granularity"}.isdisjoint(keys) and {"prune", "bits", "scheme"} <= keys
+    assert "60% random pruning (layer)" in at.caption[0].value
+    at.slider(key="prune").set_value(70).run()  # a rerun: the hidden controls' values must survive it
+    at.select_slider(key="bits").set_value(4).run()
+    healthy(at)
+    assert "70% random pruning (layer), 4-bit symmetric per-tensor" in at.caption[0].value
+    assert at.query_params["hide"] == "method,scope,granularity" and at.query_params["method"] == "random"
+
+
+def _chart_layouts(at: AppTest) -> dict[str, dict]:
+    return {e.key: json.loads(e.proto.spec)["layout"] for e in at.get("plotly_chart")}
+
+
+def test_present_sets_the_flag_and_enlarges_the_charts():
+    plain = open_app("overview", **DIGITS)
+    at = open_app("overview", **DIGITS, present=1)
+    healthy(at)
+    assert at.session_state["present"] is True and at.toggle(key="present").value is True
+    assert any("stMetricValue" in h.proto.body for h in at.get("html"))  # the projector CSS
+    before, after = _chart_layouts(plain)["per_class"], _chart_layouts(at)["per_class"]
+    assert after["font"]["size"] > before["font"]["size"] and after["height"] > before["height"]
+    at.toggle(key="present").set_value(False).run()
+    assert "present" not in at.query_params and not at.get("html")
+    assert _chart_layouts(at)["per_class"]["height"] == before["height"]
+
+
+def test_projector_copy_scales_every_font_and_leaves_the_figure_alone():
+    fig = go.Figure(go.Bar(x=[1], y=[2], textfont=dict(size=10)),
+                    layout=dict(height=400, font=dict(size=16), title=dict(text="t", font=dict(size=20)),
+                                margin=dict(t=50), annotations=[dict(text="a", font=dict(size=12))]))
+    before = fig.to_json()
+    big = for_projector(fig, 1.5)
+    assert fig.to_json() == before
+    assert (big.layout.height, big.layout.font.size, big.layout.title.font.size) == (600, 24, 30)
+    assert (big.layout.margin.t, big.layout.annotations[0].font.size, big.data[0].textfont.size) == (75, 18, 15)
+
+
+# ---------------------------------------------------------------- the share link
+def test_share_link_carries_every_setting():
+    at = open_app("lessons", prune=40, bits=4, sweep_epochs=2)
+    healthy(at)
+    links = [c.value for c in at.code]
+    assert len(links) == 2 and all(link.startswith("?") for link in links)  # no browser: relative
+    shared = dict(parse_qsl(urlsplit(links[0]).query))
+    assert shared == {k: at.query_params[k] for k in at.query_params}
+    assert {shared[k] for k in ("prune", "bits", "sweep_epochs", "page")} == {"40", "4", "2", "lessons"}
+    assert dict(parse_qsl(urlsplit(links[1]).query)) == {**shared, "present": "1"}
+    again = open_app(shared.pop("page"), **shared)  # the link opens the same settings
+    assert (again.session_state["prune"], again.session_state["bits"], again.session_state["sweep_epochs"]) == (40, 4, 2)
