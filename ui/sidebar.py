@@ -35,9 +35,11 @@ PRESENTATION_CSS = """<style>
 [data-testid="stMain"] [data-testid="stCaptionContainer"] :is(p, li) { font-size: 1.15rem; }
 [data-testid="stMain"] [data-testid="stWidgetLabel"] p { font-size: 1.2rem; }
 [data-testid="stMain"] h1 { font-size: 3rem; }
-[data-testid="stMetricValue"] { font-size: 3rem; }
-[data-testid="stMetricLabel"] p { font-size: 1.25rem; }
-[data-testid="stMetricDelta"] { font-size: 1.25rem; }
+[data-testid="stMain"] [data-testid="stMetricValue"] [data-testid="stMarkdownContainer"] p { font-size: 3rem; line-height: 1.2; }
+[data-testid="stMain"] [data-testid="stMetricLabel"] [data-testid="stMarkdownContainer"] p { font-size: 1.1rem; }
+[data-testid="stMain"] [data-testid="stMetricDelta"] [data-testid="stMarkdownContainer"] p { font-size: 1.2rem; }
+[data-testid="stMain"] button [data-testid="stMarkdownContainer"] p { font-size: 1.15rem; }
+[data-testid="stMain"] .st-key-lesson_step [data-testid="stMarkdownContainer"] p { font-size: 1.5rem; }
 </style>"""
 
 
