@@ -1,17 +1,18 @@
 """Real-browser test of "Your digit": draw a "1" on the canvas with the mouse in Chromium, see both
 models answer and follow the pruning slider, then upload a bad file and a good one.
 
-Reuses the server, browser and tab fixtures of tests/test_browser.py (a fresh model cache, Debian's
-Chromium). Screenshots go to artifacts/browser-draw-*.png (git-ignored).
+Reuses the server fixture of tests/test_browser.py (a fresh model cache) and its Chromium
+settings. Screenshots go to artifacts/browser-draw-*.png (git-ignored).
 """
 from __future__ import annotations
 
 import io
+import threading
 
 import pytest
 from PIL import Image, ImageDraw
-from test_browser import (  # noqa: F401 (app_url, browser, chromium and page are fixtures)
-    RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS, _screenshot, _wait_idle, app_url, browser, chromium, page)
+from test_browser import (  # noqa: F401 (app_url and chromium are fixtures)
+    CHROMIUM_ARGS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS, _screenshot, _wait_idle, app_url, chromium)
 
 pytestmark = pytest.mark.browser
 CANVAS = 280  # the page's canvas, in CSS pixels
@@ -50,8 +51,41 @@ def _png_of_seven() -> bytes:
     return buffer.getvalue()
 
 
-def test_draw_a_digit_then_upload_one(app_url, page):
+def _in_a_thread_of_its_own(scenario, chromium: str, *args) -> None:
+    """Run `scenario(page, *args)` in a new thread, with a Playwright and a Chromium of its own.
+
+    Playwright's sync API allows one instance per thread, and tests/test_browser.py keeps its
+    browser open for the whole session (fixtures are shared only through conftest.py): a thread
+    of its own lets this test run in the same session. Its failure is raised here.
+    """
+    from playwright.sync_api import sync_playwright
+
+    failures = []
+
+    def run() -> None:
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+                try:
+                    scenario(browser.new_context(viewport={"width": 1400, "height": 1000}).new_page(), *args)
+                finally:
+                    browser.close()
+        except BaseException as err:  # noqa: BLE001 (handed to the test's thread)
+            failures.append(err)
+
+    thread = threading.Thread(target=run, name="browser-draw")
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
+
+
+def test_draw_a_digit_then_upload_one(app_url, chromium):
     """A drawn "1" is read by both models, the compressed one follows the slider; uploads are checked."""
+    _in_a_thread_of_its_own(_draw_then_upload, chromium, app_url)
+
+
+def _draw_then_upload(page, app_url: str) -> None:
     page.goto(f"{app_url}/?page=draw")
     page.get_by_role("heading", name="Your digit").wait_for(timeout=TRAIN_TIMEOUT_MS)
     page.get_by_text("Draw a digit on the black square").wait_for(timeout=TRAIN_TIMEOUT_MS)
