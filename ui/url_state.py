@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 import models
-from core import attribution, figures_sanity, figures_tradeoff
+from core import attribution, figures_sanity, figures_tradeoff, scrub
 from core import data as datasets
 from core.compression import PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_SCHEMES, WEIGHT_BITS
 
@@ -135,6 +135,11 @@ PAGE_SETTINGS = {
     "sanity_index": whole(0, None, 0, page="sanity"),
     "pie_size": whole(3, 7, 5, page="forgotten"),
     "pie_method": choice(METHODS, page="forgotten"),
+    # The Scrub page fits these itself (a model without Grad-CAM, fewer test images, other layers).
+    "scrub_control": choice(scrub.CONTROLS, page="scrub"),
+    "scrub_layer": Setting(None, _layer_name, page="scrub"),
+    "scrub_index": whole(0, None, 0, page="scrub"),
+    "scrub_method": choice(METHODS, page="scrub"),
 }
 APP_WIDE = {
     "page": choice(page_names(), "overview"),      # read by app.py's router, checked here
