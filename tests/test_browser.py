@@ -1,4 +1,4 @@
-"""Real-browser test: the dashboard in Debian's Chromium, driven with the keyboard.
+"""Real-browser tests: the dashboard in Debian's Chromium, driven with the keyboard and the mouse.
 
 The app runs in a subprocess with a fresh model cache (so it trains once, about 10 s,
 and the test never depends on, or writes to, the user's cache). Screenshots of every
@@ -26,6 +26,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 # Generous: the first page load trains the model, and the 2 cores are shared.
 TRAIN_TIMEOUT_MS = 180_000
 RERUN_TIMEOUT_MS = 60_000
+SWEEP_TIMEOUT_MS = 180_000  # the trade-off page's two sweeps: about 3-6 s each on an idle machine
 # Page name -> (title on the page, Plotly charts it draws for the default model).
 PAGES = {"overview": ("Original vs compressed", 1), "weights": ("Weight distributions", 5),
          "sparsity": ("Where the zeros are", 3), "saliency": ("Do the explanations survive?", 4)}
@@ -117,6 +118,12 @@ def page(browser):
         context.close()
 
 
+def _expect(locator):
+    """Playwright's expect(); imported here so that a missing playwright fails in the `browser` fixture."""
+    from playwright.sync_api import expect
+    return expect(locator)
+
+
 def _wait_idle(page, timeout: float = RERUN_TIMEOUT_MS) -> None:
     page.wait_for_function(IDLE_JS, timeout=timeout)
 
@@ -161,7 +168,14 @@ def test_slider_updates_every_page(app_url, page):
         value = int(slider.get_attribute("aria-valuetext").rstrip("%"))
         if value == 80:
             break
+        slider.focus()  # a rerun may have re-drawn the slider, and with it taken the focus away
         page.keyboard.press("PageUp" if value <= 70 else "ArrowRight")
+        # Read the next value only once this press has moved the thumb: on a busy machine a read
+        # right after the press can still see the old value, and the loop then overshoots.
+        try:
+            _expect(slider).not_to_have_attribute("aria-valuetext", f"{value}%", timeout=5_000)
+        except AssertionError:
+            _wait_idle(page)  # the press was lost or undone by a rerun: press again once the app is idle
     assert slider.get_attribute("aria-valuetext") == "80%"
     page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
@@ -181,5 +195,47 @@ def test_slider_updates_every_page(app_url, page):
         _screenshot(page, name)
         if name == "weights":
             notes = " ".join(page.locator(".js-plotly-plot").all_text_contents())
-            pruned = re.findall(r"exact zeros \(not drawn\): 0 % original, ([^ ]+) % compressed", notes)
+            # The note reads "exact zeros, not drawn: 0 % original · 80 % compressed" (two lines in the SVG).
+            pruned = re.findall(r"exact zeros,? \(?not drawn\)?:\s*0 % original\W+([^ ]+) % compressed", notes)
             assert pruned and any(p != "0" for p in pruned), f"histograms do not show the pruning: {pruned}"
+
+
+def _grid_cell(page, sparsity: str, bits: str):
+    """The square of one cell of the sparsity x bits map (labels as on its axes: "90 %", "4")."""
+    grid = page.locator(".st-key-sweep_grid .js-plotly-plot")
+    cells = grid.evaluate("e => e.data[0].x.map((x, i) => [x, e.data[0].y[i]])")  # trace 0: one point a cell
+    return grid.locator(".scatterlayer .trace").first.locator(".point").nth(cells.index([sparsity, bits]))
+
+
+def _outlined_cell(page) -> list[str]:
+    """(sparsity, bits) of the orange outline that marks the current setting on the map."""
+    return page.locator(".st-key-sweep_grid .js-plotly-plot").evaluate(
+        "e => { const t = e.data.find(t => t.name === 'current setting'); return [t.x[0], t.y[0]]; }")
+
+
+def test_grid_click_moves_the_sidebar(app_url, page):
+    """A mouse click on a cell of the trade-off page's sparsity x bits map moves the sidebar to that cell."""
+    page.goto(f"{app_url}/?page=tradeoffs")
+    page.get_by_role("heading", name="Where do accuracy and explanations break?").wait_for(timeout=TRAIN_TIMEOUT_MS)
+    page.locator(".st-key-sweep_grid .scatterlayer .point").first.wait_for(timeout=SWEEP_TIMEOUT_MS)
+    _wait_idle(page, SWEEP_TIMEOUT_MS)
+    prune, bits = (page.get_by_role("slider", name=name) for name in ("Pruning rate", "Bit width"))
+    assert (prune.get_attribute("aria-valuetext"), bits.get_attribute("aria-valuetext")) == ("0%", "32 (float, off)")
+    assert _outlined_cell(page) == ["0 %", "32 (off)"]
+
+    cell = _grid_cell(page, "90 %", "4")
+    cell.scroll_into_view_if_needed()
+    box = cell.bounding_box()
+    # A real mouse click at the square's centre: Plotly's drag layer above the points receives it.
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    # The callback sets the sidebar before the rerun draws it; then the curves are measured at 90 %, 4 bits.
+    _expect(prune).to_have_attribute("aria-valuetext", "90%", timeout=SWEEP_TIMEOUT_MS)
+    _wait_idle(page, SWEEP_TIMEOUT_MS)
+
+    assert page.locator('[data-testid="stException"]').count() == 0, "the click broke the page"
+    assert (prune.get_attribute("aria-valuetext"), bits.get_attribute("aria-valuetext")) == ("90%", "4")
+    assert _outlined_cell(page) == ["90 %", "4"]
+    query = dict(parse_qsl(urlsplit(page.url).query))
+    assert (query.get("prune"), query.get("bits")) == ("90", "4"), page.url
+    assert "90% magnitude pruning" in page.locator('[data-testid="stCaptionContainer"]').first.inner_text()
+    _screenshot(page, "tradeoffs")
