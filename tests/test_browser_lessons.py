@@ -1,0 +1,69 @@
+"""Real-browser test of a lesson in presentation mode, on a projector-sized 1280×720 window:
+the sidebar starts collapsed, text and metric values are large, Next and Back change the
+controls and the link, and ?hide= hides sidebar controls.
+
+Reuses the server fixture of tests/test_browser.py and the thread helper of
+tests/test_browser_draw.py. Screenshots go to artifacts/browser-lesson-*.png (git-ignored).
+"""
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from test_browser import (  # noqa: F401 (app_url and chromium are fixtures)
+    ARTIFACTS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS, _screenshot, _wait_idle, app_url, chromium)
+from test_browser_draw import _in_a_thread_of_its_own
+
+pytestmark = pytest.mark.browser
+PROJECTOR = {"width": 1280, "height": 720}
+
+
+def test_a_lesson_in_presentation_mode(app_url, chromium):
+    """Start a lesson on a projector: big text, collapsed sidebar, Next / Back set the controls."""
+    _in_a_thread_of_its_own(_lesson_walk, chromium, app_url)
+
+
+def _settings(page) -> dict[str, str]:
+    return {key: values[-1] for key, values in parse_qs(urlsplit(page.url).query).items()}
+
+
+def _step(page, number: int) -> None:
+    page.get_by_text(f"step {number} of 6").wait_for(timeout=RERUN_TIMEOUT_MS)
+    _wait_idle(page)
+
+
+def _lesson_walk(page, app_url: str) -> None:
+    page.set_viewport_size(PROJECTOR)
+    page.goto(f"{app_url}/?page=lessons&present=1")
+    page.get_by_role("heading", name="Lessons").wait_for(timeout=TRAIN_TIMEOUT_MS)
+    _wait_idle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert (sidebar.bounding_box() or {"width": 0})["width"] < 50 or not sidebar.is_visible()  # collapsed
+
+    page.locator(".st-key-start_how-low-can-the-bits-go button").click()
+    page.get_by_role("heading", name="Original vs compressed").wait_for(timeout=TRAIN_TIMEOUT_MS)
+    _step(page, 1)
+    assert _settings(page)["lesson"] == "how-low-can-the-bits-go" and _settings(page)["bits"] == "8"
+    value = page.locator('[data-testid="stMetricValue"]').first
+    assert float(value.evaluate("e => getComputedStyle(e.querySelector('p')).fontSize").rstrip("px")) >= 40
+
+    page.get_by_role("button", name="Next").click()
+    _step(page, 2)
+    assert _settings(page)["bits"] == "4" and _settings(page)["step"] == "2"
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=RERUN_TIMEOUT_MS)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-lesson-projector.png"))  # what the class sees
+    _screenshot(page, "lesson-step")  # the whole page
+
+    page.get_by_role("button", name="Back").click()
+    _step(page, 1)
+    assert _settings(page)["bits"] == "8" and "step" not in _settings(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+    page.goto(f"{app_url}/?page=overview&method=random&prune=30&hide=method,scope")
+    page.get_by_role("heading", name="Original vs compressed").wait_for(timeout=TRAIN_TIMEOUT_MS)
+    _wait_idle(page)
+    page.get_by_text("30% random pruning (global)").wait_for(timeout=RERUN_TIMEOUT_MS)  # the hidden value applies
+    assert page.get_by_text("Pruning method").count() == 0 and page.get_by_text("Pruning scope").count() == 0
+    assert page.get_by_text("Bit width").count() == 1
