@@ -227,3 +227,14 @@ def test_a_malformed_lesson_file_is_named_and_the_others_still_work(monkeypatch,
     assert [s.value for s in at.subheader] == [lesson.title for lesson in LESSONS]
     at.button(key="start_how-low-can-the-bits-go").click().run()
     assert at.session_state["bits"] == 8 and at.query_params["lesson"] == "how-low-can-the-bits-go"
+
+
+def test_a_link_to_a_broken_lesson_gives_a_notice(monkeypatch, tmp_path):
+    folder = tmp_path / "lessons"
+    folder.mkdir()
+    (folder / "broken.toml").write_text(GOOD.replace("prune = 50", "prune = 150"))
+    monkeypatch.setattr(url_state, "LESSONS_DIR", folder)
+    at = open_app(lesson="broken", step=1)
+    assert not at.exception
+    assert any("lessons/broken.toml, line 9: step 1: prune = 150 is out of range" in w.value for w in at.warning)
+    assert at.session_state["lesson"] is None and "lesson" not in at.query_params

@@ -19,8 +19,8 @@ def _scaled(spec: object, factor: float, font: bool = False) -> object:
 
     `font`: `spec` is a font dict (a key ending in "font": font, tickfont, textfont, ...).
     """
-    if isinstance(spec, list):
-        return [_scaled(item, factor, font) for item in spec]
+    if isinstance(spec, list):  # data arrays (numbers, or rows of numbers) hold no fonts: not walked
+        return [_scaled(item, factor, font) for item in spec] if spec and isinstance(spec[0], (dict, list)) else spec
     if not isinstance(spec, dict):
         return spec
     scaled = {}
