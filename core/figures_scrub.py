@@ -25,10 +25,11 @@ from core.scrub import LABELS, ScrubMaps, ScrubSeries, stop_label
 
 SIZE_COLOR = "#7f7f7f"     # the size curve: grey, so orange stays "the compressed model's accuracy"
 ZERO_COLOR = "#000000"     # exact zeros are black everywhere in the app (pruned weights in the heatmaps)
-CURVE_X, HIST_X = (0.0, 0.40), (0.56, 1.0)
-TOP_Y, BOTTOM_Y = (0.58, 1.0), (0.0, 0.38)
-MAP_X = [(0.0, 0.3), (0.35, 0.65), (0.7, 1.0)]
-# Traces the frames replace: current-accuracy marker, current-size marker, bars, zero spike, compressed map.
+# Three subplots only (curve, histogram, pictures): every extra axis costs time on each frame's redraw.
+CURVE_X, HIST_X = (0.0, 0.42), (0.56, 1.0)
+TOP_Y, BOTTOM_Y = (0.61, 1.0), (0.0, 0.36)
+GAP = 4                    # blank columns between the pictures
+# Traces the frames replace: accuracy marker, size marker, histogram bars, zero spike, the compressed map.
 ANIMATED = (2, 3, 5, 6, 9)
 CAPTION = ("Drag the slider under the charts: every position was computed in advance, so the charts follow at "
            "once, with no waiting for the server. Top left: test accuracy (orange) and storage size (grey) at every "
@@ -66,17 +67,20 @@ def _map_title(classes: Sequence[str], probabilities: np.ndarray, rank: float | 
 def _annotations(series: ScrubSeries, maps: ScrubMaps, classes: Sequence[str], hist: object, i: int,
                  low: float) -> list[dict]:
     """Every annotation of the board at stop i (frames must carry the whole list); low: log10 of the y-axis floor."""
-    note = dict(showarrow=False, xref="paper", yref="paper", font_size=FONT_SIZE - 2)
-    panel = dict(note, yanchor="bottom", y=BOTTOM_Y[1] + 0.01, xanchor="center")
+    note = dict(showarrow=False, font_size=FONT_SIZE - 2)
+    w = maps.original.shape[1]
+    # "y3 domain": the top of the pictures (an annotation outside its axis' range would be hidden).
+    panel = dict(note, xref="x3", yref="y3 domain", y=1.0, yanchor="bottom", xanchor="center")
     return [
-        dict(note, text=_headline(series, i), x=0.0, y=1.11, xanchor="left", yanchor="bottom", font_size=FONT_SIZE),
+        dict(note, text=_headline(series, i), xref="paper", yref="paper", x=0.0, y=1.11, xanchor="left",
+             yanchor="bottom", font_size=FONT_SIZE),
         # On top of the black spike (log axis: annotations take log10 of the value), so it rides with it.
-        dict(note, text=f"<b>{format_percent(hist.zeros[i] / 100)}</b> exactly 0", xref="x2", yref="y3", x=0.0,
+        dict(note, text=f"<b>{format_percent(hist.zeros[i] / 100)}</b> exactly 0", xref="x2", yref="y2", x=0.0,
              y=float(np.log10(max(hist.zeros[i], 10 ** low))), xanchor="left", yanchor="bottom", xshift=6),
-        dict(panel, text="input", x=sum(MAP_X[0]) / 2),
+        dict(panel, text="input", x=(w - 1) / 2),
         dict(panel, text=f"original: {_map_title(classes, maps.original_probabilities, None)}<br>"
-                         f"explaining class {classes[maps.target]}", x=sum(MAP_X[1]) / 2),
-        dict(panel, text=_map_title(classes, maps.probabilities[i], float(maps.rank[i])), x=sum(MAP_X[2]) / 2),
+                         f"explaining class {classes[maps.target]}", x=w + GAP + (w - 1) / 2),
+        dict(panel, text=_map_title(classes, maps.probabilities[i], float(maps.rank[i])), x=2 * (w + GAP) + (w - 1) / 2),
     ]
 
 
@@ -86,25 +90,31 @@ def _scaled(m: np.ndarray) -> np.ndarray:
     return m / peak if peak > 0 else np.zeros_like(m)
 
 
+def _size_percent(series: ScrubSeries) -> np.ndarray:
+    return 100.0 * series.size_bytes / series.original_size_bytes if series.original_size_bytes else series.size_bytes
+
+
 def _frame_data(series: ScrubSeries, maps: ScrubMaps, hist: object, x: list[float], i: int) -> list[dict]:
     """The new state of the ANIMATED traces at stop i, as plain dicts (only what changes)."""
     return [dict(type="scatter", x=[x[i]], y=[round(100 * series.accuracy[i], 2)]),
-            dict(type="scatter", x=[x[i]], y=[round(series.size_bytes[i] / 1000, 3)]),
+            dict(type="scatter", x=[x[i]], y=[round(float(_size_percent(series)[i]), 2)]),
             dict(type="bar", y=_round(hist.counts[i])),
             dict(type="bar", y=[round(float(hist.zeros[i]), 3)]),
             dict(type="heatmap", z=_round(_scaled(maps.maps[i])))]
 
 
 def _curve_traces(series: ScrubSeries, x: list[float], i: int) -> list[go.Scatter]:
-    acc, size = _round(100 * series.accuracy, 2), _round(series.size_bytes / 1000)
-    hover = "%{y:.1f} %<extra>accuracy</extra>"
-    return [go.Scatter(x=x, y=acc, mode="lines+markers", name="accuracy", line_color=COMPRESSED_COLOR,
-                       marker_size=6, hovertemplate=hover),
-            go.Scatter(x=x, y=size, mode="lines", name="size (kB)", yaxis="y2", hovertemplate="%{y:.1f} kB<extra>size</extra>",
+    """Accuracy and size (% of the original's) on one 0-100 axis: a second y-axis would cost every frame."""
+    acc, size = _round(100 * series.accuracy, 2), _round(_size_percent(series), 2)
+    kb = _round(series.size_bytes / 1000, 1)
+    return [go.Scatter(x=x, y=acc, mode="lines+markers", name="test accuracy", line_color=COMPRESSED_COLOR,
+                       marker_size=6, hovertemplate="%{y:.1f} %<extra>accuracy</extra>"),
+            go.Scatter(x=x, y=size, mode="lines", name="size, % of original", customdata=kb,
+                       hovertemplate="%{y:.1f} % (%{customdata} kB)<extra>size</extra>",
                        line=dict(color=SIZE_COLOR, dash="dash", width=2)),
             go.Scatter(x=[x[i]], y=[acc[i]], mode="markers", showlegend=False, hoverinfo="skip",
                        marker=dict(size=18, color=COMPRESSED_COLOR, line=dict(color="white", width=2))),
-            go.Scatter(x=[x[i]], y=[size[i]], mode="markers", yaxis="y2", showlegend=False, hoverinfo="skip",
+            go.Scatter(x=[x[i]], y=[size[i]], mode="markers", showlegend=False, hoverinfo="skip",
                        marker=dict(size=14, color=SIZE_COLOR, symbol="diamond", line=dict(color="white", width=2)))]
 
 
@@ -115,20 +125,21 @@ def _hist_traces(hist: object, i: int) -> list:
     step_y = np.concatenate([[0.0], hist.original, [0.0]])
     bin_hover = "%{y:.2f} % of the layer<extra>%{fullData.name}</extra>"
     return [go.Scatter(x=_round(step_x, 5), y=_round(step_y), mode="lines", name="original weights", xaxis="x2",
-                       yaxis="y3", line=dict(color=ORIGINAL_COLOR, width=2, shape="hv"), hoverinfo="skip"),
+                       yaxis="y2", line=dict(color=ORIGINAL_COLOR, width=2, shape="hv"), hoverinfo="skip"),
             go.Bar(x=_round((edges[:-1] + edges[1:]) / 2, 5), y=_round(hist.counts[i]), width=width, xaxis="x2",
-                   yaxis="y3", name="compressed weights", marker=dict(color=COMPRESSED_COLOR, opacity=0.8, line_width=0),
+                   yaxis="y2", name="compressed weights", marker=dict(color=COMPRESSED_COLOR, opacity=0.8, line_width=0),
                    hovertemplate=bin_hover),
-            go.Bar(x=[0.0], y=[round(float(hist.zeros[i]), 3)], width=width * 1.5, xaxis="x2", yaxis="y3",
+            go.Bar(x=[0.0], y=[round(float(hist.zeros[i]), 3)], width=width * 1.5, xaxis="x2", yaxis="y2",
                    name="exactly zero", marker=dict(color=ZERO_COLOR, line_width=0), hovertemplate=bin_hover)]
 
 
-def _map_traces(image: torch.Tensor, maps: ScrubMaps, i: int) -> list:
-    hover = "row %{y}, column %{x}<br>%{z:.2f} of the map's maximum<extra></extra>"
-    return [go.Image(z=_display_rgb(as_array(image)), xaxis="x3", yaxis="y4",
-                     hoverinfo="skip"),
-            *(go.Heatmap(z=_round(_scaled(m)), coloraxis="coloraxis", xaxis=f"x{a}", yaxis=f"y{a + 1}",
-                         hovertemplate=hover) for a, m in ((4, maps.original), (5, maps.maps[i])))]
+def _picture_traces(image: torch.Tensor, maps: ScrubMaps, i: int) -> list:
+    """The input (an RGB image), the original's map and stop i's map, side by side on one pair of axes."""
+    w = maps.original.shape[1]
+    return [go.Image(z=_display_rgb(as_array(image)), xaxis="x3", yaxis="y3", hoverinfo="skip"),
+            *(go.Heatmap(z=_round(_scaled(m)), x0=n * (w + GAP), dx=1, coloraxis="coloraxis", xaxis="x3", yaxis="y3",
+                         name=name, hovertemplate="%{z:.2f} of the map's maximum<extra>%{fullData.name}</extra>")
+              for n, m, name in ((1, maps.original, "original"), (2, maps.maps[i], "compressed")))]
 
 
 def _slider(series: ScrubSeries, i: int) -> dict:
@@ -147,31 +158,27 @@ def _log_floor(hist: object) -> float:
     return float(np.log10(values.min()) - 0.3) if values.size else -2.0
 
 
-def _layout(series: ScrubSeries, maps: ScrubMaps, hist: object, layer_label: str, axis: dict) -> dict:
-    """The board's axes: curve (x, y, y2), histogram (x2, y3), three square map panels (x3-x5, y4-y6)."""
-    low = _log_floor(hist)
+def _layout(series: ScrubSeries, maps: ScrubMaps, hist: object, layer_label: str, axis: dict, low: float) -> dict:
+    """The board's three subplots: curve (x, y), histogram (x2, y2, log), pictures (x3, y3, square pixels)."""
+    h, w = maps.original.shape
     signed = bool((maps.original < 0).any() or (maps.maps < 0).any())
-    top = dict(domain=TOP_Y)
-    layout = house_layout("", "", "", height=860, margin=dict(t=120, b=130, l=70, r=70),
-                          legend=dict(y=1.02, x=0.0), barmode="overlay", bargap=0, meta={"caption": CAPTION},
-                          xaxis=dict(axis, domain=CURVE_X, anchor="y", title=dict(text=LABELS[series.control].lower())),
-                          yaxis=dict(top, title=dict(text="test accuracy (%)"), range=[0, 102]))
+    picture = dict(visible=False, showgrid=False, zeroline=False, automargin=False)
+    fixed = dict(automargin=False)  # margins are set below: automargin measures text on every frame's redraw
+    layout = house_layout("", "", "", height=860, margin=dict(t=120, b=130, l=90, r=40), bargap=0,
+                          barmode="overlay", meta={"caption": CAPTION}, legend=dict(y=1.02, x=0.0),
+                          xaxis=dict(axis, **fixed, domain=CURVE_X, title=dict(text=LABELS[series.control].lower())),
+                          yaxis=dict(fixed, domain=TOP_Y, range=[0, 103], ticksuffix=" %", title=dict(text="accuracy, size (%)")))
     layout.pop("title")
     layout.update(
-        yaxis2=dict(top, overlaying="y", side="right", anchor="x", title=dict(text="size (kB)"), showgrid=False,
-                    rangemode="tozero", tickmode="auto", nticks=6),
-        xaxis2=dict(domain=HIST_X, anchor="y3", title=dict(text=f"{layer_label}: weight value"), zeroline=False),
-        yaxis3=dict(top, anchor="x2", type="log", range=[low, 2.05], title=dict(text="% of the layer (log)")),
+        xaxis2=dict(fixed, domain=HIST_X, anchor="y2", title=dict(text=f"{layer_label}: weight value"), zeroline=False),
+        yaxis2=dict(fixed, domain=TOP_Y, anchor="x2", type="log", range=[low, 2.05], dtick=1,
+                    title=dict(text="% of the layer (log)")),
+        xaxis3=dict(picture, domain=[0.0, 1.0], anchor="y3", range=[-0.5, 3 * w + 2 * GAP - 0.5], scaleanchor="y3",
+                    constrain="domain"),
+        yaxis3=dict(picture, domain=BOTTOM_Y, anchor="x3", range=[h - 0.5, -0.5], constrain="domain"),
         coloraxis=dict(colorscale=DIVERGING if signed else SEQUENTIAL, cmin=-1.0 if signed else 0.0, cmax=1.0,
-                       colorbar=dict(len=0.36, y=0.0, yanchor="bottom", thickness=12, x=1.01, outlinewidth=0)),
-        sliders=[_slider(series, 0)],
-    )
-    for n, domain in enumerate(MAP_X):
-        x, y = n + 3, n + 4
-        layout[f"xaxis{x}"] = dict(domain=domain, anchor=f"y{y}", visible=False, scaleanchor=f"y{y}",
-                                   constrain="domain")
-        layout[f"yaxis{y}"] = dict(domain=BOTTOM_Y, anchor=f"x{x}", visible=False, autorange="reversed",
-                                   constrain="domain")
+                       colorbar=dict(len=0.36, y=0.0, yanchor="bottom", thickness=12, outlinewidth=0)),
+        sliders=[_slider(series, 0)])
     return layout
 
 
@@ -188,12 +195,12 @@ def scrub_figure(series: ScrubSeries, maps: ScrubMaps, layer: str, layer_label: 
         raise ValueError(f"active must index a stop (0..{len(series.stops) - 1}), got {active}")
     hist = series.histograms[layer]
     x, axis = _positions(series)
-    layout = _layout(series, maps, hist, layer_label, axis)
     low = _log_floor(hist)
+    layout = _layout(series, maps, hist, layer_label, axis, low)
     layout["annotations"] = _annotations(series, maps, classes, hist, active, low)
     layout["sliders"][0]["active"] = active
     frames = [go.Frame(name=str(s), data=_frame_data(series, maps, hist, x, i), traces=list(ANIMATED),
                        layout=dict(annotations=_annotations(series, maps, classes, hist, i, low)))
               for i, s in enumerate(series.stops)]
-    data = [*_curve_traces(series, x, active), *_hist_traces(hist, active), *_map_traces(image, maps, active)]
+    data = [*_curve_traces(series, x, active), *_hist_traces(hist, active), *_picture_traces(image, maps, active)]
     return go.Figure(data=data, layout=layout, frames=frames)
