@@ -406,15 +406,15 @@ def main() -> None:
     summary = {} if args.skip_server else print_server(run_server(ctx, configs), configs)
     if args.profile:
         profile(ctx, args.profile, configs)
-    sweep = None
-    if not args.skip_sweep:
-        print("\nc) trade-off sweep (benchmarks/bench_sweep.py)")
-        sweep = bench_sweep.main()
     browser = None
     if not args.skip_browser:
         if args.streamlit_option:
             print("\nstreamlit options for both servers: " + " ".join(args.streamlit_option))
         browser = print_browser(run_browser(args.presses, args.streamlit_option))
+    sweep = None
+    if not args.skip_sweep:
+        print("\nc) trade-off sweep (benchmarks/bench_sweep.py)")
+        sweep = bench_sweep.main()
 
     print("\nsummary (ms)                     value   target")
     for page in summary:
