@@ -32,7 +32,7 @@ navigation = st.navigation([
     st.Page(path, title=title, icon=icon, url_path=name, default=(name == start))
     for name, (path, title, icon) in PAGES.items()
 ])
-ui.sidebar()
+setup = ui.sidebar()
 # Keep ?page= naming the page on screen, so a copied link opens the same page.
 shown = next(name for name, (_, title, _) in PAGES.items() if title == navigation.title)
 if st.query_params.get("page") != shown:
@@ -40,4 +40,5 @@ if st.query_params.get("page") != shown:
 ui.page_header(shown)  # the share link and, during a lesson, the current step above the page
 navigation.run()
 ui.sync_url()  # a page may have corrected a setting (e.g. a method the model does not offer)
+ui.prefetch_neighbours(setup)  # the next pruning step's report, computed while the user looks
 ui.freeze_heap()  # once per process, after the first page has loaded torch, plotly and the models

@@ -12,6 +12,7 @@ from ui.cache import (Setup, _training_job, available_methods, compressed_maps, 
                       sweep_table, train_config, trained_model, trained_models, weight_heatmaps, weight_histograms)
 from ui.panels import chart, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
 from ui.cache import own_input, own_maps, own_predictions  # your own digit
+from ui.cache import prefetch_neighbours  # the next pruning step, computed in the background
 from ui.sidebar import current_setup, sidebar
 from ui.lessons import all_lessons, start_lesson  # guided lessons (lessons/*.toml)
 from ui.sidebar import page_header

@@ -8,6 +8,7 @@ st.cache_data, which hands out copies.
 from __future__ import annotations
 
 import gc
+import threading
 from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
@@ -149,6 +150,49 @@ def report(setup: Setup) -> CompressionReport:
     data = dataset(setup.train.dataset)
     return compression_report(_model(setup.train), compressed_model(setup), setup.compression,
                               data.x_test, data.y_test, original_eval=original_evaluation(setup.train))
+
+
+class _Prefetcher:
+    """Computes the reports one pruning step either side of the current setting in the background.
+
+    Keyboard and drag moves of the pruning slider go one step at a time, so the next
+    rerun finds its report (the evaluation of 1,000 test images, most of a move's server
+    time) already cached. One worker thread; a request made while it is busy is dropped,
+    so a loaded server never queues extra work.
+    """
+
+    def __init__(self) -> None:
+        self._busy = threading.Lock()
+
+    def __call__(self, setup: Setup) -> None:
+        if not self._busy.acquire(blocking=False):
+            return
+        step = round(setup.compression.prune_amount * 100)
+        neighbours = [replace(setup, compression=replace(setup.compression, prune_amount=(step + d) / 100))
+                      for d in (1, -1) if 0 <= step + d <= 100]
+        threading.Thread(target=self._run, args=(neighbours,), daemon=True, name="prefetch").start()
+
+    def _run(self, setups: list[Setup]) -> None:
+        try:
+            for neighbour in setups:
+                report(neighbour)
+        except Exception:  # a guess that failed costs nothing: the real request will report it
+            pass
+        finally:
+            self._busy.release()
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def _prefetcher() -> _Prefetcher:
+    return _Prefetcher()
+
+
+def prefetch_neighbours(setup: Setup) -> None:
+    """Start computing the reports of the pruning steps next to `setup` (returns at once)."""
+    # Only for trained models that are ready: uploaded weights live in one session's state,
+    # which a background thread cannot read.
+    if type(setup.train) is TrainConfig and _training_job(setup.train).done.is_set():
+        _prefetcher()(setup)
 
 
 
