@@ -157,6 +157,17 @@ def test_page_settings_round_trip(cheap_sweeps, page, key, raw, value, other, ex
     assert widget(at, key).value == other
 
 
+def test_moving_a_widget_does_not_send_its_value_back_to_the_browser(cheap_sweeps):
+    """Only settings Streamlit dropped are put back: setting a drawn widget's key on every run would
+    push its value to the browser each time and undo a slider's fast moves (PageUp, PageUp, ...)."""
+    at = open_app("tradeoffs", **DIGITS, sweep_seeds=2)
+    for value in (30, 40):
+        at.slider(key="prune").set_value(value).run()
+        assert not at.slider(key="prune").proto.set_value
+    at.slider(key="sweep_seeds").set_value(3).run()
+    assert not at.slider(key="sweep_seeds").proto.set_value and at.session_state["sweep_seeds"] == 3
+
+
 def test_every_setting_has_a_round_trip_case():
     covered = {c[0] for c in SIDEBAR_CASES} | {c[1] for c in PAGE_CASES}
     app_wide = {"page", "present", "hide", "lesson", "step"}  # tested below and in test_lessons.py

@@ -51,7 +51,7 @@ def _apply(lesson: Lesson, number: int, keep: frozenset[str] = frozenset()) -> N
         if key == "page" or key in keep:
             continue
         if value is None:  # no fixed default (the page picks, e.g. the first layer)
-            state.pop(key, None)
+            url_state.forget(key)
         else:
             state[key] = value
     state["lesson"], state["step"] = lesson.name, number

@@ -138,6 +138,7 @@ def share_link() -> None:
 
 def page_header(page: str) -> None:
     """What app.py draws once the page is known, before the page: the share link and the lesson step."""
+    url_state.keep_other_pages(page)
     share_link()
     lessons.lesson_banner(page)
 

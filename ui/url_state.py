@@ -5,9 +5,8 @@ One registry (`SETTINGS`) names each setting once: its default, how its URL text
 it. The session-state key, the widget key and the query parameter are the same name.
 
 - `restore()`: on a session's first run, every setting from the URL (notices for bad values).
-- `keep()`: every run, before any widget: re-store each setting, because Streamlit drops the
-  state of widgets that a run does not draw (a page's widgets while another page is shown,
-  sidebar controls hidden by ?hide=).
+- `keep()`: every run, before any widget: put back the settings whose state Streamlit dropped
+  because a run did not draw their widget (a page's widgets while another page is shown).
 - `sync()`: every run, write the settings back (page settings only when not at their default).
 - `fit(key, ...)`: a page makes its setting valid for a widget whose options depend on the model
   or data set (Grad-CAM needs a conv layer, test-image index < number of test images).
@@ -193,11 +192,38 @@ def restore() -> None:
 
 
 def keep() -> None:
-    """Re-store every setting (before any widget is drawn) so that undrawn widgets keep their value."""
+    """Bring back settings whose widgets Streamlit dropped (call every run, before any widget).
+
+    Streamlit deletes the state of a widget that a run does not draw (a page's widgets while
+    another page is shown). Each run notes every setting's value, and the next run puts back
+    the ones that disappeared. Only those are set: setting a drawn widget's key on every run
+    would send its value back to the browser each time and undo a slider's fast moves.
+    """
     state = st.session_state
+    kept = state.setdefault("_kept", {})
     for key in SETTINGS:
         if key in state:
+            kept[key] = state[key]
+        elif key in kept:
+            state[key] = kept[key]
+
+
+def keep_other_pages(page: str) -> None:
+    """Re-store the settings of every page but `page` (call once the page is known, before it runs).
+
+    Their widgets are not drawn in this run; a value set through session state survives the
+    clean-up at the end of the run, so the setting never goes missing, not even for one run.
+    """
+    state = st.session_state
+    for key, setting in PAGE_SETTINGS.items():
+        if setting.page != page and key in state:
             state[key] = state[key]
+
+
+def forget(key: str) -> None:
+    """Drop setting `key` (the page then picks its own default), so that keep() does not bring it back."""
+    st.session_state.pop(key, None)
+    st.session_state.get("_kept", {}).pop(key, None)
 
 
 def sync() -> None:
