@@ -1,10 +1,18 @@
 """The scrub board: one Plotly figure whose slider moves through precomputed frames in the browser.
 
-Top left, the accuracy curve over every stop of the scrubbed control with the size curve on a
-second axis, and markers at the current stop; top right, one layer's weight histogram (the
-"spike at zero" is its own black bar); bottom, an image with the original's and the compressed
-model's saliency maps. Dragging the in-figure slider plays `go.Frame`s that carry only what
-changes (markers, bar heights, one map, the texts), with duration 0, so no server is asked.
+Top left, accuracy and size (as % of the original's) at every stop of the scrubbed control, with
+markers at the current stop; top right, one layer's weight histogram with the share of exact
+zeros as a black spike; bottom, the input image, the original's saliency map and the compressed
+model's. Dragging the slider plays `go.Frame`s with duration 0: nothing asks the server.
+
+Speed (benchmarks/bench_scrub.py): a frame with `redraw=True` re-plots the whole figure (axes,
+legend, slider, annotations), which cost ~65 ms per step in Chromium under load; `redraw=False`
+only moves the traces of the frame, ~20 % faster. That path has two rules: every trace must be
+"animatable" (scatter; heatmaps and images are not) and every trace must be in every frame (one
+left out disappears). So everything that changes is a scatter: the histogram is a filled step
+line, the spike a thick line, the texts are text traces, and the compressed map is a grid of
+square markers; what never changes (the input and the original's map) are layout images.
+Static traces travel in each frame as an empty dict; only the changing data is sent per frame.
 
 Same contract as `core.figures`: plain inputs (read only), a `go.Figure` out, no Streamlit,
 the caption in `layout.meta`. Maps are scaled to their own maximum (1 = the map's strongest
@@ -12,11 +20,15 @@ pixel): the board compares where the models look, the Saliency page compares mag
 """
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from PIL import Image
+from plotly.colors import sample_colorscale, unlabel_rgb
 
 from core.figures import (COMPRESSED_COLOR, DIVERGING, FONT_SIZE, ORIGINAL_COLOR, SEQUENTIAL, as_array,
                           format_bytes, format_percent, format_ratio, house_layout)
@@ -25,16 +37,21 @@ from core.scrub import LABELS, ScrubMaps, ScrubSeries, stop_label
 
 SIZE_COLOR = "#7f7f7f"     # the size curve: grey, so orange stays "the compressed model's accuracy"
 ZERO_COLOR = "#000000"     # exact zeros are black everywhere in the app (pruned weights in the heatmaps)
-# Three subplots only (curve, histogram, pictures): every extra axis costs time on each frame's redraw.
+HEIGHT = 860
+MARGIN = dict(t=40, b=130, l=90, r=40)
+# Four subplots: headline strip (x4, y4), curve (x, y), histogram (x2, y2), pictures (x3, y3).
 CURVE_X, HIST_X = (0.0, 0.42), (0.56, 1.0)
-TOP_Y, BOTTOM_Y = (0.61, 1.0), (0.0, 0.36)
+HEAD_Y, TOP_Y, BOTTOM_Y = (0.96, 1.0), (0.56, 0.87), (0.0, 0.34)
 GAP = 4                    # blank columns between the pictures
-# Traces the frames replace: accuracy marker, size marker, histogram bars, zero spike, the compressed map.
-ANIMATED = (2, 3, 5, 6, 9)
+TITLE_ROWS = 5             # rows of room above the pictures for their titles (inside the range, or they hide)
+UPSCALE = 8                # layout images are drawn smoothed by the browser: nearest-neighbour pixels first
+COVER = 1.35               # map markers are this much wider than a cell, so no gap shows up to 1.35x taller
+# Traces whose data change between frames (all others travel as {}).
+ANIMATED = (2, 3, 4, 6, 7, 8, 9, 10)
 CAPTION = ("Drag the slider under the charts: every position was computed in advance, so the charts follow at "
            "once, with no waiting for the server. Top left: test accuracy (orange) and storage size (grey) at every "
            "position, the big markers show where the slider is. Top right: how the layer's weights are spread; the "
-           "black bar at 0 is the share that is exactly zero. Bottom: which pixels each model's decision depends on "
+           "black spike at 0 is the share that is exactly zero. Bottom: which pixels each model's decision depends on "
            "(each map scaled to its own strongest pixel).")
 
 
@@ -58,30 +75,9 @@ def _headline(series: ScrubSeries, i: int) -> str:
             f"({format_ratio(series.ratio[i])} smaller) · {format_percent(series.sparsity[i])} of weights zero")
 
 
-def _map_title(classes: Sequence[str], probabilities: np.ndarray, rank: float | None) -> str:
+def _prediction(classes: Sequence[str], probabilities: np.ndarray) -> str:
     k = int(np.argmax(probabilities))
-    text = f"predicts {classes[k]} ({format_percent(float(probabilities[k]))})"
-    return text if rank is None else f"compressed: {text}<br>rank corr. with original {rank:.2f}"
-
-
-def _annotations(series: ScrubSeries, maps: ScrubMaps, classes: Sequence[str], hist: object, i: int,
-                 low: float) -> list[dict]:
-    """Every annotation of the board at stop i (frames must carry the whole list); low: log10 of the y-axis floor."""
-    note = dict(showarrow=False, font_size=FONT_SIZE - 2)
-    w = maps.original.shape[1]
-    # "y3 domain": the top of the pictures (an annotation outside its axis' range would be hidden).
-    panel = dict(note, xref="x3", yref="y3 domain", y=1.0, yanchor="bottom", xanchor="center")
-    return [
-        dict(note, text=_headline(series, i), xref="paper", yref="paper", x=0.0, y=1.11, xanchor="left",
-             yanchor="bottom", font_size=FONT_SIZE),
-        # On top of the black spike (log axis: annotations take log10 of the value), so it rides with it.
-        dict(note, text=f"<b>{format_percent(hist.zeros[i] / 100)}</b> exactly 0", xref="x2", yref="y2", x=0.0,
-             y=float(np.log10(max(hist.zeros[i], 10 ** low))), xanchor="left", yanchor="bottom", xshift=6),
-        dict(panel, text="input", x=(w - 1) / 2),
-        dict(panel, text=f"original: {_map_title(classes, maps.original_probabilities, None)}<br>"
-                         f"explaining class {classes[maps.target]}", x=w + GAP + (w - 1) / 2),
-        dict(panel, text=_map_title(classes, maps.probabilities[i], float(maps.rank[i])), x=2 * (w + GAP) + (w - 1) / 2),
-    ]
+    return f"predicts {classes[k]} ({format_percent(float(probabilities[k]))})"
 
 
 def _scaled(m: np.ndarray) -> np.ndarray:
@@ -94,63 +90,6 @@ def _size_percent(series: ScrubSeries) -> np.ndarray:
     return 100.0 * series.size_bytes / series.original_size_bytes if series.original_size_bytes else series.size_bytes
 
 
-def _frame_data(series: ScrubSeries, maps: ScrubMaps, hist: object, x: list[float], i: int) -> list[dict]:
-    """The new state of the ANIMATED traces at stop i, as plain dicts (only what changes)."""
-    return [dict(type="scatter", x=[x[i]], y=[round(100 * series.accuracy[i], 2)]),
-            dict(type="scatter", x=[x[i]], y=[round(float(_size_percent(series)[i]), 2)]),
-            dict(type="bar", y=_round(hist.counts[i])),
-            dict(type="bar", y=[round(float(hist.zeros[i]), 3)]),
-            dict(type="heatmap", z=_round(_scaled(maps.maps[i])))]
-
-
-def _curve_traces(series: ScrubSeries, x: list[float], i: int) -> list[go.Scatter]:
-    """Accuracy and size (% of the original's) on one 0-100 axis: a second y-axis would cost every frame."""
-    acc, size = _round(100 * series.accuracy, 2), _round(_size_percent(series), 2)
-    kb = _round(series.size_bytes / 1000, 1)
-    return [go.Scatter(x=x, y=acc, mode="lines+markers", name="test accuracy", line_color=COMPRESSED_COLOR,
-                       marker_size=6, hovertemplate="%{y:.1f} %<extra>accuracy</extra>"),
-            go.Scatter(x=x, y=size, mode="lines", name="size, % of original", customdata=kb,
-                       hovertemplate="%{y:.1f} % (%{customdata} kB)<extra>size</extra>",
-                       line=dict(color=SIZE_COLOR, dash="dash", width=2)),
-            go.Scatter(x=[x[i]], y=[acc[i]], mode="markers", showlegend=False, hoverinfo="skip",
-                       marker=dict(size=18, color=COMPRESSED_COLOR, line=dict(color="white", width=2))),
-            go.Scatter(x=[x[i]], y=[size[i]], mode="markers", showlegend=False, hoverinfo="skip",
-                       marker=dict(size=14, color=SIZE_COLOR, symbol="diamond", line=dict(color="white", width=2)))]
-
-
-def _hist_traces(hist: object, i: int) -> list:
-    edges = hist.edges
-    width = float(edges[1] - edges[0])
-    step_x = np.concatenate([edges[:1], edges])
-    step_y = np.concatenate([[0.0], hist.original, [0.0]])
-    bin_hover = "%{y:.2f} % of the layer<extra>%{fullData.name}</extra>"
-    return [go.Scatter(x=_round(step_x, 5), y=_round(step_y), mode="lines", name="original weights", xaxis="x2",
-                       yaxis="y2", line=dict(color=ORIGINAL_COLOR, width=2, shape="hv"), hoverinfo="skip"),
-            go.Bar(x=_round((edges[:-1] + edges[1:]) / 2, 5), y=_round(hist.counts[i]), width=width, xaxis="x2",
-                   yaxis="y2", name="compressed weights", marker=dict(color=COMPRESSED_COLOR, opacity=0.8, line_width=0),
-                   hovertemplate=bin_hover),
-            go.Bar(x=[0.0], y=[round(float(hist.zeros[i]), 3)], width=width * 1.5, xaxis="x2", yaxis="y2",
-                   name="exactly zero", marker=dict(color=ZERO_COLOR, line_width=0), hovertemplate=bin_hover)]
-
-
-def _picture_traces(image: torch.Tensor, maps: ScrubMaps, i: int) -> list:
-    """The input (an RGB image), the original's map and stop i's map, side by side on one pair of axes."""
-    w = maps.original.shape[1]
-    return [go.Image(z=_display_rgb(as_array(image)), xaxis="x3", yaxis="y3", hoverinfo="skip"),
-            *(go.Heatmap(z=_round(_scaled(m)), x0=n * (w + GAP), dx=1, coloraxis="coloraxis", xaxis="x3", yaxis="y3",
-                         name=name, hovertemplate="%{z:.2f} of the map's maximum<extra>%{fullData.name}</extra>")
-              for n, m, name in ((1, maps.original, "original"), (2, maps.maps[i], "compressed")))]
-
-
-def _slider(series: ScrubSeries, i: int) -> dict:
-    """The in-figure slider: one "animate" step per frame, immediate, no duration, no transition."""
-    jump = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
-    return dict(active=i, x=0.0, len=1.0, y=-0.04, yanchor="top", pad=dict(t=10, b=0),
-                currentvalue=dict(prefix=f"{LABELS[series.control]}: ", font_size=FONT_SIZE, xanchor="left"),
-                steps=[dict(label=stop_label(series.control, s), method="animate", args=[[str(s)], jump])
-                       for s in series.stops])
-
-
 def _log_floor(hist: object) -> float:
     """log10 of the histogram axis' lower end: a little under the smallest bar of any frame."""
     values = np.concatenate([hist.original, hist.counts.ravel(), hist.zeros, [hist.zeros_original]])
@@ -158,27 +97,136 @@ def _log_floor(hist: object) -> float:
     return float(np.log10(values.min()) - 0.3) if values.size else -2.0
 
 
-def _layout(series: ScrubSeries, maps: ScrubMaps, hist: object, layer_label: str, axis: dict, low: float) -> dict:
-    """The board's three subplots: curve (x, y), histogram (x2, y2, log), pictures (x3, y3, square pixels)."""
+def _step(counts: np.ndarray) -> list:
+    """A histogram as the y of a step line over [edge0, edges...]: closed on the axis at both ends."""
+    return _round(np.concatenate([[0.0], counts, [0.0]]))
+
+
+def _frame_data(series: ScrubSeries, maps: ScrubMaps, hist: object, classes: Sequence[str], x: list[float],
+                i: int, floor: float) -> list[dict]:
+    """The ANIMATED traces at stop i, as plain dicts with only the data that changes."""
+    zeros = float(hist.zeros[i])
+    spike = [floor, zeros] if zeros > floor else [None, None]
+    return [dict(type="scatter", x=[x[i]], y=[round(100 * series.accuracy[i], 2)]),
+            dict(type="scatter", x=[x[i]], y=[round(float(_size_percent(series)[i]), 2)]),
+            dict(type="scatter", text=[_headline(series, i)]),
+            dict(type="scatter", y=_step(hist.counts[i])),
+            dict(type="scatter", y=spike),
+            dict(type="scatter", y=[max(zeros, floor)], text=[f"<b>{format_percent(zeros / 100)}</b> exactly 0"]),
+            dict(type="scatter", marker=dict(color=_round(_scaled(maps.maps[i]).ravel()))),
+            dict(type="scatter", text=[f"compressed: {_prediction(classes, maps.probabilities[i])}<br>"
+                                       f"rank corr. with original {maps.rank[i]:.2f}"])]
+
+
+def _curve_traces(series: ScrubSeries, x: list[float], i: int) -> list[dict]:
+    """Accuracy and size (% of the original's) on one 0-100 axis: a second y-axis would cost every frame."""
+    acc, size = _round(100 * series.accuracy, 2), _round(_size_percent(series), 2)
+    marker = dict(type="scatter", mode="markers", showlegend=False, hoverinfo="skip")
+    return [dict(type="scatter", x=x, y=acc, mode="lines+markers", name="test accuracy", line_color=COMPRESSED_COLOR,
+                 marker_size=6, hovertemplate="%{y:.1f} %<extra>accuracy</extra>"),
+            dict(type="scatter", x=x, y=size, mode="lines", name="size, % of original",
+                 customdata=_round(series.size_bytes / 1000, 1), line=dict(color=SIZE_COLOR, dash="dash", width=2),
+                 hovertemplate="%{y:.1f} % (%{customdata} kB)<extra>size</extra>"),
+            dict(marker, x=[x[i]], y=[acc[i]], marker=dict(size=18, color=COMPRESSED_COLOR,
+                                                           line=dict(color="white", width=2))),
+            dict(marker, x=[x[i]], y=[size[i]], marker=dict(size=14, color=SIZE_COLOR, symbol="diamond",
+                                                            line=dict(color="white", width=2))),
+            dict(type="scatter", x=[0.0], y=[0.5], mode="text", text=[""], textposition="middle right", xaxis="x4",
+                 yaxis="y4", showlegend=False, hoverinfo="skip", cliponaxis=False, textfont_size=FONT_SIZE)]
+
+
+def _hist_traces(hist: object, floor: float) -> list[dict]:
+    """Original outline (static), compressed as a filled step line, the zero spike, and its label."""
+    step_x = _round(np.concatenate([hist.edges[:1], hist.edges]), 5)
+    common = dict(type="scatter", xaxis="x2", yaxis="y2")
+    return [dict(common, x=step_x, y=_step(hist.original), mode="lines", name="original weights", hoverinfo="skip",
+                 line=dict(color=ORIGINAL_COLOR, width=2, shape="hv")),
+            dict(common, x=step_x, y=[], mode="lines", name="compressed weights", fill="tozeroy",
+                 line=dict(color=COMPRESSED_COLOR, width=0, shape="hv"), fillcolor="rgba(255,127,14,0.75)",
+                 hovertemplate="%{y:.2f} % of the layer<extra>compressed</extra>"),
+            dict(common, x=[0.0, 0.0], y=[floor, floor], mode="lines", name="exactly zero",
+                 line=dict(color=ZERO_COLOR, width=8), hovertemplate="%{y:.1f} % exactly 0<extra></extra>"),
+            dict(common, x=[0.0], y=[floor], mode="text", text=[""], textposition="top right", showlegend=False,
+                 hoverinfo="skip", cliponaxis=False, textfont_size=FONT_SIZE - 2)]
+
+
+def _png(rgb: np.ndarray) -> str:
+    big = np.repeat(np.repeat(rgb, UPSCALE, axis=0), UPSCALE, axis=1)
+    buffer = io.BytesIO()
+    Image.fromarray(big).save(buffer, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _colored(m: np.ndarray, colorscale: str, signed: bool) -> np.ndarray:
+    """A scaled map as (H, W, 3) uint8 through `colorscale` (the markers' coloraxis, so both maps match)."""
+    palette = np.array([unlabel_rgb(c) for c in sample_colorscale(colorscale, np.linspace(0, 1, 256))], np.uint8)
+    unit = (_scaled(m) + 1) / 2 if signed else np.clip(_scaled(m), 0, 1)
+    return palette[np.rint(unit * 255).astype(int)]
+
+
+def _pictures(image: torch.Tensor, maps: ScrubMaps, colorscale: str, signed: bool) -> list[dict]:
+    """The input and the original's map as layout images in the pictures' axes (they never change)."""
+    h, w = maps.original.shape
+    place = dict(xref="x3", yref="y3", y=-0.5, sizex=w, sizey=h, sizing="stretch", layer="below")
+    return [dict(place, source=_png(_display_rgb(as_array(image))), x=-0.5),
+            dict(place, source=_png(_colored(maps.original, colorscale, signed)), x=w + GAP - 0.5)]
+
+
+def _map_traces(maps: ScrubMaps, classes: Sequence[str]) -> list[dict]:
+    """The compressed map as square markers (cell size from the figure's height), and its title as text."""
+    h, w = maps.original.shape
+    rows, cols = np.mgrid[0:h, 0:w]
+    cell = (BOTTOM_Y[1] - BOTTOM_Y[0]) * (HEIGHT - MARGIN["t"] - MARGIN["b"]) / (h + TITLE_ROWS)
+    # cliponaxis: the axis ends at the panel's right and bottom edges, so the oversized squares stop there.
+    return [dict(type="scatter", x=(cols + 2 * (w + GAP)).ravel().tolist(), y=rows.ravel().tolist(), mode="markers",
+                 xaxis="x3", yaxis="y3", showlegend=False, customdata=cols.ravel().tolist(), cliponaxis=True,
+                 marker=dict(symbol="square", size=round(cell * COVER, 1), coloraxis="coloraxis", line_width=0),
+                 hovertemplate="row %{y}, column %{customdata}<br>%{marker.color:.2f} of the map's maximum"
+                               "<extra>compressed</extra>"),
+            dict(type="scatter", x=[2 * (w + GAP) + (w - 1) / 2], y=[-1.0], mode="text", text=[""], xaxis="x3",
+                 yaxis="y3", textposition="top center", showlegend=False, hoverinfo="skip",
+                 textfont_size=FONT_SIZE - 2)]
+
+
+def _slider(series: ScrubSeries, active: int) -> dict:
+    """The in-figure slider: one "animate" step per frame, immediate, no duration, no transition, no redraw."""
+    jump = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
+    return dict(active=active, x=0.0, len=1.0, y=-0.04, yanchor="top", pad=dict(t=10, b=0),
+                currentvalue=dict(prefix=f"{LABELS[series.control]}: ", font_size=FONT_SIZE, xanchor="left"),
+                steps=[dict(label=stop_label(series.control, s), method="animate", args=[[str(s)], jump])
+                       for s in series.stops])
+
+
+def _layout(series: ScrubSeries, maps: ScrubMaps, classes: Sequence[str], layer_label: str, axis: dict,
+            floor: float, image: torch.Tensor, active: int) -> dict:
+    """Axes (fixed ranges, no automargin: nothing is re-measured per frame), legend, pictures, titles, slider."""
     h, w = maps.original.shape
     signed = bool((maps.original < 0).any() or (maps.maps < 0).any())
-    picture = dict(visible=False, showgrid=False, zeroline=False, automargin=False)
-    fixed = dict(automargin=False)  # margins are set below: automargin measures text on every frame's redraw
-    layout = house_layout("", "", "", height=860, margin=dict(t=120, b=130, l=90, r=40), bargap=0,
-                          barmode="overlay", meta={"caption": CAPTION}, legend=dict(y=1.02, x=0.0),
+    colorscale = DIVERGING if signed else SEQUENTIAL
+    fixed, hidden = dict(automargin=False), dict(visible=False, showgrid=False, zeroline=False, automargin=False)
+    title = dict(showarrow=False, font_size=FONT_SIZE - 2, xref="x3", yref="y3", y=-1.0, yanchor="bottom")
+    layout = house_layout("", "", "", height=HEIGHT, margin=MARGIN, meta={"caption": CAPTION},
+                          legend=dict(y=TOP_Y[1] + 0.015, x=0.0, yanchor="bottom"),
                           xaxis=dict(axis, **fixed, domain=CURVE_X, title=dict(text=LABELS[series.control].lower())),
-                          yaxis=dict(fixed, domain=TOP_Y, range=[0, 103], ticksuffix=" %", title=dict(text="accuracy, size (%)")))
+                          yaxis=dict(fixed, domain=TOP_Y, range=[0, 103], ticksuffix=" %",
+                                     title=dict(text="accuracy, size (%)")))
     layout.pop("title")
     layout.update(
         xaxis2=dict(fixed, domain=HIST_X, anchor="y2", title=dict(text=f"{layer_label}: weight value"), zeroline=False),
-        yaxis2=dict(fixed, domain=TOP_Y, anchor="x2", type="log", range=[low, 2.05], dtick=1,
+        yaxis2=dict(fixed, domain=TOP_Y, anchor="x2", type="log", range=[floor, 2.05], dtick=1,
                     title=dict(text="% of the layer (log)")),
-        xaxis3=dict(picture, domain=[0.0, 1.0], anchor="y3", range=[-0.5, 3 * w + 2 * GAP - 0.5], scaleanchor="y3",
+        xaxis3=dict(hidden, domain=[0.0, 1.0], anchor="y3", range=[-0.5, 3 * w + 2 * GAP - 0.5], scaleanchor="y3",
                     constrain="domain"),
-        yaxis3=dict(picture, domain=BOTTOM_Y, anchor="x3", range=[h - 0.5, -0.5], constrain="domain"),
-        coloraxis=dict(colorscale=DIVERGING if signed else SEQUENTIAL, cmin=-1.0 if signed else 0.0, cmax=1.0,
-                       colorbar=dict(len=0.36, y=0.0, yanchor="bottom", thickness=12, outlinewidth=0)),
-        sliders=[_slider(series, 0)])
+        yaxis3=dict(hidden, domain=BOTTOM_Y, anchor="x3", range=[h - 0.5, -0.5 - TITLE_ROWS], constrain="domain"),
+        xaxis4=dict(hidden, domain=[0.0, 1.0], anchor="y4", range=[0, 1], fixedrange=True),
+        yaxis4=dict(hidden, domain=HEAD_Y, anchor="x4", range=[0, 1], fixedrange=True),
+        coloraxis=dict(colorscale=colorscale, cmin=-1.0 if signed else 0.0, cmax=1.0,
+                       colorbar=dict(len=BOTTOM_Y[1], y=0.0, yanchor="bottom", thickness=12, outlinewidth=0)),
+        images=_pictures(image, maps, colorscale, signed),
+        annotations=[dict(title, text="input", x=(w - 1) / 2),
+                     dict(title, text=f"original: {_prediction(classes, maps.original_probabilities)}<br>"
+                                      f"explaining class {classes[maps.target]}", x=w + GAP + (w - 1) / 2)],
+        sliders=[_slider(series, active)])
     return layout
 
 
@@ -187,7 +235,8 @@ def scrub_figure(series: ScrubSeries, maps: ScrubMaps, layer: str, layer_label: 
     """The scrub board for `series` (one layer's histogram: key `layer`) and `maps` of `image` (C, H, W).
 
     `active` is the stop index the board opens at (the sidebar's own setting). Frames are named
-    by their stop ("45"); each carries the ANIMATED traces and the annotations. Inputs are read only.
+    by their stop ("45") and carry every trace: the ANIMATED ones with their data at that stop,
+    the others as {}. Inputs are read only.
     """
     if len(maps.maps) != len(series.stops):
         raise ValueError(f"maps have {len(maps.maps)} stops, the series {len(series.stops)}")
@@ -195,12 +244,24 @@ def scrub_figure(series: ScrubSeries, maps: ScrubMaps, layer: str, layer_label: 
         raise ValueError(f"active must index a stop (0..{len(series.stops) - 1}), got {active}")
     hist = series.histograms[layer]
     x, axis = _positions(series)
-    low = _log_floor(hist)
-    layout = _layout(series, maps, hist, layer_label, axis, low)
-    layout["annotations"] = _annotations(series, maps, classes, hist, active, low)
-    layout["sliders"][0]["active"] = active
-    frames = [go.Frame(name=str(s), data=_frame_data(series, maps, hist, x, i), traces=list(ANIMATED),
-                       layout=dict(annotations=_annotations(series, maps, classes, hist, i, low)))
+    floor = _log_floor(hist)
+    data = [*_curve_traces(series, x, active), *_hist_traces(hist, 10 ** floor), *_map_traces(maps, classes)]
+
+    def frame_data(i: int) -> list[dict]:
+        changes = dict(zip(ANIMATED, _frame_data(series, maps, hist, classes, x, i, 10 ** floor)))
+        return [changes.get(n, {}) for n in range(len(data))]
+
+    for n, change in enumerate(frame_data(active)):  # the figure as sent shows the active stop
+        data[n] = _merged(data[n], change)
+    frames = [go.Frame(name=str(s), data=frame_data(i), traces=list(range(len(data))))
               for i, s in enumerate(series.stops)]
-    data = [*_curve_traces(series, x, active), *_hist_traces(hist, active), *_picture_traces(image, maps, active)]
-    return go.Figure(data=data, layout=layout, frames=frames)
+    return go.Figure(data=data, layout=_layout(series, maps, classes, layer_label, axis, floor, image, active),
+                     frames=frames)
+
+
+def _merged(trace: dict, change: dict) -> dict:
+    """`trace` with `change` applied (nested dicts merged one level deep, as Plotly does for marker)."""
+    out = dict(trace)
+    for key, value in change.items():
+        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

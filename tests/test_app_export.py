@@ -54,7 +54,7 @@ def test_scrub_board_carries_every_stop_and_opens_at_the_sidebar_value():
     healthy(at, "Scrub through a setting")
     board = charts(at)["scrub_board_prune"]
     assert len(board["frames"]) == 21 and board["layout"]["sliders"][0]["active"] == 8  # 40 %
-    assert "Pruning rate 40 %" in board["layout"]["annotations"][0]["text"]
+    assert "Pruning rate 40 %" in board["data"][4]["text"][0]  # the headline (a text trace: frames update it)
     assert "6-bit" in at.caption[0].value  # the other settings come from the sidebar
 
     at.radio(key="scrub_control").set_value("bits").run()
@@ -73,7 +73,7 @@ def test_scrub_controls_change_the_board():
     healthy(at, "Scrub through a setting")
     after = charts(at)["scrub_board_prune"]
     assert "conv 1" in after["layout"]["xaxis2"]["title"]["text"]
-    assert after["data"][7]["z"] != before["data"][7]["z"]  # the input image changed
+    assert after["layout"]["images"][0]["source"] != before["layout"]["images"][0]["source"]  # another input
 
 
 # ---------------------------------------------------------------- export
