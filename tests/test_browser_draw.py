@@ -32,9 +32,10 @@ def _compressed_ranking(page) -> str:
 
 def _draw_one(page) -> None:
     """A vertical stroke down the middle of the canvas, in small mouse moves like a hand."""
-    canvas = next(c for c in page.locator("canvas").all()
-                  if round((c.bounding_box() or {}).get("width", 0)) == CANVAS and c.is_visible())
+    canvas = page.locator("canvas.upper-canvas")  # Fabric.js's drawing layer; it mounts after the page's run
+    canvas.wait_for(state="visible", timeout=RERUN_TIMEOUT_MS)
     box = canvas.bounding_box()
+    assert round(box["width"]) == CANVAS, box
     x, top = box["x"] + CANVAS / 2, box["y"] + 45
     page.mouse.move(x, top)
     page.mouse.down()
@@ -86,6 +87,8 @@ def test_draw_a_digit_then_upload_one(app_url, chromium):
 
 
 def _draw_then_upload(page, app_url: str) -> None:
+    from playwright.sync_api import expect
+
     page.goto(f"{app_url}/?page=draw")
     page.get_by_role("heading", name="Your digit").wait_for(timeout=TRAIN_TIMEOUT_MS)
     page.get_by_text("Draw a digit on the black square").wait_for(timeout=TRAIN_TIMEOUT_MS)
@@ -96,24 +99,22 @@ def _draw_then_upload(page, app_url: str) -> None:
                                   .filter(m => m.innerText.includes('model says')).length == 2""",
                            timeout=RERUN_TIMEOUT_MS)
     _wait_idle(page)
-    assert _answers(page) == {"Original": "1", "Compressed": "1"}
+    assert _answers(page) == {"Original": "1", "Compressed": "1"}, _answers(page)
     page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=RERUN_TIMEOUT_MS)  # the saliency row
     assert page.locator('[data-testid="stException"]').count() == 0
     _screenshot(page, "draw-canvas")
 
     before = _compressed_ranking(page)
     slider = page.get_by_role("slider", name="Pruning rate")
-    slider.focus()
-    for _ in range(40):  # PageUp: +10 % per press; each press reruns the page
-        if slider.get_attribute("aria-valuetext") == "90%":
-            break
-        page.keyboard.press("PageUp")
-    assert slider.get_attribute("aria-valuetext") == "90%"
+    for key, percent in (("End", 100), ("PageDown", 90)):  # few presses, each once the app is idle:
+        _wait_idle(page)                                    # a press during a rerun can be lost
+        slider.press(key)
+        expect(slider).to_have_attribute("aria-valuetext", f"{percent}%", timeout=RERUN_TIMEOUT_MS)
     page.wait_for_function(f"""() => {{
         const lists = document.querySelectorAll('[data-testid="stMarkdownContainer"] ol');
         return lists.length > 1 && lists[1].innerText != {before!r}; }}""", timeout=RERUN_TIMEOUT_MS)
     _wait_idle(page)
-    assert _answers(page)["Original"] == "1"
+    assert _answers(page)["Original"] == "1", _answers(page)
     assert page.locator('[data-testid="stException"]').count() == 0
 
     page.get_by_text("Upload a picture").click()
@@ -124,14 +125,14 @@ def _draw_then_upload(page, app_url: str) -> None:
     page.locator('[data-testid="stAlertContentError"]').filter(has_text="not an image").wait_for(
         timeout=RERUN_TIMEOUT_MS)
     _wait_idle(page)
-    assert not _answers(page)
+    assert not _answers(page), _answers(page)
 
     uploader.set_input_files({"name": "seven.png", "mimeType": "image/png", "buffer": _png_of_seven()})
     page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stMetric"]')]
                                   .some(m => m.innerText.includes('Original model says'))""",
                            timeout=RERUN_TIMEOUT_MS)
     _wait_idle(page)
-    assert _answers(page)["Original"] == "7"
+    assert _answers(page)["Original"] == "7", _answers(page)
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     assert page.locator('[data-testid="stException"]').count() == 0
     _screenshot(page, "draw-upload")
