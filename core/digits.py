@@ -98,15 +98,7 @@ def to_mnist(image: np.ndarray | Image.Image, background: float | None = None) -
 
 def _gray(image: np.ndarray | Image.Image, background: float | None) -> np.ndarray:
     """(H, W) float32 grey levels in [0, 1], transparency composited."""
-    if isinstance(image, Image.Image):
-        image = _shrunk(image)
-        alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-        if image.mode.startswith("I") or image.mode == "F":  # 16- and 32-bit greys: keep their depth
-            arr = np.asarray(image, dtype=np.float32)
-            image = arr / (65535.0 if arr.max() > 255 else 255.0)
-        else:
-            image = np.asarray(image.convert("RGBA" if alpha else "L"))
-    arr = np.asarray(image)
+    arr = _pil_array(_shrunk(image)) if isinstance(image, Image.Image) else np.asarray(image)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))):
@@ -122,6 +114,17 @@ def _gray(image: np.ndarray | Image.Image, background: float | None) -> np.ndarr
         seen = alpha.sum()
         background = 0.0 if seen == 0 or (alpha * grey).sum() / seen > 0.5 else 1.0
     return alpha * grey + (1 - alpha) * background
+
+
+def _pil_array(image: Image.Image) -> np.ndarray:
+    """A PIL image of any mode as an array that `_unit` reads: (H, W) grey or (H, W, 4) RGBA."""
+    if image.mode == "F":
+        return np.asarray(image, dtype=np.float32)
+    if image.mode.startswith("I"):  # 16- and 32-bit greys (16-bit PNGs): keep their depth
+        values = np.asarray(image, dtype=np.float32)
+        return values / (65535.0 if values.max() > 255 else 255.0)
+    alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    return np.asarray(image.convert("RGBA" if alpha else "L"))
 
 
 def _shrunk(image: Image.Image) -> Image.Image:

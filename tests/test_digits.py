@@ -80,6 +80,22 @@ def test_every_input_kind_gives_the_same_digit(convert):
     torch.testing.assert_close(digits.to_mnist(convert(rectangle())), digits.to_mnist(rectangle()))
 
 
+@pytest.mark.parametrize("convert", [
+    lambda a: Image.fromarray(a.astype(np.float32) / 255),            # PIL "F", values in [0, 1]
+    lambda a: Image.open(io.BytesIO(png(Image.fromarray(a.astype(np.uint16) * 257)))),  # a 16-bit PNG
+    lambda a: Image.fromarray(a).convert("P"),                         # palette
+], ids=["pil-F", "png-16-bit", "pil-P"])
+def test_pil_modes_of_other_depths_give_the_same_digit(convert):
+    torch.testing.assert_close(digits.to_mnist(convert(rectangle())), digits.to_mnist(rectangle()))
+
+
+def test_a_palette_png_with_a_transparent_colour_is_composited():
+    image = Image.fromarray(rectangle()).convert("P")
+    image.info["transparency"] = 0  # black shows through: a transparent sheet with white ink
+    image = Image.open(io.BytesIO(png(image)))
+    torch.testing.assert_close(digits.to_mnist(image), digits.to_mnist(rectangle()))
+
+
 def test_a_transparent_canvas_is_composited_before_grey():
     # What a drawing canvas with no background sends: white opaque strokes, transparent elsewhere.
     rgba = np.zeros((280, 280, 4), np.uint8)
@@ -146,6 +162,20 @@ def test_prepare_fits_the_ink_to_the_whole_8x8_frame():
 def test_prepare_refuses_colour_data_sets():
     with pytest.raises(ValueError, match="colour images: your own input works with the digit data sets"):
         digits.prepare(rectangle(), tiny_dataset("cifar10", (3, 32, 32)))
+
+
+def test_unsupported_names_colour_data_sets_only():
+    assert digits.unsupported(tiny_dataset("mnist5k", (1, 28, 28))) is None
+    assert "colour images" in digits.unsupported(tiny_dataset("cifar10", (3, 32, 32)))
+
+
+def test_display_pixels_are_crisp_blocks_of_the_denormalized_input():
+    data = tiny_dataset("digits", (1, 8, 8), mean=0.2, std=0.5)
+    x = digits.prepare(rectangle(), data)
+    shown = digits.display_pixels(x, data, scale=4)
+    assert shown.shape == (32, 32) and shown.dtype == np.uint8
+    expected = np.rint(data.denormalize(x[0])[0].numpy() * 255).astype(np.uint8)
+    assert np.array_equal(shown[::4, ::4], expected) and np.array_equal(shown[3::4, 3::4], expected)
 
 
 # ---------------------------------------------------------------- uploads
