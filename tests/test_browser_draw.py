@@ -7,12 +7,10 @@ settings. Screenshots go to artifacts/browser-draw-*.png (git-ignored).
 from __future__ import annotations
 
 import io
-import threading
 
 import pytest
 from PIL import Image, ImageDraw
-from test_browser import (  # noqa: F401 (app_url and chromium are fixtures)
-    CHROMIUM_ARGS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS, _screenshot, _wait_idle, app_url, chromium)
+from test_browser import RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS, _screenshot, _wait_idle
 
 pytestmark = pytest.mark.browser
 CANVAS = 280  # the page's canvas, in CSS pixels
@@ -52,38 +50,9 @@ def _png_of_seven() -> bytes:
     return buffer.getvalue()
 
 
-def _in_a_thread_of_its_own(scenario, chromium: str, *args) -> None:
-    """Run `scenario(page, *args)` in a new thread, with a Playwright and a Chromium of its own.
-
-    Playwright's sync API allows one instance per thread, and tests/test_browser.py keeps its
-    browser open for the whole session (fixtures are shared only through conftest.py): a thread
-    of its own lets this test run in the same session. Its failure is raised here.
-    """
-    from playwright.sync_api import sync_playwright
-
-    failures = []
-
-    def run() -> None:
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-                try:
-                    scenario(browser.new_context(viewport={"width": 1400, "height": 1000}).new_page(), *args)
-                finally:
-                    browser.close()
-        except BaseException as err:  # noqa: BLE001 (handed to the test's thread)
-            failures.append(err)
-
-    thread = threading.Thread(target=run, name="browser-draw")
-    thread.start()
-    thread.join()
-    if failures:
-        raise failures[0]
-
-
-def test_draw_a_digit_then_upload_one(app_url, chromium):
+def test_draw_a_digit_then_upload_one(app_url, page):
     """A drawn "1" is read by both models, the compressed one follows the slider; uploads are checked."""
-    _in_a_thread_of_its_own(_draw_then_upload, chromium, app_url)
+    _draw_then_upload(page, app_url)
 
 
 def _draw_then_upload(page, app_url: str) -> None:

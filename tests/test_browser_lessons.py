@@ -10,17 +10,15 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from test_browser import (  # noqa: F401 (app_url and chromium are fixtures)
-    ARTIFACTS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS, _screenshot, _wait_idle, app_url, chromium)
-from test_browser_draw import _in_a_thread_of_its_own
+from test_browser import ARTIFACTS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS, _screenshot, _wait_idle
 
 pytestmark = pytest.mark.browser
 PROJECTOR = {"width": 1280, "height": 720}
 
 
-def test_a_lesson_in_presentation_mode(app_url, chromium):
+def test_a_lesson_in_presentation_mode(app_url, page):
     """Start a lesson on a projector: big text, collapsed sidebar, Next / Back set the controls."""
-    _in_a_thread_of_its_own(_lesson_walk, chromium, app_url)
+    _lesson_walk(page, app_url)
 
 
 def _settings(page) -> dict[str, str]:

@@ -22,9 +22,6 @@ from core.training import TrainConfig
 from core.upload import load_upload
 
 SHAPE, K = (1, 8, 8), 10
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 LINK = "http://localhost:8501/?page=overview&prune=60&bits=4&x=<b>"
 
 
@@ -122,19 +119,14 @@ def test_comparison_figures_leave_the_models_untouched(setting):
 
 
 @pytest.mark.browser
-def test_report_opens_offline_in_chromium_with_every_figure(setting, tmp_path):
+def test_report_opens_offline_in_chromium_with_every_figure(setting, tmp_path, browser):
     """The report, opened from disk with the network cut, draws every figure and requests only data: URIs."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make test` (it installs Debian's chromium).")
-    from playwright.sync_api import sync_playwright
-
     original, compressed, report, data, _, _ = setting
     figs = export.comparison_figures(original, compressed, report, data, images=(0, 1))
     path = tmp_path / "report.html"
     path.write_text(_html(setting, figs), encoding="utf-8")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(offline=True, viewport={"width": 1300, "height": 900})
+    context = browser.new_context(offline=True, viewport={"width": 1300, "height": 900})
+    try:
         page = context.new_page()
         requests, errors = [], []
         page.on("request", lambda r: requests.append(r.url))
@@ -145,7 +137,8 @@ def test_report_opens_offline_in_chromium_with_every_figure(setting, tmp_path):
         drawn = page.evaluate("document.querySelectorAll('.js-plotly-plot').length")
         frames = page.evaluate("[...document.querySelectorAll('.js-plotly-plot')].map(g => "
                                "(g._transitionData && g._transitionData._frames || []).length)")
-        browser.close()
+    finally:
+        context.close()
     assert drawn == len(figs) and not errors
     assert frames[-2:] == [21, 9]  # the scrub boards kept their frames
     others = [u for u in requests if not u.startswith("data:") and u != path.as_uri()]
