@@ -118,7 +118,7 @@ def load_context() -> Context:
     result = load_or_train(cfg, data)
     how = "loaded from cache" if result.from_cache else "trained"
     print(f"model {cfg.model} on {cfg.dataset}: {how} in {time.perf_counter() - start:.1f} s")
-    model = result.model.requires_grad_(False)  # as ui.TrainingJob shares it
+    model = result.model.requires_grad_(False)  # as ui.cache shares trained models
     names = layers.layer_labels(model)
     largest = max(names, key=lambda n: layers.weight_of(model, n).numel())
     ctx = Context(model, data, evaluate(model, data.x_test, data.y_test), names, largest)

@@ -1,38 +1,43 @@
 """The Streamlit-aware layer between the pages and `core/`.
 
-- `ui.cache`: every Streamlit cache (data, shared models, reports, maps, figures).
-- `ui.sidebar`: the shared sidebar and its URL state.
+- `ui.cache`: every Streamlit cache (data, shared models, reports, maps, figures, sweeps).
+- `ui.jobs`: long computations in background threads with live progress bars.
+- `ui.sidebar` and `ui.url_state`: the shared sidebar, and every setting kept in the URL.
 - `ui.panels`: pieces several pages draw (charts with captions, metric cards, saliency panels).
+- `ui.lessons`, `ui.downloads`, `ui.own_model`: guided lessons, export files, uploaded weights.
 
 Pages import what they need from here: `setup = ui.current_setup()`, then cached calls.
 """
-from ui.cache import (Setup, _training_job, available_methods, compressed_maps, compressed_model, dataset,
-                      freeze_heap, layer_labels, original_evaluation, original_maps, pie_table, population_saliency,
-                      population_view, randomization, randomization_pictures, report, sparsity_figure, sweep_check,
-                      sweep_table, train_config, trained_model, trained_models, weight_heatmaps, weight_histograms)
-from ui.panels import chart, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
-from ui.cache import own_input, own_maps, own_predictions  # your own digit
-from ui.cache import prefetch_neighbours  # the next pruning step, computed in the background
-from ui.sidebar import current_setup, sidebar
-from ui.lessons import all_lessons, start_lesson  # guided lessons (lessons/*.toml)
-from ui.sidebar import page_header
-from ui.url_state import SETTINGS, fit as fit_setting, presenting, sync as sync_url  # settings in the URL
-
-__all__ = ["Setup", "_training_job", "available_methods", "chart", "compressed_maps", "compressed_model",
-           "current_setup", "dataset", "describe_setup", "freeze_heap", "grid_chart", "layer_labels",
-           "metric_cards", "original_evaluation", "original_maps", "percent", "pick_images", "pie_table",
-           "population_saliency", "population_view", "randomization", "randomization_pictures", "report",
-           "saliency_panels", "sidebar", "sparsity_figure", "sweep_check", "sweep_table", "train_config",
-           "trained_model", "trained_models", "weight_heatmaps", "weight_histograms"]
-__all__ += ["own_input", "own_maps", "own_predictions"]
-__all__ += ["SETTINGS", "all_lessons", "fit_setting", "page_header", "presenting", "start_lesson", "sync_url"]
-# Scrubbing, export and your own weights
-from ui.cache import UploadedTrain, largest_layer, metrics_csv, scrub_figure
+from ui.cache import (Setup, UploadedTrain, _training_job, available_methods, compressed_maps, compressed_model,
+                      dataset, freeze_heap, largest_layer, layer_labels, metrics_csv, original_evaluation,
+                      original_maps, own_input, own_maps, own_predictions, pie_table, population_saliency,
+                      population_view, prefetch_neighbours, randomization, randomization_pictures, report,
+                      scrub_figure, sparsity_figure, sweep_check, sweep_table, train_config, trained_model,
+                      trained_models, weight_heatmaps, weight_histograms)
 from ui.downloads import file_stem, report_file, view_link, weights_file
-from ui.own_model import FILE_KEY as OWN_MODEL_FILE_KEY, accept_file as accept_own_model, current as own_model
-from ui.own_model import forget as forget_own_model, refusal as own_model_refusal
-from ui.own_model import show_upload_settings as show_own_model_settings, use_toggle as own_model_toggle
+from ui.lessons import all_lessons, start_lesson
+from ui.own_model import FILE_KEY as OWN_MODEL_FILE_KEY
+from ui.own_model import accept_file as accept_own_model
+from ui.own_model import current as own_model
+from ui.own_model import forget as forget_own_model
+from ui.own_model import refusal as own_model_refusal
+from ui.own_model import show_upload_settings as show_own_model_settings
+from ui.own_model import use_toggle as own_model_toggle
+from ui.panels import chart, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
+from ui.sidebar import current_setup, page_header, sidebar
+from ui.url_state import SETTINGS, presenting
+from ui.url_state import fit as fit_setting
+from ui.url_state import sync as sync_url
 
-__all__ += ["OWN_MODEL_FILE_KEY", "UploadedTrain", "accept_own_model", "file_stem", "forget_own_model",
-            "largest_layer", "metrics_csv", "own_model", "own_model_refusal", "own_model_toggle", "report_file",
-            "scrub_figure", "show_own_model_settings", "view_link", "weights_file"]
+__all__ = [
+    "OWN_MODEL_FILE_KEY", "SETTINGS", "Setup", "UploadedTrain", "_training_job", "accept_own_model",
+    "all_lessons", "available_methods", "chart", "compressed_maps", "compressed_model", "current_setup",
+    "dataset", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
+    "largest_layer", "layer_labels", "metric_cards", "metrics_csv", "original_evaluation", "original_maps",
+    "own_input", "own_maps", "own_model", "own_model_refusal", "own_model_toggle", "own_predictions",
+    "page_header", "percent", "pick_images", "pie_table", "population_saliency", "population_view",
+    "prefetch_neighbours", "presenting", "randomization", "randomization_pictures", "report", "report_file",
+    "saliency_panels", "scrub_figure", "show_own_model_settings", "sidebar", "sparsity_figure", "start_lesson",
+    "sweep_check", "sweep_table", "sync_url", "train_config", "trained_model", "trained_models", "view_link",
+    "weight_heatmaps", "weight_histograms", "weights_file",
+]
