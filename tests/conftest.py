@@ -2,6 +2,7 @@
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -9,6 +10,29 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------- AppTest
+from streamlit.runtime.pages_manager import PagesManager  # noqa: E402
+
+LEGACY_PAGES_INIT = PagesManager.__init__  # Streamlit's own, before any fixture patches it
+
+
+@pytest.fixture(autouse=True)
+def _navigation_like_a_server(monkeypatch):
+    """Rerun app.py on every AppTest run, as a running server does.
+
+    With a folder named pages/, Streamlit starts in its legacy multipage mode until the
+    first st.navigation call switches it off for the rest of the process. AppTest switches
+    it back on before every run, so each rerun after the first would execute the page file
+    alone, without the sidebar drawn by app.py. Clearing the flag after AppTest resets it
+    restores the server's behaviour. (Harmless for tests that do not use AppTest.)
+    """
+    def init(self, *args, **kwargs):
+        LEGACY_PAGES_INIT(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
 
 
 # ---------------------------------------------------------------- real-browser fixtures
@@ -20,7 +44,6 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
 
-import pytest  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import LEGACY_PAGES_INIT
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
@@ -30,24 +31,8 @@ TITLES = {"overview": "Original vs compressed", "weights": "Weight distributions
 CHARTS = {"overview": 1, "weights": 5, "sparsity": 3, "saliency": 4}  # LeNet-5: 5 layers; 4 images
 
 
-_LEGACY_INIT = PagesManager.__init__  # Streamlit's own, before the fixture below patches it
 
 
-@pytest.fixture(autouse=True)
-def _navigation_like_a_server(monkeypatch):
-    """Rerun app.py on every AppTest run, as a running server does.
-
-    With a folder named pages/, Streamlit starts in its legacy multipage mode until the
-    first st.navigation call switches it off for the rest of the process. AppTest switches
-    it back on before every run, so each rerun after the first would execute the page file
-    alone, without the sidebar drawn by app.py. Clearing the flag after AppTest resets it
-    restores the server's behaviour.
-    """
-    def init(self, *args, **kwargs):
-        _LEGACY_INIT(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
 
 
 def open_app(page: str = "overview", **params: object) -> AppTest:
@@ -108,7 +93,7 @@ def test_page_link_on_a_fresh_server_hands_over_to_the_app(monkeypatch, page):
     state = {"first": True}
 
     def init(self, *args, **kwargs):  # legacy mode for the first run only, as on a fresh server
-        _LEGACY_INIT(self, *args, **kwargs)
+        LEGACY_PAGES_INIT(self, *args, **kwargs)
         if not state.pop("first", False):
             PagesManager.uses_pages_directory = False
 

@@ -1,8 +1,8 @@
 """The "Your digit" page through AppTest: uploads (good, bad, blank), a drawing handed to the canvas
 widget, predictions and maps that follow the sidebar, the 8x8 digits, colour data sets refused.
 
-Runs app.py with ?page=draw like a browser (see `_navigation_like_a_server`, copied from
-tests/test_app.py). Drawing with a mouse is covered in tests/test_browser_draw.py.
+Runs app.py with ?page=draw like a browser (see `_navigation_like_a_server` in
+tests/conftest.py). Drawing with a mouse is covered in tests/test_browser_draw.py.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 import ui
@@ -25,17 +24,8 @@ from core import data as datasets
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 120  # the first run may train LeNet-5 on mnist5k
 UPLOAD = "Upload a picture"
-_LEGACY_INIT = PagesManager.__init__
 
 
-@pytest.fixture(autouse=True)
-def _navigation_like_a_server(monkeypatch):
-    """Rerun app.py on every AppTest run, as a server does (see tests/test_app.py for why)."""
-    def init(self, *args, **kwargs):
-        _LEGACY_INIT(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
 
 
 def open_page(**params: object) -> AppTest:

@@ -20,7 +20,6 @@ import ui
 from core.compression import CompressionConfig
 from core.data import load_dataset
 from core.training import load_or_train
-from tests.test_app import _navigation_like_a_server  # noqa: F401  (autouse: keeps the sidebar on reruns)
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180

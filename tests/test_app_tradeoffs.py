@@ -1,7 +1,7 @@
 """The Trade-offs, Forgotten examples and Sanity check pages through Streamlit's AppTest.
 
 Every test opens app.py (the router) with ?page=<name>, navigating like a server (the
-`_navigation_like_a_server` fixture of test_app.py). The plain renders use the default
+`_navigation_like_a_server` fixture of conftest.py). The plain renders use the default
 model (LeNet-5 on mnist5k, cached on disk like in the app); the heavier variants (seeds,
 fine-tuning, clicks, extreme settings) use the small MLP on "digits", whose sweeps take
 about a second, trained into a temporary model cache.
@@ -31,7 +31,6 @@ import ui.cache
 import ui.panels
 from core.attribution import METHOD_LABELS, METHODS
 from core.sweeps import FAITHFULNESS_METRICS, SALIENCY_METRICS
-from test_app import _navigation_like_a_server  # noqa: F401  (autouse fixture: reruns keep the sidebar)
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180  # a first run may train models and run both sweeps on LeNet-5

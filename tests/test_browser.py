@@ -11,7 +11,6 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 (re-exported: the fixtures live in conftest.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"

@@ -1,5 +1,4 @@
 """core.data: offline data sets, torchvision loading on IDX files the test writes, clear errors."""
-import gzip
 import struct
 
 import numpy as np

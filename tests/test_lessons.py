@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from core.lessons import Lesson, LessonError, load_lessons, parse_lesson
@@ -28,17 +27,8 @@ TIMEOUT = 180
 PARSERS = url_state.lesson_parsers()
 LESSONS, ERRORS = load_lessons(url_state.LESSONS_DIR, PARSERS)
 HEAVY_PAGES = {"tradeoffs", "forgotten"}
-_LEGACY_INIT = PagesManager.__init__
 
 
-@pytest.fixture(autouse=True)
-def _navigation_like_a_server(monkeypatch):
-    """Rerun app.py on every AppTest run, as a server does (see tests/test_app.py for why)."""
-    def init(self, *args, **kwargs):
-        _LEGACY_INIT(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
 
 
 # ---------------------------------------------------------------- the shipped lessons

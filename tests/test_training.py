@@ -1,6 +1,5 @@
 """core.training: deterministic training, an atomic disk cache that survives damage."""
 import os
-import pickle
 
 import pytest
 import torch

@@ -14,7 +14,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import plotly.graph_objects as go
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 import ui
@@ -25,17 +24,8 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180
 DIGITS = dict(dataset="digits", model="lenet5")
 N_TEST_DIGITS = 360  # the digits set's fixed test split
-_LEGACY_INIT = PagesManager.__init__
 
 
-@pytest.fixture(autouse=True)
-def _navigation_like_a_server(monkeypatch):
-    """Rerun app.py on every AppTest run, as a server does (see tests/test_app.py for why)."""
-    def init(self, *args, **kwargs):
-        _LEGACY_INIT(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
 
 
 @pytest.fixture(scope="session")
