@@ -13,6 +13,8 @@ b) Browser: key release on the slider -> the page updated, in Debian's Chromium,
 
 c) Trade-off sweep: benchmarks/bench_sweep.py (the default full curve sweep against a naive
    implementation of the same sweep, with the ratio); `--skip-sweep` leaves it out.
+d) Scrub page: benchmarks/bench_scrub.py (the in-figure Plotly slider dragged with the mouse,
+   mousemove -> next painted frame, against a bare floor app); `--skip-scrub` leaves it out.
 
 Run with `make bench` (or `.venv/bin/python benchmarks/bench.py --help`). What-ifs:
 `--gc-freeze` (server part without full-heap GC pauses) and
@@ -387,6 +389,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-server", action="store_true")
     parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument("--skip-scrub", action="store_true", help="skip d), the Scrub page's in-figure slider")
     parser.add_argument("--skip-sweep", action="store_true",
                         help="leave out the trade-off sweep vs naive benchmark (benchmarks/bench_sweep.py)")
     parser.add_argument("--profile", choices=PAGES, help="also print a cProfile of this page")
@@ -426,6 +429,9 @@ def main() -> None:
         ratio = app / floor
         ok = "ok" if ratio <= TARGET_BROWSER_RATIO else "MISSED"
         print(f"browser median: app {app:.0f}, floor {floor:.0f}, ratio {ratio:.2f}   <= {TARGET_BROWSER_RATIO}  {ok}")
+    if not args.skip_scrub:
+        import bench_scrub  # benchmarks/ is on sys.path when this file runs as a script
+        bench_scrub.main(["--steps", str(max(2 * args.presses, 20))])
     if sweep:
         wall, speedup = sweep["sweep_workers2"], sweep["ratio"]
         print(f"sweep (s)        full default sweep {wall:6.2f}        <= {TARGET_SWEEP_S:.0f}  "

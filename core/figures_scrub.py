@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import plotly.graph_objects as go
@@ -41,10 +42,11 @@ HEIGHT = 860
 MARGIN = dict(t=40, b=130, l=90, r=40)
 # Four subplots: headline strip (x4, y4), curve (x, y), histogram (x2, y2), pictures (x3, y3).
 CURVE_X, HIST_X = (0.0, 0.42), (0.56, 1.0)
-HEAD_Y, TOP_Y, BOTTOM_Y = (0.96, 1.0), (0.56, 0.87), (0.0, 0.34)
-GAP = 4                    # blank columns between the pictures
-TITLE_ROWS = 5             # rows of room above the pictures for their titles (inside the range, or they hide)
+HEAD_Y, TOP_Y, BOTTOM_Y = (0.96, 1.0), (0.58, 0.87), (0.0, 0.40)
+TITLE_ROOM = 0.22          # room above the pictures for their titles, in picture heights (inside the y range,
+                           # or the titles hide); about 40 px at the board's height, whatever the map's size
 UPSCALE = 8                # layout images are drawn smoothed by the browser: nearest-neighbour pixels first
+MAX_SIDE = 16              # maps are drawn at most 16 cells a side (2x2 blocks averaged on 28x28): see _pooled
 COVER = 1.35               # map markers are this much wider than a cell, so no gap shows up to 1.35x taller
 # Traces whose data change between frames (all others travel as {}).
 ANIMATED = (2, 3, 4, 6, 7, 8, 9, 10)
@@ -52,7 +54,8 @@ CAPTION = ("Drag the slider under the charts: every position was computed in adv
            "once, with no waiting for the server. Top left: test accuracy (orange) and storage size (grey) at every "
            "position, the big markers show where the slider is. Top right: how the layer's weights are spread; the "
            "black spike at 0 is the share that is exactly zero. Bottom: which pixels each model's decision depends on "
-           "(each map scaled to its own strongest pixel).")
+           "(each map scaled to its own strongest pixel; large images are drawn in blocks of 2×2 pixels so the "
+           "slider stays instant, the Saliency page shows every pixel).")
 
 
 def _round(values: np.ndarray, decimals: int = 3) -> list:
@@ -84,6 +87,26 @@ def _scaled(m: np.ndarray) -> np.ndarray:
     """A map divided by its largest |value| (an all-zero map stays zero)."""
     peak = float(np.abs(m).max()) if m.size else 0.0
     return m / peak if peak > 0 else np.zeros_like(m)
+
+
+def _gap(w: int) -> int:
+    """Blank columns between the pictures: about a quarter of a picture's width (room for their titles)."""
+    return max(1, -(-w // 4))
+
+
+def _pooled(m: np.ndarray) -> np.ndarray:
+    """A map averaged over k×k blocks, k the smallest that leaves at most MAX_SIDE cells a side (edges repeated).
+
+    Every cell of the compressed map is a marker redrawn on each frame, ~25 µs apiece in Chromium:
+    784 cells (28×28) took the board over its 50 ms budget, 196 keep it inside. Rank agreement is still
+    computed on the full maps (core.scrub); the Saliency page shows them pixel by pixel.
+    """
+    k = -(-max(m.shape) // MAX_SIDE)
+    if k == 1:
+        return m
+    h, w = -(-m.shape[0] // k) * k, -(-m.shape[1] // k) * k
+    padded = np.pad(m, ((0, h - m.shape[0]), (0, w - m.shape[1])), mode="edge")
+    return padded.reshape(h // k, k, w // k, k).mean(axis=(1, 3))
 
 
 def _size_percent(series: ScrubSeries) -> np.ndarray:
@@ -169,22 +192,22 @@ def _pictures(image: torch.Tensor, maps: ScrubMaps, colorscale: str, signed: boo
     h, w = maps.original.shape
     place = dict(xref="x3", yref="y3", y=-0.5, sizex=w, sizey=h, sizing="stretch", layer="below")
     return [dict(place, source=_png(_display_rgb(as_array(image))), x=-0.5),
-            dict(place, source=_png(_colored(maps.original, colorscale, signed)), x=w + GAP - 0.5)]
+            dict(place, source=_png(_colored(maps.original, colorscale, signed)), x=w + _gap(w) - 0.5)]
 
 
 def _map_traces(maps: ScrubMaps, classes: Sequence[str]) -> list[dict]:
     """The compressed map as square markers (cell size from the figure's height), and its title as text."""
     h, w = maps.original.shape
     rows, cols = np.mgrid[0:h, 0:w]
-    cell = (BOTTOM_Y[1] - BOTTOM_Y[0]) * (HEIGHT - MARGIN["t"] - MARGIN["b"]) / (h + TITLE_ROWS)
+    cell = (BOTTOM_Y[1] - BOTTOM_Y[0]) * (HEIGHT - MARGIN["t"] - MARGIN["b"]) / (h * (1 + TITLE_ROOM))
     # cliponaxis: the axis ends at the panel's right and bottom edges, so the oversized squares stop there.
-    return [dict(type="scatter", x=(cols + 2 * (w + GAP)).ravel().tolist(), y=rows.ravel().tolist(), mode="markers",
+    return [dict(type="scatter", x=(cols + 2 * (w + _gap(w))).ravel().tolist(), y=rows.ravel().tolist(), mode="markers",
                  xaxis="x3", yaxis="y3", showlegend=False, customdata=cols.ravel().tolist(), cliponaxis=True,
                  marker=dict(symbol="square", size=round(cell * COVER, 1), coloraxis="coloraxis", line_width=0),
-                 hovertemplate="row %{y}, column %{customdata}<br>%{marker.color:.2f} of the map's maximum"
+                 hovertemplate="block row %{y}, column %{customdata}<br>%{marker.color:.2f} of the map's maximum"
                                "<extra>compressed</extra>"),
-            dict(type="scatter", x=[2 * (w + GAP) + (w - 1) / 2], y=[-1.0], mode="text", text=[""], xaxis="x3",
-                 yaxis="y3", textposition="top center", showlegend=False, hoverinfo="skip",
+            dict(type="scatter", x=[2 * (w + _gap(w)) + (w - 1) / 2], y=[-0.5 - 0.04 * h], mode="text", text=[""], xaxis="x3",
+                 yaxis="y3", textposition="top center", showlegend=False, hoverinfo="skip", cliponaxis=False,
                  textfont_size=FONT_SIZE - 2)]
 
 
@@ -204,7 +227,8 @@ def _layout(series: ScrubSeries, maps: ScrubMaps, classes: Sequence[str], layer_
     signed = bool((maps.original < 0).any() or (maps.maps < 0).any())
     colorscale = DIVERGING if signed else SEQUENTIAL
     fixed, hidden = dict(automargin=False), dict(visible=False, showgrid=False, zeroline=False, automargin=False)
-    title = dict(showarrow=False, font_size=FONT_SIZE - 2, xref="x3", yref="y3", y=-1.0, yanchor="bottom")
+    title = dict(showarrow=False, font_size=FONT_SIZE - 2, xref="x3", yref="y3", y=-0.5 - 0.04 * h,
+                 yanchor="bottom")
     layout = house_layout("", "", "", height=HEIGHT, margin=MARGIN, meta={"caption": CAPTION},
                           legend=dict(y=TOP_Y[1] + 0.015, x=0.0, yanchor="bottom"),
                           xaxis=dict(axis, **fixed, domain=CURVE_X, title=dict(text=LABELS[series.control].lower())),
@@ -215,9 +239,10 @@ def _layout(series: ScrubSeries, maps: ScrubMaps, classes: Sequence[str], layer_
         xaxis2=dict(fixed, domain=HIST_X, anchor="y2", title=dict(text=f"{layer_label}: weight value"), zeroline=False),
         yaxis2=dict(fixed, domain=TOP_Y, anchor="x2", type="log", range=[floor, 2.05], dtick=1,
                     title=dict(text="% of the layer (log)")),
-        xaxis3=dict(hidden, domain=[0.0, 1.0], anchor="y3", range=[-0.5, 3 * w + 2 * GAP - 0.5], scaleanchor="y3",
+        xaxis3=dict(hidden, domain=[0.0, 1.0], anchor="y3", range=[-0.5, 3 * w + 2 * _gap(w) - 0.5], scaleanchor="y3",
                     constrain="domain"),
-        yaxis3=dict(hidden, domain=BOTTOM_Y, anchor="x3", range=[h - 0.5, -0.5 - TITLE_ROWS], constrain="domain"),
+        yaxis3=dict(hidden, domain=BOTTOM_Y, anchor="x3", range=[h - 0.5, -0.5 - TITLE_ROOM * h],
+                    constrain="domain"),
         xaxis4=dict(hidden, domain=[0.0, 1.0], anchor="y4", range=[0, 1], fixedrange=True),
         yaxis4=dict(hidden, domain=HEAD_Y, anchor="x4", range=[0, 1], fixedrange=True),
         coloraxis=dict(colorscale=colorscale, cmin=-1.0 if signed else 0.0, cmax=1.0,
@@ -225,7 +250,7 @@ def _layout(series: ScrubSeries, maps: ScrubMaps, classes: Sequence[str], layer_
         images=_pictures(image, maps, colorscale, signed),
         annotations=[dict(title, text="input", x=(w - 1) / 2),
                      dict(title, text=f"original: {_prediction(classes, maps.original_probabilities)}<br>"
-                                      f"explaining class {classes[maps.target]}", x=w + GAP + (w - 1) / 2)],
+                                      f"explaining class {classes[maps.target]}", x=w + _gap(w) + (w - 1) / 2)],
         sliders=[_slider(series, active)])
     return layout
 
@@ -243,6 +268,8 @@ def scrub_figure(series: ScrubSeries, maps: ScrubMaps, layer: str, layer_label: 
     if not 0 <= active < len(series.stops):
         raise ValueError(f"active must index a stop (0..{len(series.stops) - 1}), got {active}")
     hist = series.histograms[layer]
+    shown = [_pooled(m) for m in maps.maps]
+    maps = replace(maps, original=_pooled(maps.original), maps=np.stack(shown))  # what is drawn, not the numbers
     x, axis = _positions(series)
     floor = _log_floor(hist)
     data = [*_curve_traces(series, x, active), *_hist_traces(hist, 10 ** floor), *_map_traces(maps, classes)]

@@ -163,3 +163,18 @@ def test_board_refuses_mismatched_inputs(prune_series, prune_maps, model, data):
         _board(prune_series, bit_maps, data)
     with pytest.raises(ValueError, match="active must index a stop"):
         _board(prune_series, prune_maps, data, active=21)
+
+
+def test_large_maps_are_drawn_in_blocks_but_scored_on_every_pixel():
+    torch.manual_seed(0)
+    model = models.create_model("mlp", (1, 28, 28), K).eval()
+    x, y = torch.randn(12, 1, 28, 28), torch.arange(12) % K
+    series = scrub.scrub_series(model, CompressionConfig(), "bits", x, y)
+    maps = scrub.scrub_maps(model, CompressionConfig(), "bits", x[0], "saliency")
+    assert maps.maps.shape == (9, 28, 28)  # the numbers keep every pixel
+    fig = fs.scrub_figure(series, maps, "1", "fc 1", x[0], [str(c) for c in range(K)])
+    assert len(fig.data[9].x) == 14 * 14  # 2x2 blocks on the board: 196 markers redraw per frame, not 784
+    block = fig.data[9].marker.color[0]  # block (0, 0) at stop 0 (1 bit), where the board opens
+    first = maps.maps[0][:2, :2].mean() / np.abs(fs._pooled(maps.maps[0])).max()
+    assert block == pytest.approx(first, abs=1e-3)
+    np.testing.assert_array_equal(fs._pooled(np.ones((8, 8))), np.ones((8, 8)))  # small maps stay as they are
