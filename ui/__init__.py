@@ -2,17 +2,18 @@
 
 - `ui.cache`: every Streamlit cache (data, shared models, reports, maps, figures, sweeps).
 - `ui.jobs`: long computations in background threads with live progress bars.
+- `ui.setup`: the frozen configs the sidebar decides (`Setup`, `train_config`).
 - `ui.sidebar` and `ui.url_state`: the shared sidebar, and every setting kept in the URL.
 - `ui.panels`: pieces several pages draw (charts with captions, metric cards, saliency panels).
 - `ui.lessons`, `ui.downloads`, `ui.own_model`: guided lessons, export files, uploaded weights.
 
 Pages import what they need from here: `setup = ui.current_setup()`, then cached calls.
 """
-from ui.cache import (Setup, UploadedTrain, _training_job, available_methods, compressed_maps, compressed_model,
+from ui.cache import (_training_job, available_methods, compressed_maps, compressed_model,
                       dataset, freeze_heap, largest_layer, layer_labels, metrics_csv, original_evaluation,
                       original_maps, own_input, own_maps, own_predictions, pie_table, population_saliency,
                       population_view, prefetch_neighbours, randomization, randomization_pictures, report,
-                      scrub_figure, sparsity_figure, sweep_check, sweep_table, train_config, trained_model,
+                      scrub_figure, sparsity_figure, sweep_check, sweep_table, trained_model,
                       trained_models, weight_heatmaps, weight_histograms)
 from ui.downloads import file_stem, report_file, view_link, weights_file
 from ui.lessons import all_lessons, start_lesson
@@ -23,6 +24,7 @@ from ui.own_model import forget as forget_own_model
 from ui.own_model import refusal as own_model_refusal
 from ui.own_model import show_upload_settings as show_own_model_settings
 from ui.own_model import use_toggle as own_model_toggle
+from ui.setup import Setup, UploadedTrain, train_config
 from ui.panels import chart, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
 from ui.sidebar import current_setup, page_header, sidebar
 from ui.url_state import SETTINGS, presenting

@@ -8,12 +8,12 @@ st.cache_data, which hands out copies.
 from __future__ import annotations
 
 import gc
-import threading
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 import torch
 from torch import nn
 
@@ -31,58 +31,11 @@ from core.training import TrainConfig, TrainResult, load_or_train
 from core import digits as own_digit
 from core import export, figures_scrub, scrub
 from core import upload as uploads
-from streamlit.runtime.scriptrunner import get_script_run_ctx
-from ui.jobs import Job, Progress, follow
+from ui.jobs import Job, Prefetcher, Progress, follow
+from ui.setup import UPLOAD_KEY, Setup, UploadedTrain
 
 # Two cores: torch's default intra-op threads oversubscribe them (10-80x slower).
 torch.set_num_threads(1)
-
-
-@dataclass(frozen=True)
-class Setup:
-    """Everything the sidebar decides: how the model was trained and how it is compressed."""
-
-    train: TrainConfig
-    compression: CompressionConfig
-
-
-@dataclass(frozen=True)
-class UploadedTrain(TrainConfig):
-    """A TrainConfig that names uploaded weights (their sha256) instead of a training run.
-
-    A subclass, so every cache keyed by a TrainConfig also keys on the weights (Streamlit hashes
-    dataclasses by their fields) and nothing else changes; `_model` returns the uploaded model and
-    nothing is ever trained for it. `replace(cfg, seed=...)` keeps the weights: every seed of a
-    sweep or population is then the same upload.
-    """
-
-    weights: str = ""
-
-
-UPLOAD_KEY = "_upload"          # session state: this session's core.upload.UploadedWeights
-USE_UPLOAD_KEY = "_use_upload"  # session state: explore the upload (True) or the built-in model
-
-
-def active_upload() -> uploads.UploadedWeights | None:
-    """This session's uploaded weights when switched on; None without one (or outside a script run)."""
-    if get_script_run_ctx() is None:
-        return None
-    state = st.session_state
-    return state.get(UPLOAD_KEY) if state.get(USE_UPLOAD_KEY, True) else None
-
-
-def train_config(model: str, dataset: str) -> TrainConfig:
-    """The training recipe for a model on a data set (fewer epochs on the big sets).
-
-    When this session explores uploaded weights for this model and data set, the config names
-    them (UploadedTrain), so every page shows the upload in place of the trained model.
-    """
-    big = dataset in ("mnist", "fashion_mnist", "cifar10")
-    cfg = TrainConfig(model=model, dataset=dataset, epochs=3 if big else 20)
-    upload = active_upload()
-    if upload is not None and (upload.architecture, upload.dataset) == (model, dataset):
-        return UploadedTrain(**asdict(cfg), weights=upload.digest)
-    return cfg
 
 
 # ---------------------------------------------------------------- caches
@@ -152,49 +105,24 @@ def report(setup: Setup) -> CompressionReport:
                               data.x_test, data.y_test, original_eval=original_evaluation(setup.train))
 
 
-class _Prefetcher:
-    """Computes the reports one pruning step either side of the current setting in the background.
-
-    Keyboard and drag moves of the pruning slider go one step at a time, so the next
-    rerun finds its report (the evaluation of 1,000 test images, most of a move's server
-    time) already cached. One worker thread; a request made while it is busy is dropped,
-    so a loaded server never queues extra work.
-    """
-
-    def __init__(self) -> None:
-        self._busy = threading.Lock()
-
-    def __call__(self, setup: Setup) -> None:
-        if not self._busy.acquire(blocking=False):
-            return
-        step = round(setup.compression.prune_amount * 100)
-        neighbours = [replace(setup, compression=replace(setup.compression, prune_amount=(step + d) / 100))
-                      for d in (1, -1) if 0 <= step + d <= 100]
-        threading.Thread(target=self._run, args=(neighbours,), daemon=True, name="prefetch").start()
-
-    def _run(self, setups: list[Setup]) -> None:
-        try:
-            for neighbour in setups:
-                report(neighbour)
-        except Exception:  # a guess that failed costs nothing: the real request will report it
-            pass
-        finally:
-            self._busy.release()
-
-
 @st.cache_resource(max_entries=1, show_spinner=False)
-def _prefetcher() -> _Prefetcher:
-    return _Prefetcher()
+def _prefetcher() -> Prefetcher:
+    return Prefetcher(report)
 
 
 def prefetch_neighbours(setup: Setup) -> None:
-    """Start computing the reports of the pruning steps next to `setup` (returns at once)."""
-    # Only for trained models that are ready: uploaded weights live in one session's state,
-    # which a background thread cannot read.
-    if type(setup.train) is TrainConfig and _training_job(setup.train).done.is_set():
-        _prefetcher()(setup)
+    """Start computing the reports one pruning step either side of `setup` (returns at once).
 
-
+    Keyboard and drag moves of the pruning slider go one step at a time, so the next rerun
+    finds its report (the evaluation of 1,000 test images, most of a move's server time)
+    already cached. Only for trained models that are ready: uploaded weights live in one
+    session's state, which a background thread cannot read.
+    """
+    if type(setup.train) is not TrainConfig or not _training_job(setup.train).done.is_set():
+        return
+    step = round(setup.compression.prune_amount * 100)
+    _prefetcher()([replace(setup, compression=replace(setup.compression, prune_amount=(step + d) / 100))
+                   for d in (1, -1) if 0 <= step + d <= 100])
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -54,3 +54,35 @@ def follow(job: Job, label: str) -> Any:
             bar.progress(fraction, text=f"{label}: {message}")
         bar.empty()
     return job.wait()
+
+
+class Prefetcher:
+    """Runs `work(item)` for guessed next requests on one background thread, when it is idle.
+
+    A request made while the worker is busy is dropped, so a loaded server never queues
+    extra work; a guess that fails costs nothing (the real request will report the error).
+    """
+
+    def __init__(self, work: Callable[[Any], Any]) -> None:
+        self._work, self._busy = work, threading.Lock()
+
+    def __call__(self, items: list) -> None:
+        if not items or not self._busy.acquire(blocking=False):
+            return
+        threading.Thread(target=self._run, args=(items,), daemon=True, name="prefetch").start()
+
+    def _run(self, items: list) -> None:
+        try:
+            for item in items:
+                self._work(item)
+        except Exception:
+            pass
+        finally:
+            self._busy.release()
+
+    def idle(self, timeout: float = 10.0) -> bool:
+        """Wait until the worker is idle (for tests and benchmarks); False on timeout."""
+        if not self._busy.acquire(timeout=timeout):
+            return False
+        self._busy.release()
+        return True

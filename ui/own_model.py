@@ -1,5 +1,5 @@
 """Bring your own model: the uploader's callback validates the file (core.upload) and keeps the
-weights in this session; `ui.cache.train_config` then names them, so every page explores them.
+weights in this session; `ui.setup.train_config` then names them, so every page explores them.
 
 Session state: UPLOAD_KEY holds the UploadedWeights, USE_UPLOAD_KEY whether they are explored.
 Validation runs in the callback because it may switch the sidebar's model (a widget key may be
@@ -11,7 +11,8 @@ import streamlit as st
 
 import models
 from core import upload as uploads
-from ui.cache import UPLOAD_KEY, USE_UPLOAD_KEY, dataset
+from ui.cache import dataset
+from ui.setup import UPLOAD_KEY, USE_UPLOAD_KEY
 
 FILE_KEY = "own_model_file"        # the file uploader
 TOGGLE_KEY = "own_model_use"       # the "explore my weights" toggle (mirrors USE_UPLOAD_KEY)

@@ -16,7 +16,8 @@ from core import data as datasets
 from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_SCHEMES,
                               WEIGHT_BITS, CompressionConfig)
 from ui import lessons, url_state
-from ui.cache import Setup, dataset, train_config
+from ui.cache import dataset
+from ui.setup import Setup, train_config
 
 SHORT_NAMES = {"mnist5k": "MNIST, 5k digits (offline)", "digits": "Digits 8×8 (offline)",
                "mnist": "MNIST, 70k (download)", "fashion_mnist": "Fashion-MNIST (download)",
