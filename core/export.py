@@ -112,8 +112,9 @@ def _table(rows: Mapping[str, str]) -> str:
 
 def headline_rows(report: CompressionReport) -> dict[str, str]:
     """The headline numbers as people read them (the Overview page's cards)."""
-    return {"test accuracy": f"{format_percent(report.compressed.accuracy)} (original "
-                             f"{format_percent(report.original.accuracy)}, {100 * report.accuracy_change:+.1f} pts)",
+    change = f"{100 * report.accuracy_change:+.1f}".replace("-", "\u2212")
+    return {"test accuracy": f"{100 * report.compressed.accuracy:.1f} % (original "
+                             f"{100 * report.original.accuracy:.1f} %, {change} pts)",
             "size": f"{format_bytes(report.size_compressed_bytes)} (original {format_bytes(report.size_original_bytes)})",
             "compression ratio": format_ratio(report.compression_ratio),
             "sparsity": format_percent(report.sparsity),

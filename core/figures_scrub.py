@@ -40,9 +40,11 @@ SIZE_COLOR = "#7f7f7f"     # the size curve: grey, so orange stays "the compress
 ZERO_COLOR = "#000000"     # exact zeros are black everywhere in the app (pruned weights in the heatmaps)
 HEIGHT = 860
 MARGIN = dict(t=40, b=130, l=90, r=40)
-# Four subplots: headline strip (x4, y4), curve (x, y), histogram (x2, y2), pictures (x3, y3).
+# Subplots: curve (x, y), histogram (x2, y2), headline strip (x4, y4), and three square-pixel pictures side by side:
+# input (x3, y3), original map (x5, y5), compressed map (x6, y6); each picture's axes end at its edges.
 CURVE_X, HIST_X = (0.0, 0.42), (0.56, 1.0)
 HEAD_Y, TOP_Y, BOTTOM_Y = (0.96, 1.0), (0.58, 0.87), (0.0, 0.40)
+PICTURES = (("x3", "y3", (0.0, 0.28)), ("x5", "y5", (0.36, 0.64)), ("x6", "y6", (0.72, 1.0)))
 TITLE_ROOM = 0.22          # room above the pictures for their titles, in picture heights (inside the y range,
                            # or the titles hide); about 40 px at the board's height, whatever the map's size
 UPSCALE = 8                # layout images are drawn smoothed by the browser: nearest-neighbour pixels first
@@ -87,11 +89,6 @@ def _scaled(m: np.ndarray) -> np.ndarray:
     """A map divided by its largest |value| (an all-zero map stays zero)."""
     peak = float(np.abs(m).max()) if m.size else 0.0
     return m / peak if peak > 0 else np.zeros_like(m)
-
-
-def _gap(w: int) -> int:
-    """Blank columns between the pictures: about a quarter of a picture's width (room for their titles)."""
-    return max(1, -(-w // 4))
 
 
 def _pooled(m: np.ndarray) -> np.ndarray:
@@ -190,9 +187,9 @@ def _colored(m: np.ndarray, colorscale: str, signed: bool) -> np.ndarray:
 def _pictures(image: torch.Tensor, maps: ScrubMaps, colorscale: str, signed: bool) -> list[dict]:
     """The input and the original's map as layout images in the pictures' axes (they never change)."""
     h, w = maps.original.shape
-    place = dict(xref="x3", yref="y3", y=-0.5, sizex=w, sizey=h, sizing="stretch", layer="below")
-    return [dict(place, source=_png(_display_rgb(as_array(image))), x=-0.5),
-            dict(place, source=_png(_colored(maps.original, colorscale, signed)), x=w + _gap(w) - 0.5)]
+    place = dict(x=-0.5, y=-0.5, sizex=w, sizey=h, sizing="stretch", layer="below")
+    return [dict(place, source=_png(_display_rgb(as_array(image))), xref="x3", yref="y3"),
+            dict(place, source=_png(_colored(maps.original, colorscale, signed)), xref="x5", yref="y5")]
 
 
 def _map_traces(maps: ScrubMaps, classes: Sequence[str]) -> list[dict]:
@@ -200,14 +197,13 @@ def _map_traces(maps: ScrubMaps, classes: Sequence[str]) -> list[dict]:
     h, w = maps.original.shape
     rows, cols = np.mgrid[0:h, 0:w]
     cell = (BOTTOM_Y[1] - BOTTOM_Y[0]) * (HEIGHT - MARGIN["t"] - MARGIN["b"]) / (h * (1 + TITLE_ROOM))
-    # cliponaxis: the axis ends at the panel's right and bottom edges, so the oversized squares stop there.
-    return [dict(type="scatter", x=(cols + 2 * (w + _gap(w))).ravel().tolist(), y=rows.ravel().tolist(), mode="markers",
-                 xaxis="x3", yaxis="y3", showlegend=False, customdata=cols.ravel().tolist(), cliponaxis=True,
+    # cliponaxis: the picture's axes end at its edges, so the oversized squares stop there.
+    return [dict(type="scatter", x=cols.ravel().tolist(), y=rows.ravel().tolist(), mode="markers",
+                 xaxis="x6", yaxis="y6", showlegend=False, cliponaxis=True,
                  marker=dict(symbol="square", size=round(cell * COVER, 1), coloraxis="coloraxis", line_width=0),
-                 hovertemplate="block row %{y}, column %{customdata}<br>%{marker.color:.2f} of the map's maximum"
+                 hovertemplate="block row %{y}, column %{x}<br>%{marker.color:.2f} of the map's maximum"
                                "<extra>compressed</extra>"),
-            dict(type="scatter", x=[2 * (w + _gap(w)) + (w - 1) / 2], y=[-0.5 - 0.04 * h], mode="text", text=[""], xaxis="x3",
-                 yaxis="y3", textposition="top center", showlegend=False, hoverinfo="skip", cliponaxis=False,
+            dict(type="scatter", x=[(w - 1) / 2], y=[-0.5 - 0.04 * h], mode="text", text=[""], xaxis="x6", yaxis="y6", textposition="top center", showlegend=False, hoverinfo="skip", cliponaxis=False,
                  textfont_size=FONT_SIZE - 2)]
 
 
@@ -227,8 +223,7 @@ def _layout(series: ScrubSeries, maps: ScrubMaps, classes: Sequence[str], layer_
     signed = bool((maps.original < 0).any() or (maps.maps < 0).any())
     colorscale = DIVERGING if signed else SEQUENTIAL
     fixed, hidden = dict(automargin=False), dict(visible=False, showgrid=False, zeroline=False, automargin=False)
-    title = dict(showarrow=False, font_size=FONT_SIZE - 2, xref="x3", yref="y3", y=-0.5 - 0.04 * h,
-                 yanchor="bottom")
+    title = dict(showarrow=False, font_size=FONT_SIZE - 2, x=(w - 1) / 2, y=-0.5 - 0.04 * h, yanchor="bottom")
     layout = house_layout("", "", "", height=HEIGHT, margin=MARGIN, meta={"caption": CAPTION},
                           legend=dict(y=TOP_Y[1] + 0.015, x=0.0, yanchor="bottom"),
                           xaxis=dict(axis, **fixed, domain=CURVE_X, title=dict(text=LABELS[series.control].lower())),
@@ -239,18 +234,18 @@ def _layout(series: ScrubSeries, maps: ScrubMaps, classes: Sequence[str], layer_
         xaxis2=dict(fixed, domain=HIST_X, anchor="y2", title=dict(text=f"{layer_label}: weight value"), zeroline=False),
         yaxis2=dict(fixed, domain=TOP_Y, anchor="x2", type="log", range=[floor, 2.05], dtick=1,
                     title=dict(text="% of the layer (log)")),
-        xaxis3=dict(hidden, domain=[0.0, 1.0], anchor="y3", range=[-0.5, 3 * w + 2 * _gap(w) - 0.5], scaleanchor="y3",
-                    constrain="domain"),
-        yaxis3=dict(hidden, domain=BOTTOM_Y, anchor="x3", range=[h - 0.5, -0.5 - TITLE_ROOM * h],
-                    constrain="domain"),
+        **{f"xaxis{x[1:]}": dict(hidden, domain=domain, anchor=y, range=[-0.5, w - 0.5], scaleanchor=y,
+                                 constrain="domain") for x, y, domain in PICTURES},
+        **{f"yaxis{y[1:]}": dict(hidden, domain=BOTTOM_Y, anchor=x, range=[h - 0.5, -0.5 - TITLE_ROOM * h],
+                                 constrain="domain", constraintoward="top") for x, y, _ in PICTURES},
         xaxis4=dict(hidden, domain=[0.0, 1.0], anchor="y4", range=[0, 1], fixedrange=True),
         yaxis4=dict(hidden, domain=HEAD_Y, anchor="x4", range=[0, 1], fixedrange=True),
         coloraxis=dict(colorscale=colorscale, cmin=-1.0 if signed else 0.0, cmax=1.0,
                        colorbar=dict(len=BOTTOM_Y[1], y=0.0, yanchor="bottom", thickness=12, outlinewidth=0)),
         images=_pictures(image, maps, colorscale, signed),
-        annotations=[dict(title, text="input", x=(w - 1) / 2),
-                     dict(title, text=f"original: {_prediction(classes, maps.original_probabilities)}<br>"
-                                      f"explaining class {classes[maps.target]}", x=w + _gap(w) + (w - 1) / 2)],
+        annotations=[dict(title, xref="x3", yref="y3", text="input"),
+                     dict(title, xref="x5", yref="y5", text=f"original: {_prediction(classes, maps.original_probabilities)}"
+                                                             f"<br>explaining class {classes[maps.target]}")],
         sliders=[_slider(series, active)])
     return layout
 
