@@ -75,7 +75,7 @@ def describe_setup(setup: Setup) -> str:
 
 def metric_cards(rep: CompressionReport) -> None:
     """The headline numbers, compressed vs original, as metric cards with deltas."""
-    cols = st.columns(6)
+    cols = [*st.columns(3), *st.columns(3)]  # two rows: values stay whole in a narrow window or on a projector
     acc = rep.compressed.accuracy
     cols[0].metric("Test accuracy", percent(acc), f"{rep.accuracy_change * 100:+.1f} pts",
                    help=f"Original: {percent(rep.original.accuracy)} on {len(rep.original.labels):,} test images.")
