@@ -28,12 +28,10 @@ import gc
 import logging
 import pstats
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +57,7 @@ import ui  # noqa: E402  (for train_config and the page constants: the benchmark
 from ui.panels import IMAGES_PER_VIEW  # noqa: E402
 from ui.sidebar import DEFAULTS  # noqa: E402
 from benchmarks import bench_sweep  # noqa: E402
+from benchmarks.serve import CHROMIUM, CHROMIUM_ARGS, require_chromium, start_server  # noqa: E402
 from core import figures, figures_maps, layers  # noqa: E402
 from core.attribution import attribute, saliency_agreement  # noqa: E402
 from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_SCHEMES,  # noqa: E402
@@ -73,9 +72,6 @@ TARGET_SERVER_P95_MS = 150.0
 TARGET_BROWSER_RATIO = 1.5
 TARGET_SWEEP_S = 5.0        # issue 3: the default full sweep on 2 cores
 TARGET_SWEEP_SPEEDUP = 5.0  # ... and at least 5 times faster than the naive sweep
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 # ---------------------------------------------------------------- a) server side
@@ -284,34 +280,6 @@ IDLE_JS = """() => document.querySelector('[data-testid="stApp"]')
 ARM_JS = "() => { const L = window.__lat; L.t0 = null; L.t1 = null; L.before = L.probe(); L.armed = true; }"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(script: str, options: list[str]) -> tuple[subprocess.Popen, str]:
-    """`streamlit run script` on a free port (the app's default model cache); waits for health.
-
-    options: extra Streamlit settings as "section.name=value" (e.g. runner.postScriptGC=false).
-    """
-    port = _free_port()
-    extra = [arg for option in options for arg in ("--" + option.split("=", 1)[0], option.split("=", 1)[1])]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false", *extra],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"streamlit run {script} did not start")
-
-
 def _prepare(page, url: str, ready_selector: str, probe: tuple[str, str]) -> None:
     """Open `url`, wait for its first run, instrument it; probe = (CSS selector, text the element contains)."""
     page.goto(url)
@@ -342,8 +310,7 @@ def _press(page, name: str) -> float | None:
 
 def run_browser(presses: int, options: list[str], warmup: int = 2) -> dict[str, list[float]]:
     """Alternate ArrowRight presses between the real app and the floor app (same options); latencies in ms."""
-    if not Path(CHROMIUM).exists():
-        raise SystemExit(f"{CHROMIUM} is missing: run `make bench` (it installs Debian's chromium).")
+    require_chromium()
     servers = {"app": start_server("app.py", options), "floor": start_server("benchmarks/floor_app.py", options)}
     try:
         with sync_playwright() as p:

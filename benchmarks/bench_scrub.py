@@ -20,20 +20,15 @@ Run alone (`.venv/bin/python benchmarks/bench_scrub.py --help`) or from benchmar
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
+from serve import CHROMIUM, CHROMIUM_ARGS, require_chromium, start_server  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 TARGET_MEDIAN_MS = 50.0
 BOARD = ".js-plotly-plot"
 IDLE_JS = """() => { const app = document.querySelector('[data-testid="stApp"]');
@@ -54,30 +49,6 @@ INSTRUMENT_JS = """(selector) => {
       {ms: performance.now() - t0, text: headline()}), 0));
   });
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(script: str = "app.py") -> tuple[subprocess.Popen, str]:
-    """`streamlit run script` on a free port (the app's own model cache); waits until it answers."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"streamlit run {script} did not start")
 
 
 def _tick_positions(page) -> list[tuple[float, float]]:
@@ -115,11 +86,10 @@ def run(control: str, steps: int, settle_ms: int, url: str | None = None) -> lis
     """Open the Scrub page for `control` ("prune", "bits"; "floor": the floor app) and drag its slider `steps` times."""
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        raise SystemExit(f"{CHROMIUM} is missing: run `make bench` (it installs Debian's chromium).")
+    require_chromium()
     proc = None
     if url is None or control == "floor":
-        proc, url = start_app("benchmarks/floor_scrub_app.py" if control == "floor" else "app.py")
+        proc, url = start_server("benchmarks/floor_scrub_app.py" if control == "floor" else "app.py")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn.utils import prune
 
