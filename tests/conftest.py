@@ -35,6 +35,21 @@ def _navigation_like_a_server(monkeypatch):
     monkeypatch.setattr(PagesManager, "__init__", init)
 
 
+APP = str(ROOT / "app.py")
+APP_TIMEOUT = 180  # seconds: a session's first run may train LeNet-5 on mnist5k
+
+
+def open_app(page: str = "overview", **params: object):
+    """A fresh AppTest session of app.py on `page`, with `params` in the URL, after its first run."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=APP_TIMEOUT)
+    at.query_params["page"] = page
+    for key, value in params.items():
+        at.query_params[key] = str(value)
+    return at.run()
+
+
 # ---------------------------------------------------------------- real-browser fixtures
 # One server and one Playwright for every browser test in the session: Playwright's sync API
 # allows one instance per thread, so the browser tests of several files must share it.

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import LEGACY_PAGES_INIT
+from conftest import LEGACY_PAGES_INIT, open_app
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
@@ -35,13 +35,6 @@ CHARTS = {"overview": 1, "weights": 5, "sparsity": 3, "saliency": 4}  # LeNet-5:
 
 
 
-def open_app(page: str = "overview", **params: object) -> AppTest:
-    """A fresh session of app.py on `page`, with `params` in the URL, after its first run."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params["page"] = page
-    for key, value in params.items():
-        at.query_params[key] = str(value)
-    return at.run()
 
 
 def assert_healthy(at: AppTest, page: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import open_app
 import torch
 from safetensors.torch import save as safetensors_save
 from streamlit.testing.v1 import AppTest
@@ -25,12 +26,6 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180
 
 
-def open_app(page: str, **params: object) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params["page"] = page
-    for key, value in params.items():
-        at.query_params[key] = str(value)
-    return at.run()
 
 
 def healthy(at: AppTest, title: str) -> None:

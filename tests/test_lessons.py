@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import open_app
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 from streamlit.testing.v1 import AppTest
@@ -117,12 +118,6 @@ def test_a_bad_file_does_not_hide_the_others(tmp_path):
 
 
 # ---------------------------------------------------------------- in the app
-def open_app(page: str = "lessons", **params: object) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params["page"] = page
-    for key, value in params.items():
-        at.query_params[key] = str(value)
-    return at.run()
 
 
 def healthy(at: AppTest) -> None:
@@ -196,7 +191,7 @@ def test_a_link_opens_a_lesson_step(light_heavy_pages):
 
 
 def test_leaving_a_lesson_keeps_the_settings():
-    at = open_app()
+    at = open_app("lessons")
     at.button(key="start_how-low-can-the-bits-go").click().run()
     at.button(key="lesson_leave").click().run()
     healthy(at)
@@ -210,7 +205,7 @@ def test_a_malformed_lesson_file_is_named_and_the_others_still_work(monkeypatch,
     shutil.copytree(url_state.LESSONS_DIR, folder)
     (folder / "broken.toml").write_text(GOOD.replace("prune = 50", "prunee = 50"))
     monkeypatch.setattr(url_state, "LESSONS_DIR", folder)
-    at = open_app()
+    at = open_app("lessons")
     assert not at.exception
     (error,) = [e.value for e in at.error]
     assert "lessons/broken.toml, line 9: step 1: unknown setting 'prunee' (did you mean 'prune'?)" in error

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import plotly.graph_objects as go
 import pytest
+from conftest import open_app
 from streamlit.testing.v1 import AppTest
 
 import ui
@@ -38,13 +39,6 @@ def _digits_models_here(monkeypatch, _model_cache):
     monkeypatch.setenv("COMPRESSION_LENS_CACHE", str(_model_cache))  # never the user's cache
 
 
-def open_app(page: str, **params: object) -> AppTest:
-    """A fresh session of app.py on `page` with `params` in the URL, after its first run."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params["page"] = page
-    for key, value in params.items():
-        at.query_params[key] = str(value)
-    return at.run()
 
 
 def healthy(at: AppTest) -> None:
