@@ -135,6 +135,14 @@ def _qparam_bits(rows: torch.Tensor, bits: int, quant_scheme: str, quant_granula
     return per_channel * channels, per_channel * kept
 
 
+def weight_sparsity(model: nn.Module) -> float:
+    """Share (0..1) of the prunable weights (Linear, Conv2d) that are exactly zero; the model is only read."""
+    layers = prunable_layers(model)
+    total = sum(m.weight.numel() for _, m in layers)
+    zeros = sum(m.weight.numel() - int(torch.count_nonzero(m.weight.detach())) for _, m in layers)
+    return zeros / total if total else 0.0
+
+
 @dataclass(frozen=True)
 class LayerStats:
     """Sparsity, storage and per-sample MACs of one prunable layer (Linear or Conv2d).
