@@ -143,6 +143,7 @@ def _best_ratio(rows: Tensor, low: Tensor | None, high: Tensor, qmin: int, qmax:
     is shrunk by the ratio at both ends. All candidates are evaluated at once (broadcast over a
     (R, k, n) block, k candidates per step); rounding as fake_quantize does it (x * (1 / s)).
     """
+    rows = _without_zeros(rows)
     errors = []
     step = max(1, _CHUNK // max(rows.numel(), 1))
     for start in range(0, len(CLIP_RATIOS), step):
@@ -151,13 +152,33 @@ def _best_ratio(rows: Tensor, low: Tensor | None, high: Tensor, qmin: int, qmax:
             scale, zero_point = _symmetric(high.unsqueeze(1) * ratios, qmax)   # (R, k)
         else:
             scale, zero_point = _affine(low.unsqueeze(1) * ratios, high.unsqueeze(1) * ratios, qmin, qmax)
-        scale, zero_point = scale.unsqueeze(2), zero_point.unsqueeze(2).float()
-        # In place: the (R, k, n) block is the whole cost of the search (memory-bound).
+        scale = scale.unsqueeze(2)
+        # In place, and the zero point only where there is one: the (R, k, n) block is the
+        # whole cost of the search, and each pass over it costs about the same (memory-bound).
         error = rows.unsqueeze(1) * (1.0 / scale)
-        error.round_().add_(zero_point).clamp_(qmin, qmax).sub_(zero_point).mul_(scale).sub_(rows.unsqueeze(1))
-        errors.append(error.square_().sum(2))
+        if low is None:
+            error.round_().clamp_(qmin, qmax)
+        else:
+            zero_point = zero_point.unsqueeze(2).float()
+            error.round_().add_(zero_point).clamp_(qmin, qmax).sub_(zero_point)
+        error.mul_(scale).sub_(rows.unsqueeze(1))
+        errors.append(torch.linalg.vector_norm(error, dim=2))  # the root of the squared error: same order
     # argmin takes the first of equal errors; ratio 1 (minmax) is a candidate, so never worse.
     return CLIP_RATIOS[torch.cat(errors, 1).argmin(1)]
+
+
+def _without_zeros(rows: Tensor) -> Tensor:
+    """`rows` (R, n) with most exact zeros dropped: (R, m), m = the most nonzeros of any row.
+
+    Exact for the search: a zero is a code of every candidate, so its error is 0 whatever the
+    clip. After pruning this shrinks the search block (80 % pruned: about 3x less work).
+    """
+    nonzero = rows != 0
+    most = int(nonzero.sum(1).max()) if rows.numel() else 0
+    if most >= 0.75 * rows.shape[1]:
+        return rows
+    order = torch.sort(nonzero.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :max(most, 1)]
+    return rows.gather(1, order)
 
 
 def _safe_scale(scale: Tensor) -> Tensor:

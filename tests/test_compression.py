@@ -327,12 +327,16 @@ def test_mse_clip_by_hand_and_by_brute_force():
     assert brute == pytest.approx(3.2, abs=1e-6) and _error(w, out) - brute < 1e-3
 
 
+@pytest.mark.parametrize("pruned", [False, True])
 @pytest.mark.parametrize("bits", [2, 3, 4])
 @pytest.mark.parametrize("scheme", QUANT_SCHEMES)
-def test_mse_search_equals_a_loop_over_the_candidates(bits, scheme):
+def test_mse_search_equals_a_loop_over_the_candidates(bits, scheme, pruned):
     # The vectorized search against a plain loop: each candidate clip as its own minmax quantization.
-    w = torch.randn(3, 7, generator=torch.Generator().manual_seed(bits)) ** 3  # heavy tails: clipping pays
+    gen = torch.Generator().manual_seed(bits)
+    w = torch.randn(3, 20, generator=gen) ** 3  # heavy tails: clipping pays
     w[0, :3] = 0.0
+    if pruned:  # most weights zero, a different number per row (the search then drops zeros)
+        w[torch.rand(w.shape, generator=gen) < torch.tensor([[0.9], [0.6], [0.8]])] = 0.0
     out = quantize_weight(w, bits, scheme, "per_channel", "mse")
     for row, got in zip(w, out):
         errors = []

@@ -36,7 +36,7 @@ PRUNE_HELP = ("Share of the weights (of Linear and Conv layers; biases stay) set
 RANGE_HELP = ("How the step between quantization levels is chosen. **Min–max**: the largest |w| sets the range, "
               "so at 2 bits every weight below half of it becomes 0 (most of them). **MSE**: the range is "
               "clipped where the rounding error ‖w − q(w)‖² is smallest (100 clips tried, per channel or per "
-              "tensor); the few largest weights are cut to the top level. **TWN** (Ternary Weight Networks, "
+              "tensor); weights beyond the clip are cut to the top level. **TWN** (Ternary Weight Networks, "
               "2 bits only; elsewhere MSE is used): weights below 0.7 × mean|w| become 0, the others "
               "± the mean of their |w|. At 1 bit all three give sign(w) × mean|w|.")
 RANGE_WORDS = {"minmax": "min–max range", "mse": "MSE-clipped range", "twn": "TWN ternary"}
