@@ -298,3 +298,10 @@ def test_sidebar_shows_the_measured_sparsity_under_the_pruning_slider():
     at.radio(key="range").set_value("minmax").run()
     measured = [c.value for c in at.sidebar.caption if c.value.startswith("Measured")]
     assert "after rounding to 2 bits" in measured[0], measured
+
+
+def test_structured_beyond_its_reach_says_where_it_stops():
+    at = open_app("sparsity", **DIGITS, prune=100, method="structured")
+    healthy(at)
+    measured = [c.value for c in at.sidebar.caption if c.value.startswith("Measured")]
+    assert len(measured) == 1 and "keeps the output classes: at most" in measured[0], measured
