@@ -39,6 +39,7 @@ if st.query_params.get("page") != shown:
     st.query_params["page"] = shown
 ui.page_header(shown)  # the share link and, during a lesson, the current step above the page
 navigation.run()
+ui.sidebar_after_page(setup)  # the measured sparsity under the pruning slider, once the model is loaded
 ui.sync_url()  # a page may have corrected a setting (e.g. a method the model does not offer)
 ui.prefetch_neighbours(setup)  # the next pruning step's report, computed while the user looks
 ui.freeze_heap()  # once per process, after the first page has loaded torch, plotly and the models

@@ -17,31 +17,22 @@ plain module with no `weight_orig`, `weight_mask` or forward pre-hooks):
   on uniform random scores drawn from a local `torch.Generator` (the distribution of
   `RandomUnstructured`). The global RNG is neither read nor changed (fork_rng would
   briefly reseed the process-wide RNG, which races with other sessions' threads).
-- "structured": whole output units (Linear rows, Conv2d filters). Scope "layer":
-  `prune.ln_structured(n=1, dim=0)` per layer. Scope "global": units of all layers
-  ranked by mean |w| of their row (the L1 norm divided by fan-in, since fan-in differs
-  between layers) and applied with `prune.custom_from_mask`. The output units of the
-  LAST prunable layer are the classes and are never removed; `prune_amount` is the
-  fraction of the units of the other prunable layers. Unstructured methods prune all
-  layers, the last included (as in Han et al. 2015).
+- "structured": whole output units (Linear rows, Conv2d filters), the ones with the smallest
+  mean |w| of their row (the L1 norm divided by fan-in: it compares units of layers with
+  different fan-in, and within a layer it orders units as the L1 norm does). `prune_amount`
+  means what it means for the other methods: the share of ALL prunable weights set to zero.
+  Whole units are removed until that share is reached, as near as whole units allow (the
+  nearest count, not "at least"). Scope "global": one ranking of every unit. Scope "layer":
+  every layer but the last loses the same share of its units (a share chosen so that the
+  network's total matches `prune_amount`). The output units of the LAST prunable layer are
+  the classes and are never removed, so structured pruning reaches at most
+  `structured_limit(model)` of the weights (about 99 % for LeNet-5). Unstructured methods prune
+  all layers, the last included (as in Han et al. 2015).
 - `prune_amount` 0 skips pruning; 1.0 zeroes every prunable weight (unstructured) or
   every unit but the classes (structured); the model still runs on its biases.
 
-Quantization (`weight_bits` < 32) is simulated in float (fake quantization with
-`torch.fake_quantize_per_{tensor,channel}_affine`, axis 0), after pruning. Zero is
-always exactly representable, so pruned weights stay exactly zero. Granularity
-"per_channel" gives one scale per output row/filter, "per_tensor" one per tensor.
-
-- symmetric, b >= 2: restricted range q in [-(2^(b-1)-1), 2^(b-1)-1],
-  scale = max|w| / (2^(b-1)-1), zero point 0. So 2 bits is TERNARY {-s, 0, s}
-  (2^b - 1 levels); the usual [-2^(b-1), 2^(b-1)-1] would clip the positive side.
-- affine, b >= 2: q in [0, 2^b-1], s = (max(x_max,0) - min(x_min,0)) / (2^b-1),
-  z = clamp(-round(min(x_min,0) / s), 0, 2^b-1) (torch.ao `determine_qparams`).
-- b == 1, either scheme: BINARY as in XNOR-Net, w_hat = sign(w) * mean|w|, the mean
-  taken over the kept (nonzero) weights of the channel or tensor. Levels {-s, +s};
-  pruned weights stay 0 (their position is stored by the sparsity mask, not the code).
-- A channel or tensor with no nonzero weight (e.g. 100 % pruned) would get scale 0;
-  it gets the placeholder scale 1.0 instead and its weights stay 0. No NaN, ever.
+Quantization (`weight_bits` < 32) follows pruning: core.quantization (range settings
+"minmax", "mse", "twn"; zeros stay exactly zero).
 """
 from __future__ import annotations
 
@@ -53,12 +44,12 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from core.layers import prunable_layers
+from core.quantization import (QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES, quantization_levels,  # noqa: F401
+                               quantization_params, quantize_weight, range_used)
 
 PRUNE_METHODS = ("magnitude", "random", "structured")
 PRUNE_SCOPES = ("global", "layer")
 WEIGHT_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
-QUANT_SCHEMES = ("symmetric", "affine")
-QUANT_GRANULARITIES = ("per_channel", "per_tensor")
 
 Layers = list[tuple[str, nn.Module]]
 
@@ -67,13 +58,14 @@ Layers = list[tuple[str, nn.Module]]
 class CompressionConfig:
     """Every setting of the compressor; frozen, so it is a safe cache key."""
 
-    prune_amount: float = 0.0               # fraction of prunable weights (or units) set to zero, 0..1
+    prune_amount: float = 0.0               # fraction of prunable weights set to zero, 0..1 (every method)
     prune_method: str = "magnitude"         # "magnitude" | "random" | "structured"
     prune_scope: str = "global"             # "global" | "layer"
     weight_bits: int = 32                   # 1..8, or 32 = no quantization
     quant_scheme: str = "symmetric"         # "symmetric" | "affine"
     quant_granularity: str = "per_channel"  # "per_channel" | "per_tensor"
     seed: int = 0                           # only used by random pruning
+    quant_range: str = "mse"                # "minmax" | "mse" | "twn" (2 bits; elsewhere mse)
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.prune_amount) <= 1.0:
@@ -83,10 +75,16 @@ class CompressionConfig:
         _check_choice("weight_bits", self.weight_bits, WEIGHT_BITS)
         _check_choice("quant_scheme", self.quant_scheme, QUANT_SCHEMES)
         _check_choice("quant_granularity", self.quant_granularity, QUANT_GRANULARITIES)
+        _check_choice("quant_range", self.quant_range, QUANT_RANGES)
 
     @property
     def quantized(self) -> bool:
         return self.weight_bits != 32
+
+    @property
+    def range_used(self) -> str:
+        """The range setting in effect ("twn" is a 2-bit code: at other widths "mse")."""
+        return range_used(self.weight_bits, self.quant_range)
 
 
 def _check_choice(field: str, value: object, choices: tuple) -> None:
@@ -113,9 +111,8 @@ def compress(model: nn.Module, cfg: CompressionConfig) -> nn.Module:
             _prune(layers, cfg)
         if cfg.quantized:
             for _, module in layers:
-                module.weight.copy_(
-                    quantize_weight(module.weight, cfg.weight_bits, cfg.quant_scheme, cfg.quant_granularity)
-                )
+                module.weight.copy_(quantize_weight(module.weight, cfg.weight_bits, cfg.quant_scheme,
+                                                    cfg.quant_granularity, cfg.quant_range))
     return compressed
 
 
@@ -125,7 +122,7 @@ def _prune(layers: Layers, cfg: CompressionConfig) -> None:
     amount = float(cfg.prune_amount)
     orders = [list(module._parameters) for _, module in layers]
     if cfg.prune_method == "structured":
-        _prune_structured(layers[:-1], amount, cfg.prune_scope)  # the classes are kept
+        _prune_structured(layers, amount, cfg.prune_scope)
     else:
         scores = _random_scores(layers, cfg.seed) if cfg.prune_method == "random" else None
         _prune_unstructured(layers, amount, cfg.prune_scope, scores)
@@ -169,101 +166,33 @@ def _keep_mask(scores: Tensor, amount: float) -> Tensor:
     return mask
 
 
+def structured_limit(model: nn.Module) -> float:
+    """The largest share of prunable weights structured pruning can zero: all but the classes' layer."""
+    sizes = [m.weight.numel() for _, m in prunable_layers(model)]
+    return (sum(sizes) - sizes[-1]) / sum(sizes) if len(sizes) > 1 else 0.0
+
+
 def _prune_structured(layers: Layers, amount: float, scope: str) -> None:
-    """Whole output units (rows / filters) with the smallest L1 norm."""
-    if not layers:
+    """Whole units of every layer but the last, until about amount * (all prunable weights) are zero."""
+    units = layers[:-1]  # the last layer's units are the classes
+    if not units:
         return
+    target = round(amount * sum(m.weight.numel() for _, m in layers))
     if scope == "layer":
-        for _, module in layers:
-            prune.ln_structured(module, "weight", amount, n=1, dim=0)
+        share = min(1.0, target / sum(m.weight.numel() for _, m in units))
+        for _, module in units:
+            count = round(share * module.weight.shape[0])
+            if count:  # an int amount is a number of units to torch.nn.utils.prune
+                prune.ln_structured(module, "weight", count, n=1, dim=0)
         return
-    # Global: the L1 norm grows with fan-in (a 150-input filter vs a 400-input row),
-    # so units are ranked by the mean |w| of their row, which compares across layers.
-    unit_scores = [m.weight.detach().abs().flatten(1).mean(1) for _, m in layers]
-    keep = _keep_mask(torch.cat(unit_scores), amount).split([s.numel() for s in unit_scores])
-    for (_, module), unit_keep in zip(layers, keep):
+    scores = torch.cat([m.weight.detach().abs().flatten(1).mean(1) for _, m in units])
+    sizes = torch.cat([torch.full((m.weight.shape[0],), m.weight[0].numel()) for _, m in units])
+    order = torch.argsort(scores, stable=True)
+    removed = torch.cat([torch.zeros(1, dtype=sizes.dtype), sizes[order].cumsum(0)])
+    count = int((removed - target).abs().argmin())  # the nearest reachable total (first of a tie: fewer)
+    keep = torch.ones_like(scores)
+    keep[order[:count]] = 0.0
+    for (_, module), unit_keep in zip(units, keep.split([m.weight.shape[0] for _, m in units])):
         weight = module.weight
         unit_keep = unit_keep.to(weight.dtype).view(-1, *([1] * (weight.dim() - 1)))
         prune.custom_from_mask(module, "weight", unit_keep.expand_as(weight))
-
-
-# ------------------------------------------------------------------------ quantization
-
-
-def quantization_params(weight: Tensor, bits: int, scheme: str, granularity: str) -> tuple[Tensor, Tensor, int, int]:
-    """(scale, zero_point, qmin, qmax) of `weight` at `bits` (1..8), as in the module docstring.
-
-    weight: (out, ...) with axis 0 the output channels. scale is float32 and zero_point
-    int32, both of shape (out,) for "per_channel" and 0-dim for "per_tensor". For
-    bits == 1 the codes are -1 and +1 only (scale = mean |w| of the kept weights),
-    and qmin, qmax = -1, 1. `weight` is not modified.
-    """
-    _check_quant_args(bits, scheme, granularity)
-    w = weight.detach().to(torch.float32)
-    rows = w.reshape(w.shape[0], -1) if granularity == "per_channel" else w.reshape(1, -1)
-    if bits == 1:
-        qmin, qmax = -1, 1
-        kept = (rows != 0).sum(1).clamp(min=1)
-        scale = rows.abs().sum(1) / kept
-        # No division by the 1-bit scale: only a zero scale (no kept weight) is replaced.
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        zero_point = torch.zeros_like(scale, dtype=torch.int32)
-    elif scheme == "symmetric":
-        qmax = 2 ** (bits - 1) - 1
-        qmin = -qmax
-        scale = _safe_scale(rows.abs().amax(1) / qmax)
-        zero_point = torch.zeros_like(scale, dtype=torch.int32)
-    else:
-        qmin, qmax = 0, 2**bits - 1
-        low, high = rows.amin(1).clamp(max=0.0), rows.amax(1).clamp(min=0.0)
-        scale = _safe_scale((high - low) / (qmax - qmin))
-        zero_point = (qmin - torch.round(low / scale)).clamp(qmin, qmax).to(torch.int32)
-    if granularity == "per_tensor":
-        scale, zero_point = scale[0], zero_point[0]
-    return scale, zero_point, qmin, qmax
-
-
-def _safe_scale(scale: Tensor) -> Tensor:
-    """Placeholder scale 1.0 where the scale is 0 (all-zero channel) or subnormal.
-
-    fake_quantize multiplies by 1/scale: scale 0 divides by zero, and a subnormal scale
-    makes 1/scale inf, so 0 * inf = NaN would turn pruned zeros into qmin. Weights that
-    small (< 1.2e-38) round to 0 with the placeholder, which is what they are.
-    """
-    return torch.where(scale >= torch.finfo(torch.float32).tiny, scale, torch.ones_like(scale))
-
-
-def quantize_weight(weight: Tensor, bits: int, scheme: str, granularity: str) -> Tensor:
-    """A new, detached tensor: `weight` (out, ...) fake-quantized to `bits`; input untouched.
-
-    Same shape and dtype as `weight`; zeros stay exactly zero.
-    """
-    scale, zero_point, qmin, qmax = quantization_params(weight, bits, scheme, granularity)
-    w = weight.detach().to(torch.float32)
-    if bits == 1:
-        # Binary is sign(), not a rounding step: fake_quantize cannot express it.
-        shape = (-1, *([1] * (w.dim() - 1))) if granularity == "per_channel" else ()
-        out = torch.sign(w) * scale.view(shape)
-    elif granularity == "per_channel":
-        out = torch.fake_quantize_per_channel_affine(w, scale, zero_point, 0, qmin, qmax)
-    else:
-        out = torch.fake_quantize_per_tensor_affine(w, scale, zero_point, qmin, qmax)
-    return out.to(weight.dtype)
-
-
-def quantization_levels(weight: Tensor, bits: int, scheme: str, granularity: str) -> Tensor:
-    """The values a quantized weight can take: (out, L) per channel or (L,) per tensor.
-
-    L = 2^b - 1 (symmetric), 2^b (affine), 2 for bits == 1 ({-s, +s}; pruned zeros are
-    stored by the mask). Channels with no nonzero weight show the placeholder scale 1.0.
-    """
-    scale, zero_point, qmin, qmax = quantization_params(weight, bits, scheme, granularity)
-    codes = torch.tensor([-1.0, 1.0]) if bits == 1 else torch.arange(qmin, qmax + 1, dtype=torch.float32)
-    return (codes - zero_point.unsqueeze(-1).float()) * scale.unsqueeze(-1)
-
-
-def _check_quant_args(bits: int, scheme: str, granularity: str) -> None:
-    if bits not in WEIGHT_BITS or bits == 32:
-        raise ValueError(f"bits must be one of 1..8 to quantize, got {bits!r}")
-    _check_choice("scheme", scheme, QUANT_SCHEMES)
-    _check_choice("granularity", granularity, QUANT_GRANULARITIES)

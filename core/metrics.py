@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from core.compression import CompressionConfig
+from core.quantization import level_count
 from core.layers import is_conv, prunable_layers
 
 FP32_BITS = 32
@@ -81,40 +82,65 @@ def prediction_agreement(a: Evaluation, b: Evaluation) -> float:
     return float(np.mean(a.predictions == b.predictions))
 
 
-def weight_storage_bits(weight: torch.Tensor, bits: int, quant_scheme: str, quant_granularity: str) -> int:
-    """Bits needed to store `weight` (any shape, dim 0 = output channels) at `bits` per value.
+def weight_storage_bits(weight: torch.Tensor, bits: int, quant_scheme: str, quant_granularity: str,
+                        quant_range: str = "mse") -> int:
+    """Bits a real encoder needs for `weight` (any shape, dim 0 = output channels), quantized at `bits`.
 
-    With n = numel, z = number of nonzeros and i = ceil(log2(n)) index bits, the
-    cheapest of three encodings is taken (REFERENCE §6):
-      dense   = n * bits             (no index; zeros are stored as values)
-      bitmask = z * bits + n         (one presence bit per weight)
-      CSR     = z * (bits + i)       (one position index per nonzero)
-    At 1 bit a weight is ±scale (binary), so zero is not representable and the dense
-    encoding is only allowed when z == n. When bits < 32 the quantization parameters
-    are added: one fp32 scale per output channel (per_channel: weight.shape[0]) or one
-    per tensor (per_tensor), plus one 32-bit zero point each for the affine scheme
-    at 2..8 bits (symmetric has zero point 0, and 1 bit stores scales only).
-    The weight is only read. Exact zeros created by rounding count as zeros.
+    The code has L values (`core.quantization.level_count`); a value costs v = ceil(log2 L)
+    bits where zeros are stored as values, and a nonzero under a mask or CSR costs only
+    u = ceil(log2(number of nonzero values)): a ternary nonzero is its sign (1 bit), so is a
+    binary one, an affine 4-bit nonzero one of 15 values (4 bits), fp32 32 bits.
+    With n = numel, z = number of nonzeros and i = ceil(log2(n)) index bits, the cheapest
+    of three encodings is taken (REFERENCE §6):
+      dense   = n * v     + qparams of every channel   (zeros stored as values)
+      bitmask = z * u + n + qparams of the channels with a nonzero
+      CSR     = z * (u + i) + qparams of the channels with a nonzero
+    A channel with nothing to store costs nothing beyond its mask: its position bits say it
+    is empty, so no scale or zero point is kept for it (at 100 % pruning a 1-bit layer costs
+    what a 32-bit one does). Dense needs 0 to be a value: at 1 bit (binary) only when z == n.
+    qparams (bits < 32): one fp32 scale per output channel (per_channel) or per tensor, plus
+    a 32-bit zero point each for the affine scheme at 2..8 bits (symmetric, TWN and binary
+    codes have zero point 0). The weight is only read; zeros made by rounding count as zeros.
     """
     if bits != FP32_BITS and not 1 <= bits <= 8:
         raise ValueError(f"bits must be 1..8 or 32, got {bits}")
+    levels, has_zero = level_count(bits, quant_scheme, quant_range)
+    value_bits, nonzero_bits = _ceil_log2(levels), _ceil_log2(levels - has_zero)
     n = weight.numel()
-    z = int(torch.count_nonzero(weight.detach()))
-    index_bits = (n - 1).bit_length()  # == ceil(log2(n)) for n >= 1, exact in integers
-    candidates = [z * bits + n, z * (bits + index_bits)]
-    if bits > 1 or z == n:
-        candidates.append(n * bits)
-    return min(candidates) + _qparam_bits(weight, bits, quant_scheme, quant_granularity)
+    rows = weight.detach().reshape(weight.shape[0] if weight.dim() > 0 else 1, -1)
+    z = int(torch.count_nonzero(rows))
+    all_params, kept_params = _qparam_bits(rows, bits, quant_scheme, quant_granularity, quant_range)
+    index_bits = _ceil_log2(n)
+    candidates = [z * nonzero_bits + n + kept_params, z * (nonzero_bits + index_bits) + kept_params]
+    if has_zero or z == n:
+        candidates.append(n * value_bits + all_params)
+    return min(candidates)
 
 
-def _qparam_bits(weight: torch.Tensor, bits: int, quant_scheme: str, quant_granularity: str) -> int:
+def _ceil_log2(count: int) -> int:
+    return (count - 1).bit_length()  # == ceil(log2(count)) for count >= 1, exact in integers
+
+
+def _qparam_bits(rows: torch.Tensor, bits: int, quant_scheme: str, quant_granularity: str,
+                 quant_range: str) -> tuple[int, int]:
+    """(bits of the scales and zero points of every channel, of the channels with a nonzero)."""
     if bits == FP32_BITS:
-        return 0
+        return 0, 0
     if quant_granularity not in ("per_channel", "per_tensor") or quant_scheme not in ("symmetric", "affine"):
         raise ValueError(f"unknown quantization {quant_scheme!r} / {quant_granularity!r}")
-    scales = weight.shape[0] if quant_granularity == "per_channel" and weight.dim() > 0 else 1
-    zero_points = scales if quant_scheme == "affine" and bits > 1 else 0
-    return FP32_BITS * (scales + zero_points)
+    used = rows.ne(0).any(1)
+    channels, kept = (len(used), int(used.sum())) if quant_granularity == "per_channel" else (1, int(used.any()))
+    ternary_or_binary = bits == 1 or level_count(bits, quant_scheme, quant_range)[0] == 3
+    per_channel = FP32_BITS * (1 if quant_scheme == "symmetric" or ternary_or_binary else 2)
+    return per_channel * channels, per_channel * kept
+
+
+def weight_sparsity(model: nn.Module) -> float:
+    """Share (0..1) of the prunable weights (Linear, Conv2d) that are exactly zero; the model is only read."""
+    layers = prunable_layers(model)
+    total = sum(m.weight.numel() for _, m in layers)
+    zeros = sum(m.weight.numel() - int(torch.count_nonzero(m.weight.detach())) for _, m in layers)
+    return zeros / total if total else 0.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +172,7 @@ def layer_stats(
     weight_bits: int = FP32_BITS,
     quant_scheme: str = "symmetric",
     quant_granularity: str = "per_channel",
+    quant_range: str = "mse",
 ) -> list[LayerStats]:
     """One LayerStats per `prunable_layers(model)` entry, for inputs of shape (C, H, W).
 
@@ -162,7 +189,8 @@ def layer_stats(
         stats.append(LayerStats(
             name=name, kind="conv" if is_conv(module) else "linear", shape=tuple(weight.shape),
             params=n, nonzero=nonzero, sparsity=1.0 - nonzero / n if n else 0.0, bits=weight_bits,
-            size_bits=weight_storage_bits(weight, weight_bits, quant_scheme, quant_granularity) + FP32_BITS * bias_n,
+            size_bits=weight_storage_bits(weight, weight_bits, quant_scheme, quant_granularity, quant_range)
+            + FP32_BITS * bias_n,
             dense_size_bits=FP32_BITS * (n + bias_n),
             dense_macs=positions[name] * n, remaining_macs=positions[name] * nonzero, bias_params=bias_n,
         ))
@@ -289,7 +317,8 @@ def compression_report(
     compressed_eval = evaluate(compressed, x_test, y_test)
     input_shape = tuple(x_test.shape[1:])
     before = layer_stats(original, input_shape)
-    after = layer_stats(compressed, input_shape, cfg.weight_bits, cfg.quant_scheme, cfg.quant_granularity)
+    after = layer_stats(compressed, input_shape, cfg.weight_bits, cfg.quant_scheme, cfg.quant_granularity,
+                        cfg.quant_range)
     if [(s.name, s.shape) for s in before] != [(s.name, s.shape) for s in after]:
         raise ValueError("original and compressed models have different prunable layers")
     prunable = sum(s.params for s in after)

@@ -15,9 +15,11 @@ st.markdown("Drag the sliders on the left: the compressed copy is rebuilt from t
 st.caption(ui.describe_setup(setup))
 ui.metric_cards(report)
 rounded = report.sparsity - setup.compression.prune_amount
-if setup.compression.quantized and setup.compression.prune_method != "structured" and rounded > 0.01:
+if setup.compression.quantized and rounded > 0.01:
+    below = "TWN's threshold" if setup.compression.range_used == "twn" and setup.compression.weight_bits == 2 \
+        else "half a step"
     st.info(f"Quantization alone rounded a further {figures.format_percent(rounded)} of the weights to exactly "
-            f"zero: at {setup.compression.weight_bits} bits, every weight smaller than half a step becomes 0.",
+            f"zero: at {setup.compression.weight_bits} bits, every weight smaller than {below} becomes 0.",
             icon="ℹ️")
 ui.chart(figures.per_class_accuracy(data.classes, report.original.per_class_accuracy,
                                     report.compressed.per_class_accuracy), key="per_class")

@@ -41,11 +41,18 @@ with by_sparsity:
 with by_bits:
     ui.chart(figures_tradeoff.tradeoff_curves(summary, "weight_bits", metric, current=c.weight_bits),
              key="curve_bits")
-if c.quant_scheme == "symmetric":
-    st.caption("Why the dip at 2 bits? Symmetric 2-bit quantization is ternary: every weight becomes −s, 0 or +s "
-               "with s the largest weight, so all weights under s/2 round to zero. 1 bit is binary with s = the "
-               "mean |w|, which keeps every weight. Uniform rounding without retraining is harsher than "
-               "Deep Compression's learned codebooks.")
+if c.quant_scheme == "symmetric":  # the step size decides what 2 bits costs (issue 7 §1)
+    if c.quant_range == "minmax":
+        st.caption("Why the dip at 2 bits? The step size decides. 2-bit symmetric quantization is ternary "
+                   "(−s, 0, +s), and the min–max range makes s the largest |w|: every weight under s/2 rounds "
+                   "to zero, most of each layer, while 1 bit (binary, ± mean|w|) keeps every weight. Switch the "
+                   "range setting to MSE or TWN and watch the 2-bit point.")
+    else:
+        st.caption("The step size decides what 2 bits costs. 2-bit symmetric quantization is ternary (−s, 0, +s); "
+                   f"here s comes from {'TWN’s threshold' if c.quant_range == 'twn' else 'MSE clipping'}, "
+                   "so far fewer weights round to zero. With the min–max range, s would be the largest |w| and every "
+                   "weight under s/2 would round to zero, which can put 2 bits below 1 bit. Uniform rounding without "
+                   "retraining is harsher than Deep Compression's learned codebooks.")
 if metric in FAITHFULNESS_METRICS:
     st.caption("Faithfulness is measured on the compressed model's own maps for the original's predicted class: "
                "it asks whether the map still points at the pixels that model relies on.")

@@ -116,12 +116,18 @@ def test_prediction_agreement():
 
 
 def test_weight_storage_picks_cheapest_encoding_by_hand():
-    w = _linear_4_2()[1].weight  # n = 8, nnz = 5, index bits = ceil(log2 8) = 3
+    w = _linear_4_2()[1].weight  # n = 8, nnz = 5, index bits = ceil(log2 8) = 3; both rows have a nonzero
     # 32 bits: dense 8*32 = 256, bitmask 5*32 + 8 = 168, CSR 5*(32+3) = 175 -> bitmask
     assert weight_storage_bits(w, 32, "symmetric", "per_channel") == 168
-    # 2 bits: dense 8*2 = 16, bitmask 5*2 + 8 = 18, CSR 5*5 = 25 -> dense; + 2 fp32 scales = 64
-    assert weight_storage_bits(w, 2, "symmetric", "per_channel") == 16 + 64
-    # 8 bits: dense 64, bitmask 40 + 8 = 48, CSR 5*11 = 55 -> bitmask
+    # 2 bits symmetric is ternary: a nonzero under the mask is its sign, 1 bit (the old count charged 2).
+    # dense 8*2 + 64 = 80, bitmask 5*1 + 8 + 64 = 77, CSR 5*(1+3) + 64 = 84 -> bitmask; 2 fp32 scales
+    assert weight_storage_bits(w, 2, "symmetric", "per_channel") == 77
+    # 2 bits affine has 4 levels, 3 of them nonzero: 2 bits each. dense 16 + 2*(32+32) = 144,
+    # bitmask 10 + 8 + 128 = 146, CSR 25 + 128 = 153 -> dense
+    assert weight_storage_bits(w, 2, "affine", "per_channel") == 144
+    # TWN is ternary for either scheme, with no zero point
+    assert weight_storage_bits(w, 2, "affine", "per_channel", "twn") == 77
+    # 8 bits: 255 levels, 254 nonzero -> 8 bits; dense 64, bitmask 40 + 8 = 48, CSR 5*11 = 55 -> bitmask
     assert weight_storage_bits(w, 8, "symmetric", "per_channel") == 48 + 2 * 32  # one scale per output row
     assert weight_storage_bits(w, 8, "symmetric", "per_tensor") == 48 + 32  # one scale
     assert weight_storage_bits(w, 8, "affine", "per_channel") == 48 + 2 * 32 + 2 * 32  # + zero points
@@ -130,6 +136,25 @@ def test_weight_storage_picks_cheapest_encoding_by_hand():
     assert weight_storage_bits(w, 1, "symmetric", "per_channel") == 13 + 64
     assert weight_storage_bits(w, 1, "affine", "per_channel") == 13 + 64
     assert weight_storage_bits(torch.ones(2, 4), 1, "symmetric", "per_tensor") == 8 + 32  # dense 1 bit each
+    # dense 4 bits affine: every channel's scale and zero point (8*4 + 2*64 = 160 < bitmask 168)
+    assert weight_storage_bits(torch.ones(2, 4), 4, "affine", "per_channel") == 160
+
+
+def test_weight_storage_of_ternary_binary_and_an_empty_channel_by_hand():
+    # Row 0: six ±0.5 and two zeros; row 1: all zero. n = 16, nnz = 6, index bits 4.
+    w = torch.zeros(2, 8)
+    w[0] = torch.tensor([0.5, -0.5, 0.5, 0.0, 0.0, 0.5, -0.5, 0.5])
+    # ternary: dense 16*2 + 2 scales = 96; bitmask 6*1 + 16 + ONE scale (row 1 has nothing) = 54;
+    # CSR 6*(1+4) + 32 = 62 -> 54
+    assert weight_storage_bits(w, 2, "symmetric", "per_channel") == 54
+    assert weight_storage_bits(w, 2, "symmetric", "per_channel", "twn") == 54
+    # binary: a nonzero is its sign too; no dense (zeros are not binary values) -> 54
+    assert weight_storage_bits(w, 1, "symmetric", "per_channel") == 54
+    # affine 2 bits: nonzero 2 bits, scale + zero point of row 0 only: bitmask 12 + 16 + 64 = 92,
+    # CSR 36 + 64 = 100, dense 32 + 128 = 160 -> 92
+    assert weight_storage_bits(w, 2, "affine", "per_channel") == 92
+    # per tensor 4 bits affine: nonzero 4 bits: bitmask 24 + 16 + 64 = 104, CSR 48 + 64 = 112, dense 64 + 64
+    assert weight_storage_bits(w, 4, "affine", "per_tensor") == 104
 
 
 def test_weight_storage_csr_and_all_zero():
@@ -137,7 +162,12 @@ def test_weight_storage_csr_and_all_zero():
     w[0, 5] = 1.0  # n = 64, nnz = 1, index 6 bits: dense 2048, bitmask 32 + 64 = 96, CSR 1*(32+6) = 38
     assert weight_storage_bits(w, 32, "symmetric", "per_channel") == 38
     assert weight_storage_bits(torch.zeros(3, 3), 32, "symmetric", "per_channel") == 0  # CSR of nothing
-    assert weight_storage_bits(torch.zeros(3, 3), 4, "affine", "per_tensor") == 64  # only scale + zero point
+    # Regression (issue 7 §6): nothing to store costs nothing, no scale or zero point either
+    # (this used to be 64 bits, so a 100 %-pruned 1-bit model was larger than the fp32 one).
+    for bits in (1, 2, 4, 8):
+        for scheme in ("symmetric", "affine"):
+            for granularity in ("per_channel", "per_tensor"):
+                assert weight_storage_bits(torch.zeros(3, 3), bits, scheme, granularity) == 0
     with pytest.raises(ValueError):
         weight_storage_bits(w, 16, "symmetric", "per_channel")
 
@@ -249,6 +279,10 @@ def test_report_everything_pruned_gives_infinite_speedup():
     assert report.remaining_macs == 0 and report.theoretical_speedup == float("inf")
     assert report.sparsity == 1.0
     assert report.size_compressed_bits == 32 * sum(s.bias_params for s in report.compressed_layers)
+    # Regression: at 100 % pruning every bit width is the biases alone (1 bit was once twice 32 bits).
+    for bits in (1, 2, 8):
+        quantized = compression_report(model, empty, CompressionConfig(prune_amount=1.0, weight_bits=bits), x, y)
+        assert quantized.size_compressed_bits == report.size_compressed_bits
 
 
 def test_report_rejects_mismatched_original_eval():

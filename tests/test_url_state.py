@@ -69,6 +69,7 @@ SIDEBAR_CASES = [  # key, value in the link, value in the widget, another value 
     ("bits", "3", 3, 6),
     ("scheme", "affine", "affine", "symmetric"),
     ("granularity", "per_tensor", "per_tensor", "per_channel"),
+    ("range", "twn", "twn", "minmax"),
 ]
 
 
@@ -174,6 +175,7 @@ BAD = [  # page, link settings, setting, value used, words the notice must conta
     ("lessons", {"scope": ""}, "scope", "global", "scope=''"),
     ("lessons", {"scheme": "log"}, "scheme", "symmetric", "scheme='log'"),
     ("lessons", {"granularity": "per_pixel"}, "granularity", "per_channel", "granularity='per_pixel'"),
+    ("lessons", {"range": "percentile"}, "range", "mse", "range='percentile'"),
     ("lessons", {"bits": "nan"}, "bits", 32, "bits='nan'"),
     ("lessons", {"prune": "-20"}, "prune", 0, "to 0"),
     ("lessons", {"present": "maybe"}, "present", False, "present='maybe'"),
@@ -270,3 +272,36 @@ def test_share_link_carries_every_setting():
     assert dict(parse_qsl(urlsplit(links[1]).query)) == {**shared, "present": "1"}
     again = open_app(shared.pop("page"), **shared)  # the link opens the same settings
     assert (again.session_state["prune"], again.session_state["bits"], again.session_state["sweep_epochs"]) == (40, 4, 2)
+
+
+# ---------------------------------------------------------------- range setting and measured sparsity
+def test_a_link_without_range_gets_mse_and_twn_elsewhere_says_it_uses_mse():
+    at = open_app("lessons", bits=2)  # an old link: no range
+    healthy(at)
+    assert at.session_state["range"] == "mse" and at.query_params["range"] == "mse"
+    at = open_app("lessons", bits=4, range="twn")
+    healthy(at)
+    assert not warnings(at) and at.session_state["range"] == "twn"  # kept: back at 2 bits it applies
+    assert any("2-bit code" in c.value and "MSE" in c.value for c in at.sidebar.caption)
+    at.select_slider(key="bits").set_value(2).run()
+    assert not any("2-bit code" in c.value for c in at.sidebar.caption)
+
+
+def test_sidebar_shows_the_measured_sparsity_under_the_pruning_slider():
+    at = open_app("sparsity", **DIGITS, prune=60, method="structured")
+    healthy(at)
+    measured = [c.value for c in at.sidebar.caption if c.value.startswith("Measured")]
+    assert len(measured) == 1, measured
+    share = float(measured[0].split()[1])  # "Measured: 60.2 % of weights zero."
+    assert abs(share - 60) < 1  # within half of the largest unit (64 of 21,150 weights here)
+    at.select_slider(key="bits").set_value(2).run()
+    at.radio(key="range").set_value("minmax").run()
+    measured = [c.value for c in at.sidebar.caption if c.value.startswith("Measured")]
+    assert "after rounding to 2 bits" in measured[0], measured
+
+
+def test_structured_beyond_its_reach_says_where_it_stops():
+    at = open_app("sparsity", **DIGITS, prune=100, method="structured")
+    healthy(at)
+    measured = [c.value for c in at.sidebar.caption if c.value.startswith("Measured")]
+    assert len(measured) == 1 and "keeps the output classes: at most" in measured[0], measured

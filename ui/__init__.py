@@ -26,6 +26,7 @@ from ui.own_model import show_upload_settings as show_own_model_settings
 from ui.own_model import use_toggle as own_model_toggle
 from ui.setup import Setup, UploadedTrain, train_config
 from ui.panels import chart, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
+from ui.sidebar import after_page as sidebar_after_page
 from ui.sidebar import current_setup, page_header, sidebar
 from ui.url_state import SETTINGS, presenting
 from ui.url_state import fit as fit_setting
@@ -39,7 +40,7 @@ __all__ = [
     "own_input", "own_maps", "own_model", "own_model_refusal", "own_model_toggle", "own_predictions",
     "page_header", "percent", "pick_images", "pie_table", "population_saliency", "population_view",
     "prefetch_neighbours", "presenting", "randomization", "randomization_pictures", "report", "report_file",
-    "saliency_panels", "scrub_figure", "show_own_model_settings", "sidebar", "sparsity_figure", "start_lesson",
+    "saliency_panels", "scrub_figure", "show_own_model_settings", "sidebar", "sidebar_after_page", "sparsity_figure", "start_lesson",
     "sweep_check", "sweep_table", "sync_url", "train_config", "trained_model", "trained_models", "view_link",
     "weight_heatmaps", "weight_histograms", "weights_file",
 ]

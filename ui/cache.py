@@ -22,7 +22,7 @@ from core import data as datasets
 from core import figures, figures_maps, layers
 from core.attribution import attribute, methods_for
 from core.compression import CompressionConfig, compress
-from core.metrics import CompressionReport, Evaluation, compression_report, evaluate
+from core.metrics import CompressionReport, Evaluation, compression_report, evaluate, weight_sparsity
 from core.population import (class_accuracy, class_impact, compress_population, forgotten_examples, pie_curve,
                              population_configs, population_maps, population_predictions)
 from core.sanity import cascading_randomization, randomized_maps
@@ -70,6 +70,7 @@ def trained_model(cfg: TrainConfig) -> nn.Module:
         upload = _session_upload(cfg.weights)
         st.info(f"Exploring **your uploaded weights** ({upload.filename}) in place of the trained model. "
                 "Switch back on the *Your model* page.", icon=":material/upload_file:")
+        st.session_state["_model_ready"] = cfg
         return _model(cfg)
     job = _training_job(cfg)
     try:
@@ -78,6 +79,7 @@ def trained_model(cfg: TrainConfig) -> nn.Module:
         _training_job.clear(cfg)  # let the next attempt start afresh
         st.error(f"Training failed: {err}")
         st.stop()
+    st.session_state["_model_ready"] = cfg  # the sidebar may now measure the compressed model
     notice = result.notice
     if notice and notice not in st.session_state.setdefault("_shown_notices", set()):
         st.session_state["_shown_notices"].add(notice)
@@ -89,6 +91,13 @@ def trained_model(cfg: TrainConfig) -> nn.Module:
 def compressed_model(setup: Setup) -> nn.Module:
     """The shared compressed copy of the trained model (the trained one stays untouched)."""
     return compress(_model(setup.train), setup.compression)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def zero_shares(setup: Setup) -> tuple[float, float]:
+    """(share of prunable weights zero after pruning alone, after pruning and quantization)."""
+    pruned = replace(setup, compression=replace(setup.compression, weight_bits=32))
+    return weight_sparsity(compressed_model(pruned)), weight_sparsity(compressed_model(setup))
 
 
 @st.cache_data(max_entries=12, show_spinner=False)

@@ -13,10 +13,11 @@ import streamlit as st
 
 import models
 from core import data as datasets
-from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_SCHEMES,
-                              WEIGHT_BITS, CompressionConfig)
+from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES,
+                              WEIGHT_BITS, CompressionConfig, structured_limit)
+from core.quantization import range_notice
 from ui import lessons, url_state
-from ui.cache import dataset
+from ui.cache import compressed_model, dataset, zero_shares
 from ui.setup import Setup, train_config
 
 SHORT_NAMES = {"mnist5k": "MNIST, 5k digits (offline)", "digits": "Digits 8×8 (offline)",
@@ -26,7 +27,19 @@ SHORT_NAMES = {"mnist5k": "MNIST, 5k digits (offline)", "digits": "Digits 8×8 (
 LABELS = {"magnitude": "Magnitude (smallest |w|)", "random": "Random", "structured": "Structured (whole neurons / filters)",
           "global": "Global (one threshold)", "layer": "Per layer (same rate each)",
           "symmetric": "Symmetric", "affine": "Affine (with zero point)",
-          "per_channel": "Per channel", "per_tensor": "Per tensor"}
+          "per_channel": "Per channel", "per_tensor": "Per tensor",
+          "minmax": "Min–max (largest |w|)", "mse": "MSE (best clipping)", "twn": "TWN (ternary, 2 bits)"}
+PRUNE_HELP = ("Share of the weights (of Linear and Conv layers; biases stay) set to exactly zero, for every "
+              "method. *Structured* removes whole neurons or filters, the weakest first, until that share is "
+              "reached as nearly as whole units allow; it never removes the output classes, so it stops "
+              "short of 100 %. The caption below says how many weights are zero in the compressed model.")
+RANGE_HELP = ("How the step between quantization levels is chosen. **Min–max**: the largest |w| sets the range, "
+              "so at 2 bits every weight below half of it becomes 0 (most of them). **MSE**: the range is "
+              "clipped where the rounding error ‖w − q(w)‖² is smallest (100 clips tried, per channel or per "
+              "tensor); weights beyond the clip are cut to the top level. **TWN** (Ternary Weight Networks, "
+              "2 bits only; elsewhere MSE is used): weights below 0.7 × mean|w| become 0, the others "
+              "± the mean of their |w|. At 1 bit all three give sign(w) × mean|w|.")
+RANGE_WORDS = {"minmax": "min–max range", "mse": "MSE-clipped range", "twn": "TWN ternary"}
 # Every sidebar control: session-state key == URL parameter (registry: ui/url_state.py).
 DEFAULTS = {key: setting.default for key, setting in url_state.SIDEBAR.items()}
 CHOICES = {key: setting.options for key, setting in url_state.SIDEBAR.items() if setting.options}
@@ -78,11 +91,11 @@ def _controls(hidden: tuple[str, ...]) -> None:
         st.selectbox("Model", CHOICES["model"], key="model", format_func=lambda n: SHORT_NAMES.get(n, n),
                      help="  \n".join(f"**{SHORT_NAMES.get(n, n)}**: {models.describe_model(n)}"
                                       for n in CHOICES["model"]))
-    if any(shown(key) for key in ("prune", "method", "scope", "bits", "scheme", "granularity")):
+    if any(shown(key) for key in ("prune", "method", "scope", "bits", "scheme", "granularity", "range")):
         st.header("Compression")
     if shown("prune"):
-        st.slider("Pruning rate", 0, 100, key="prune", step=1, format="%d%%",
-                  help="Share of the weights set to exactly zero.")
+        st.slider("Pruning rate", 0, 100, key="prune", step=1, format="%d%%", help=PRUNE_HELP)
+        st.session_state["_sparsity_slot"] = st.empty()  # filled once the model is known: _measured
     if shown("method"):
         st.radio("Pruning method", PRUNE_METHODS, key="method", format_func=LABELS.get)
     if shown("scope"):
@@ -97,6 +110,35 @@ def _controls(hidden: tuple[str, ...]) -> None:
     if shown("granularity"):
         st.radio("Quantization granularity", QUANT_GRANULARITIES, key="granularity", format_func=LABELS.get,
                  horizontal=True, help="One scale per output channel, or one for the whole layer.")
+    if shown("range"):
+        st.radio("Range setting", QUANT_RANGES, key="range", format_func=LABELS.get, help=RANGE_HELP)
+        notice = range_notice(st.session_state["bits"], st.session_state["range"])
+        if notice and st.session_state["bits"] != 32:
+            st.caption(f":material/info: {notice}")
+
+
+def _measured(setup: Setup) -> None:
+    """Under the pruning slider: how many weights are zero, measured on the compressed model.
+
+    Only once this session has the trained model (a page asked for it), so that the sidebar never
+    starts a training run by itself (the Lessons page needs no model).
+    """
+    if "_sparsity_slot" not in st.session_state or st.session_state.get("_model_ready") != setup.train:
+        return
+    slot = st.session_state.pop("_sparsity_slot")
+    c = setup.compression
+    pruned, total = zero_shares(setup)
+    text = f"Measured: {pruned * 100:.1f} % of weights zero"
+    if total - pruned >= 0.0005:
+        text += f" after pruning, {total * 100:.1f} % after rounding to {c.weight_bits} bits"
+    if c.prune_method == "structured" and c.prune_amount > (limit := structured_limit(compressed_model(setup))):
+        text += f". Structured pruning keeps the output classes: at most {limit * 100:.1f} % here"
+    slot.caption(text + ".")
+
+
+def after_page(setup: Setup) -> None:
+    """What the sidebar can only show once the page has run (and loaded the trained model)."""
+    _measured(setup)
 
 
 def sidebar() -> Setup:
@@ -120,9 +162,11 @@ def sidebar() -> Setup:
         train=train_config(state["model"], state["dataset"]),
         compression=CompressionConfig(prune_amount=state["prune"] / 100, prune_method=state["method"],
                                       prune_scope=state["scope"], weight_bits=state["bits"],
-                                      quant_scheme=state["scheme"], quant_granularity=state["granularity"]),
+                                      quant_scheme=state["scheme"], quant_granularity=state["granularity"],
+                                      quant_range=state["range"]),
     )
     st.session_state["_setup"] = setup
+    _measured(setup)  # at once when this session already has the model, else after the page
     return setup
 
 

@@ -24,7 +24,8 @@ import streamlit as st
 import models
 from core import attribution, figures_sanity, figures_tradeoff, scrub
 from core import data as datasets
-from core.compression import PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_SCHEMES, WEIGHT_BITS
+from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES,
+                              WEIGHT_BITS)
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS_DIR = ROOT / "lessons"
@@ -116,6 +117,7 @@ SIDEBAR = {
     "bits": nearest(WEIGHT_BITS, 32),
     "scheme": choice(QUANT_SCHEMES),
     "granularity": choice(QUANT_GRANULARITIES),
+    "range": choice(QUANT_RANGES, "mse"),  # a link without it (older links too) gets MSE clipping
 }
 METHODS = tuple(attribution.METHOD_LABELS)
 PAGE_SETTINGS = {
