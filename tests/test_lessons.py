@@ -123,6 +123,13 @@ def test_malformed_lessons_name_the_file_and_the_line(source, line, words):
     assert words in str(err)
 
 
+def test_the_readme_example_is_a_good_lesson():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+    lesson = parse_lesson(example, "lessons/readme.toml", PARSERS)
+    assert lesson_figures.placeholders(lesson.steps[0].text)
+
+
 def test_a_bad_file_does_not_hide_the_others(tmp_path):
     folder = tmp_path / "lessons"
     shutil.copytree(url_state.LESSONS_DIR, folder)
