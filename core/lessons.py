@@ -169,6 +169,9 @@ def parse_lesson(source: str, file: str, parsers: Parsers) -> Lesson:
     for key in raw.keys() - LESSON_FIELDS:
         raise top(key, f"unknown field {key!r} (known: {', '.join(sorted(LESSON_FIELDS))})")
     title, summary = _text(raw, "title", top), _text(raw, "summary", top)
+    for key, value in (("title", title), ("summary", summary)):
+        for placeholder in lesson_figures.placeholders(value):
+            raise top(key, f"{placeholder.token} in the lesson's {key}: figures are filled in a step's text only")
     order = raw.get("order", 100)
     if not isinstance(order, int) or isinstance(order, bool):
         raise top("order", "'order' must be a whole number")

@@ -115,6 +115,7 @@ def test_a_good_lesson_parses():
      "step 1: {step2.accuracy} names step 2, but the lesson has 1 steps"),
     (GOOD.replace('"Look here. Then there."', '"Look here. Then {step0.size}."'), 6, "names step 0"),
     (GOOD.replace('title = "First"', 'title = "At {accuracy}"'), 5, "in the title: figures are filled in"),
+    (GOOD.replace('summary = "What it is about."', 'summary = "From {accuracy}."'), 2, "in the lesson's summary"),
 ])
 def test_malformed_lessons_name_the_file_and_the_line(source, line, words):
     err = _error(source)
@@ -175,7 +176,7 @@ LITERAL_FIGURES = [
 ]
 
 
-def literal_figures(text: str, settings: dict[str, object]) -> list[str]:
+def literal_figures(text: str, rates: set[object]) -> list[str]:
     """The figures `text` types in itself instead of taking them from the app (placeholders removed).
 
     The rule, strict but not silly:
@@ -184,7 +185,8 @@ def literal_figures(text: str, settings: dict[str, object]) -> list[str]:
       settings whole numbers: rank correlation 0.50, SSIM 0.89), or a count of images ("134 of
       the 1,000", "94 test images");
     - allowed are the step's own settings: "N %" where N is the pruning rate the step sets (a
-      title "90 % gone" on a step at prune = 90), and numbers without such a unit: step numbers,
+      title "90 % gone" on a step at prune = 90; in a lesson's summary, a rate some step sets;
+      `rates` holds them), and numbers without such a unit: step numbers,
       bit widths ("2 bits", "3-bit"), levels of a code ("255 levels"), epochs, "s/2";
     - "top-10 %" is the name of a measure, not a measurement.
     """
@@ -193,31 +195,32 @@ def literal_figures(text: str, settings: dict[str, object]) -> list[str]:
     for pattern in LITERAL_FIGURES:
         for match in pattern.finditer(bare):
             number = match.group(1) if pattern.groups else None
-            if pattern is LITERAL_FIGURES[0] and "%" in match.group(0) and number == str(settings.get("prune")):
+            if pattern is LITERAL_FIGURES[0] and "%" in match.group(0) and number in {str(r) for r in rates}:
                 continue  # the pruning rate the step itself sets
             found.append(match.group(0).strip())
     return found
 
 
-@pytest.mark.parametrize("text, settings, expected", [
-    ("Accuracy falls to **28.9 %**.", {"prune": 0}, ["28.9 %", "28.9"]),
-    ("The model is **3.9× smaller** (109.4 kB).", {"prune": 0}, ["3.9×", "109.4 kB", "3.9", "109.4"]),
-    ("It stays within 1 point up to 70 %.", {"prune": 0}, ["1 point", "70 %"]),
-    ("Rank correlation **0.50**, top-10 % overlap 62 %.", {"prune": 90}, ["62 %", "0.50"]),
-    ("**134 of the 1,000** images, and 94 test images.", {"prune": 90}, ["134 of the 1,000", "94 test images"]),
-    ("Remove 50 % at 2 bits, step 3, 255 levels, s/2, 3-bit, {accuracy} and {step2.size}.", {"prune": 50}, []),
-    ("90 % gone: the 90 %-pruned model, top-10 % overlap.", {"prune": 90}, []),
+@pytest.mark.parametrize("text, rates, expected", [
+    ("Accuracy falls to **28.9 %**.", {0}, ["28.9 %", "28.9"]),
+    ("The model is **3.9× smaller** (109.4 kB).", {0}, ["3.9×", "109.4 kB", "3.9", "109.4"]),
+    ("It stays within 1 point up to 70 %.", {0}, ["1 point", "70 %"]),
+    ("Rank correlation **0.50**, top-10 % overlap 62 %.", {90}, ["62 %", "0.50"]),
+    ("**134 of the 1,000** images, and 94 test images.", {90}, ["134 of the 1,000", "94 test images"]),
+    ("Remove 50 % at 2 bits, step 3, 255 levels, s/2, 3-bit, {accuracy} and {step2.size}.", {50}, []),
+    ("90 % gone: the 90 %-pruned model, top-10 % overlap.", {90}, []),
 ])
-def test_the_literal_figure_rule(text, settings, expected):
-    assert literal_figures(text, settings) == expected
+def test_the_literal_figure_rule(text, rates, expected):
+    assert literal_figures(text, rates) == expected
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.name)
 def test_no_step_types_a_figure_the_app_computes(lesson):
+    rates = [_settings_at(lesson, number)["prune"] for number in range(1, len(lesson.steps) + 1)]
+    assert literal_figures(lesson.summary, set(rates)) == [], lesson.summary
     for number, step in enumerate(lesson.steps, 1):
-        settings = _settings_at(lesson, number)
-        assert literal_figures(step.title, settings) == [], (number, step.title)
-        assert literal_figures(step.text, settings) == [], (number, step.text)
+        assert literal_figures(step.title, {rates[number - 1]}) == [], (number, step.title)
+        assert literal_figures(step.text, {rates[number - 1]}) == [], (number, step.text)
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.name)

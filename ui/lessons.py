@@ -117,7 +117,7 @@ def restore_lesson() -> None:
     notices = state.setdefault(url_state.NOTICES, [])
     found = load(state["lesson"])
     if isinstance(found, LessonError):
-        notices.append(f"The lesson in the link cannot be shown ({found}); showing no lesson.")
+        notices.append(f"The lesson in the link cannot be shown, so none is open: {found}.")
         _leave()
         return
     if state["step"] > len(found.steps):
