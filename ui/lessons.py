@@ -14,6 +14,7 @@ from core import data as datasets
 from core import lesson_figures
 from core.lessons import Lesson, LessonError, load_lessons, parse_lesson
 from ui import cache, url_state
+from ui import notices as notice
 from ui.setup import Setup, UploadedTrain, setup_from
 
 
@@ -114,7 +115,7 @@ def restore_lesson() -> None:
     state = st.session_state
     if not state.get("lesson"):
         return
-    notices = state.setdefault(url_state.NOTICES, [])
+    notices = state.setdefault(notice.NOTICES, [])
     found = load(state["lesson"])
     if isinstance(found, LessonError):
         notices.append(f"The lesson in the link cannot be shown, so none is open: {found}.")

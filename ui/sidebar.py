@@ -15,7 +15,7 @@ import models
 from core import data as datasets
 from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_SCHEMES,
                               WEIGHT_BITS)
-from ui import lessons, url_state
+from ui import lessons, notices, url_state
 from ui.cache import dataset
 from ui.setup import Setup, setup_from
 
@@ -106,7 +106,7 @@ def sidebar() -> Setup:
     if present:
         st.html(PRESENTATION_CSS)
     # The sidebar starts collapsed in presentation mode: notices go where the class can see them.
-    for notice in url_state.take_notices():  # each once: gone after the next interaction
+    for notice in notices.take():  # each once: gone after the next interaction
         (st if present else st.sidebar).warning(notice, icon="⚠️")
     with st.sidebar:
         _controls(st.session_state.get("hide", ()))
@@ -136,7 +136,7 @@ def page_header(page: str) -> None:
     url_state.keep_other_pages(page)
     share_link()
     lessons.lesson_banner(page)
-    url_state.notices_shown()  # past any page switch: this run's notices have been seen
+    notices.shown()  # past any page switch: this run's notices have been seen
 
 
 def current_setup() -> Setup:

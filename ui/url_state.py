@@ -5,8 +5,7 @@ One registry (`SETTINGS`) names each setting once: its default, how its URL text
 it. The session-state key, the widget key and the query parameter are the same name.
 
 - `restore()`: on a session's first run, every setting from the URL (notices for bad values).
-- `take_notices()` / `notices_shown()`: each notice is shown until the view it appears in has been
-  drawn once, and goes with the next interaction.
+  Their words and their life (shown once, gone after the next interaction) are in ui/notices.py.
 - `keep()`: every run, before any widget: put back the settings whose state Streamlit dropped
   because a run did not draw their widget (a page's widgets while another page is shown).
 - `sync()`: every run, write the settings back (page settings only when not at their default).
@@ -28,6 +27,7 @@ import models
 from core import attribution, figures_sanity, figures_tradeoff, scrub
 from core import data as datasets
 from core.compression import PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_SCHEMES, WEIGHT_BITS
+from ui import notices as notice
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS_DIR = ROOT / "lessons"
@@ -190,11 +190,6 @@ def to_text(value: object) -> str:
     return str(value)
 
 
-NOTICES = "_notices"              # session state: notices not yet gone (anyone may append text)
-_SHOWING = "_notices_showing"     # how many of them this run draws
-_SEEN = "_notices_seen"           # how many of them a finished view has shown: dropped next run
-
-
 def restore() -> None:
     """On a session's first run, take every setting from the URL; bad values get a notice in words.
 
@@ -207,7 +202,7 @@ def restore() -> None:
         return
     state["_restored"] = True
     state["_url_at_start"] = st.query_params.to_dict()
-    notices = state.setdefault(NOTICES, [])
+    notices = state.setdefault(notice.NOTICES, [])
     for key, setting in SETTINGS.items():
         if setting.default is not None and key != "page":
             state[key] = setting.default
@@ -217,44 +212,15 @@ def restore() -> None:
         try:
             value = setting.parse(raw)
         except (ValueError, OverflowError) as err:  # parsers say what they expect, in words
-            notices.append(f"{_quoted(key, raw)} in the link is not {describe(key)} ({err}); {_fallback(key)}.")
+            notices.append(notice.refused(key, raw, str(err), _fallback(key)))
             if setting.default is None and key in st.query_params:
                 del st.query_params[key]
             continue
-        notice = None if _unchanged(key, raw, value) else _adjusted(key, raw, value)
-        if notice:
-            notices.append(notice)
+        said = None if _unchanged(key, raw, value) else _adjusted(key, raw, value)
+        if said:
+            notices.append(said)
         if key != "page":  # app.py's router reads ?page= itself
             state[key] = value
-
-
-# What each setting is, for notices about a link ("bits=4.5 in the link is not a bit width ...").
-WHAT = {
-    "page": "a page of this app", "present": "presentation mode on or off", "hide": "a list of sidebar controls",
-    "lesson": "a lesson", "step": "a lesson step", "dataset": "a data set", "model": "a model",
-    "prune": "a pruning rate", "method": "a pruning method", "scope": "a pruning scope", "bits": "a bit width",
-    "scheme": "a quantization scheme", "granularity": "a quantization granularity", "range": "a range setting",
-    "saliency_method": "an explanation method", "saliency_mode": "a way to pick test images",
-    "saliency_index": "a test image number", "saliency_class": "a class number", "sparsity_layer": "a layer name",
-    "sweep_method": "an explanation method", "sweep_seeds": "a number of seeds",
-    "sweep_epochs": "a number of fine-tuning epochs", "sweep_metric": "a trade-off measure",
-    "grid_metric": "a map measure", "sanity_method": "an explanation method", "sanity_metric": "a similarity measure",
-    "sanity_index": "a test image number", "pie_size": "a population size", "pie_method": "an explanation method",
-    "scrub_control": "a scrub control", "scrub_layer": "a layer name", "scrub_index": "a test image number",
-    "scrub_method": "an explanation method",
-}
-
-
-def describe(key: str) -> str:
-    """What setting `key` is, as a noun phrase ("a bit width")."""
-    return WHAT.get(key, f"a value for {key.replace('_', ' ')}")
-
-
-def _quoted(key: str, raw: str) -> str:
-    """`key=raw` as markdown code (safe for any text a link carries), long values cut short."""
-    shown = raw.replace("`", "'")
-    shown = shown if len(shown) <= 40 else shown[:40] + "…"
-    return f"`{key}={shown}`"
 
 
 def _fallback(key: str) -> str:
@@ -285,7 +251,7 @@ def _adjusted(key: str, raw: str, value: object) -> str | None:
         unknown = sorted({name.strip() for name in raw.split(",") if name.strip()} - set(SIDEBAR))
         if not unknown:
             return None
-        return (f"{_quoted(key, raw)} in the link names no sidebar control called {', '.join(unknown)}; "
+        return (f"{notice.quoted(key, raw)} in the link names no sidebar control called {', '.join(unknown)}; "
                 f"hiding {', '.join(value) or 'nothing'}.")
     if setting.options:
         allowed = one_of(setting.options)
@@ -293,27 +259,7 @@ def _adjusted(key: str, raw: str, value: object) -> str | None:
         allowed = whole_words(*setting.bounds)
     else:
         allowed = "a value this setting takes"
-    return f"{_quoted(key, raw)} in the link is not {describe(key)} ({allowed}); using {to_text(value)}, the nearest."
-
-
-def take_notices() -> list[str]:
-    """The notices to draw in this run (each once), dropping those a previous view has already shown.
-
-    A notice stays until a run has drawn it AND reached its page (`notices_shown`): a run that
-    switches page first (a lesson link opens the step's page) shows it again, the run after an
-    interaction does not.
-    """
-    state = st.session_state
-    pending = state.get(NOTICES, [])[state.pop(_SEEN, 0):]
-    state[NOTICES] = pending
-    state[_SHOWING] = len(pending)
-    return list(dict.fromkeys(pending))  # the same words twice are shown once
-
-
-def notices_shown() -> None:
-    """Call when the page is about to run: the notices drawn in this run go with the next interaction."""
-    state = st.session_state
-    state[_SEEN] = state.pop(_SHOWING, 0)
+    return notice.adjusted(key, raw, allowed, to_text(value))
 
 
 def keep() -> None:
