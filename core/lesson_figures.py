@@ -74,6 +74,11 @@ def problem(placeholder: Placeholder, steps: int) -> str | None:
     return None
 
 
+def without_placeholders(text: str) -> str:
+    """`text` with every placeholder replaced by a space (to check what an author typed in)."""
+    return _TOKEN.sub(" ", text)
+
+
 def steps_needed(text: str, number: int) -> set[int]:
     """The steps (1-based) whose figures `text`, the text of step `number`, needs."""
     return {p.step or number for p in placeholders(text)}

@@ -177,20 +177,8 @@ LITERAL_FIGURES = [
 
 
 def literal_figures(text: str, rates: set[object]) -> list[str]:
-    """The figures `text` types in itself instead of taking them from the app (placeholders removed).
-
-    The rule, strict but not silly:
-    - a literal figure is a number followed by a unit of something the app measures (%, kB, MB,
-      GB, B, ×, x, points, pts), any decimal number (the app's measurements are decimals, its
-      settings whole numbers: rank correlation 0.50, SSIM 0.89), or a count of images ("134 of
-      the 1,000", "94 test images");
-    - allowed are the step's own settings: "N %" where N is the pruning rate the step sets (a
-      title "90 % gone" on a step at prune = 90; in a lesson's summary, a rate some step sets;
-      `rates` holds them), and numbers without such a unit: step numbers,
-      bit widths ("2 bits", "3-bit"), levels of a code ("255 levels"), epochs, "s/2";
-    - "top-10 %" is the name of a measure, not a measurement.
-    """
-    bare = lesson_figures._TOKEN.sub(" ", text)
+    """The figures `text` types in itself (placeholders removed); the rule is test_no_step_types_a_figure's."""
+    bare = lesson_figures.without_placeholders(text)
     found = []
     for pattern in LITERAL_FIGURES:
         for match in pattern.finditer(bare):
@@ -216,6 +204,20 @@ def test_the_literal_figure_rule(text, rates, expected):
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.name)
 def test_no_step_types_a_figure_the_app_computes(lesson):
+    """Lesson titles, texts and summaries quote no figure the app computes: those come from placeholders.
+
+    The rule, strict but not silly:
+    - a literal figure is a number followed by a unit of something the app measures (%, kB, MB,
+      GB, B, ×, x, points, pts), any decimal number (the app's measurements are decimals, its
+      settings whole numbers: rank correlation 0.50, SSIM 0.89), or a count of images ("134 of
+      the 1,000", "94 test images");
+    - allowed are the step's own settings: "N %" where N is the pruning rate the step sets (a
+      title "90 % gone" on a step at prune = 90; in a lesson's summary, a rate some step sets),
+      and numbers without such a unit: step numbers, bit widths ("2 bits", "3-bit"), levels of a
+      code ("255 levels"), epochs, "s/2";
+    - "top-10 %" is the name of a measure, not a measurement.
+    test_the_literal_figure_rule shows the rule on the figures the lessons used to type in.
+    """
     rates = [_settings_at(lesson, number)["prune"] for number in range(1, len(lesson.steps) + 1)]
     assert literal_figures(lesson.summary, set(rates)) == [], lesson.summary
     for number, step in enumerate(lesson.steps, 1):
