@@ -13,10 +13,14 @@ same thing, whatever the student clicked before):
 
     [[steps]]
     title = "The dense model"
-    text = "Two to four sentences: what to notice."
+    text = "Two to four sentences: what to notice. It reads {accuracy} of the test images."
     [steps.set]
     page = "overview"
     prune = 0
+
+Measured numbers are never typed into a text: placeholders such as `{accuracy}` or
+`{step1.accuracy}` are filled when the step is shown (core.lesson_figures); an unknown one is an
+error like any other.
 
 Which settings exist and which values they take is not decided here: the caller passes a
 mapping from setting name to a parser (the app's URL parsers), so lessons accept exactly what a
@@ -30,6 +34,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
+
+from core import lesson_figures
 
 # name -> parser of the setting's URL text; raises ValueError for unusable text, may clamp.
 Parsers = Mapping[str, Callable[[str], object]]
@@ -136,7 +142,7 @@ def _settings(table: object, parsers: Parsers, fail: Callable[[str, str], Lesson
         try:
             parsed = parsers[key](_as_url_text(value))
         except (ValueError, OverflowError) as err:
-            raise fail(key, f"bad value {key} = {value!r}: {err}") from None
+            raise fail(key, f"bad value {key} = {value!r} (expected {err})") from None
         if parsed != value and str(parsed) != str(value):  # a link would be clamped: a lesson is told
             raise fail(key, f"{key} = {value!r} is out of range (nearest allowed: {parsed!r})")
         checked[key] = parsed
@@ -163,6 +169,9 @@ def parse_lesson(source: str, file: str, parsers: Parsers) -> Lesson:
     for key in raw.keys() - LESSON_FIELDS:
         raise top(key, f"unknown field {key!r} (known: {', '.join(sorted(LESSON_FIELDS))})")
     title, summary = _text(raw, "title", top), _text(raw, "summary", top)
+    for key, value in (("title", title), ("summary", summary)):
+        for placeholder in lesson_figures.placeholders(value):
+            raise top(key, f"{placeholder.token} in the lesson's {key}: figures are filled in a step's text only")
     order = raw.get("order", 100)
     if not isinstance(order, int) or isinstance(order, bool):
         raise top("order", "'order' must be a whole number")
@@ -173,10 +182,10 @@ def parse_lesson(source: str, file: str, parsers: Parsers) -> Lesson:
     if not isinstance(steps, list) or not steps or not all(isinstance(s, dict) for s in steps):
         raise top("steps", "a lesson needs at least one [[steps]] table")
     return Lesson(Path(file).stem, title, summary,
-                  tuple(_step(step, i, lines, file, parsers, base) for i, step in enumerate(steps)), order)
+                  tuple(_step(step, i, lines, file, parsers, base, len(steps)) for i, step in enumerate(steps)), order)
 
 
-def _step(raw: dict, index: int, lines: list[str], file: str, parsers: Parsers, base: dict) -> Step:
+def _step(raw: dict, index: int, lines: list[str], file: str, parsers: Parsers, base: dict, count: int) -> Step:
     block = _step_block(lines, index)
 
     def fail(key: str, problem: str) -> LessonError:
@@ -187,6 +196,14 @@ def _step(raw: dict, index: int, lines: list[str], file: str, parsers: Parsers, 
     for key in raw.keys() - STEP_FIELDS:
         raise fail(key, f"unknown field {key!r} (known: {', '.join(sorted(STEP_FIELDS))})")
     title, text = _text(raw, "title", fail), _text(raw, "text", fail)
+    for field, value in (("title", title), ("text", text)):
+        for placeholder in lesson_figures.placeholders(value):
+            wrong = lesson_figures.problem(placeholder, count)
+            if wrong is None and field == "title":
+                wrong = f"{placeholder.token} in the title: figures are filled in a step's text only"
+            if wrong:
+                line = next((i + 1 for i in block if placeholder.token in lines[i]), block.start + 1)
+                raise LessonError(file, line, f"step {index + 1}: {wrong}")
     return Step(title, text, {**base, **_settings(raw.get("set", {}), parsers, fail, "set")})
 
 

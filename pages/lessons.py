@@ -20,5 +20,6 @@ for lesson in lessons:
         text.caption(f"{len(lesson.steps)} steps: " + " · ".join(step.title for step in lesson.steps))
         button.button("Start", key=f"start_{lesson.name}", on_click=ui.start_lesson, args=(lesson.name,),
                       type="primary", icon=":material/play_arrow:", width="stretch")
-st.caption("Teachers: a lesson is a small TOML file in the lessons/ folder (see the README). A file with a "
-           "mistake is named above with its line number; the other lessons keep working.")
+st.caption("Teachers: a lesson is a small TOML file in the lessons/ folder (see the README). Its text names "
+           "figures as placeholders such as `{accuracy}`, filled in from the step's own settings when it is shown. "
+           "A file with a mistake is named above with its line number; the other lessons keep working.")

@@ -237,12 +237,13 @@ def test_grad_cam_offered_for_cnn_only(monkeypatch, tmp_path):
 
 # ---------------------------------------------------------------- 4. settings from the URL
 @pytest.mark.parametrize("key, raw, expected, notice", [
-    ("dataset", "imagenet", "mnist5k", "dataset='imagenet'"),
-    ("model", "resnet", "lenet5", "model='resnet'"),
-    ("prune", "150", 100, "to 100"),
-    ("prune", "abc", 0, "prune='abc'"),
+    ("dataset", "imagenet", "mnist5k", "`dataset=imagenet` in the link is not a data set"),
+    ("model", "resnet", "lenet5", "`model=resnet` in the link is not a model"),
+    ("prune", "150", 100, "using 100, the nearest"),
+    ("prune", "abc", 0, "`prune=abc` in the link is not a pruning rate (a whole number from 0 to 100); using 0."),
     ("bits", "5", 5, None),
-    ("bits", "12", 8, "to 8"),
+    ("bits", "12", 8, "using 8, the nearest"),
+    ("bits", "4.5", 4, "`bits=4.5` in the link is not a bit width"),
 ])
 def test_url_values_are_checked(key, raw, expected, notice):
     at = open_app("overview", **{key: raw})

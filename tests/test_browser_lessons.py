@@ -12,8 +12,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from test_browser import ARTIFACTS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS, _screenshot, _wait_idle
 
+from core.lessons import parse_lesson
+from ui import url_state
+
 pytestmark = pytest.mark.browser
 PROJECTOR = {"width": 1280, "height": 720}
+BITS_LESSON = parse_lesson((url_state.LESSONS_DIR / "how-low-can-the-bits-go.toml").read_text(),
+                           "lessons/how-low-can-the-bits-go.toml", url_state.lesson_parsers())
 
 
 def test_a_lesson_in_presentation_mode(app_url, page):
@@ -26,7 +31,7 @@ def _settings(page) -> dict[str, str]:
 
 
 def _step(page, number: int) -> None:
-    page.get_by_text(f"step {number} of 6").wait_for(timeout=RERUN_TIMEOUT_MS)
+    page.get_by_text(f"step {number} of {len(BITS_LESSON.steps)}").wait_for(timeout=RERUN_TIMEOUT_MS)
     _wait_idle(page)
 
 
@@ -42,6 +47,9 @@ def _lesson_walk(page, app_url: str) -> None:
     page.get_by_role("heading", name="Original vs compressed").wait_for(timeout=TRAIN_TIMEOUT_MS)
     _step(page, 1)
     assert _settings(page)["lesson"] == "how-low-can-the-bits-go" and _settings(page)["bits"] == "8"
+    card = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()  # test accuracy
+    box = page.locator(".st-key-lesson_step").inner_text()
+    assert f"accuracy is {card}" in box and "{" not in box  # the step's figure is the card's
     value = page.locator('[data-testid="stMetricValue"]').first
     assert float(value.evaluate("e => getComputedStyle(e.querySelector('p')).fontSize").rstrip("px")) >= 40
 

@@ -1,6 +1,7 @@
 """Guided lessons: the shipped TOML files parse and make sense, malformed files are reported with
-their file and line, and every lesson can be walked through in the app (AppTest) with each step's
-settings applied and its page opened.
+their file and line, every step renders with figures computed for its own settings and types none
+itself, and every lesson can be walked through in the app (AppTest) with each step's settings
+applied and its page opened.
 
 The walk-throughs render the real pages, except Trade-offs and Forgotten examples: their sweeps
 and model populations take minutes for LeNet-5 on mnist5k, so there the test checks the step's
@@ -14,13 +15,21 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import open_app
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 from streamlit.testing.v1 import AppTest
+from torch import nn
 
+from core import data as datasets
+from core import lesson_figures
+from core.compression import CompressionConfig, compress
 from core.lessons import Lesson, LessonError, load_lessons, parse_lesson
+from core.metrics import compression_report
+from core.training import load_or_train
 from ui import url_state
+from ui.setup import setup_from
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -100,12 +109,26 @@ def test_a_good_lesson_parses():
     (GOOD + '\n[[steps]]\ntitle = "Second"\n', 11, "step 2: missing 'text'"),
     ('title = "A"\nsummary = "B"\n\n[settings]\nmodle = "mlp"\n\n' + GOOD.split("\n", 2)[2], 5,
      "unknown setting 'modle'"),
+    (GOOD.replace('"Look here. Then there."', '"""\nLook here.\nIt reads {acuracy}.\n"""'), 8,
+     "step 1: unknown placeholder {acuracy} (did you mean {accuracy}?)"),
+    (GOOD.replace('"Look here. Then there."', '"Look here. Then {step2.accuracy}."'), 6,
+     "step 1: {step2.accuracy} names step 2, but the lesson has 1 steps"),
+    (GOOD.replace('"Look here. Then there."', '"Look here. Then {step0.size}."'), 6, "names step 0"),
+    (GOOD.replace('title = "First"', 'title = "At {accuracy}"'), 5, "in the title: figures are filled in"),
+    (GOOD.replace('summary = "What it is about."', 'summary = "From {accuracy}."'), 2, "in the lesson's summary"),
 ])
 def test_malformed_lessons_name_the_file_and_the_line(source, line, words):
     err = _error(source)
     assert (err.file, err.line) == ("lessons/bad.toml", line), str(err)
     assert str(err).startswith(f"lessons/bad.toml, line {line}: ")
     assert words in str(err)
+
+
+def test_the_readme_example_is_a_good_lesson():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+    lesson = parse_lesson(example, "lessons/readme.toml", PARSERS)
+    assert lesson_figures.placeholders(lesson.steps[0].text)
 
 
 def test_a_bad_file_does_not_hide_the_others(tmp_path):
@@ -115,6 +138,154 @@ def test_a_bad_file_does_not_hide_the_others(tmp_path):
     lessons, errors = load_lessons(folder, PARSERS)
     assert [lesson.name for lesson in lessons] == [lesson.name for lesson in LESSONS]
     assert [str(e) for e in errors] == ["lessons/broken.toml, line 9: TOML syntax: Invalid value"]
+
+
+# ---------------------------------------------------------------- figures come from the app
+def _settings_at(lesson: Lesson, number: int) -> dict[str, object]:
+    """Every lesson-settable setting at step `number`, as ui.lessons applies it (defaults for the rest)."""
+    step = lesson.steps[number - 1]
+    return {key: step.settings.get(key, s.default) for key, s in url_state.SETTINGS.items() if s.lesson}
+
+
+@pytest.fixture(scope="module")
+def step_figures():
+    """figures(lesson, number): the placeholder texts from the report of that step's own settings.
+
+    Computed with core functions only (the default LeNet-5 on mnist5k, from the shared model cache),
+    for the Setup the sidebar would build (ui.setup.setup_from); one report per distinct setup.
+    """
+    reports = {}
+
+    def figures(lesson: Lesson, number: int) -> dict[str, str]:
+        setup = setup_from(_settings_at(lesson, number))
+        if setup not in reports:
+            data = datasets.load_dataset(setup.train.dataset)
+            model = load_or_train(setup.train, data).model
+            reports[setup] = compression_report(model, compress(model, setup.compression), setup.compression,
+                                                data.x_test, data.y_test)
+        return lesson_figures.figures(reports[setup])
+    return figures
+
+
+UNIT = r"(?:%|kB|MB|GB|B\b|×|x\b|points?\b|pts\b)"
+NUMBER = r"(?<![\w.,])\d+(?:[.,]\d+)*"
+LITERAL_FIGURES = [
+    re.compile(rf"(?<!top-)({NUMBER})\s*{UNIT}"),                             # 28.9 %, 3.9×, 109.4 kB, 18 points
+    re.compile(rf"{NUMBER}\.\d+"),                                            # 0.86, 98.5 (any decimal)
+    re.compile(rf"{NUMBER}\s+(?:of the\s+{NUMBER}|(?:test\s+)?(?:images|digits)\b)"),  # 134 of the 1,000, 94 images
+]
+
+
+def literal_figures(text: str, rates: set[object]) -> list[str]:
+    """The figures `text` types in itself (placeholders removed); the rule is test_no_step_types_a_figure's."""
+    bare = lesson_figures.without_placeholders(text)
+    found = []
+    for pattern in LITERAL_FIGURES:
+        for match in pattern.finditer(bare):
+            number = match.group(1) if pattern.groups else None
+            if pattern is LITERAL_FIGURES[0] and "%" in match.group(0) and number in {str(r) for r in rates}:
+                continue  # the pruning rate the step itself sets
+            found.append(match.group(0).strip())
+    return found
+
+
+@pytest.mark.parametrize("text, rates, expected", [
+    ("Accuracy falls to **28.9 %**.", {0}, ["28.9 %", "28.9"]),
+    ("The model is **3.9× smaller** (109.4 kB).", {0}, ["3.9×", "109.4 kB", "3.9", "109.4"]),
+    ("It stays within 1 point up to 70 %.", {0}, ["1 point", "70 %"]),
+    ("Rank correlation **0.50**, top-10 % overlap 62 %.", {90}, ["62 %", "0.50"]),
+    ("**134 of the 1,000** images, and 94 test images.", {90}, ["134 of the 1,000", "94 test images"]),
+    ("Remove 50 % at 2 bits, step 3, 255 levels, s/2, 3-bit, {accuracy} and {step2.size}.", {50}, []),
+    ("90 % gone: the 90 %-pruned model, top-10 % overlap.", {90}, []),
+])
+def test_the_literal_figure_rule(text, rates, expected):
+    assert literal_figures(text, rates) == expected
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.name)
+def test_no_step_types_a_figure_the_app_computes(lesson):
+    """Lesson titles, texts and summaries quote no figure the app computes: those come from placeholders.
+
+    The rule, strict but not silly:
+    - a literal figure is a number followed by a unit of something the app measures (%, kB, MB,
+      GB, B, ×, x, points, pts), any decimal number (the app's measurements are decimals, its
+      settings whole numbers: rank correlation 0.50, SSIM 0.89), or a count of images ("134 of
+      the 1,000", "94 test images");
+    - allowed are the step's own settings: "N %" where N is the pruning rate the step sets (a
+      title "90 % gone" on a step at prune = 90; in a lesson's summary, a rate some step sets),
+      and numbers without such a unit: step numbers, bit widths ("2 bits", "3-bit"), levels of a
+      code ("255 levels"), epochs, "s/2";
+    - "top-10 %" is the name of a measure, not a measurement.
+    test_the_literal_figure_rule shows the rule on the figures the lessons used to type in.
+    """
+    rates = [_settings_at(lesson, number)["prune"] for number in range(1, len(lesson.steps) + 1)]
+    assert literal_figures(lesson.summary, set(rates)) == [], lesson.summary
+    for number, step in enumerate(lesson.steps, 1):
+        assert literal_figures(step.title, {rates[number - 1]}) == [], (number, step.title)
+        assert literal_figures(step.text, {rates[number - 1]}) == [], (number, step.text)
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.name)
+def test_every_step_renders_with_figures_from_its_own_settings(step_figures, lesson):
+    for number, step in enumerate(lesson.steps, 1):
+        needed = lesson_figures.steps_needed(step.text, number)
+        figures = {n: step_figures(lesson, n) for n in needed}
+        text = lesson_figures.fill(step.text, figures, number)
+        assert not lesson_figures.placeholders(text) and "{" not in text, (number, text)
+        for placeholder in lesson_figures.placeholders(step.text):
+            value = figures[placeholder.step or number][placeholder.name]
+            assert value and value in text and "n/a" not in value, (number, placeholder)
+    assert any(lesson_figures.placeholders(step.text) for step in lesson.steps)  # every lesson quotes the app
+
+
+def _tiny_report():
+    """Linear(2, 4) on five 1×2 images; the compressed copy loses weight [1, 1] (class 1's input).
+
+    Original predictions 0, 1, 2, 0, 1 (labels 0, 1, 2, 1, 0: 3 right); compressed 0, 0, 1, 0, 0
+    (2 right, 3 answers changed). Per class: 0 goes 50 -> 100 %, 1 goes 50 -> 0 %, 2 goes 100 -> 0 %
+    (the worst), 3 has no image. Weights: 6 of 8 zero before, 7 after; sizes 384 bits dense and
+    163 bits compressed (one nonzero as a 35-bit sparse position + value, four 32-bit biases).
+    """
+    original = nn.Sequential(nn.Flatten(), nn.Linear(2, 4))
+    with torch.no_grad():
+        original[1].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]]))
+        original[1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, -10.0]))
+    compressed = nn.Sequential(nn.Flatten(), nn.Linear(2, 4))
+    compressed.load_state_dict(original.state_dict())
+    with torch.no_grad():
+        compressed[1].weight[1, 1] = 0.0
+    x = torch.tensor([[2.0, 0.0], [0.0, 2.0], [-1.0, -1.0], [3.0, 1.0], [0.0, 5.0]]).reshape(5, 1, 1, 2)
+    y = torch.tensor([0, 1, 2, 1, 0])
+    return compression_report(original.eval(), compressed.eval(), CompressionConfig(), x, y)
+
+
+def test_figures_of_a_hand_computed_report():
+    assert lesson_figures.figures(_tiny_report()) == {
+        "accuracy": "40.0 %", "accuracy_original": "60.0 %", "accuracy_change": "\u221220.0 points",
+        "agreement": "40 %", "disagreements": "3", "test_images": "5", "sparsity": "88 %",
+        "size": "20 B", "size_original": "48 B", "ratio": "2.4×",
+        "first_layer": "fc 1", "first_layer_sparsity": "88 %", "largest_layer": "fc 1",
+        "largest_layer_sparsity": "88 %", "lowest_layer_sparsity": "88 %", "highest_layer_sparsity": "88 %",
+        "worst_class": "2", "worst_class_accuracy": "0 %", "worst_class_accuracy_original": "100 %",
+    }
+    assert set(lesson_figures.figures(_tiny_report())) == set(lesson_figures.PLACEHOLDERS)
+
+
+def test_fill_takes_own_and_other_steps_figures_and_leaves_other_braces():
+    text = "Now {accuracy}, before {step1.accuracy}; the set {−s, 0, s} and {not a placeholder}."
+    assert lesson_figures.steps_needed(text, 3) == {1, 3}
+    filled = lesson_figures.fill(text, {1: {"accuracy": "98.0 %"}, 3: {"accuracy": "30.1 %"}}, 3)
+    assert filled == "Now 30.1 %, before 98.0 %; the set {−s, 0, s} and {not a placeholder}."
+
+
+@pytest.mark.parametrize("key", sorted(set(url_state.SIDEBAR) - {"dataset", "model"}))
+def test_every_compression_setting_reaches_the_lesson_figures(key):
+    """A lesson step's figures are computed for what the sidebar would set: every compression
+    control changes the Setup (a new control that setup_from ignores would fail here)."""
+    defaults = {k: s.default for k, s in url_state.SIDEBAR.items()}
+    setting = url_state.SIDEBAR[key]
+    other = next(o for o in setting.options if o != setting.default) if setting.options else 50
+    assert setup_from({**defaults, key: other}) != setup_from(defaults)
 
 
 # ---------------------------------------------------------------- in the app
@@ -188,6 +359,28 @@ def test_a_link_opens_a_lesson_step(light_heavy_pages):
     healthy(at)
     assert at.query_params["page"] == "weights" and at.session_state["prune"] == 20  # the link's own win
     assert at.session_state["method"] == "random"  # the rest from the step
+
+
+def test_a_lesson_step_shows_the_figures_of_its_report(step_figures):
+    """Step 2 of the first lesson (50 % magnitude pruning, Overview): the accuracy in its text is the
+    report's, the same as the metric card's; after a slider move the text keeps the step's figure."""
+    lesson = next(lesson for lesson in LESSONS if lesson.name == "magnitude-vs-random")
+    at = open_app("lessons")
+    at.button(key="start_magnitude-vs-random").click().run()
+    at.button(key="lesson_next").click().run()
+    assert_at_step(at, lesson, 2)
+    expected = step_figures(lesson, 2)
+    text = next(m.value for m in at.markdown if "Accuracy goes from" in m.value)
+    card = next(m.value for m in at.metric if m.label == "Test accuracy")
+    assert card == expected["accuracy"] and f"**{expected['accuracy']}**" in text
+    assert f"same answer on {expected['agreement']} of the test images" in text
+    assert not any("moved the controls" in c.value for c in at.caption)
+    at.slider(key="prune").set_value(95).run()
+    healthy(at)
+    text = next(m.value for m in at.markdown if "Accuracy goes from" in m.value)
+    assert f"**{expected['accuracy']}**" in text  # the step's own settings, not the sidebar's
+    assert next(m.value for m in at.metric if m.label == "Test accuracy") != card
+    assert any("moved the controls" in c.value for c in at.caption)
 
 
 def test_leaving_a_lesson_keeps_the_settings():

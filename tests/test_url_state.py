@@ -169,26 +169,39 @@ def test_page_settings_at_their_default_stay_out_of_the_link():
     assert "saliency_method" not in at.query_params
 
 
-# ---------------------------------------------------------------- bad values: a notice, never an exception
+# ---------------------------------------------------------------- bad values: a notice in words, never an exception
 BAD = [  # page, link settings, setting, value used, words the notice must contain
-    ("lessons", {"method": "pruned"}, "method", "magnitude", "method='pruned'"),
-    ("lessons", {"scope": ""}, "scope", "global", "scope=''"),
-    ("lessons", {"scheme": "log"}, "scheme", "symmetric", "scheme='log'"),
-    ("lessons", {"granularity": "per_pixel"}, "granularity", "per_channel", "granularity='per_pixel'"),
-    ("lessons", {"range": "percentile"}, "range", "mse", "range='percentile'"),
-    ("lessons", {"bits": "nan"}, "bits", 32, "bits='nan'"),
-    ("lessons", {"prune": "-20"}, "prune", 0, "to 0"),
-    ("lessons", {"present": "maybe"}, "present", False, "present='maybe'"),
-    ("lessons", {"hide": "method,wings"}, "hide", ("method",), "to method"),
-    ("lessons", {"lesson": "../../etc/passwd"}, "lesson", None, "no lesson of that name"),
-    ("lessons", {"lesson": "explanations", "step": "99"}, "step", 5, "last step"),
-    ("lessons", {"lesson": "explanations", "step": "abc"}, "step", 1, "step='abc'"),
-    ("lessons", {"saliency_method": "astrology"}, "saliency_method", "saliency", "saliency_method='astrology'"),
-    ("lessons", {"saliency_index": "-4"}, "saliency_index", 0, "to 0"),
-    ("lessons", {"sweep_seeds": "9"}, "sweep_seeds", 5, "to 5"),
-    ("lessons", {"sweep_epochs": "4"}, "sweep_epochs", 3, "to 3"),
-    ("lessons", {"pie_size": "1e9"}, "pie_size", 7, "to 7"),
-    ("lessons", {"sparsity_layer": "<script>"}, "sparsity_layer", None, "sparsity_layer='<script>'"),
+    ("lessons", {"method": "pruned"}, "method", "magnitude",
+     "`method=pruned` in the link is not a pruning method (one of magnitude, random or structured); using magnitude."),
+    ("lessons", {"scope": ""}, "scope", "global", "`scope=` in the link is not a pruning scope"),
+    ("lessons", {"scheme": "log"}, "scheme", "symmetric", "`scheme=log` in the link is not a quantization scheme"),
+    ("lessons", {"granularity": "per_pixel"}, "granularity", "per_channel", "using per_channel"),
+    ("lessons", {"range": "percentile"}, "range", "mse", "`range=percentile` in the link is not a range setting"),
+    ("lessons", {"bits": "nan"}, "bits", 32, "`bits=nan` in the link is not a bit width (one of 1, 2, 3, 4, 5, 6, 7, 8 "
+     "or 32); using 32."),
+    ("lessons", {"bits": "abc"}, "bits", 32, "`bits=abc` in the link is not a bit width"),
+    ("lessons", {"bits": "4.5"}, "bits", 4, "`bits=4.5` in the link is not a bit width (one of 1, 2, 3, 4, 5, 6, 7, 8 "
+     "or 32); using 4, the nearest."),
+    ("lessons", {"bits": "12"}, "bits", 8, "using 8, the nearest"),
+    ("lessons", {"prune": "55.5"}, "prune", 56, "`prune=55.5` in the link is not a pruning rate (a whole number from 0 "
+     "to 100); using 56, the nearest."),
+    ("lessons", {"prune": "-20"}, "prune", 0, "using 0, the nearest"),
+    ("lessons", {"prune": "inf"}, "prune", 0, "`prune=inf` in the link is not a pruning rate (a whole number from 0 to "
+     "100); using 0."),
+    ("lessons", {"present": "maybe"}, "present", False, "`present=maybe` in the link is not presentation mode on or off"),
+    ("lessons", {"hide": "method,wings"}, "hide", ("method",), "names no sidebar control called wings; hiding method."),
+    ("lessons", {"lesson": "../../etc/passwd"}, "lesson", None, "`lesson=../../etc/passwd` in the link is not a lesson "
+     "(the name of a lesson file in lessons/); leaving it out."),
+    ("lessons", {"lesson": "explanations", "step": "99"}, "step", 5, "`step=99` in the link is past the end of this "
+     "lesson; showing step 5, its last step."),
+    ("lessons", {"lesson": "explanations", "step": "abc"}, "step", 1, "`step=abc` in the link is not a lesson step"),
+    ("lessons", {"saliency_method": "astrology"}, "saliency_method", "saliency", "is not an explanation method"),
+    ("lessons", {"saliency_index": "-4"}, "saliency_index", 0, "(a whole number, 0 or more); using 0, the nearest."),
+    ("lessons", {"sweep_seeds": "9"}, "sweep_seeds", 5, "using 5, the nearest"),
+    ("lessons", {"sweep_epochs": "4"}, "sweep_epochs", 3, "using 3, the nearest"),
+    ("lessons", {"pie_size": "1e9"}, "pie_size", 7, "using 7, the nearest"),
+    ("lessons", {"sparsity_layer": "<script>"}, "sparsity_layer", None, "`sparsity_layer=<script>` in the link is not "
+     "a layer name"),
     ("saliency", {**DIGITS, "saliency_index": "5000"}, "saliency_index", N_TEST_DIGITS - 1, "out of range"),
     ("saliency", {**DIGITS, "saliency_mode": "by class", "saliency_class": "12"}, "saliency_class", 9,
      "out of range"),
@@ -197,23 +210,67 @@ BAD = [  # page, link settings, setting, value used, words the notice must conta
     ("saliency", {"dataset": "digits", "model": "mlp", "saliency_method": "grad_cam"}, "saliency_method",
      "saliency", "Grad-CAM is not available"),
 ]
+# Python's own words, which a notice must never quote.
+PYTHON_TEXT = ("invalid literal", "int()", "float", "base 10", "could not convert", "NaN", "Error", "Traceback",
+               "OverflowError", "'")
 
 
-@pytest.mark.parametrize("page, params, key, expected, notice", BAD, ids=[f"{c[2]}={list(c[1].values())[-1]}" for c in BAD])
-def test_bad_link_values_give_a_notice(cheap_sweeps, page, params, key, expected, notice):
+@pytest.mark.parametrize("page, params, key, expected, notice", BAD,
+                         ids=[f"{c[2]}={list(c[1].values())[-1]}" for c in BAD])
+def test_bad_link_values_give_a_notice_in_words(cheap_sweeps, page, params, key, expected, notice):
     at = open_app(page, **params)
     healthy(at)
     assert (at.session_state[key] if key in at.session_state else None) == expected
     shown = warnings(at)
     assert any(notice in w for w in shown), shown
+    assert not [w for w in shown for text in PYTHON_TEXT if text in w.replace("'s", "")], shown
     if page != "lessons":
         assert widget(at, key).value == expected
+
+
+def test_a_notice_is_shown_once_and_goes_after_the_next_interaction():
+    at = open_app("lessons", bits="4.5", prune="55.5")
+    healthy(at)
+    assert at.session_state["bits"] == 4 and at.session_state["prune"] == 56
+    assert at.query_params["bits"] == "4" and at.query_params["prune"] == "56"
+    shown = warnings(at)
+    assert len(shown) == 2 and any("`bits=4.5`" in w for w in shown) and any("`prune=55.5`" in w for w in shown)
+    at.slider(key="prune").set_value(60).run()  # the next interaction
+    healthy(at)
+    assert warnings(at) == [] and at.session_state["bits"] == 4
+    at.select_slider(key="bits").set_value(6).run()
+    assert warnings(at) == []
+
+
+def test_a_notice_survives_the_page_switch_of_a_lesson_link_then_goes():
+    """?lesson=&step= without a page: the first run switches to the step's page and must not lose the notice."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["lesson"], at.query_params["step"] = "magnitude-vs-random", "99"
+    at.query_params["dataset"] = "digits"  # the link's own setting wins: a small model to train
+    at.run()
+    healthy(at)
+    assert at.query_params["page"] == "tradeoffs" and at.session_state["step"] == 6
+    assert [w for w in warnings(at) if "`step=99` in the link is past the end" in w]
+    at.button(key="lesson_back").click().run()
+    healthy(at)
+    assert not [w for w in warnings(at) if "step=99" in w] and at.session_state["step"] == 5
+
+
+def test_an_unknown_lesson_leaves_the_link():
+    at = open_app("lessons", lesson="no-such-lesson", step=2)
+    healthy(at)
+    assert any("`lesson=no-such-lesson` in the link is not a lesson" in w for w in warnings(at))
+    assert "lesson" not in at.query_params and "step" not in at.query_params
+    assert at.session_state.lesson is None if "lesson" in at.session_state else True
+    at.slider(key="prune").set_value(10).run()
+    assert "lesson" not in at.query_params and warnings(at) == []
 
 
 def test_unknown_page_gives_a_notice_and_the_overview():
     at = open_app("nowhere", **DIGITS)
     assert not at.exception
-    assert any("page='nowhere'" in w for w in warnings(at)), warnings(at)
+    assert any("`page=nowhere` in the link is not a page of this app" in w and "showing the overview" in w
+               for w in warnings(at)), warnings(at)
     assert at.query_params["page"] == "overview"
 
 

@@ -3,14 +3,19 @@
 A lesson step sets every lesson-settable setting (the step's own, the lesson's, the rest at their
 defaults) and opens the step's page. Settings are applied in button callbacks, the only moment
 widget values may be changed; the page switch happens in the next run (st.switch_page does
-nothing useful inside a callback).
+nothing useful inside a callback). The figures in a step's text (`{accuracy}`, `{step2.accuracy}`)
+come from the cached report of that step's own settings, whatever the sidebar shows now.
 """
 from __future__ import annotations
 
 import streamlit as st
 
+from core import data as datasets
+from core import lesson_figures
 from core.lessons import Lesson, LessonError, load_lessons, parse_lesson
-from ui import url_state
+from ui import cache, url_state
+from ui import notices as notice
+from ui.setup import Setup, UploadedTrain, setup_from
 
 
 # The step box stands out from the page under it: a coloured edge, slightly larger text.
@@ -42,6 +47,29 @@ def _settings_of(lesson: Lesson, number: int) -> dict[str, object]:
     step = lesson.steps[number - 1]
     return {key: step.settings.get(key, setting.default)
             for key, setting in url_state.SETTINGS.items() if setting.lesson}
+
+
+def step_setup(lesson: Lesson, number: int) -> Setup:
+    """The Setup step `number` makes (its model, data set and compression), as the sidebar would."""
+    return setup_from(_settings_of(lesson, number))
+
+
+def step_text(lesson: Lesson, number: int) -> str:
+    """Step `number`'s text with its placeholders filled from the reports of the steps it names.
+
+    A model that is not trained yet trains here, with its progress bar in the step box.
+    """
+    text = lesson.steps[number - 1].text
+    figures = {}
+    for needed in sorted(lesson_figures.steps_needed(text, number)):
+        setup = step_setup(lesson, needed)
+        try:
+            if not isinstance(setup.train, UploadedTrain):
+                cache.trained_model(setup.train)
+            figures[needed] = lesson_figures.figures(cache.report(setup))
+        except datasets.DatasetUnavailable:  # the sidebar has said why; the text stays readable
+            figures[needed] = dict.fromkeys(lesson_figures.PLACEHOLDERS, "(not available)")
+    return lesson_figures.fill(text, figures, number)
 
 
 def _apply(lesson: Lesson, number: int, keep: frozenset[str] = frozenset()) -> None:
@@ -87,14 +115,15 @@ def restore_lesson() -> None:
     state = st.session_state
     if not state.get("lesson"):
         return
-    notices = state.setdefault("_notices", [])
+    notices = state.setdefault(notice.NOTICES, [])
     found = load(state["lesson"])
     if isinstance(found, LessonError):
-        notices.append(f"The lesson in the link cannot be shown: {found}")
+        notices.append(f"The lesson in the link cannot be shown, so none is open: {found}.")
         _leave()
         return
     if state["step"] > len(found.steps):
-        notices.append(f"Adjusted step={state['step']} from the link to {len(found.steps)}, this lesson's last step.")
+        notices.append(f"`step={state['step']}` in the link is past the end of this lesson; showing step "
+                       f"{len(found.steps)}, its last step.")
         state["step"] = len(found.steps)
     _apply(found, state["step"], keep=frozenset(state.get("_url_at_start", {})))
 
@@ -118,7 +147,9 @@ def lesson_banner(page: str) -> None:
     with st.container(border=True, key="lesson_step"):
         st.caption(f"Lesson: **{found.title}** · step {number} of {total}")
         st.subheader(step.title, anchor=False)
-        st.markdown(step.text)
+        st.markdown(step_text(found, number))
+        if lesson_figures.placeholders(step.text) and state.get("_setup", None) not in (None, step_setup(found, number)):
+            st.caption("The figures above are for this step's own settings; you have moved the controls since.")
         back, forward, leave, _ = st.columns([1, 1, 1, 3])
         back.button("Back", on_click=_move, args=(-1,), disabled=number == 1, key="lesson_back",
                     icon=":material/arrow_back:", width="stretch")

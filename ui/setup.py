@@ -4,6 +4,7 @@ it explores them.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import streamlit as st
@@ -59,3 +60,18 @@ def train_config(model: str, dataset: str) -> TrainConfig:
     if upload is not None and (upload.architecture, upload.dataset) == (model, dataset):
         return UploadedTrain(**asdict(cfg), weights=upload.digest)
     return cfg
+
+
+def setup_from(values: Mapping[str, object]) -> Setup:
+    """The Setup that sidebar settings make, by their URL names (session state, or a lesson step's).
+
+    The one place that turns settings into configs: the sidebar and the lesson figures use it, so a
+    lesson's numbers are computed for exactly what the page shows.
+    """
+    return Setup(
+        train=train_config(values["model"], values["dataset"]),
+        compression=CompressionConfig(prune_amount=values["prune"] / 100, prune_method=values["method"],
+                                      prune_scope=values["scope"], weight_bits=values["bits"],
+                                      quant_scheme=values["scheme"], quant_granularity=values["granularity"],
+                                      quant_range=values["range"]),
+    )

@@ -14,11 +14,11 @@ import streamlit as st
 import models
 from core import data as datasets
 from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES,
-                              WEIGHT_BITS, CompressionConfig, structured_limit)
+                              WEIGHT_BITS, structured_limit)
 from core.quantization import range_notice
-from ui import lessons, url_state
+from ui import lessons, notices, url_state
 from ui.cache import compressed_model, dataset, zero_shares
-from ui.setup import Setup, train_config
+from ui.setup import Setup, setup_from
 
 SHORT_NAMES = {"mnist5k": "MNIST, 5k digits (offline)", "digits": "Digits 8×8 (offline)",
                "mnist": "MNIST, 70k (download)", "fashion_mnist": "Fashion-MNIST (download)",
@@ -148,7 +148,7 @@ def sidebar() -> Setup:
     if present:
         st.html(PRESENTATION_CSS)
     # The sidebar starts collapsed in presentation mode: notices go where the class can see them.
-    for notice in st.session_state.get("_notices", []):
+    for notice in notices.take():  # each once: gone after the next interaction
         (st if present else st.sidebar).warning(notice, icon="⚠️")
     with st.sidebar:
         _controls(st.session_state.get("hide", ()))
@@ -157,14 +157,7 @@ def sidebar() -> Setup:
                   help="Large text and charts for a projector; the sidebar starts collapsed. "
                        "In a link: ?present=1, and ?hide=method,scope hides those controls.")
     url_state.sync()
-    state = st.session_state
-    setup = Setup(
-        train=train_config(state["model"], state["dataset"]),
-        compression=CompressionConfig(prune_amount=state["prune"] / 100, prune_method=state["method"],
-                                      prune_scope=state["scope"], weight_bits=state["bits"],
-                                      quant_scheme=state["scheme"], quant_granularity=state["granularity"],
-                                      quant_range=state["range"]),
-    )
+    setup = setup_from(st.session_state)
     st.session_state["_setup"] = setup
     _measured(setup)  # at once when this session already has the model, else after the page
     return setup
@@ -186,6 +179,7 @@ def page_header(page: str) -> None:
     url_state.keep_other_pages(page)
     share_link()
     lessons.lesson_banner(page)
+    notices.shown()  # past any page switch: this run's notices have been seen
 
 
 def current_setup() -> Setup:

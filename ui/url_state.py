@@ -5,6 +5,7 @@ One registry (`SETTINGS`) names each setting once: its default, how its URL text
 it. The session-state key, the widget key and the query parameter are the same name.
 
 - `restore()`: on a session's first run, every setting from the URL (notices for bad values).
+  Their words and their life (shown once, gone after the next interaction) are in ui/notices.py.
 - `keep()`: every run, before any widget: put back the settings whose state Streamlit dropped
   because a run did not draw their widget (a page's widgets while another page is shown).
 - `sync()`: every run, write the settings back (page settings only when not at their default).
@@ -13,6 +14,7 @@ it. The session-state key, the widget key and the query parameter are the same n
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from core import attribution, figures_sanity, figures_tradeoff, scrub
 from core import data as datasets
 from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES,
                               WEIGHT_BITS)
+from ui import notices as notice
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS_DIR = ROOT / "lessons"
@@ -51,24 +54,47 @@ def choice(options: Sequence, default: object = None, page: str | None = None) -
         for option in options:
             if str(option) == raw:
                 return option
-        raise ValueError(f"choose one of {', '.join(map(str, options))}")
+        raise ValueError(one_of(options))
     return Setting(options[0] if default is None else default, parse, page, options=options)
 
 
+def one_of(options: Sequence) -> str:
+    """The allowed values in words: "one of magnitude, random or structured"."""
+    shown = [str(option) for option in options]
+    return f"one of {', '.join(shown[:-1])} or {shown[-1]}" if len(shown) > 1 else f"exactly {shown[0]}"
+
+
+def whole_words(low: int, high: int | None) -> str:
+    """A range of whole numbers in words: "a whole number from 0 to 100"."""
+    return f"a whole number from {low} to {high}" if high is not None else f"a whole number, {low} or more"
+
+
+def _number(raw: str, words: str) -> float:
+    """URL text as a finite number; anything else raises ValueError(words) (never Python's own text)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(words) from None
+    if not math.isfinite(value):
+        raise ValueError(words)
+    return value
+
+
 def whole(low: int, high: int | None, default: int, page: str | None = None) -> Setting:
-    """A whole number clamped into [low, high] (high None: only the page knows the upper end)."""
+    """A whole number rounded and clamped into [low, high] (high None: only the page knows the upper end)."""
     def parse(raw: str) -> int:
-        value = round(float(raw))  # "abc" -> ValueError, "inf"/"nan" -> OverflowError/ValueError
+        value = round(_number(raw, whole_words(low, high)))
         return max(low, value if high is None else min(high, value))
     return Setting(default, parse, page, bounds=(low, high))
 
 
 def nearest(options: Sequence[int], default: int, page: str | None = None) -> Setting:
-    """A whole number snapped to the nearest of `options` (bit widths, fine-tuning epochs)."""
+    """A number snapped to the nearest of `options` (bit widths, fine-tuning epochs): 4.5 -> 4, like
+    prune=55.5 is rounded (a tie goes to the smaller option)."""
     options = tuple(options)
 
     def parse(raw: str) -> int:
-        value = int(raw)  # "4.5" is refused rather than guessed
+        value = _number(raw, one_of(options))
         return min(options, key=lambda option: abs(option - value))
     return Setting(default, parse, page, options=options)
 
@@ -77,7 +103,7 @@ def flag(raw: str) -> bool:
     """URL text as on/off: 1/true/yes/on or 0/false/no/off."""
     words = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
     if raw.strip().lower() not in words:
-        raise ValueError("use 1 or 0")
+        raise ValueError("1 for on or 0 for off")
     return words[raw.strip().lower()]
 
 
@@ -98,7 +124,7 @@ def _lesson_name(raw: str) -> str:
     # File names are checked here (and not with a list read at import) so that a lesson file a
     # teacher adds while the app runs works at once; the pattern keeps paths out of links.
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", raw) or not (LESSONS_DIR / f"{raw}.toml").exists():
-        raise ValueError("no lesson of that name in lessons/")
+        raise ValueError("the name of a lesson file in lessons/")
     return raw
 
 
@@ -167,13 +193,18 @@ def to_text(value: object) -> str:
 
 
 def restore() -> None:
-    """On a session's first run, take every setting from the URL; bad values get a notice."""
+    """On a session's first run, take every setting from the URL; bad values get a notice in words.
+
+    Text that is no value of the setting is ignored (the default is used); a number between allowed
+    values is rounded to the nearest one (prune=55.5 -> 56, bits=4.5 -> 4), a number outside them
+    clamped. A bad value of a setting without a default (an unknown lesson) leaves the link.
+    """
     state = st.session_state
     if state.get("_restored"):
         return
     state["_restored"] = True
     state["_url_at_start"] = st.query_params.to_dict()
-    notices = []
+    notices = state.setdefault(notice.NOTICES, [])
     for key, setting in SETTINGS.items():
         if setting.default is not None and key != "page":
             state[key] = setting.default
@@ -182,15 +213,55 @@ def restore() -> None:
             continue
         try:
             value = setting.parse(raw)
-        except (ValueError, OverflowError) as err:  # "abc", "nan", "inf"
-            shown = "overview" if key == "page" else to_text(setting.default) if setting.default is not None else "none"
-            notices.append(f"Ignored {key}={raw!r} from the link ({err}); using {shown}.")
+        except (ValueError, OverflowError) as err:  # parsers say what they expect, in words
+            notices.append(notice.refused(key, raw, str(err), _fallback(key)))
+            if setting.default is None and key in st.query_params:
+                del st.query_params[key]
             continue
-        if to_text(value) != raw and setting.parse is not flag:
-            notices.append(f"Adjusted {key}={raw!r} from the link to {to_text(value) or 'nothing'}.")
+        said = None if _unchanged(key, raw, value) else _adjusted(key, raw, value)
+        if said:
+            notices.append(said)
         if key != "page":  # app.py's router reads ?page= itself
             state[key] = value
-    state["_notices"] = notices
+
+
+def _fallback(key: str) -> str:
+    setting = SETTINGS[key]
+    if key == "page":
+        return "showing the overview"
+    if setting.default is None:
+        return "leaving it out"
+    return f"using {to_text(setting.default) or 'nothing'}"
+
+
+def _unchanged(key: str, raw: str, value: object) -> bool:
+    """The parsed value is what the text says (on/off words, "056" for 56, hide names in any order)."""
+    if to_text(value) == raw or SETTINGS[key].parse is flag:
+        return True
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(raw) == value
+        except ValueError:
+            return False
+    return False
+
+
+def _adjusted(key: str, raw: str, value: object) -> str | None:
+    """The notice for a value a parser rounded, clamped or trimmed (None: nothing worth saying)."""
+    setting = SETTINGS[key]
+    if key == "hide":
+        unknown = sorted({name.strip() for name in raw.split(",") if name.strip()} - set(SIDEBAR))
+        if not unknown:
+            return None
+        return (f"{notice.quoted(key, raw)} in the link names no sidebar control called {', '.join(unknown)}; "
+                f"hiding {', '.join(value) or 'nothing'}.")
+    if setting.options:
+        allowed = one_of(setting.options)
+    elif setting.bounds:
+        allowed = whole_words(*setting.bounds)
+    else:
+        allowed = "a value this setting takes"
+    return notice.adjusted(key, raw, allowed, to_text(value))
 
 
 def keep() -> None:

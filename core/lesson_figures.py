@@ -1,0 +1,142 @@
+"""Figures in lesson text: placeholders such as `{accuracy}` filled from the app's own report.
+
+A lesson never types a measured number: its text names a figure in braces and the app fills it in
+when the step is shown, from the `CompressionReport` of the step's own settings (the lesson's
+`[settings]` and the step's `[steps.set]`, the rest at their defaults), formatted as the Overview's
+metric cards show it. `{step2.accuracy}` takes the figure from step 2's settings instead, for
+comparisons ("compare {accuracy} with {step2.accuracy}").
+
+Braces around one word (letters, digits, `_`), optionally after `stepN.`, are placeholders;
+other braces are left as they are. Unknown names and steps that do not exist are lesson errors
+(core.lessons reports them with file and line). The names are `PLACEHOLDERS`.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from difflib import get_close_matches
+
+import numpy as np
+
+from core.figures import format_bytes, format_percent, format_ratio
+from core.metrics import CompressionReport
+
+# name -> what it shows (the README and the lessons page list these).
+PLACEHOLDERS: dict[str, str] = {
+    "accuracy": "test accuracy of the compressed model, as the Overview's card shows it (98.0 %)",
+    "accuracy_original": "test accuracy of the original model",
+    "accuracy_change": "compressed minus original accuracy, in points (−0.5 points)",
+    "agreement": "share of the test images on which both models give the same answer",
+    "disagreements": "number of test images on which the two models give different answers",
+    "test_images": "number of test images (1,000)",
+    "sparsity": "share of the weights that are exactly zero",
+    "size": "size of the compressed model (229.5 kB)",
+    "size_original": "size of the original model as 32-bit numbers",
+    "ratio": "compression ratio, original size ÷ compressed size (1.9×)",
+    "first_layer": "name of the first layer (conv 1)",
+    "first_layer_sparsity": "share of the first layer's weights that are zero",
+    "largest_layer": "name of the layer with the most weights (fc 1)",
+    "largest_layer_sparsity": "share of the largest layer's weights that are zero",
+    "lowest_layer_sparsity": "the smallest share of zeros in any layer",
+    "highest_layer_sparsity": "the largest share of zeros in any layer",
+    "worst_class": "the class whose accuracy changed most for the worse (for digits: the digit)",
+    "worst_class_accuracy": "that class's accuracy in the compressed model",
+    "worst_class_accuracy_original": "that class's accuracy in the original model",
+}
+
+_TOKEN = re.compile(r"\{(?:step(\d+)\.)?([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """One `{name}` or `{stepN.name}` in a text; step is None for the step's own figures."""
+
+    token: str
+    step: int | None
+    name: str
+
+
+def placeholders(text: str) -> list[Placeholder]:
+    """Every placeholder in `text`, in order."""
+    return [Placeholder(m.group(0), int(m.group(1)) if m.group(1) else None, m.group(2))
+            for m in _TOKEN.finditer(text)]
+
+
+def problem(placeholder: Placeholder, steps: int) -> str | None:
+    """What is wrong with `placeholder` in a lesson of `steps` steps, in words; None when it is fine."""
+    if placeholder.name not in PLACEHOLDERS:
+        close = get_close_matches(placeholder.name, list(PLACEHOLDERS), n=1)
+        hint = f"did you mean {{{close[0]}}}?" if close else f"known: {', '.join(PLACEHOLDERS)}"
+        return f"unknown placeholder {placeholder.token} ({hint})"
+    if placeholder.step is not None and not 1 <= placeholder.step <= steps:
+        return f"{placeholder.token} names step {placeholder.step}, but the lesson has {steps} steps"
+    return None
+
+
+def without_placeholders(text: str) -> str:
+    """`text` with every placeholder replaced by a space (to check what an author typed in)."""
+    return _TOKEN.sub(" ", text)
+
+
+def steps_needed(text: str, number: int) -> set[int]:
+    """The steps (1-based) whose figures `text`, the text of step `number`, needs."""
+    return {p.step or number for p in placeholders(text)}
+
+
+def fill(text: str, figures: Mapping[int, Mapping[str, str]], number: int) -> str:
+    """`text` of step `number` with every placeholder replaced by `figures[step][name]`."""
+    return _TOKEN.sub(lambda m: figures[int(m.group(1)) if m.group(1) else number][m.group(2)], text)
+
+
+def format_accuracy(fraction: float) -> str:
+    """An accuracy as the metric cards write it (ui.panels.percent): 0.9804 -> "98.0 %"."""
+    return f"{100 * fraction:.1f} %"
+
+
+def _points(change: float) -> str:
+    return f"{100 * change:+.1f} points".replace("-", "\u2212")
+
+
+def _layer_names(report: CompressionReport) -> list[str]:
+    """Layer names as every chart writes them (core.layers.layer_labels without the shape): conv 1, fc 1."""
+    counts, names = {"conv": 0, "fc": 0}, []
+    for stats in report.compressed_layers:
+        kind = "conv" if stats.kind == "conv" else "fc"
+        counts[kind] += 1
+        names.append(f"{kind} {counts[kind]}")
+    return names
+
+
+def figures(report: CompressionReport) -> dict[str, str]:
+    """Every placeholder's text for one report, formatted as the app shows it."""
+    original, compressed = report.original, report.compressed
+    layers, names = report.compressed_layers, _layer_names(report)
+    largest = max(range(len(layers)), key=lambda i: layers[i].params)
+    shares = [s.sparsity for s in layers]
+    seen = original.per_class_count > 0
+    change = np.where(seen, compressed.per_class_accuracy - original.per_class_accuracy, np.inf)
+    worst = int(np.argmin(change))
+    n = len(original.labels)
+    values = {
+        "accuracy": format_accuracy(compressed.accuracy),
+        "accuracy_original": format_accuracy(original.accuracy),
+        "accuracy_change": _points(report.accuracy_change),
+        "agreement": format_percent(report.agreement),
+        "disagreements": f"{int(np.sum(original.predictions != compressed.predictions)):,}",
+        "test_images": f"{n:,}",
+        "sparsity": format_percent(report.sparsity),
+        "size": format_bytes(report.size_compressed_bytes),
+        "size_original": format_bytes(report.size_original_bytes),
+        "ratio": format_ratio(report.compression_ratio),
+        "first_layer": names[0],
+        "first_layer_sparsity": format_percent(shares[0]),
+        "largest_layer": names[largest],
+        "largest_layer_sparsity": format_percent(shares[largest]),
+        "lowest_layer_sparsity": format_percent(min(shares)),
+        "highest_layer_sparsity": format_percent(max(shares)),
+        "worst_class": str(worst),
+        "worst_class_accuracy": format_percent(compressed.per_class_accuracy[worst]),
+        "worst_class_accuracy_original": format_percent(original.per_class_accuracy[worst]),
+    }
+    return values
