@@ -26,7 +26,7 @@ from captum.attr import (
 from torch import Tensor, nn
 
 from core.agreement import saliency_agreement  # noqa: F401  (re-exported: callers import it from here)
-from core.layers import is_conv
+from core.layers import is_conv, layer_labels
 
 METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad", "grad_cam", "occlusion")
 
@@ -188,6 +188,16 @@ def grad_cam_layer(model: nn.Module) -> tuple[str, bool]:
     if after is not None and isinstance(after[1], nn.ReLU) and not after[1].inplace:
         return after[0], True
     return modules[last][0], False
+
+
+def describe_grad_cam(model: nn.Module) -> str:
+    """Which layer Grad-CAM explains in `model`, in words for a caption (model only read)."""
+    name, after_relu = grad_cam_layer(model)
+    conv = [n for n, m in model.named_modules() if is_conv(m)][-1]
+    where = "after its ReLU" if after_relu else "its raw output (no ReLU module follows it)"
+    return (f"Grad-CAM explains the last convolution layer, {layer_labels(model)[conv]}, {where}: each of its "
+            "feature maps is weighted by its average gradient for the class, the weighted sum is cut at 0 "
+            "(only evidence for the class is kept) and stretched to the image's size.")
 
 
 def _grad_cam(model: nn.Module, x: Tensor, target) -> Tensor:

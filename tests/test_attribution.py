@@ -14,7 +14,9 @@ from core.attribution import (
     METHOD_LABELS,
     METHODS,
     attribute,
+    describe_grad_cam,
     describe_method,
+    grad_cam_layer,
     is_signed,
     methods_for,
     saliency_agreement,
@@ -128,6 +130,27 @@ def test_grad_cam_on_one_by_one_conv_is_relu_of_mean_weight_times_input():
     expected = torch.relu(head.weight[1].mean() * x[:, 0]).detach()
     assert maps.shape == (3, 4, 4) and maps.dtype == torch.float32
     assert torch.allclose(maps, expected, atol=1e-6)
+
+
+def test_grad_cam_uses_the_rectified_feature_maps_after_the_last_conv():
+    # conv = identity, then ReLU: A = relu(x), so Grad-CAM = relu(mean(w_c) * relu(x)). With a negative
+    # mean weight the pre-ReLU choice would light up the negative pixels instead (relu(alpha * x)).
+    conv, head = nn.Conv2d(1, 1, kernel_size=1), nn.Linear(16, 2)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.bias.zero_()
+        head.weight.copy_(torch.linspace(-2.0, 1.0, 32).reshape(2, 16))
+    model = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), head).eval()
+    x = images(3, 4)
+    alpha = head.weight[0].mean().item()
+    assert alpha < 0
+    maps = attribute(model, x, 0, "grad_cam")
+    assert torch.allclose(maps, torch.relu(alpha * torch.relu(x[:, 0])), atol=1e-6)
+    assert not torch.allclose(maps, torch.relu(alpha * x[:, 0]), atol=1e-3)
+    assert grad_cam_layer(model) == ("1", True) and grad_cam_layer(lenet(28)) == ("4", True)
+    text = describe_grad_cam(lenet(28))
+    assert "conv 2 (16×6×5×5)" in text and "after its ReLU" in text
+    assert not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules())
 
 
 def test_grad_cam_tiny_conv_model_is_non_negative():
