@@ -65,6 +65,9 @@ def _bits_position(bits: object) -> object:
 
 
 def _meaning(metric: str) -> str:
+    if metric in ("spearman_abs", "spearman"):
+        return ("how similar the compressed model's saliency maps are to the original's (1 = same ranking of "
+                "pixels; pixels that are zero in both maps, such as a black background, are left out)")
     if metric in SALIENCY_METRICS:
         return "how similar the compressed model's saliency maps are to the original's (1 = same ranking of pixels)"
     return _MEANING[metric]

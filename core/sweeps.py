@@ -23,7 +23,8 @@ Columns of the DataFrame (one row per point x seed; also the downloadable CSV):
   accuracy            on the full test set; agreement: share of test predictions equal to the original's
   {spearman_abs, spearman, topk, ssim}_{mean, std}  saliency agreement with the original's
                       maps, mean and population std over the probe images
-  degenerate          number of probes whose map (or the original's) is constant
+  degenerate          number of probes whose map (or the original's) is constant on the pixels where
+                      either is nonzero (rank correlations there are 1 or 0 by definition, core.agreement)
   deletion_gain, insertion_gain, infidelity_gain  faithfulness of the compressed model's own maps
                       over chance (core.faithfulness): how much better than random pixel orderings
                       (random maps for infidelity) the map does, 0 = chance; means over the probes
