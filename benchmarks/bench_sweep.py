@@ -37,7 +37,7 @@ from core.layers import prunable_layers  # noqa: E402
 from core.metrics import evaluate, prediction_agreement  # noqa: E402
 from core.training import TrainConfig, load_or_train  # noqa: E402
 
-STAGES = ("compress", "evaluate", "attribute", "saliency_agreement", "deletion_insertion", "infidelity")
+STAGES = ("compress", "evaluate", "attribute", "saliency_agreement", "deletion_insertion", "infidelity_against_random")
 
 
 def _timed(fn, *args, **kwargs) -> tuple[float, float, object]:

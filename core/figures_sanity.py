@@ -16,11 +16,26 @@ from plotly.subplots import make_subplots
 
 from core.figures import COMPRESSED_COLOR, DIVERGING, FONT_SIZE, ORIGINAL_COLOR, SEQUENTIAL, as_array, style
 
+# The first is the page's default: the rank correlation of the maps as they are (with their sign
+# when they have one; for absolute-value maps it is the |map| correlation), on the pixels where
+# either map is nonzero. It falls to about 0 for every method once the model is random and the map
+# follows it; the |map| version also keeps the brightness of the image in signed maps.
 METRIC_LABELS = {
-    "spearman_abs": "rank correlation of |map|",
-    "spearman": "rank correlation (signed)",
+    "spearman": "rank correlation of the maps",
+    "spearman_abs": "rank correlation of |maps|",
     "ssim": "structural similarity (SSIM)",
     "topk": "top-10 % pixel overlap",
+}
+_METRIC_NOTES = {
+    "spearman": ("Rank correlation: do the two maps order the pixels alike (1 = same order, 0 = unrelated)? "
+                 "Pixels that are zero in both maps (the black background) are left out, so they cannot make "
+                 "two maps look alike; signed maps keep their sign."),
+    "spearman_abs": ("Rank correlation of |maps|: the same, with the sign dropped, on the pixels where either map "
+                     "is nonzero. For Gradient × Input, Integrated Gradients and Occlusion the size of a value also "
+                     "follows the brightness of the image, so this stays above 0 even for a random model."),
+    "ssim": "SSIM compares the pictures of |map| (1 = identical); the shared black background counts as similar.",
+    "topk": ("Top-10 % overlap: the share of the 10 % most important pixels both maps pick (ties shared at "
+             "random); two unrelated maps still share about 10 %."),
 }
 
 CAPTIONS = {
@@ -41,7 +56,7 @@ def _short(label: str) -> str:
 
 
 def randomization_figure(df_original: pd.DataFrame, df_compressed: pd.DataFrame | None = None,
-                         metric: str = "spearman_abs") -> go.Figure:
+                         metric: str = "spearman") -> go.Figure:
     """Similarity to the unrandomized map vs randomization step, mean ± std band per model.
 
     Frames are `cascading_randomization` outputs (copied); `metric` one of METRIC_LABELS.
@@ -60,7 +75,8 @@ def randomization_figure(df_original: pd.DataFrame, df_compressed: pd.DataFrame 
     low = min(float(f[f"{metric}_mean"].min() - f[f"{metric}_std"].max()) for _, f, _ in lines if f is not None)
     fig.update_layout(yaxis_range=[min(-0.1, low - 0.05), 1.05])
     fig.add_hline(y=0, line_color="#999999", line_width=1)
-    fig.update_layout(meta={"caption": f"{CAPTIONS['randomization']} {_final_fact(lines, metric)}"})
+    fig.update_layout(meta={"caption": f"{CAPTIONS['randomization']} {_METRIC_NOTES[metric]} "
+                                       f"{_final_fact(lines, metric)}"})
     return fig
 
 
@@ -81,6 +97,15 @@ def _add_band(fig: go.Figure, frame: pd.DataFrame, metric: str, name: str, color
 def _final_fact(lines: Sequence[tuple], metric: str) -> str:
     ends = [f"{name} {float(f[f'{metric}_mean'].iloc[-1]):.2f}" for name, f, _ in lines if f is not None]
     return f"With every layer random, similarity is {' and '.join(ends)}."
+
+
+def signed_note(frame: pd.DataFrame) -> str:
+    """A sentence for signed methods: the signed and |map| correlations once every layer is random (from `frame`)."""
+    last = frame.iloc[-1]
+    return (f"With every layer random, the maps' rank correlation is {float(last['spearman_mean']):.2f}, that of "
+            f"|maps| {float(last['spearman_abs_mean']):.2f}: how large this method's values are also follows how "
+            "bright the image is (it is computed from the distance to black), which no random model changes; "
+            "whether a pixel counts for or against the class comes from the model.")
 
 
 def randomization_maps_figure(labels: Sequence[str], maps: Mapping[str, torch.Tensor] | torch.Tensor) -> go.Figure:

@@ -30,9 +30,9 @@ METRICS: dict[str, str] = {
     "spearman": "map similarity: signed Spearman",
     "topk": "map similarity: top-10 % pixel overlap",
     "ssim": "map similarity: SSIM",
-    "deletion_auc": "deletion AUC (lower = more faithful)",
-    "insertion_auc": "insertion AUC (higher = more faithful)",
-    "infidelity": "infidelity (lower = more faithful)",
+    "deletion_gain": "deletion gain over random (0 = chance)",
+    "insertion_gain": "insertion gain over random (0 = chance)",
+    "infidelity_gain": "infidelity gain over random (0 = chance)",
 }
 PERCENT = ("accuracy", "agreement", "sparsity")
 _TOLERANCE = {"accuracy": (0.01, "1 point"), "agreement": (0.01, "1 point")}  # others: 0.1 of similarity
@@ -40,9 +40,18 @@ _MEANING = {
     "accuracy": "how many test images the compressed model classifies correctly",
     "agreement": "how often the compressed model predicts the same class as the original",
     "sparsity": "the share of weights that are exactly zero",
-    "deletion_auc": "how fast the class probability falls when the map's top pixels are blacked out (lower is better)",
-    "insertion_auc": "how fast it recovers when they are put back into a blurred image (higher is better)",
-    "infidelity": "how badly the map predicts the effect of small random pixel changes (lower is better)",
+    "deletion_gain": ("how much better than a random ordering the map finds the pixels the model needs: blacking "
+                      "out its top pixels first makes the class probability fall faster than blacking out pixels "
+                      "in random order, by this much of the area under the curve (0 = no better than random, "
+                      "below 0 = worse; random orderings of the same images on the same model, so a model that "
+                      "simply got less sure does not count)"),
+    "insertion_gain": ("how much better than a random ordering the map finds the pixels the model needs: putting "
+                       "its top pixels back into a blurred image first brings the class probability back faster "
+                       "than random order, by this much of the area under the curve (0 = no better than random)"),
+    "infidelity_gain": ("how much better than a random map this map predicts what small random pixel changes do to "
+                        "the class score: 1 − its infidelity ÷ a random map's (0 = no better than random, 1 = "
+                        "perfect). Only for maps with a sign (Gradient × Input, Integrated Gradients, Occlusion): "
+                        "an absolute-value map cannot say whether a change raises or lowers the score"),
 }
 
 
@@ -56,6 +65,9 @@ def _bits_position(bits: object) -> object:
 
 
 def _meaning(metric: str) -> str:
+    if metric in ("spearman_abs", "spearman"):
+        return ("how similar the compressed model's saliency maps are to the original's (1 = same ranking of "
+                "pixels; pixels that are zero in both maps, such as a black background, are left out)")
     if metric in SALIENCY_METRICS:
         return "how similar the compressed model's saliency maps are to the original's (1 = same ranking of pixels)"
     return _MEANING[metric]
@@ -113,7 +125,9 @@ def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str 
     facts = _holds_fact(rows, x, metric, float(reference.iloc[0]) if len(reference) else None)
     tuned_note = " Dashed lines: the same pruning followed by fine-tuning with the mask held fixed." \
         if rows["fine_tuned"].any() else ""
-    text = (f"Each line is one pruning method; the height shows {_meaning(metric)}. "
+    unmeasured = " Not measured for this explanation method: its maps have no sign." \
+        if rows[metric].isna().all() else ""
+    text = (f"Each line is one pruning method; the height shows {_meaning(metric)}.{unmeasured} "
             f"The orange line marks the sidebar's setting.{tuned_note} {band_text} {facts}")
     fig.update_layout(meta={"caption": " ".join(text.split())})
     return fig

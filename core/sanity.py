@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from core.attribution import attribute, methods_for, saliency_agreement
 from core.layers import layer_labels, prunable_layers
 
-METRICS = ("spearman_abs", "spearman", "ssim", "topk")
+METRICS = ("spearman", "spearman_abs", "ssim", "topk")  # rank correlations on pixels nonzero in either map
 
 
 def _check(model: nn.Module, method: str) -> None:
@@ -97,8 +97,9 @@ def cascading_randomization(model: nn.Module, inputs: Tensor, target: Tensor | i
     Rows: step 0 ("none", similarity 1 by definition) then one per prunable layer,
     cumulative. Columns: step, layer (module name, "" at step 0), label (readable),
     <metric>_mean and <metric>_std (over the N images, population std) for each of
-    METRICS, and degenerate (share of images whose rank correlation was undefined,
-    e.g. an all-zero map once the output layer is all zeros). `model` is never changed.
+    METRICS (`saliency_agreement`: rank correlations on the pixels where either map is
+    nonzero), and degenerate (share of images whose rank correlation was undefined, e.g.
+    an all-zero map once the output layer is all zeros; it is then 1 or 0, never NaN). `model` is never changed.
     Raises ValueError for grad_cam on a model without Conv2d layers.
     """
     _check(model, method)

@@ -28,7 +28,8 @@ BASELINES: dict[str, tuple[str, str]] = {  # name -> (prune_method, prune_scope)
     "structured": ("structured", "layer"),
 }
 SALIENCY_METRICS = ("spearman_abs", "spearman", "topk", "ssim")
-FAITHFULNESS_METRICS = ("deletion_auc", "insertion_auc", "infidelity")
+FAITHFULNESS_METRICS = ("deletion_gain", "insertion_gain", "infidelity_gain", "deletion_auc", "deletion_random_auc",
+                        "insertion_auc", "insertion_random_auc", "infidelity", "infidelity_random")
 SETTING_COLUMNS = ("curve", "baseline", "matches_sidebar", "prune_method", "prune_scope", "prune_amount",
                    "weight_bits", "quant_scheme", "quant_granularity", "fine_tuned")
 

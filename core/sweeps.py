@@ -23,9 +23,16 @@ Columns of the DataFrame (one row per point x seed; also the downloadable CSV):
   accuracy            on the full test set; agreement: share of test predictions equal to the original's
   {spearman_abs, spearman, topk, ssim}_{mean, std}  saliency agreement with the original's
                       maps, mean and population std over the probe images
-  degenerate          number of probes whose map (or the original's) is constant
-  deletion_auc, insertion_auc, infidelity  faithfulness of the compressed model's own maps,
-                      means over the probes (NaN on grid rows, which skip them)
+  degenerate          number of probes whose map (or the original's) is constant on the pixels where
+                      either is nonzero (rank correlations there are 1 or 0 by definition, core.agreement)
+  deletion_gain, insertion_gain, infidelity_gain  faithfulness of the compressed model's own maps
+                      over chance (core.faithfulness): how much better than random pixel orderings
+                      (random maps for infidelity) the map does, 0 = chance; means over the probes
+  deletion_auc, deletion_random_auc, insertion_auc, insertion_random_auc  the raw AUCs of the maps
+                      and of random orderings of the same images on the same model
+  infidelity, infidelity_random  normalized infidelity of the maps and of random maps, for signed
+                      methods only (NaN for saliency, SmoothGrad, Grad-CAM); faithfulness columns
+                      are NaN on grid rows, which skip them
 """
 from __future__ import annotations
 
@@ -38,10 +45,10 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from core.attribution import attribute, methods_for, saliency_agreement
+from core.attribution import attribute, is_signed, methods_for, saliency_agreement
 from core.compression import CompressionConfig, compress
 from core.data import Dataset
-from core.faithfulness import deletion_insertion, infidelity
+from core.faithfulness import RANDOM_ORDERINGS, deletion_insertion, infidelity_against_random
 from core.finetune import fine_tune
 from core.layers import prunable_layers
 from core.metrics import Evaluation, evaluate, prediction_agreement
@@ -193,12 +200,19 @@ def _measure(model: nn.Module, ref: _Reference, data: Dataset, cfg: SweepConfig,
 
 
 def _faithfulness(model: nn.Module, ref: _Reference, maps: Tensor, cfg: SweepConfig) -> dict:
-    chunks = [deletion_insertion(model, x, m, t, steps=cfg.deletion_steps) for x, m, t in
-              zip(ref.probes.split(DELETION_CHUNK), maps.split(DELETION_CHUNK), ref.target.split(DELETION_CHUNK))]
-    fidelity = infidelity(model, ref.probes, maps, ref.target, n_samples=cfg.infidelity_samples)
-    return {"deletion_auc": float(torch.cat([c["deletion"] for c in chunks]).mean()),
-            "insertion_auc": float(torch.cat([c["insertion"] for c in chunks]).mean()),
-            "infidelity": float(fidelity.mean())}
+    """Deletion/insertion AUCs with their random-ordering chance levels; infidelity for signed maps only."""
+    chunks = [deletion_insertion(model, x, m, t, steps=cfg.deletion_steps, random_orderings=RANDOM_ORDERINGS)
+              for x, m, t in zip(ref.probes.split(DELETION_CHUNK), maps.split(DELETION_CHUNK),
+                                 ref.target.split(DELETION_CHUNK))]
+    out = {f"{name}{suffix}": float(torch.cat([c[f"{name}{key}"] for c in chunks]).mean())
+           for name in ("deletion", "insertion")
+           for suffix, key in (("_gain", "_gain"), ("_auc", ""), ("_random_auc", "_random"))}
+    out.update(infidelity_gain=math.nan, infidelity=math.nan, infidelity_random=math.nan)
+    if is_signed(cfg.method):  # an absolute-value map cannot predict signed changes: NaN, not offered
+        fid = infidelity_against_random(model, ref.probes, maps, ref.target, n_samples=cfg.infidelity_samples)
+        out.update(infidelity_gain=fid["infidelity_gain"], infidelity=float(fid["infidelity"].mean()),
+                   infidelity_random=float(fid["infidelity_random"].mean()))
+    return {name: out[name] for name in FAITHFULNESS_METRICS}
 
 
 def _sparsity(model: nn.Module) -> float:

@@ -5,7 +5,7 @@ import ui
 from core import attribution, figures
 
 setup = ui.current_setup()
-ui.trained_model(setup.train)
+model = ui.trained_model(setup.train)
 
 st.title("Do the explanations survive?")
 st.caption(ui.describe_setup(setup))
@@ -18,6 +18,11 @@ with right:
     indices, empty_message = ui.pick_images(setup, mode)
 st.markdown(f"**{attribution.METHOD_LABELS[method]}**: {attribution.describe_method(method)} "
             f"{figures.caption('saliency_row')}")
+if method == "grad_cam":
+    st.caption(attribution.describe_grad_cam(model))
+elif attribution.is_signed(method):
+    st.caption("Black in these images is not 0 but the darkest pixel value (the data are normalized): "
+               "every method here measures from the black image, so black background pixels get 0.")
 
 if not indices:
     st.info(empty_message)

@@ -21,11 +21,10 @@ method = left.selectbox("Explanation method", ui.available_methods(setup), key="
                         format_func=attribution.METHOD_LABELS.get)
 metric = right.radio("Similarity to the intact model's map", list(figures_sanity.METRIC_LABELS), horizontal=True,
                      key="sanity_metric", format_func=figures_sanity.METRIC_LABELS.get)
-if method == "integrated_gradients" and metric == "spearman_abs":
-    st.caption("Integrated Gradients is exactly zero on the black background, and those tied pixels keep the "
-               "rank correlation high whatever the model: read SSIM or the top-10 % overlap for this method.")
 original, compressed = ui.randomization(setup, method, PROBES)
 ui.chart(figures_sanity.randomization_figure(original, compressed, metric), key="sanity_curve")
+if attribution.is_signed(method) and metric == "spearman":
+    st.caption(figures_sanity.signed_note(original))
 
 st.header("One image, step by step")
 n = len(ui.dataset(setup.train.dataset).y_test)

@@ -14,7 +14,9 @@ from core.attribution import (
     METHOD_LABELS,
     METHODS,
     attribute,
+    describe_grad_cam,
     describe_method,
+    grad_cam_layer,
     is_signed,
     methods_for,
     saliency_agreement,
@@ -64,10 +66,32 @@ def test_target_tensor_and_predicted_class():
     assert torch.equal(attribute(model, x, None, "saliency"), attribute(model, x, predicted, "saliency"))
 
 
-def test_input_x_gradient_is_w_times_x():
+def test_input_x_gradient_is_w_times_distance_from_black():
+    # Pixel space: attribution = w * (x - black), black = each image's minimum (-1.0 and -2.0 here).
     x = linear_inputs()
     maps = attribute(linear_model(), x, 1, "input_x_gradient")
-    assert torch.allclose(maps, (W[1].reshape(1, 2, 2) * x[:, 0]), atol=1e-6)
+    expected = torch.tensor([[[0.5 * 1.5, 0.25 * 0.0], [-1.0 * 3.0, 2.0 * 1.0]],
+                             [[0.5 * 1.5, 0.25 * 3.5], [-1.0 * 3.0, 2.0 * 0.0]]])
+    assert torch.allclose(maps, expected, atol=1e-6)
+    # the black pixel of each image gets exactly 0, and the map sums to f(x) - f(black) (a linear model)
+    assert maps[0, 0, 1] == 0 and maps[1, 1, 1] == 0
+    black = x.amin(dim=(1, 2, 3), keepdim=True).expand_as(x)
+    drop = linear_model()(x)[:, 1] - linear_model()(black)[:, 1]
+    assert torch.allclose(maps.flatten(1).sum(1), drop.detach(), atol=1e-6)
+    # an explicit baseline replaces black: 0 gives Captum's plain gradient x input
+    plain = attribute(linear_model(), x, 1, "input_x_gradient", baseline=torch.zeros(1, 1, 1, 1))
+    assert torch.allclose(plain, W[1].reshape(1, 2, 2) * x[:, 0], atol=1e-6)
+
+
+def test_black_is_the_black_pixel_of_every_shipped_test_image():
+    # black() reads black off each image: right only if every image has a black pixel.
+    from core.data import load_dataset
+
+    for name in ("digits", "mnist5k"):
+        data = load_dataset(name)
+        expected = torch.tensor([-m / s for m, s in zip(data.mean, data.std)]).view(1, -1, 1, 1)
+        from core.attribution import black
+        assert torch.allclose(black(data.x_test), expected.expand(len(data.x_test), -1, 1, 1), atol=1e-5), name
 
 
 def test_integrated_gradients_completeness_from_black_baseline():
@@ -106,6 +130,27 @@ def test_grad_cam_on_one_by_one_conv_is_relu_of_mean_weight_times_input():
     expected = torch.relu(head.weight[1].mean() * x[:, 0]).detach()
     assert maps.shape == (3, 4, 4) and maps.dtype == torch.float32
     assert torch.allclose(maps, expected, atol=1e-6)
+
+
+def test_grad_cam_uses_the_rectified_feature_maps_after_the_last_conv():
+    # conv = identity, then ReLU: A = relu(x), so Grad-CAM = relu(mean(w_c) * relu(x)). With a negative
+    # mean weight the pre-ReLU choice would light up the negative pixels instead (relu(alpha * x)).
+    conv, head = nn.Conv2d(1, 1, kernel_size=1), nn.Linear(16, 2)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.bias.zero_()
+        head.weight.copy_(torch.linspace(-2.0, 1.0, 32).reshape(2, 16))
+    model = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), head).eval()
+    x = images(3, 4)
+    alpha = head.weight[0].mean().item()
+    assert alpha < 0
+    maps = attribute(model, x, 0, "grad_cam")
+    assert torch.allclose(maps, torch.relu(alpha * torch.relu(x[:, 0])), atol=1e-6)
+    assert not torch.allclose(maps, torch.relu(alpha * x[:, 0]), atol=1e-3)
+    assert grad_cam_layer(model) == ("1", True) and grad_cam_layer(lenet(28)) == ("4", True)
+    text = describe_grad_cam(lenet(28))
+    assert "conv 2 (16×6×5×5)" in text and "after its ReLU" in text
+    assert not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules())
 
 
 def test_grad_cam_tiny_conv_model_is_non_negative():
@@ -270,16 +315,70 @@ def test_agreement_hand_computed_small_case():
     assert not result["degenerate"]
 
 
-def test_agreement_topk_default_k_and_ties_by_index():
+def test_agreement_topk_ties_are_shared_not_taken_by_index():
     a = torch.zeros(10, 10)
     a[0, :10] = 1.0  # ten tied maxima: k = 10 takes exactly them
     b = torch.zeros(10, 10)
-    b[0, :5] = 1.0  # five maxima, then ties at 0 broken by index -> pixels 5..9 too
-    assert saliency_agreement(a, b)["topk"].item() == pytest.approx(1.0)
-    assert saliency_agreement(a, b, k=5)["topk"].item() == pytest.approx(1.0)
+    b[0, :5] = 1.0  # five maxima; the other 5 places go to 5 of the 95 tied zeros, each with p = 5/95
+    assert saliency_agreement(a, b)["topk"].item() == pytest.approx((5 + 5 * 5 / 95) / 10)
+    # k = 5: b's five are certain, a's ten tied maxima share 5 places (p = 1/2 each)
+    assert saliency_agreement(a, b, k=5)["topk"].item() == pytest.approx(0.5)
     c = torch.zeros(10, 10)
-    c[9, 9] = 1.0
-    assert saliency_agreement(a, c)["topk"].item() == pytest.approx(0.9)
+    c[9, 9] = 1.0  # one sure pixel (not in a's top 10), 9 places among 99 zeros of which 10 are a's
+    assert saliency_agreement(a, c)["topk"].item() == pytest.approx(10 * 9 / 99 / 10)
+
+
+def test_agreement_does_not_depend_on_pixel_order():
+    # Grad-CAM-like maps: most pixels exactly zero, blocks of equal values. Any permutation of
+    # the pixels (the same for both maps) must give the same scores (the old top-k took ties by index).
+    gen = torch.Generator().manual_seed(0)
+    a = torch.relu(torch.randn(4, 8, 8, generator=gen)).round()  # values 0, 1, 2, 3: many ties
+    b = torch.relu(torch.randn(4, 8, 8, generator=gen)).round()
+    perm = torch.randperm(64, generator=gen)
+    shuffled = [m.flatten(1)[:, perm].reshape(4, 8, 8) for m in (a, b)]
+    before, after = saliency_agreement(a, b), saliency_agreement(*shuffled)
+    for key in ("spearman_abs", "spearman", "topk", "degenerate"):
+        assert torch.allclose(before[key].float(), after[key].float(), atol=1e-6), key
+
+
+def test_agreement_leaves_out_pixels_zero_in_both_maps():
+    # Two maps that share 90 zeros and rank their 10 nonzero pixels in opposite order.
+    a, b = torch.zeros(100), torch.zeros(100)
+    a[:10] = torch.arange(1.0, 11.0)
+    b[:10] = torch.arange(10.0, 0.0, -1.0)
+    old = spearmanr(a, b).statistic  # over every pixel: the shared zeros make it look good
+    assert old > 0.8
+    result = saliency_agreement(a.view(10, 10), b.view(10, 10))
+    assert result["spearman_abs"].item() == pytest.approx(-1.0) and result["spearman"].item() == pytest.approx(-1.0)
+    assert not result["degenerate"]
+    # maps equal on their support: 1 either way
+    assert saliency_agreement(a.view(10, 10), a.view(10, 10))["spearman_abs"].item() == pytest.approx(1.0)
+    # different supports: the union counts a pixel zero in one map and not in the other
+    c = torch.zeros(100)
+    c[[0, 1, 2, 50]] = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    d = torch.zeros(100)
+    d[[0, 1, 2, 60]] = torch.tensor([1.0, 2.0, 3.0, 0.5])
+    union = [0, 1, 2, 50, 60]
+    # ranks on the union: c 2 3 4 5 1, d 3 4 5 1 2; centred (-1 0 1 2 -2).(0 1 2 -2 -1) = 0
+    expected = spearmanr(c[union], d[union]).statistic
+    assert expected == pytest.approx(0.0, abs=1e-12) and spearmanr(c, d).statistic > 0.5
+    assert saliency_agreement(c.view(10, 10), d.view(10, 10))["spearman_abs"].item() == pytest.approx(expected)
+
+
+def test_agreement_degenerate_supports_are_defined():
+    zeros, one_pixel = torch.zeros(4, 4), torch.zeros(4, 4)
+    one_pixel[1, 2] = 3.0
+    cases = {
+        "both all zero": (zeros, zeros, 1.0),          # identical maps
+        "one pixel each, equal": (one_pixel, one_pixel, 1.0),
+        "one pixel vs none": (one_pixel, zeros, 0.0),  # the union is one pixel: no ranking
+        "constant on the support": (torch.ones(4, 4), torch.arange(16.0).view(4, 4), 0.0),
+    }
+    for name, (a, b, value) in cases.items():
+        result = saliency_agreement(a, b)
+        assert result["degenerate"], name
+        assert result["spearman_abs"].item() == value and result["spearman"].item() == value, name
+        assert not any(torch.isnan(v.float()).any() for v in result.values()), name
 
 
 def test_agreement_batch_matches_scipy_and_shapes():

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from scipy.stats import spearmanr
 from torch import nn
 
 from core.compression import CompressionConfig, compress
@@ -138,3 +139,25 @@ def test_randomization_figures(images):
     assert len(grid.data) == 2 * len(labels)
     assert max(abs(float(v)) for row in grid.data[0].z for v in row) == pytest.approx(1.0)
     assert grid.layout.meta["caption"]
+
+
+def test_ig_on_a_black_background_does_not_pass_for_its_zeros():
+    # Integrated Gradients is exactly zero on black pixels. Over every pixel those shared zeros kept
+    # the rank correlation near 1 under full randomization; on the pixels nonzero in either map, the
+    # default (signed) measure falls for a random model, and the page's default is that measure.
+    x = torch.full((8, 1, 4, 4), -1.0)  # black background, five bright pixels per image
+    generator = torch.Generator().manual_seed(0)
+    x[:, 0, 1:3, 1:3] = torch.rand(8, 2, 2, generator=generator) + 0.5
+    x[:, 0, 0, 1] = torch.rand(8, generator=generator) + 0.5
+    frame = cascading_randomization(tiny_cnn(), x, method="integrated_gradients", n_steps=8)
+    _, maps = randomized_maps(tiny_cnn(), x[0], method="integrated_gradients", n_steps=8)
+    old = spearmanr(maps[0].abs().flatten(), maps[-1].abs().flatten()).statistic  # every pixel
+    assert old > 0.6                                         # 11 of 16 pixels are zero in both maps
+    assert frame["spearman_mean"].iloc[-1] < 0.0 and frame["spearman_abs_mean"].iloc[-1] < 0.0
+    assert not frame.isna().any().any()
+    fig = randomization_figure(frame)
+    assert fig.layout.yaxis.title.text == "rank correlation of the maps"
+    assert "zero in both maps" in fig.layout.meta["caption"]
+    from core.figures_sanity import signed_note
+    note = signed_note(frame)
+    assert f"{frame['spearman_mean'].iloc[-1]:.2f}" in note and f"{frame['spearman_abs_mean'].iloc[-1]:.2f}" in note

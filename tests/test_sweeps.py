@@ -159,3 +159,22 @@ def test_figures_mark_the_current_setting(curves, model, data):
     outline = [t for t in fig.data if t.name == "current setting"]
     assert len(outline) == 1 and list(outline[0].customdata[0]) == [0.5, 4]
     assert fig.layout.meta["caption"]
+
+
+def test_faithfulness_columns_come_with_their_chance_level(model, data, curves):
+    # deletion: random - map, insertion: map - random, from the same model and images
+    assert np.allclose(curves.deletion_gain, curves.deletion_random_auc - curves.deletion_auc, atol=1e-6)
+    assert np.allclose(curves.insertion_gain, curves.insertion_auc - curves.insertion_random_auc, atol=1e-6)
+    assert curves.deletion_random_auc.notna().all()
+    # saliency maps have no sign: infidelity is not offered (NaN), and the caption says why
+    assert curves[["infidelity", "infidelity_random", "infidelity_gain"]].isna().all().all()
+    fig = tradeoff_curves(summarize(curves), metric="infidelity_gain")
+    assert "Not measured for this explanation method" in fig.layout.meta["caption"]
+    signed = tradeoff_sweep(model, data, SweepConfig(sparsities=(0.0,), bit_widths=(32,), probe_size=8,
+                                                     deletion_steps=2, infidelity_samples=2,
+                                                     baselines=("global magnitude",), method="input_x_gradient"))
+    fid = signed[["infidelity", "infidelity_random", "infidelity_gain"]]
+    assert fid.notna().all().all()
+    assert np.allclose(fid.infidelity_gain, 1 - fid.infidelity / fid.infidelity_random, atol=1e-6)
+    caption = tradeoff_curves(summarize(signed), metric="deletion_gain").layout.meta["caption"]
+    assert "random ordering" in caption and "Not measured" not in caption

@@ -150,11 +150,13 @@ def _agreement_numbers(agree: dict[str, float], signed: bool) -> None:
     st.markdown(f"**Rank corr.** {agree['spearman_abs']:.2f}  \n"
                 + (f"**Signed corr.** {agree['spearman']:.2f}  \n" if signed else "")
                 + f"**Top-10 % overlap** {percent(agree['topk'], 0)}  \n**SSIM** {agree['ssim']:.2f}",
-                help="Rank corr.: Spearman correlation of the absolute maps (1 = same pixel ranking). "
+                help="Rank corr.: Spearman correlation of the absolute maps (1 = same pixel ranking), on the "
+                     "pixels where either map is nonzero (a background that is zero in both does not count). "
                      "Signed corr.: the same with signs kept. Top-10 % overlap: share of the most important "
-                     "pixels both maps pick. SSIM: structural similarity (1 = identical).")
+                     "pixels both maps pick (ties shared at random). SSIM: structural similarity (1 = identical).")
     if agree["degenerate"]:
-        st.caption("One map is flat (every pixel equal), so its ranking means nothing.")
+        st.caption("One map is flat where the maps are nonzero (or both are all zero), so its ranking means "
+                   "nothing: the rank correlation is set to 1 if the maps are equal, else 0.")
 
 
 def grid_chart(fig) -> None:
