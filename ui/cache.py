@@ -8,6 +8,7 @@ st.cache_data, which hands out copies.
 from __future__ import annotations
 
 import gc
+import time
 from dataclasses import replace
 
 import pandas as pd
@@ -26,12 +27,13 @@ from core.metrics import CompressionReport, Evaluation, compression_report, eval
 from core.population import (class_accuracy, class_impact, compress_population, forgotten_examples, pie_curve,
                              population_configs, population_maps, population_predictions)
 from core.sanity import cascading_randomization, randomized_maps
-from core.sweeps import SPARSITIES, SweepConfig, grid_sweep, probe_indices, sweep_problem, tradeoff_sweep
+from core import sweeps
+from core.sweeps import SPARSITIES, SweepConfig, probe_indices, sweep_problem
 from core.training import TrainConfig, TrainResult, load_or_train
 from core import digits as own_digit
 from core import export, figures_scrub, scrub
 from core import upload as uploads
-from ui.jobs import Job, Prefetcher, Progress, follow
+from ui.jobs import Job, Prefetcher, Progress, Turns, follow
 from ui.setup import UPLOAD_KEY, Setup, UploadedTrain
 
 # Two cores: torch's default intra-op threads oversubscribe them (10-80x slower).
@@ -209,20 +211,127 @@ def _finished(job_fn, args: tuple, label: str):
         raise
 
 
+# One table measures at a time (on its own 2 worker threads: the machine's 2 cores), in the order
+# asked for; the page asks for the sidebar's own method first.
+_TABLE_TURNS = Turns()
+_TABLE_JOBS: list[Job] = []
+
+
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _sweep_job(train: TrainConfig, sweep: SweepConfig, kind: str) -> Job:
-    # Models and data are fetched here, on the script thread; the job only computes.
+def _references(train: TrainConfig, sweep: SweepConfig) -> list:
+    """The originals' evaluations and probe maps, once per seed set, probe set and method (shared by every table)."""
     originals = [_model(replace(train, seed=train.seed + s)) for s in sweep.seeds]
-    data = dataset(train.dataset)
-    run = grid_sweep if kind == "grid" else tradeoff_sweep
-    return Job(f"sweep-{kind}", lambda progress: run(originals, data, sweep, progress=progress))
+    return sweeps.references(originals, dataset(train.dataset), sweep)
 
 
-def sweep_table(train: TrainConfig, sweep: SweepConfig, kind: str) -> pd.DataFrame:
-    """The raw sweep (one row per point and seed) for kind "curves" or "grid"; a copy the page may keep."""
+def _reference_key(sweep: SweepConfig) -> SweepConfig:
+    return SweepConfig(method=sweep.method, probe_size=sweep.probe_size, seeds=sweep.seeds)
+
+
+@st.cache_resource(max_entries=96, show_spinner=False)
+def _table_job(train: TrainConfig, table: SweepConfig, cells: tuple | None = None) -> Job:
+    """A whole table (cells None: every sparsity x bit width, no faithfulness) or the faithfulness of `cells`."""
+    # Models, data and references are fetched here, on the script thread; the job only computes.
+    originals = [_model(replace(train, seed=train.seed + s)) for s in table.seeds]
+    data, refs = dataset(train.dataset), _references(train, _reference_key(table))
+
+    def measure(progress: Progress):
+        if cells is None:
+            return sweeps.method_table(originals, data, table, progress, refs=refs)
+        return sweeps.measure_table(originals, data, table, cells, True, progress, refs=refs)
+
+    def work(progress: Progress):
+        progress(0.0, "waiting for the table before it")
+        return _TABLE_TURNS.run(ticket, lambda: measure(progress))
+
+    ticket = _TABLE_TURNS.ticket()
+    job = Job("sweep-table", work)
+    _TABLE_JOBS.append(job)
+    del _TABLE_JOBS[:-200]
+    return job
+
+
+def wait_for_tables(timeout: float = 600.0) -> bool:
+    """Wait until every table job started so far is done (tests, benchmarks, warm-up); False on timeout."""
+    deadline = time.monotonic() + timeout
+    return all(job.done.wait(max(0.0, deadline - time.monotonic())) for job in list(_TABLE_JOBS))
+
+
+def _table_label(name: str, tuned: bool) -> str:
+    return f"{name}, fine-tuned" if tuned else name
+
+
+def sweep_tables(train: TrainConfig, sweep: SweepConfig) -> dict[tuple[str, bool], pd.DataFrame | None]:
+    """Every table the Trade-offs page needs, keyed (baseline, fine_tuned); None for one still measuring.
+
+    Starts the missing ones (shared by every session, the sidebar's own method first),
+    waits with a progress bar for the sidebar's own, and shows how far the others are; the
+    page reruns by itself when one of them is done. Tables are copies the page may keep.
+    """
     trained_models([replace(train, seed=train.seed + s) for s in sweep.seeds])
-    label = "Measuring the sparsity × bit-width map" if kind == "grid" else "Sweeping every setting"
-    return _finished(_sweep_job, (train, sweep, kind), label).copy()
+    plan = sweeps.table_plan(sweep)
+    jobs = {key: _table_job(train, table) for key, table in plan.items()}
+    own = [key for key in plan if key[0] == next(iter(plan))[0]]
+    out = {}
+    for key, job in jobs.items():
+        if key in own or job.done.is_set():
+            label = f"Measuring every sparsity × bit width for {_table_label(*key)}"
+            out[key] = _finished(_table_job, (train, plan[key]), label).copy()
+        else:
+            out[key] = None
+    pending = {key: jobs[key] for key, table in out.items() if table is None}
+    if pending:
+        _watch_tables(pending)
+    return out
+
+
+def _watch_tables(pending: dict[tuple[str, bool], Job]) -> None:
+    """Progress of the tables still measuring; reruns the page when one is done."""
+    @st.fragment(run_every=1.0)
+    def watch() -> None:
+        if any(job.done.is_set() for job in pending.values()):
+            st.rerun()
+        lines = [f"**{_table_label(*key)}**: {job.progress[1]}" for key, job in pending.items()]
+        st.info("Still measuring (shared with every visitor, once): " + "; ".join(lines)
+                + ". Their curves appear here when done.", icon=":material/hourglass_top:")
+    watch()
+
+
+def sweep_faithfulness(train: TrainConfig, table: SweepConfig, cells: tuple, label: str) -> pd.DataFrame:
+    """Faithfulness (and every other measure) of `cells` of one table, measured once, with progress."""
+    return _finished(_table_job, (train, table, cells), label).copy()
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def sweep_point(train: TrainConfig, table: SweepConfig, amount: float, bits: int, full: bool) -> pd.DataFrame:
+    """One cell off the table's axes (e.g. the sidebar's 55 %), per seed; one model per seed, about 70 ms each."""
+    originals = [_model(replace(train, seed=train.seed + s)) for s in table.seeds]
+    refs = _references(train, _reference_key(table))
+    return sweeps.measure_table(originals, dataset(train.dataset), table, [(amount, bits)], full, refs=refs)
+
+
+def tradeoff_rows(train: TrainConfig, sweep: SweepConfig, metric: str,
+                  tables: dict[tuple[str, bool], pd.DataFrame | None]) -> pd.DataFrame:
+    """The curves through the sidebar's setting (core.sweep_plan.curve_rows) from the tables of `sweep_tables`.
+
+    Faithfulness is measured only where the page shows it: when `metric` is one, for the
+    cells of the two curves (each cell once, shared). The sidebar's exact setting (the
+    star) comes from its own table, or is measured as one extra cell when off the axes.
+    """
+    plan = sweeps.table_plan(sweep)
+    faithful = metric in sweeps.FAITHFULNESS_METRICS
+    if faithful:
+        cells = tuple(sweeps.slice_cells(sweep))
+        for key, table in tables.items():
+            if table is not None:
+                label = f"Measuring faithfulness along the curves for {_table_label(*key)}"
+                tables = {**tables, key: sweeps.with_faithfulness(table, sweep_faithfulness(train, plan[key], cells,
+                                                                                          label))}
+    own = next(iter(plan))
+    current = sweeps.current_rows(tables[own], sweep)
+    if current is None or (faithful and current[metric].isna().any()):
+        current = sweep_point(train, plan[own], float(sweep.base.prune_amount), sweep.base.weight_bits, faithful)
+    return sweeps.curve_rows(tables, sweep, current)
 
 
 def sweep_check(train: TrainConfig, sweep: SweepConfig) -> str | None:
