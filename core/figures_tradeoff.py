@@ -112,7 +112,7 @@ def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str 
     if len(reference):
         _add_reference(fig, float(reference.iloc[0]) * scale)
     if current is not None:
-        mine = summary[summary["curve"] == "current"]
+        mine = summary[(summary["curve"] == "current") & np.isclose(summary[x], float(current))]
         _mark_current(fig, mine if len(mine) else rows, x, metric, current, scale)
     facts = _holds_fact(rows, x, metric, float(reference.iloc[0]) if len(reference) else None)
     tuned_note = " Dashed lines: the same pruning followed by fine-tuning with the mask held fixed." \

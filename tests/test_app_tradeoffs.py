@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -266,7 +267,7 @@ def test_structured_curve_follows_the_sidebar_scope(small):
 
 def test_other_tables_show_progress_and_the_own_curves_at_once(small, monkeypatch):
     """While the other methods' tables are measured, the page draws what it has and says how far the rest are."""
-    release = __import__("threading").Event()
+    release = threading.Event()
     real = ui.cache.sweeps.method_table
 
     def slow(original, data, cfg, *args, **kwargs):
@@ -452,7 +453,36 @@ def test_pie_curve_is_not_recomputed_for_each_sparsity(small, monkeypatch):
     assert curve_runs.count == first + 1
 
 
+def test_a_forgotten_step_runs_only_the_compressed_population(small, monkeypatch):
+    """The originals' votes are computed once per population; a slider step runs the compressed members only."""
+    on_page = []  # calls made while the page ran (the prefetch thread guesses the next steps on its own)
+    real = ui.cache.population_predictions
+    monkeypatch.setattr(ui.cache, "population_predictions", lambda *a, **k: (
+        threading.current_thread().name != "prefetch" and on_page.append(1)) or real(*a, **k))
+    at = open_app("forgotten", **small)
+    for prune in (41, 43, 45):  # two apart: the prefetched neighbours are not this step
+        assert ui.cache._population_prefetcher().idle()
+        before = len(on_page)
+        at.slider(key="prune").set_value(prune).run()
+        assert_healthy(at, "forgotten")
+        assert len(on_page) - before == 1, prune  # the compressed population only, not the originals again
+    assert ui.cache._population_prefetcher().idle()
+    before = len(on_page)
+    at.slider(key="prune").set_value(46).run()  # an arrow-key step: its votes were prefetched
+    assert len(on_page) == before
+
+
 # ---------------------------------------------------------------- 8. sanity check
+def test_a_sanity_step_randomizes_only_the_compressed_model(small, monkeypatch):
+    runs = Calls(ui.cache.cascading_randomization)
+    monkeypatch.setattr(ui.cache, "cascading_randomization", runs)
+    at = open_app("sanity", **small)
+    for prune in (61, 62):
+        before = runs.count
+        at.slider(key="prune").set_value(prune).run()
+        assert_healthy(at, "sanity")
+        assert runs.count - before == 1  # the original's curve is cached: not the slider's business
+
 def test_sanity_method_and_image_change_the_figures():
     at = open_app("sanity")
     before = charts(at)

@@ -11,6 +11,7 @@ import gc
 import time
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -353,13 +354,29 @@ def pie_table(train: TrainConfig, size: int, compression: CompressionConfig) -> 
     return _finished(_pie_job, (train, size, compression), "Compressing the population at every sparsity").copy()
 
 
-@st.cache_data(max_entries=32, show_spinner="Comparing the populations…")
-def population_view(train: TrainConfig, size: int, compression: CompressionConfig) -> dict:
-    """Both populations' votes at the current setting: forgotten examples, per-class impact, accuracies."""
-    data = dataset(train.dataset)
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _original_votes(train: TrainConfig, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The original population's predictions (M, N) and probabilities (M, N, K): once per population, read only."""
     members = [_model(cfg) for cfg in population_configs(train, size)]
-    orig_preds, orig_probs = population_predictions(members, data.x_test)
-    comp_preds, comp_probs = population_predictions(compress_population(members, compression), data.x_test)
+    return population_predictions(members, dataset(train.dataset).x_test)
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def _compressed_population(train: TrainConfig, size: int, compression: CompressionConfig) -> list[nn.Module]:
+    """The shared compressed copies of the population's members (the originals stay untouched)."""
+    return compress_population([_model(cfg) for cfg in population_configs(train, size)], compression)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def population_view(train: TrainConfig, size: int, compression: CompressionConfig) -> dict:
+    """Both populations' votes at the current setting: forgotten examples, per-class impact, accuracies.
+
+    The original population's votes are computed once; per setting only the compressed
+    members run (one batched pass each over the test set).
+    """
+    data = dataset(train.dataset)
+    orig_preds, orig_probs = _original_votes(train, size)
+    comp_preds, comp_probs = population_predictions(_compressed_population(train, size, compression), data.x_test)
     labels = data.y_test.numpy()
     k = data.num_classes
     (orig_pc, orig_all), (comp_pc, comp_all) = (class_accuracy(p, labels, k) for p in (orig_preds, comp_preds))
@@ -368,32 +385,64 @@ def population_view(train: TrainConfig, size: int, compression: CompressionConfi
             "accuracy": (float(orig_all.mean()), float(comp_all.mean()))}
 
 
+@st.cache_resource(max_entries=1, show_spinner=False)
+def _population_prefetcher() -> Prefetcher:
+    return Prefetcher(lambda args: population_view(*args))
+
+
+def prefetch_population(train: TrainConfig, size: int, compression: CompressionConfig) -> None:
+    """Start the population views one pruning step either side (returns at once), as prefetch_neighbours does."""
+    if type(train) is not TrainConfig:
+        return
+    step = round(compression.prune_amount * 100)
+    _population_prefetcher()([(train, size, replace(compression, prune_amount=(step + d) / 100))
+                              for d in (1, -1) if 0 <= step + d <= 100])
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def population_saliency(train: TrainConfig, size: int, compression: CompressionConfig,
                         indices: tuple[int, ...], target: tuple[int, ...], method: str) -> tuple:
     """Mean maps over each population for test images `indices`, all explaining class `target`."""
+    x, t = dataset(train.dataset).x_test[list(indices)], torch.tensor(target)
+    return (_original_population_maps(train, size, indices, target, method),
+            population_maps(_compressed_population(train, size, compression), x, t, method))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _original_population_maps(train: TrainConfig, size: int, indices: tuple[int, ...], target: tuple[int, ...],
+                              method: str) -> torch.Tensor:
     data = dataset(train.dataset)
     members = [_model(cfg) for cfg in population_configs(train, size)]
-    x, t = data.x_test[list(indices)], torch.tensor(target)
-    return (population_maps(members, x, t, method),
-            population_maps(compress_population(members, compression), x, t, method))
+    return population_maps(members, data.x_test[list(indices)], torch.tensor(target), method)
+
+
+@st.cache_data(max_entries=16, show_spinner="Randomizing the original's layers one by one…")
+def _original_randomization(train: TrainConfig, method: str, probe_size: int) -> pd.DataFrame:
+    data = dataset(train.dataset)
+    x, target = _probe(train, tuple(probe_indices(data.y_test, probe_size)))
+    return cascading_randomization(_model(train), x, target, method)
 
 
 @st.cache_data(max_entries=32, show_spinner="Randomizing the layers one by one…")
 def randomization(setup: Setup, method: str, probe_size: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Cascading randomization curves of the original and the compressed model on the probe images."""
+    """Cascading randomization curves of the original (computed once) and the compressed model on the probes."""
     data = dataset(setup.train.dataset)
-    rows = list(probe_indices(data.y_test, probe_size))
-    x, target = _probe(setup.train, tuple(rows))
-    return (cascading_randomization(_model(setup.train), x, target, method),
+    x, target = _probe(setup.train, tuple(probe_indices(data.y_test, probe_size)))
+    return (_original_randomization(setup.train, method, probe_size),
             cascading_randomization(compressed_model(setup), x, target, method))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _original_pictures(train: TrainConfig, method: str, index: int) -> tuple[list[str], torch.Tensor]:
+    x, target = _probe(train, (index,))
+    return randomized_maps(_model(train), x[0], target, method)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def randomization_pictures(setup: Setup, method: str, index: int) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """One test image's map at every randomization step, for both models (same class explained)."""
     x, target = _probe(setup.train, (index,))
-    labels, original = randomized_maps(_model(setup.train), x[0], target, method)
+    labels, original = _original_pictures(setup.train, method, index)
     _, compressed = randomized_maps(compressed_model(setup), x[0], target, method)
     return labels, original, compressed
 
