@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
 torch.set_num_threads(1)
 
 from streamlit.proto.WidgetStates_pb2 import WidgetState  # noqa: E402
+from streamlit.runtime.pages_manager import PagesManager  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import ui.cache  # noqa: E402
@@ -42,6 +43,16 @@ logging.getLogger("streamlit").setLevel(logging.ERROR)
 APP = str(ROOT / "app.py")
 TARGET_STEP_S = 1.0  # issue 12: warm slider step and map click, server time
 TIMEOUT = 900
+_PAGES_INIT = PagesManager.__init__
+
+
+def _like_a_server(self, *args, **kwargs) -> None:
+    """Rerun app.py on every AppTest run, as a server does (tests/conftest.py explains why)."""
+    _PAGES_INIT(self, *args, **kwargs)
+    PagesManager.uses_pages_directory = False
+
+
+PagesManager.__init__ = _like_a_server
 
 
 def _open(page: str, **params) -> AppTest:
@@ -60,12 +71,18 @@ def _settle(at: AppTest) -> AppTest:
     return at
 
 
-def _timed(run) -> float:
+def _timed(run, expect: tuple[str, object] | None = None) -> float:
+    """Seconds of one rerun; `expect` = (slider key, value) it must show afterwards (else the step did nothing)."""
     start = time.perf_counter()
     at = run()
     seconds = time.perf_counter() - start
-    if at.exception:
-        raise RuntimeError(at.exception[0].value)
+    if at.exception or at.error:
+        raise RuntimeError([e.value for e in (*at.exception, *at.error)])
+    if expect is not None:
+        key, value = expect
+        shown = (at.slider if key == "prune" else at.select_slider)(key=key).value
+        if shown != value:
+            raise RuntimeError(f"the step did not take: {key} shows {shown}, expected {value}")
     return seconds
 
 
@@ -90,7 +107,7 @@ def _click(at: AppTest, amount: float, bits: int) -> AppTest:
 def _prune_steps(at: AppTest, steps: int, start: int = 10) -> list[float]:
     times = []
     for value in range(start + 1, start + 1 + steps):
-        times.append(_timed(lambda: at.slider(key="prune").set_value(value).run()))
+        times.append(_timed(lambda: at.slider(key="prune").set_value(value).run(), ("prune", value)))
     return times
 
 
@@ -98,9 +115,10 @@ def tradeoffs(steps: int) -> dict[str, list[float]]:
     at = _open("tradeoffs")
     first = _timed(lambda: _settle(at))
     out = {"prune step": _prune_steps(at, steps)}
-    out["bits step"] = [_timed(lambda: at.select_slider(key="bits").set_value(b).run()) for b in (8, 6, 4, 3, 2)[:steps]]
+    out["bits step"] = [_timed(lambda: at.select_slider(key="bits").set_value(b).run(), ("bits", b))
+                        for b in (8, 6, 4, 3, 2)[:steps]]
     cells = [(0.5, 4), (0.9, 8), (0.3, 2), (0.8, 6), (0.95, 32)][:steps]
-    out["map click"] = [_timed(lambda: _click(at, a, b)) for a, b in cells]
+    out["map click"] = [_timed(lambda: _click(at, a, b), ("prune", round(a * 100))) for a, b in cells]
     out["lesson landing"] = [_timed(lambda: _open("tradeoffs", prune=70, bits=4))]
     print(f"  trade-offs: first view of the page (waits for every table, after the cold ones) {first:.1f} s")
     return out
