@@ -24,6 +24,7 @@ from core.compression import WEIGHT_BITS, CompressionConfig
 
 SPARSITIES = (0.0, 0.1, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99, 1.0)
 BIT_WIDTHS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
+GRID_SPARSITIES, GRID_BITS = SPARSITIES, BIT_WIDTHS  # the map is the whole table (older names, kept for callers)
 BASELINES: dict[str, tuple[str, str | None]] = {  # name -> (prune_method, prune_scope); None: the sidebar's scope
     "global magnitude": ("magnitude", "global"),
     "layer-wise magnitude": ("magnitude", "layer"),

@@ -46,9 +46,9 @@ from core.finetune import fine_tune
 from core.layers import prunable_layers
 from core.metrics import Evaluation, evaluate, prediction_agreement
 from core.sweep_plan import (BASELINES, BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS,  # noqa: F401
-                             SALIENCY_METRICS, SETTING_COLUMNS, SPARSITIES, SweepConfig, baseline_name,
-                             baselines_for, current_rows, curve_rows, nearest_sparsity, probe_indices, seeded, slice_cells,
-                             table_cells, table_config, table_plan)
+                             GRID_BITS, GRID_SPARSITIES, SALIENCY_METRICS, SETTING_COLUMNS, SPARSITIES,
+                             SweepConfig, baseline_name, baselines_for, current_rows, curve_rows, nearest_sparsity,
+                             probe_indices, seeded, slice_cells, table_cells, table_config, table_plan)
 
 DELETION_CHUNK = 16   # probes per deletion_insertion call: 16 x 2 x (steps+1) ~ 300 images a forward,
                       # about 2x faster on LeNet-5 than one call of 64 probes (~1,150 images a forward)

@@ -57,7 +57,8 @@ if c.quant_scheme == "symmetric":
                "Deep Compression's learned codebooks.")
 if metric in FAITHFULNESS_METRICS:
     st.caption("Faithfulness is measured on the compressed model's own maps for the original's predicted class: "
-               "it asks whether the map still points at the pixels that model relies on.")
+               "it asks whether the map still points at the pixels that model relies on. It costs more than the "
+               "other measures, so it is measured only along the two curves shown (each point once, then kept).")
 
 st.header("The sparsity × bit-width map")
 grid_metric = st.radio("Colour by", ui.SETTINGS["grid_metric"].options, key="grid_metric", horizontal=True,

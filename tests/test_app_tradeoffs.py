@@ -249,6 +249,11 @@ def test_slider_moves_and_map_clicks_measure_nothing_again(small, monkeypatch):
     settle(at)
     assert_healthy(at, "tradeoffs")
     assert tables.count == 6
+    # A lesson step (a new session at another setting) finds every table it needs: nothing to wait for.
+    lesson = open_app("tradeoffs", scheme="affine", prune=70, bits=4, **small)
+    assert_healthy(lesson, "tradeoffs")
+    assert tables.count == 6 and not page_started_tables(lesson)
+    assert grid_outline(lesson) == ("70 %", "4")
 
 
 def test_structured_curve_follows_the_sidebar_scope(small):

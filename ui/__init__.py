@@ -13,7 +13,7 @@ from ui.cache import (_training_job, available_methods, compressed_maps, compres
                       dataset, freeze_heap, largest_layer, layer_labels, metrics_csv, original_evaluation,
                       original_maps, own_input, own_maps, own_predictions, pie_table, population_saliency, prefetch_population,
                       population_view, prefetch_neighbours, randomization, randomization_pictures, report,
-                      scrub_figure, sparsity_figure, sweep_check, sweep_tables, trained_model,
+                      scrub_figure, sparsity_figure, sweep_check, sweep_table, sweep_tables, trained_model,
                       tradeoff_rows,
                       trained_models, weight_heatmaps, weight_histograms)
 from ui.downloads import file_stem, report_file, view_link, weights_file
@@ -41,6 +41,6 @@ __all__ = [
     "page_header", "percent", "pick_images", "pie_table", "population_saliency", "population_view", "prefetch_population",
     "prefetch_neighbours", "presenting", "randomization", "randomization_pictures", "report", "report_file",
     "saliency_panels", "scrub_figure", "show_own_model_settings", "sidebar", "sparsity_figure", "start_lesson",
-    "sweep_check", "sweep_tables", "sync_url", "tradeoff_rows", "train_config", "trained_model", "trained_models", "view_link",
+    "sweep_check", "sweep_table", "sweep_tables", "sync_url", "tradeoff_rows", "train_config", "trained_model", "trained_models", "view_link",
     "weight_heatmaps", "weight_histograms", "weights_file",
 ]

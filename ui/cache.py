@@ -335,6 +335,19 @@ def tradeoff_rows(train: TrainConfig, sweep: SweepConfig, metric: str,
     return sweeps.curve_rows(tables, sweep, current)
 
 
+def sweep_table(train: TrainConfig, sweep: SweepConfig, kind: str = "curves") -> pd.DataFrame:
+    """Every curve through the sidebar's setting (kind "curves", accuracy-type measures) or the sidebar
+    method's whole table (kind "grid"), waiting for every table with progress. For callers that need
+    the finished numbers (a lesson's text); the Trade-offs page itself uses `sweep_tables`."""
+    trained_models([replace(train, seed=train.seed + s) for s in sweep.seeds])
+    plan = sweeps.table_plan(sweep)
+    tables = {key: _finished(_table_job, (train, table), f"Measuring {_table_label(*key)}").copy()
+              for key, table in plan.items()}
+    if kind == "grid":
+        return next(iter(tables.values()))
+    return tradeoff_rows(train, sweep, "accuracy", tables)
+
+
 def sweep_check(train: TrainConfig, sweep: SweepConfig) -> str | None:
     """Why this sweep cannot run (Grad-CAM on an MLP, an empty probe set), or None."""
     return sweep_problem([_model(train)] * len(sweep.seeds), dataset(train.dataset), sweep)
