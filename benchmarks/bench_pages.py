@@ -5,7 +5,8 @@ Streamlit's AppTest, which runs the whole script as the server does for a browse
 page, every cached call, every figure serialized), and is timed per rerun:
 
 - warm step: one ArrowRight-sized move of the Pruning rate slider (1 %), after the page's
-  tables (Trade-offs) or population (Forgotten) exist: the case of a class clicking through;
+  tables (Trade-offs) or population (Forgotten) exist, back to back; "paced step" (Forgotten):
+  the same once the app's background guess of the next step has finished (a class clicking);
 - bits step (Trade-offs): one move of the Bit width slider;
 - map click (Trade-offs): a click on a cell of the sparsity x bit-width map (the selection
   the browser sends, as tests/test_app_tradeoffs.py does);
@@ -104,9 +105,20 @@ def _click(at: AppTest, amount: float, bits: int) -> AppTest:
     return at._run(states)
 
 
-def _prune_steps(at: AppTest, steps: int, start: int = 10) -> list[float]:
+def _prefetch_idle() -> None:
+    """Wait for the app's background guesses of the next step (older checkouts may have none)."""
+    for name in ("_population_prefetcher", "_prefetcher"):
+        if hasattr(ui.cache, name):
+            getattr(ui.cache, name)().idle(60)
+
+
+def _prune_steps(at: AppTest, steps: int, start: int = 10, paced: bool = False) -> list[float]:
+    """`steps` moves of +1 %, back to back (a held arrow key) or `paced` (a class clicking: the app's
+    background prefetch of the next step has finished before each)."""
     times = []
     for value in range(start + 1, start + 1 + steps):
+        if paced:
+            _prefetch_idle()
         times.append(_timed(lambda: at.slider(key="prune").set_value(value).run(), ("prune", value)))
     return times
 
@@ -127,7 +139,7 @@ def tradeoffs(steps: int) -> dict[str, list[float]]:
 def forgotten(steps: int) -> dict[str, list[float]]:
     at = _open("forgotten")
     at.slider(key="prune").set_value(10).run()
-    return {"prune step": _prune_steps(at, steps)}
+    return {"prune step": _prune_steps(at, steps), "paced step": _prune_steps(at, steps, 30, paced=True)}
 
 
 def sanity(steps: int) -> dict[str, list[float]]:

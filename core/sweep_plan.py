@@ -119,9 +119,10 @@ def nearest_sparsity(cfg: SweepConfig, amount: float) -> float:
 
 
 def slice_cells(cfg: SweepConfig) -> list[tuple[float, int]]:
-    """The cells the two curves through the sidebar's setting use: one column and one row of the table."""
+    """The cells the two curves through the sidebar's setting use: one column and one row of the table,
+    and the uncompressed cell (0, 32), the reference line."""
     bits, amount = cfg.base.weight_bits, nearest_sparsity(cfg, cfg.base.prune_amount)
-    cells = [(float(a), bits) for a in cfg.sparsities] + [(amount, int(b)) for b in cfg.bit_widths]
+    cells = [(float(a), bits) for a in cfg.sparsities] + [(amount, int(b)) for b in cfg.bit_widths] + [(0.0, 32)]
     return list(dict.fromkeys(cells))
 
 

@@ -15,7 +15,8 @@ setup = ui.current_setup()
 ui.trained_model(setup.train)
 
 st.title("Where do accuracy and explanations break?")
-st.caption(ui.describe_setup(setup) + " Each curve varies one control and keeps the other at its sidebar value.")
+st.caption(ui.describe_setup(setup) + " Each curve varies one control and keeps the other at its sidebar value "
+           "(the bits curves: at the measured sparsity nearest it).")
 ui.fit_setting("sweep_method", ui.available_methods(setup), describe=attribution.METHOD_LABELS.get)
 left, middle, right = st.columns(3)
 method = left.selectbox("Explanation method", ui.available_methods(setup), key="sweep_method",

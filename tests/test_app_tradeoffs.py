@@ -270,6 +270,20 @@ def test_structured_curve_follows_the_sidebar_scope(small):
     assert set(structured.prune_method) == {"structured"} and set(structured.prune_scope) == {"layer"}
 
 
+def test_faithfulness_is_measured_along_the_curves_shown(small):
+    at = open_app("tradeoffs", sweep_metric="deletion_auc", prune=55, bits=4, **small)
+    assert_healthy(at, "tradeoffs")
+    for key in ("curve_sparsity", "curve_bits"):
+        lines = [t for t in charts(at)[key]["data"] if t.get("mode") == "lines+markers"]
+        assert len(lines) == 4 and all(np.isfinite(array(t["y"]).astype(float)).all() for t in lines), key
+    (star,) = [t for t in charts(at)["curve_sparsity"]["data"] if t.get("name", "").startswith("current setting")]
+    assert np.isfinite(array(star["y"]).astype(float)).all() and np.allclose(array(star["x"]).astype(float), [55])
+    table = at.dataframe[0].value
+    assert table.deletion_auc.notna().all()  # every point of the curves, the star included
+    # The table behind the map has no faithfulness column filled: it is not shown there.
+    assert "deletion_auc" not in ui.SETTINGS["grid_metric"].options
+
+
 def test_other_tables_show_progress_and_the_own_curves_at_once(small, monkeypatch):
     """While the other methods' tables are measured, the page draws what it has and says how far the rest are."""
     release = threading.Event()
