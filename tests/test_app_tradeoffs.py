@@ -516,3 +516,27 @@ def test_sanity_method_and_image_change_the_figures():
     moved = charts(at)
     assert moved["sanity_maps"]["data"] != switched["sanity_maps"]["data"]  # another image's maps
     assert moved["sanity_curve"] == switched["sanity_curve"]  # the curve is over the fixed probe set
+
+
+def test_tables_are_measured_in_the_order_asked_for():
+    """ui.jobs.Turns: work runs one at a time in ticket order, whichever thread gets there first."""
+    from ui.jobs import Turns
+
+    turns, order, running = Turns(), [], []
+    tickets = [turns.ticket() for _ in range(4)]
+
+    def work(k):
+        running.append(k)
+        assert len(running) == 1  # never two at once
+        order.append(k)
+        running.remove(k)
+
+    threads = [threading.Thread(target=turns.run, args=(t, lambda t=t: work(t))) for t in reversed(tickets)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert order == tickets
+    with pytest.raises(ZeroDivisionError):  # a failing turn still hands over to the next
+        turns.run(turns.ticket(), lambda: 1 / 0)
+    assert turns.run(turns.ticket(), lambda: "next") == "next"
