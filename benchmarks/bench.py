@@ -404,10 +404,11 @@ def main() -> None:
         import bench_scrub  # benchmarks/ is on sys.path when this file runs as a script
         bench_scrub.main(["--steps", str(max(2 * args.presses, 20))])
     if sweep:
-        for name, what in (("table", "default table, cold"), ("page", "all 4 tables, cold")):
-            wall = sweep[name]
-            print(f"sweep (s)        {what:<22} {wall:6.2f}   <= {TARGET_SWEEP_S:.0f}  "
-                  f"{'ok' if wall <= TARGET_SWEEP_S else 'MISSED'}")
+        wall = sweep["table"]
+        print(f"sweep (s)        default table, cold    {wall:6.2f}   <= {TARGET_SWEEP_S:.0f}  "
+              f"{'ok' if wall <= TARGET_SWEEP_S else 'MISSED'}")
+        print(f"sweep (s)        all 4 tables, cold     {sweep['page']:6.2f}   (no target: the page draws "
+              "after the first, the others follow)")
         if "ratio" in sweep:
             print(f"sweep speed-up   naive {sweep['naive']:.1f} s / table    {sweep['ratio']:6.1f}x       >= "
                   f"{TARGET_SWEEP_SPEEDUP:.0f}x {'ok' if sweep['ratio'] >= TARGET_SWEEP_SPEEDUP else 'MISSED'}")
