@@ -11,8 +11,10 @@ b) Browser: key release on the slider -> the page updated, in Debian's Chromium,
    the Sparsity card's (floor: the chart title's) text changed, the script run has finished
    (Streamlit's script state idle, no "running" widget), and the next frame was drawn.
 
-c) Trade-off sweep: benchmarks/bench_sweep.py (the default full curve sweep against a naive
-   implementation of the same sweep, with the ratio); `--skip-sweep` leaves it out.
+c) Trade-off tables: benchmarks/bench_sweep.py (the default method's whole table and the default
+   page's four tables, cold; `--naive` adds a naive implementation and the ratio); and
+   benchmarks/bench_pages.py (warm slider steps and map clicks on Trade-offs, Forgotten examples
+   and Sanity check, server time through AppTest); `--skip-sweep` leaves both out.
 d) Scrub page: benchmarks/bench_scrub.py (the in-figure Plotly slider dragged with the mouse,
    mousemove -> next painted frame, against a bare floor app); `--skip-scrub` leaves it out.
 
@@ -56,7 +58,7 @@ for _name in ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.cac
 import ui  # noqa: E402  (for train_config and the page constants: the benchmark must not drift from the app)
 from ui.panels import IMAGES_PER_VIEW  # noqa: E402
 from ui.sidebar import DEFAULTS  # noqa: E402
-from benchmarks import bench_sweep  # noqa: E402
+from benchmarks import bench_pages, bench_sweep  # noqa: E402
 from benchmarks.serve import CHROMIUM, CHROMIUM_ARGS, require_chromium, start_server  # noqa: E402
 from core import figures, figures_maps, layers  # noqa: E402
 from core.attribution import attribute, saliency_agreement  # noqa: E402
@@ -70,8 +72,8 @@ PAGES = ("overview", "weights", "sparsity", "saliency")
 PHASES = ("compress", "report", "attribution", "figures", "to_json")
 TARGET_SERVER_P95_MS = 150.0
 TARGET_BROWSER_RATIO = 1.5
-TARGET_SWEEP_S = 5.0        # issue 3: the default full sweep on 2 cores
-TARGET_SWEEP_SPEEDUP = 5.0  # ... and at least 5 times faster than the naive sweep
+TARGET_SWEEP_S = 10.0       # issue 12: the default model's whole table, cold, on 2 cores
+TARGET_SWEEP_SPEEDUP = 5.0  # ... and at least 5 times faster than the naive table (with --naive)
 
 
 # ---------------------------------------------------------------- a) server side
@@ -358,7 +360,8 @@ def main() -> None:
     parser.add_argument("--skip-browser", action="store_true")
     parser.add_argument("--skip-scrub", action="store_true", help="skip d), the Scrub page's in-figure slider")
     parser.add_argument("--skip-sweep", action="store_true",
-                        help="leave out the trade-off sweep vs naive benchmark (benchmarks/bench_sweep.py)")
+                        help="leave out the trade-off tables and page steps (bench_sweep.py, bench_pages.py)")
+    parser.add_argument("--naive", action="store_true", help="also time the naive table (about 30 s or more)")
     parser.add_argument("--profile", choices=PAGES, help="also print a cProfile of this page")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="server part: gc.freeze() after loading (what-if: no full-heap GC pauses)")
@@ -381,10 +384,11 @@ def main() -> None:
         if args.streamlit_option:
             print("\nstreamlit options for both servers: " + " ".join(args.streamlit_option))
         browser = print_browser(run_browser(args.presses, args.streamlit_option))
-    sweep = None
+    sweep = pages = None
     if not args.skip_sweep:
-        print("\nc) trade-off sweep (benchmarks/bench_sweep.py)")
-        sweep = bench_sweep.main()
+        print("\nc) trade-off tables (benchmarks/bench_sweep.py) and page steps (benchmarks/bench_pages.py)")
+        sweep = bench_sweep.main(naive=args.naive)
+        pages = bench_pages.main(["--steps", "8"])
 
     print("\nsummary (ms)                     value   target")
     for page in summary:
@@ -400,11 +404,19 @@ def main() -> None:
         import bench_scrub  # benchmarks/ is on sys.path when this file runs as a script
         bench_scrub.main(["--steps", str(max(2 * args.presses, 20))])
     if sweep:
-        wall, speedup = sweep["sweep_workers2"], sweep["ratio"]
-        print(f"sweep (s)        full default sweep {wall:6.2f}        <= {TARGET_SWEEP_S:.0f}  "
+        wall = sweep["table"]
+        print(f"sweep (s)        default table, cold    {wall:6.2f}   <= {TARGET_SWEEP_S:.0f}  "
               f"{'ok' if wall <= TARGET_SWEEP_S else 'MISSED'}")
-        print(f"sweep speed-up   naive {sweep['naive']:.1f} s / sweep    {speedup:6.1f}x       >= "
-              f"{TARGET_SWEEP_SPEEDUP:.0f}x {'ok' if speedup >= TARGET_SWEEP_SPEEDUP else 'MISSED'}")
+        print(f"sweep (s)        all 4 tables, cold     {sweep['page']:6.2f}   (no target: the page draws "
+              "after the first, the others follow)")
+        if "ratio" in sweep:
+            print(f"sweep speed-up   naive {sweep['naive']:.1f} s / table    {sweep['ratio']:6.1f}x       >= "
+                  f"{TARGET_SWEEP_SPEEDUP:.0f}x {'ok' if sweep['ratio'] >= TARGET_SWEEP_SPEEDUP else 'MISSED'}")
+    for page, steps in (pages or {}).items():
+        for what, times in steps.items():
+            median = statistics.median(times)
+            print(f"{page:<10} {what:<15} median {median:5.2f} s, max {max(times):5.2f} s   "
+                  f"<= {bench_pages.TARGET_STEP_S:.0f} s  {'ok' if median <= bench_pages.TARGET_STEP_S else 'MISSED'}")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,18 @@
-"""How long the trade-off sweep takes, against a naive implementation of the same sweep.
+"""How long the trade-off tables take when nothing is cached, against a naive implementation.
 
-The default full curve sweep (every baseline's sparsity and bits curve, one seed,
-LeNet-5 on mnist5k, sidebar at its defaults, gradient saliency on 64 probes) is timed
-with core.sweeps (median of 3 after a warm-up, 2 worker threads and 1), then once by a
-naive implementation: every row computed separately (no de-duplication), each by
-copy.deepcopy + torch.nn.utils.prune + prune.remove + fake quantization, one Captum
-call per image for the maps, per-image infidelity, per-image deletion/insertion loops
-(one forward per image and step) and per-image map comparison; only the test-set
-evaluation is batched. Both run on one torch thread per worker (the app's setting).
+Cold (nothing cached; the interpreter warmed up by one small measurement first, as a
+running server is): the default method's whole table (global magnitude, every sparsity x
+every bit width, 13 x 9 = 117 cells, one seed, LeNet-5 on mnist5k, gradient saliency on 64
+probes, no faithfulness: the page measures that only along the curves it shows), with the
+originals' references; then all four tables of the default Trade-offs page one after the
+other (as ui.cache runs them), 2 worker threads each. Median of `repeats`, wall and CPU.
 
-Run: `.venv/bin/python benchmarks/bench_sweep.py` (benchmarks/bench.py calls `main()`).
+`--naive` (or main(naive=True)) also times the default table computed naively: every cell
+separately by copy.deepcopy + torch.nn.utils.prune + prune.remove + fake quantization, one
+Captum call per probe image and per-image map comparison; only the test-set evaluation is
+batched. Both run on one torch thread per worker (the app's setting).
+
+Run: `.venv/bin/python benchmarks/bench_sweep.py [--naive]` (benchmarks/bench.py calls `main()`).
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import os
 import statistics
 import sys
 import time
-from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -32,12 +35,9 @@ import core.sweeps as sweeps  # noqa: E402
 from core.attribution import attribute, saliency_agreement  # noqa: E402
 from core.compression import quantize_weight  # noqa: E402
 from core.data import load_dataset  # noqa: E402
-from core.faithfulness import area, black, blur, infidelity  # noqa: E402
 from core.layers import prunable_layers  # noqa: E402
 from core.metrics import evaluate, prediction_agreement  # noqa: E402
 from core.training import TrainConfig, load_or_train  # noqa: E402
-
-STAGES = ("compress", "evaluate", "attribute", "saliency_agreement", "deletion_insertion", "infidelity_against_random")
 
 
 def _timed(fn, *args, **kwargs) -> tuple[float, float, object]:
@@ -74,108 +74,68 @@ def _naive_compress(model, cfg):
     return model
 
 
-def _naive_deletion_insertion(model, x, saliency, target, steps):
-    """One image (1, C, H, W), one forward per step, as RISE's reference loop does."""
-    n_pixels = saliency.numel()
-    order = torch.argsort(saliency.flatten(), descending=True, stable=True)
-    counts = torch.round(torch.linspace(0, n_pixels, steps + 1)).long()
-    start, base = blur(x), black(x)
-    curves = []
-    for source, fill in ((x, base), (start, x)):
-        scores = []
-        for k in counts:
-            mask = torch.zeros(n_pixels, dtype=torch.bool)
-            mask[order[:k]] = True
-            img = torch.where(mask.view(1, 1, *saliency.shape), fill.expand_as(x), source)
-            with torch.no_grad():
-                scores.append(model(img).softmax(1)[0, target].item())
-        curves.append(area(torch.tensor(scores)))
-    return curves
-
-
-def naive_sweep(original, data, cfg) -> int:
-    """The same rows as `tradeoff_sweep`, computed one by one; returns the number of rows."""
+def naive_table(original, data, cfg) -> int:
+    """The cells of `method_table(cfg)`, computed one by one (module docstring); returns the number of cells."""
     idx = torch.as_tensor(sweeps.probe_indices(data.y_test, cfg.probe_size))
     probes = data.x_test[idx]
     ref_eval = evaluate(original, data.x_test, data.y_test)
     with torch.no_grad():
         targets = original(probes).argmax(1)
     ref_maps = [attribute(original, probes[i:i + 1], int(targets[i]), cfg.method)[0] for i in range(len(probes))]
-    specs = sweeps.curve_specs(cfg)
-    for spec in specs:
-        model = _naive_compress(original, spec.cfg)
+    cells = sweeps.table_cells(cfg)
+    for amount, bits in cells:
+        model = _naive_compress(original, replace(cfg.base, prune_amount=amount, weight_bits=bits))
         ev = evaluate(model, data.x_test, data.y_test)
         prediction_agreement(ev, ref_eval)
         for i in range(len(probes)):
-            x, t = probes[i:i + 1], int(targets[i])
-            m = attribute(model, x, t, cfg.method)
+            m = attribute(model, probes[i:i + 1], int(targets[i]), cfg.method)
             saliency_agreement(m[0], ref_maps[i])
-            _naive_deletion_insertion(model, x, m[0], t, cfg.deletion_steps)
-            infidelity(model, x, m, targets[i:i + 1], n_samples=cfg.infidelity_samples)
-    return len(specs)
+    return len(cells)
 
 
-# ------------------------------------------------------------------ measurements
-def stage_breakdown(model, data, cfg) -> tuple[float, Counter]:
-    """Wall seconds of one single-thread sweep, and the share of each stage (module functions wrapped)."""
-    spent: Counter = Counter()
-    saved = {name: getattr(sweeps, name) for name in STAGES}
-
-    def wrap(name, fn):
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent[name] += time.perf_counter() - start
-        return timed
-
-    try:
-        for name, fn in saved.items():
-            setattr(sweeps, name, wrap(name, fn))
-        wall, _, _ = _timed(sweeps.tradeoff_sweep, model, data, cfg, workers=1)
-    finally:
-        for name, fn in saved.items():
-            setattr(sweeps, name, fn)
-    return wall, spent
+def _cold(fn) -> tuple[float, float]:
+    """(wall, CPU) seconds of fn() with fresh references (nothing cached)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def main(repeats: int = 3) -> dict[str, float]:
-    """Print and return the sweep timings (seconds) and the speed-up over the naive sweep."""
+def main(repeats: int = 2, naive: bool = False) -> dict[str, float]:
+    """Print and return the cold table timings (seconds), and the naive one with `naive`."""
     torch.set_num_threads(1)
     data = load_dataset("mnist5k")
     model = load_or_train(TrainConfig(model="lenet5", dataset="mnist5k", epochs=20), data).model
+    model.requires_grad_(False)
     cfg = sweeps.SweepConfig()
-    print(f"Trade-off sweep: lenet5 on mnist5k, {cfg.method}, {cfg.probe_size} probes, deletion steps "
-          f"{cfg.deletion_steps}, infidelity samples {cfg.infidelity_samples}; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    _, _, df = _timed(sweeps.tradeoff_sweep, model, data, cfg)  # warm-up (first Captum/scipy calls)
-    unique = sweeps.computed_points(cfg)
+    own = sweeps.table_config(cfg, "magnitude", "global")
+    sweeps.measure_table(model, data, own, [(0.5, 4)])  # warm-up: first Captum / scipy calls
+    print(f"Trade-off tables, cold: lenet5 on mnist5k, {cfg.method}, {cfg.probe_size} probes, "
+          f"{len(sweeps.table_cells(own))} cells a table; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
+
+    def one() -> None:
+        sweeps.method_table(model, data, own, refs=sweeps.references(model, data, cfg))
+
+    def every() -> None:
+        refs = sweeps.references(model, data, cfg)
+        for table in sweeps.table_plan(cfg).values():
+            sweeps.method_table(model, data, table, refs=refs)
+
     results = {}
-    for workers in (2, 1):
-        runs = [_timed(sweeps.tradeoff_sweep, model, data, cfg, workers=workers)[:2] for _ in range(repeats)]
-        wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
-        results[f"sweep_workers{workers}"] = wall
-        print(f"  core.sweeps, {workers} worker(s): {wall:.2f} s wall (median of {repeats}), {cpu:.2f} s CPU, "
-              f"{len(df)} rows from {unique} computed settings")
-    print(f"  thread pool: 2 workers are {results['sweep_workers1'] / results['sweep_workers2']:.2f}x faster than 1")
-    wall, spent = stage_breakdown(model, data, cfg)
-    print(f"  where the time goes (1 worker, {wall:.2f} s): "
-          + ", ".join(f"{k} {v:.2f} s" for k, v in spent.most_common()))
-    naive_wall, naive_cpu, rows = _timed(naive_sweep, model, data, cfg)
-    results["naive"] = naive_wall
-    results["ratio"] = naive_wall / results["sweep_workers2"]
-    print(f"  naive (deepcopy + torch prune + per-image Captum/deletion/infidelity, {rows} rows, no de-dup): "
-          f"{naive_wall:.1f} s wall, {naive_cpu:.1f} s CPU")
-    print(f"  speed-up: {results['ratio']:.1f}x (target >= 5x); target <= 5 s: "
-          f"{'met' if results['sweep_workers2'] <= 5 else 'missed'}")
-    tuned_cfg = sweeps.SweepConfig(fine_tune_epochs=2)
-    tuned_wall, tuned_cpu, tuned = _timed(sweeps.tradeoff_sweep, model, data, tuned_cfg)
-    results["fine_tune_2"] = tuned_wall
-    print(f"  with fine-tuning (2 epochs, mask fixed), 2 workers: {tuned_wall:.1f} s wall, {tuned_cpu:.1f} s CPU, "
-          f"{len(tuned)} rows")
+    for name, fn, what in (("table", one, "the default method's table (global magnitude)"),
+                           ("page", every, f"the default page's {len(sweeps.table_plan(cfg))} tables")):
+        runs = [_cold(fn) for _ in range(repeats)]
+        results[name] = statistics.median(r[0] for r in runs)
+        results[f"{name}_cpu"] = statistics.median(r[1] for r in runs)
+        print(f"  {what}: {results[name]:.2f} s wall (median of {repeats}), {results[name + '_cpu']:.2f} s CPU; "
+              f"load average {os.getloadavg()[0]:.1f}")
+    if naive:
+        wall, cpu, cells = _timed(naive_table, model, data, own)
+        results["naive"], results["ratio"] = wall, wall / results["table"]
+        print(f"  naive table ({cells} cells one by one, per-image Captum): {wall:.1f} s wall, {cpu:.1f} s CPU; "
+              f"{results['ratio']:.1f}x the table")
     return results
 
 
 if __name__ == "__main__":
-    main()
+    main(naive="--naive" in sys.argv)

@@ -13,10 +13,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.figures import COMPRESSED_COLOR, FONT_SIZE, OVERALL_COLOR, SEQUENTIAL, format_percent, style
-from core.sweeps import BASELINES, SALIENCY_METRICS
+from core.sweeps import SALIENCY_METRICS
 
 BASELINE_COLORS = {  # Tableau 10, leaving blue/orange to original/compressed as on the other pages
-    "global magnitude": "#2ca02c", "layer-wise magnitude": "#9467bd", "random": "#7f7f7f", "structured": "#8c564b"}
+    "global magnitude": "#2ca02c", "layer-wise magnitude": "#9467bd", "random": "#7f7f7f",
+    "global structured": "#8c564b", "layer-wise structured": "#8c564b"}  # structured follows the sidebar's scope
 OTHER_COLOR = "#e377c2"              # the sidebar's own method when it is not a baseline
 CURRENT_COLOR = COMPRESSED_COLOR     # the current setting is "the compressed model" everywhere
 BITS_OFF_POSITION = 9.5              # 32 bits sits after 8 with a gap: it is "no quantization", not a step
@@ -91,7 +92,7 @@ def _band_column(df: pd.DataFrame, metric: str, band: str) -> tuple[str | None, 
 
 
 def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str = "accuracy",
-                    current: float | int | None = None, band: str = "auto") -> go.Figure:
+                    current: float | int | None = None, band: str = "auto", note: str = "") -> go.Figure:
     """One line per baseline of `metric` (from `core.sweeps.summarize`) against sparsity or bit width.
 
     x: "prune_amount" (the "sparsity" curves, axis in %) or "weight_bits" (the "bits"
@@ -99,6 +100,8 @@ def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str 
     drawn as a vertical line and a star on the sidebar method's curve. band: "auto"
     (seed spread when there are several seeds, else probe spread for map similarities),
     "seeds", "probes" or "none". Fine-tuned rows are dashed lines of the same colour.
+    Rows of curve "current" (the sidebar's exact setting) place the star; without them it
+    sits on the sidebar method's point at `current`. note: a sentence added to the caption.
     """
     if x not in ("prune_amount", "weight_bits") or metric not in METRICS:
         raise ValueError(f"x must be prune_amount or weight_bits and metric one of {', '.join(METRICS)}")
@@ -121,14 +124,15 @@ def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str 
     if len(reference):
         _add_reference(fig, float(reference.iloc[0]) * scale)
     if current is not None:
-        _mark_current(fig, rows, x, metric, current, scale)
+        mine = summary[(summary["curve"] == "current") & np.isclose(summary[x], float(current))]
+        _mark_current(fig, mine if len(mine) else rows, x, metric, current, scale)
     facts = _holds_fact(rows, x, metric, float(reference.iloc[0]) if len(reference) else None)
     tuned_note = " Dashed lines: the same pruning followed by fine-tuning with the mask held fixed." \
         if rows["fine_tuned"].any() else ""
     unmeasured = " Not measured for this explanation method: its maps have no sign." \
         if rows[metric].isna().all() else ""
     text = (f"Each line is one pruning method; the height shows {_meaning(metric)}.{unmeasured} "
-            f"The orange line marks the sidebar's setting.{tuned_note} {band_text} {facts}")
+            f"The orange line marks the sidebar's setting.{tuned_note} {band_text} {facts} {note}")
     fig.update_layout(meta={"caption": " ".join(text.split())})
     return fig
 

@@ -1,25 +1,23 @@
 """Sweeps over compression settings: how accuracy and explanations change with sparsity and bits.
 
-A sweep is a list of compression points (its plan, `core.sweep_plan`, whose names are
-re-exported here). Points that give the same compressed model (amount 0 makes method
-and scope irrelevant, 32 bits makes scheme and granularity irrelevant) are computed
-once. Each point is measured on a worker thread (torch frees
-the GIL in its kernels); every call into the models is batched. Inputs are never
-modified: `compress` and `fine_tune` work on copies, attribution is side-effect free.
+The unit of work is one pruning method's **table** (`measure_table`): every sparsity x
+every bit width of `core.sweep_plan` (whose names are re-exported here), per seed. A
+compressed model at (sparsity s, bits b) is quantize(prune(model, s), b), so each
+sparsity is pruned (and fine-tuned) once and then quantized per bit width; a bit width
+that leaves the pruned weights unchanged (all zero at 100 %) reuses the measurement.
+The originals' references (their predictions and maps) are computed once per seed and
+can be passed in. Sparsity rows run on worker threads (torch frees the GIL in its
+kernels); every call into the models is batched. Inputs are never modified: `compress`
+and `fine_tune` work on copies, attribution is side-effect free.
 
 Every map, original or compressed, explains the ORIGINAL model's predicted class of the
 probe image (as the saliency page does), so maps are comparable and the faithfulness
 scores (deletion/insertion AUC, infidelity) use that same class.
 
-Columns of the DataFrame (one row per point x seed; also the downloadable CSV):
-  curve               "sparsity" | "bits" | "grid" | "reference" (tradeoff_sweep adds one row per
-                      seed for the uncompressed model, baseline "uncompressed": the line to beat)
-  baseline            a name from BASELINES (or the sidebar's own method, see baselines_for)
-  matches_sidebar     True for rows of the sidebar's own pruning method and scope
-  seed                training seed of the original (random pruning uses base.seed + seed)
-  prune_method, prune_scope, prune_amount, weight_bits, quant_scheme, quant_granularity
+Columns of a table (one row per cell x seed): seed, the CompressionConfig fields of
+sweep_plan.CONFIG_COLUMNS (prune_amount, prune_method, prune_scope, weight_bits,
+quant_scheme, quant_granularity, ...), fine_tuned, then
   sparsity            measured share of exactly-zero prunable weights (after quantization)
-  fine_tuned          True when the pruned model was fine-tuned (mask fixed) before quantizing
   accuracy            on the full test set; agreement: share of test predictions equal to the original's
   {spearman_abs, spearman, topk, ssim}_{mean, std}  saliency agreement with the original's
                       maps, mean and population std over the probe images
@@ -32,14 +30,16 @@ Columns of the DataFrame (one row per point x seed; also the downloadable CSV):
                       and of random orderings of the same images on the same model
   infidelity, infidelity_random  normalized infidelity of the maps and of random maps, for signed
                       methods only (NaN for saliency, SmoothGrad, Grad-CAM); faithfulness columns
-                      are NaN on grid rows, which skip them
+                      are NaN where not measured (only along the curves the page shows)
+Curves (`curve_rows`, `tradeoff_sweep`; also the downloadable CSV) add curve ("sparsity" |
+"bits" | "reference" | "current"), baseline and matches_sidebar.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
 import torch
@@ -52,16 +52,17 @@ from core.faithfulness import RANDOM_ORDERINGS, deletion_insertion, infidelity_a
 from core.finetune import fine_tune
 from core.layers import prunable_layers
 from core.metrics import Evaluation, evaluate, prediction_agreement
-from core.sweep_plan import (BASELINES, BIT_WIDTHS, FAITHFULNESS_METRICS, GRID_BITS, GRID_SPARSITIES,  # noqa: F401
-                             SALIENCY_METRICS, SETTING_COLUMNS, SPARSITIES, Spec, SweepConfig, baseline_name,
-                             baselines_for, canonical, computed_points, curve_specs, grid_specs, probe_indices,
-                             seeded)
+from core.sweep_plan import (BASELINES, BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS,  # noqa: F401
+                             GRID_BITS, GRID_SPARSITIES, SALIENCY_METRICS, SETTING_COLUMNS, SPARSITIES,
+                             SweepConfig, baseline_name, baselines_for, current_rows, curve_rows, nearest_sparsity,
+                             probe_indices, seeded, slice_cells, table_cells, table_config, table_plan)
 
 DELETION_CHUNK = 16   # probes per deletion_insertion call: 16 x 2 x (steps+1) ~ 300 images a forward,
                       # about 2x faster on LeNet-5 than one call of 64 probes (~1,150 images a forward)
 FINE_TUNE_WEIGHT = 4  # progress units per fine-tune epoch (an epoch costs about 4 measured points)
 
 Progress = Callable[[float, str], None]
+Cells = Sequence[tuple[float, int]]
 
 
 def sweep_problem(originals: nn.Module | Sequence[nn.Module], data: Dataset, cfg: SweepConfig) -> str | None:
@@ -76,28 +77,6 @@ def sweep_problem(originals: nn.Module | Sequence[nn.Module], data: Dataset, cfg
     return None
 
 
-def tradeoff_sweep(original: nn.Module | Sequence[nn.Module], data: Dataset, cfg: SweepConfig,
-                   progress: Progress | None = None, workers: int = 2) -> pd.DataFrame:
-    """Every trade-off curve (all metrics, one row per point x seed; columns in the module docstring).
-
-    original: one trained model, or one per seed of `cfg.seeds` (trained with
-    TrainConfig(seed=s)); they are only read. progress(fraction, message) is called on
-    the calling thread. With fine_tune_epochs > 0 every curve comes twice (fine_tuned
-    False and True). Raises ValueError with `sweep_problem`'s message when it cannot run.
-    """
-    return _sweep(original, data, cfg, curve_specs(cfg), True, progress, workers)
-
-
-def grid_sweep(original: nn.Module | Sequence[nn.Module], data: Dataset, cfg: SweepConfig,
-               progress: Progress | None = None, workers: int = 2) -> pd.DataFrame:
-    """The sparsity x bits map for the sidebar's pruning method: grid_sparsities x grid_bits rows per seed.
-
-    Accuracy, agreement and saliency agreement only (faithfulness columns are NaN).
-    Fine-tuned (only) when cfg.fine_tune_epochs > 0. Same arguments as `tradeoff_sweep`.
-    """
-    return _sweep(original, data, cfg, grid_specs(cfg), False, progress, workers)
-
-
 @dataclass(frozen=True, eq=False)
 class _Reference:
     """What every point of one seed is compared with: the original's predictions and maps."""
@@ -109,39 +88,136 @@ class _Reference:
     maps: Tensor     # (P, H, W)
 
 
-def _sweep(original, data: Dataset, cfg: SweepConfig, specs: list[Spec], full: bool,
-           progress: Progress | None, workers: int) -> pd.DataFrame:
+def _models(original: nn.Module | Sequence[nn.Module]) -> list[nn.Module]:
+    return [original] if isinstance(original, nn.Module) else list(original)
+
+
+def references(original: nn.Module | Sequence[nn.Module], data: Dataset, cfg: SweepConfig) -> list[_Reference]:
+    """One reference per seed (evaluation, probes, targets, maps of the original): shared by every table.
+
+    Depends only on the models, the data, cfg.probe_size and cfg.method. Raises ValueError
+    with `sweep_problem`'s message when the sweep cannot run.
+    """
     if problem := sweep_problem(original, data, cfg):
         raise ValueError(problem)
-    models = [original] if isinstance(original, nn.Module) else list(original)
-    report = progress or (lambda fraction, message: None)
     probes = data.x_test[torch.as_tensor(probe_indices(data.y_test, cfg.probe_size))]
-    refs = [_reference(m, data, probes, cfg.method) for m in models]
-    keys = {(i, s): canonical(i, seeded(s.cfg, cfg, i), s.fine_tuned) for i in range(len(models)) for s in specs}
-    points = list(dict.fromkeys(keys.values()))
-    tunes = list(dict.fromkeys((i, replace(c, weight_bits=32)) for i, c, ft in points if ft))
-    units = len(points) + FINE_TUNE_WEIGHT * cfg.fine_tune_epochs * len(tunes)
-    done = [0]
+    return [_reference(m, data, probes, cfg.method) for m in _models(original)]
 
-    def tick(weight: int, message: str) -> None:
-        done[0] += weight
-        report(done[0] / units, message)
 
-    if tunes:
+def method_table(original: nn.Module | Sequence[nn.Module], data: Dataset, cfg: SweepConfig,
+                 progress: Progress | None = None, workers: int = 2, refs: list | None = None) -> pd.DataFrame:
+    """One method's whole table: every cfg.sparsities x cfg.bit_widths cell per seed, without faithfulness.
+
+    cfg.base gives the method, scope and every other setting (its amount and bits are
+    ignored); fine-tuned rows when cfg.fine_tune_epochs > 0. See `measure_table`.
+    """
+    return measure_table(original, data, cfg, table_cells(cfg), False, progress, workers, refs)
+
+
+def measure_table(original: nn.Module | Sequence[nn.Module], data: Dataset, cfg: SweepConfig, cells: Cells,
+                  full: bool = False, progress: Progress | None = None, workers: int = 2,
+                  refs: list | None = None) -> pd.DataFrame:
+    """The rows of `cells` ((sparsity, bits) pairs) at cfg.base's other settings, per seed (module docstring).
+
+    original: one trained model, or one per seed of `cfg.seeds` (trained with
+    TrainConfig(seed=s)); they are only read. full: also the faithfulness columns.
+    Fine-tuned (mask held fixed, then quantized) when cfg.fine_tune_epochs > 0.
+    progress(fraction, "k of n settings") is called on the calling thread. refs: from
+    `references` (computed here when None). Raises ValueError when the sweep cannot run.
+    """
+    models = _models(original)
+    refs = references(models, data, cfg) if refs is None else refs
+    report = progress or (lambda fraction, message: None)
+    tuned = cfg.fine_tune_epochs > 0
+    rows_of = {}
+    for amount, bits in cells:
+        rows_of.setdefault(float(amount), []).append(int(bits))
+    tasks = [(i, a, b) for i in range(len(models)) for a, b in rows_of.items()]
+    total = sum(len(b) for _, _, b in tasks)
+    fine_units = FINE_TUNE_WEIGHT * cfg.fine_tune_epochs if tuned else 0
+    units = total + fine_units * sum(1 for _, a, _ in tasks if a > 0)
+    done, measured = [0], [0]
+    if tuned:
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # first Adam costs ~2 s (lazy imports): not in a worker
-    tuned = _parallel(lambda t: _fine_tuned(refs[t[0]].model, t[1], data, cfg, cfg.seeds[t[0]]), tunes, workers,
-                      lambda k: tick(FINE_TUNE_WEIGHT * cfg.fine_tune_epochs, f"fine-tuned {k}/{len(tunes)}"))
-    tuned = dict(zip(tunes, tuned))
 
-    def measure(point: tuple) -> dict:
-        i, ccfg, ft = point
-        model = _quantized(tuned[(i, replace(ccfg, weight_bits=32))], ccfg) if ft else compress(refs[i].model, ccfg)
-        return _measure(model, refs[i], data, cfg, full)
+    def run(task: tuple) -> list[dict]:
+        i, amount, bits = task
+        return _measure_row(models[i], refs[i], data, cfg, i, amount, bits, full)
 
-    results = dict(zip(points, _parallel(measure, points, workers,
-                                         lambda k: tick(1, f"measured {k}/{len(points)} settings"))))
-    rows = [_row(spec, cfg.seeds[i], results[keys[(i, spec)]]) for i in range(len(models)) for spec in specs]
-    return pd.DataFrame(rows)
+    def tick(k: int) -> None:
+        _, amount, bits = tasks[k]
+        measured[0] += len(bits)
+        done[0] += len(bits) + (fine_units if amount > 0 else 0)
+        report(done[0] / units, f"{measured[0]} of {total} settings")
+
+    results = _parallel(run, tasks, workers, tick)
+    return pd.DataFrame([row for rows in results for row in rows])
+
+
+def _measure_row(model: nn.Module, ref: _Reference, data: Dataset, cfg: SweepConfig, seed_index: int,
+                 amount: float, bits: list[int], full: bool) -> list[dict]:
+    """Prune (and fine-tune) once at `amount`, then quantize and measure at each of `bits`."""
+    tuned = cfg.fine_tune_epochs > 0 and amount > 0
+    pruned_cfg = seeded(replace(cfg.base, prune_amount=amount, weight_bits=32), cfg, seed_index)
+    pruned = (_fine_tuned(model, pruned_cfg, data, cfg, cfg.seeds[seed_index]) if tuned
+              else compress(model, pruned_cfg))
+    rows, plain = [], None
+    for b in sorted(bits, key=lambda b: b != 32):  # 32 first: lower bit widths may coincide with it
+        ccfg = replace(pruned_cfg, weight_bits=b)
+        compressed = _quantized(pruned, ccfg)
+        if b != 32 and plain is not None and _same_weights(compressed, pruned):
+            result = plain  # e.g. 100 % unstructured: nothing left to quantize
+        else:
+            result = _measure(compressed, ref, data, cfg, full)
+        plain = result if b == 32 else plain
+        rows.append({"seed": cfg.seeds[seed_index], **_settings(ccfg), "fine_tuned": cfg.fine_tune_epochs > 0,
+                     **result})
+    return sorted(rows, key=lambda r: bits.index(r["weight_bits"]))
+
+
+def _settings(ccfg: CompressionConfig) -> dict:
+    values = asdict(ccfg)
+    return {k: (float(values[k]) if k == "prune_amount" else values[k]) for k in CONFIG_COLUMNS}
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(x.weight, y.weight) for (_, x), (_, y) in zip(prunable_layers(a), prunable_layers(b)))
+
+
+def tradeoff_sweep(original: nn.Module | Sequence[nn.Module], data: Dataset, cfg: SweepConfig,
+                   progress: Progress | None = None, workers: int = 2, full: bool = True) -> pd.DataFrame:
+    """Every trade-off curve through cfg.base, as slices of the tables of `table_plan` (curve_rows' columns).
+
+    Measures each table (`method_table`), then, with `full`, the faithfulness of the
+    cells the curves use. Without a UI in between this is what the Trade-offs page shows.
+    progress(fraction, message) is per table. Raises ValueError when the sweep cannot run.
+    """
+    models = _models(original)
+    refs = references(models, data, cfg)
+    report = progress or (lambda fraction, message: None)
+    plan = table_plan(cfg)
+    tables = {}
+    for k, (key, table) in enumerate(plan.items()):
+        rows = method_table(models, data, table, lambda f, m: report((k + f) / len(plan), m), workers, refs)
+        if full:
+            faith = measure_table(models, data, table, slice_cells(replace(table, base=cfg.base)), True,
+                                  workers=workers, refs=refs)
+            rows = with_faithfulness(rows, faith)
+        tables[key] = rows
+    own = next(iter(plan.values()))
+    current = current_rows(tables[next(iter(plan))], cfg)
+    if current is None or (full and current[list(FAITHFULNESS_METRICS)].isna().any(axis=None)):
+        current = measure_table(models, data, own, [(cfg.base.prune_amount, cfg.base.weight_bits)], full,
+                                workers=workers, refs=refs)
+    return curve_rows(tables, cfg, current)
+
+
+def with_faithfulness(table: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFrame:
+    """`table` with its faithfulness columns taken from `measured` rows (same cells) where they exist."""
+    keys = ["seed", "prune_amount", "weight_bits", "fine_tuned"]
+    extra = measured[keys + list(FAITHFULNESS_METRICS)]
+    merged = table.drop(columns=list(FAITHFULNESS_METRICS)).merge(extra, on=keys, how="left")
+    return merged[list(table.columns)]
 
 
 def _reference(model: nn.Module, data: Dataset, probes: Tensor, method: str) -> _Reference:
@@ -164,20 +240,20 @@ def _quantized(tuned: nn.Module, ccfg: CompressionConfig) -> nn.Module:
 
 
 def _parallel(fn: Callable, items: list, workers: int, done: Callable[[int], None]) -> list:
-    """[fn(item) for item in items] on `workers` threads; `done(k)` runs on the calling thread."""
+    """[fn(item) for item in items] on `workers` threads; `done(index)` runs on the calling thread."""
     if workers <= 1 or len(items) <= 1:
         out = []
-        for item in items:
+        for k, item in enumerate(items):
             out.append(fn(item))
-            done(len(out))
+            done(k)
         return out
     results: list = [None] * len(items)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(fn, item): k for k, item in enumerate(items)}
         try:
-            for k, future in enumerate(as_completed(futures), 1):
+            for future in as_completed(futures):
                 results[futures[future]] = future.result()
-                done(k)
+                done(futures[future])
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
@@ -219,14 +295,6 @@ def _sparsity(model: nn.Module) -> float:
     weights = [m.weight.detach() for _, m in prunable_layers(model)]
     total = sum(w.numel() for w in weights)
     return sum(int((w == 0).sum()) for w in weights) / total if total else 0.0
-
-
-def _row(spec: Spec, seed: int, result: dict) -> dict:
-    c = spec.cfg
-    return {"curve": spec.curve, "baseline": spec.baseline, "matches_sidebar": spec.matches_sidebar,
-            "seed": seed, "prune_method": c.prune_method, "prune_scope": c.prune_scope,
-            "prune_amount": float(c.prune_amount), "weight_bits": c.weight_bits, "quant_scheme": c.quant_scheme,
-            "quant_granularity": c.quant_granularity, "fine_tuned": spec.fine_tuned, **result}
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:

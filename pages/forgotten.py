@@ -26,6 +26,7 @@ method = right.selectbox("Explanation method for the gallery", ui.available_meth
                          format_func=attribution.METHOD_LABELS.get)
 ui.trained_models(population_configs(setup.train, size))  # progress bars on first use
 view = ui.population_view(setup.train, size, c)
+ui.prefetch_population(setup.train, size, c)  # the next arrow-key step finds its votes ready
 forgotten = view["forgotten"]
 n = len(ui.dataset(setup.train.dataset).y_test)
 cols = st.columns(3)

@@ -1,17 +1,22 @@
-"""Trade-offs: accuracy and explanations against sparsity and bit width, for every pruning method."""
-from dataclasses import replace
+"""Trade-offs: accuracy and explanations against sparsity and bit width, for every pruning method.
 
+Each method's table (every sparsity x every bit width) is measured once and shared; the
+curves and the map are slices of it, and the sidebar's setting is a marker on them.
+"""
+import numpy as np
 import streamlit as st
 
 import ui
 from core import attribution, figures_tradeoff
-from core.sweeps import FAITHFULNESS_METRICS, SweepConfig, summarize
+from core.figures import format_percent
+from core.sweeps import FAITHFULNESS_METRICS, SweepConfig, nearest_sparsity, summarize
 
 setup = ui.current_setup()
 ui.trained_model(setup.train)
 
 st.title("Where do accuracy and explanations break?")
-st.caption(ui.describe_setup(setup) + " Each curve varies one control and keeps the other at its sidebar value.")
+st.caption(ui.describe_setup(setup) + " Each curve varies one control and keeps the other at its sidebar value "
+           "(the bits curves: at the measured sparsity nearest it).")
 ui.fit_setting("sweep_method", ui.available_methods(setup), describe=attribution.METHOD_LABELS.get)
 left, middle, right = st.columns(3)
 method = left.selectbox("Explanation method", ui.available_methods(setup), key="sweep_method",
@@ -29,17 +34,22 @@ if problem:
     st.warning(problem)
     st.stop()
 
-table = ui.sweep_table(setup.train, sweep, "curves")  # one row per setting and seed
-summary = summarize(table)
+tables = ui.sweep_tables(setup.train, sweep)  # (method, fine-tuned) -> every sparsity x bit width
 metric = st.radio("Show", ui.SETTINGS["sweep_metric"].options, key="sweep_metric", horizontal=True,
                   format_func=lambda m: figures_tradeoff.METRICS[m].split(" (")[0])
 c = setup.compression
+table = ui.tradeoff_rows(setup.train, sweep, metric, tables)  # one row per point and seed
+summary = summarize(table)
+row = nearest_sparsity(sweep, c.prune_amount)
+note = "" if np.isclose(row, c.prune_amount) else (
+    f"These bits curves are measured at {format_percent(row)} sparsity, the measured sparsity nearest the "
+    f"sidebar's {format_percent(c.prune_amount)}; the star is the sidebar's own setting, measured exactly.")
 by_sparsity, by_bits = st.columns(2)
 with by_sparsity:
     ui.chart(figures_tradeoff.tradeoff_curves(summary, "prune_amount", metric, current=c.prune_amount),
              key="curve_sparsity")
 with by_bits:
-    ui.chart(figures_tradeoff.tradeoff_curves(summary, "weight_bits", metric, current=c.weight_bits),
+    ui.chart(figures_tradeoff.tradeoff_curves(summary, "weight_bits", metric, current=c.weight_bits, note=note),
              key="curve_bits")
 if c.quant_scheme == "symmetric":  # the step size decides what 2 bits costs (issue 7 §1)
     if c.quant_range == "minmax":
@@ -55,15 +65,14 @@ if c.quant_scheme == "symmetric":  # the step size decides what 2 bits costs (is
                    "retraining is harsher than Deep Compression's learned codebooks.")
 if metric in FAITHFULNESS_METRICS:
     st.caption("Faithfulness is measured on the compressed model's own maps for the original's predicted class: "
-               "it asks whether the map still points at the pixels that model relies on.")
+               "it asks whether the map still points at the pixels that model relies on. It costs more than the "
+               "other measures, so it is measured only along the two curves shown (each point once, then kept).")
 
 st.header("The sparsity × bit-width map")
 grid_metric = st.radio("Colour by", ui.SETTINGS["grid_metric"].options, key="grid_metric", horizontal=True,
                        format_func=lambda m: figures_tradeoff.METRICS[m].split(" (")[0])
-# The map covers every sparsity and bit width, so the sidebar's own two are left out of its cache key:
-# it is measured once per method, scope and quantization scheme, not again after every slider move.
-grid = ui.sweep_table(setup.train, replace(sweep, fine_tune_epochs=0,
-                                           base=replace(c, prune_amount=0.0, weight_bits=32)), "grid")
+# The map is the sidebar method's table itself (without fine-tuning): a slider move only moves its outline.
+grid = next(t for (_, tuned), t in tables.items() if not tuned)
 ui.grid_chart(figures_tradeoff.grid_heatmap(grid, grid_metric, current=(c.prune_amount, c.weight_bits)))
 
 st.header("Every point as a table")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,7 +31,7 @@ import ui
 import ui.cache
 import ui.panels
 from core.attribution import METHOD_LABELS, METHODS
-from core.sweeps import FAITHFULNESS_METRICS, SALIENCY_METRICS
+from core.sweeps import BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS, SALIENCY_METRICS, SPARSITIES
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180  # a first run may train models and run both sweeps on LeNet-5
@@ -43,8 +44,7 @@ CHARTS = {"tradeoffs": ["curve_sparsity", "curve_bits", "sweep_grid"],
 SMALL = {"model": "mlp", "dataset": "digits"}
 FAST = {"forgotten": {"pie_size": 3}}  # three models per population instead of five
 # The columns core/sweeps.py documents for the sweep's DataFrame and its downloadable CSV.
-CSV_COLUMNS = ["curve", "baseline", "matches_sidebar", "seed", "prune_method", "prune_scope", "prune_amount",
-               "weight_bits", "quant_scheme", "quant_granularity", "sparsity", "fine_tuned", "accuracy",
+CSV_COLUMNS = ["curve", "baseline", "matches_sidebar", "seed", *CONFIG_COLUMNS, "sparsity", "fine_tuned", "accuracy",
                "agreement", *(f"{m}_{s}" for m in SALIENCY_METRICS for s in ("mean", "std")), "degenerate",
                *FAITHFULNESS_METRICS]
 
@@ -63,12 +63,25 @@ def small(monkeypatch, small_cache) -> dict[str, str]:
 
 # ---------------------------------------------------------------- helpers
 def open_app(page: str, **params: object) -> AppTest:
-    """A fresh session of app.py on `page`, with `params` in the URL (sidebar and page settings), after its first run."""
+    """A fresh session of app.py on `page`, with `params` in the URL (sidebar and page settings), once every
+    table it started is measured (the page shows the sidebar's own at once and the others when done)."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params["page"] = page
     for key, value in {**FAST.get(page, {}), **params}.items():
         at.query_params[key] = str(value)
-    return at.run()
+    return settle(at.run())
+
+
+def settle(at: AppTest) -> AppTest:
+    """Rerun once the background tables are measured, as the page's own refresh would (AppTest has no timer)."""
+    if page_started_tables(at):
+        assert ui.cache.wait_for_tables(TIMEOUT)
+        at.run()
+    return at
+
+
+def page_started_tables(at: AppTest) -> bool:
+    return any("Still measuring" in i.value for i in at.info)
 
 
 def assert_healthy(at: AppTest, page: str) -> None:
@@ -156,13 +169,14 @@ def test_tradeoffs_page_shows_curves_markers_grid_and_table():
     at = open_app("tradeoffs")
     assert_healthy(at, "tradeoffs")
     shown = charts(at)
-    baselines = {"global magnitude", "layer-wise magnitude", "random", "structured"}
+    baselines = {"global magnitude", "layer-wise magnitude", "random", "global structured"}  # the sidebar's scope
     for key in ("curve_sparsity", "curve_bits"):
-        assert baselines <= {t.get("name") for t in shown[key]["data"]}, key
+        assert baselines == {t.get("name") for t in shown[key]["data"] if t.get("mode") == "lines+markers"}, key
     assert marker_names(shown["curve_sparsity"]) == ["current setting (0 %)"]
     assert marker_names(shown["curve_bits"]) == ["current setting (32 bits, no quantization)"]
     cells = trace(shown["sweep_grid"], "settings")
-    assert len(cells["x"]) >= 10 * 6 and set(cells["y"]) == {"2", "3", "4", "6", "8", "32 (off)"}
+    assert len(cells["x"]) == len(SPARSITIES) * len(BIT_WIDTHS)  # the 1-bit row and the 100 % column included
+    assert set(cells["y"]) == {"1", "2", "3", "4", "5", "6", "7", "8", "32 (off)"} and "100 %" in cells["x"]
     assert grid_outline(at) == ("0 %", "32 (off)")
     table = at.dataframe[0].value
     assert {"sparsity", "bits"} <= set(table["curve"]) and len(table) > 40
@@ -211,29 +225,97 @@ def test_bits_and_pruning_move_the_markers_and_curves(small):
     assert (at.query_params["prune"], at.query_params["bits"]) == ("90", "4")
 
 
-def test_slider_moves_do_not_measure_the_grid_again(small, monkeypatch):
-    """The sparsity × bits map does not depend on the sidebar's sparsity and bits: measured once per method."""
-    grid_runs = Calls(ui.cache.grid_sweep)
-    monkeypatch.setattr(ui.cache, "grid_sweep", grid_runs)
-    at = open_app("tradeoffs", **small)
-    first = grid_runs.count
+def test_slider_moves_and_map_clicks_measure_nothing_again(small, monkeypatch):
+    """Every table has every sparsity x bit width: after the first view a slider move or a map click only
+    slices them (and measures at most the sidebar's one off-axis cell); another method's table is new."""
+    tables = Calls(ui.cache.sweeps.method_table)
+    monkeypatch.setattr(ui.cache.sweeps, "method_table", tables)
+    at = open_app("tradeoffs", scheme="affine", **small)  # a scheme no other test uses: its tables are new here
+    assert tables.count == 4  # one per curve: global and layer-wise magnitude, random, structured
     grid = trace(charts(at)["sweep_grid"], "settings")
-    for prune, bits in ((50, 32), (50, 6), (90, 2)):
+    for prune, bits in ((50, 32), (51, 32), (52, 6), (90, 1), (100, 2)):
         at.slider(key="prune").set_value(prune)
         at.select_slider(key="bits").set_value(bits).run()
         assert_healthy(at, "tradeoffs")
-    assert grid_runs.count == first
-    assert trace(charts(at)["sweep_grid"], "settings") == grid
-    at.radio(key="method").set_value("random").run()  # another pruning method is another map
+        assert not page_started_tables(at)
+    click_grid_cell(at, 0.93, 3)
     assert_healthy(at, "tradeoffs")
-    assert grid_runs.count == first + 1
+    assert tables.count == 4
+    assert trace(charts(at)["sweep_grid"], "settings") == grid
+    at.radio(key="method").set_value("random").run()  # random is already a baseline: its table exists
+    assert_healthy(at, "tradeoffs")
+    assert tables.count == 4
+    at.radio(key="scope").set_value("layer").run()  # layer-wise random is new; layer-wise structured too
+    settle(at)
+    assert_healthy(at, "tradeoffs")
+    assert tables.count == 6
+    # A lesson step (a new session at another setting) finds every table it needs: nothing to wait for.
+    lesson = open_app("tradeoffs", scheme="affine", prune=70, bits=4, **small)
+    assert_healthy(lesson, "tradeoffs")
+    assert tables.count == 6 and not page_started_tables(lesson)
+    assert grid_outline(lesson) == ("70 %", "4")
+
+
+def test_structured_curve_follows_the_sidebar_scope(small):
+    at = open_app("tradeoffs", **small)
+    names = {t.get("name") for t in charts(at)["curve_sparsity"]["data"]}
+    assert "global structured" in names and "layer-wise structured" not in names
+    at.radio(key="scope").set_value("layer").run()
+    settle(at)
+    assert_healthy(at, "tradeoffs")
+    names = {t.get("name") for t in charts(at)["curve_sparsity"]["data"]}
+    assert "layer-wise structured" in names and "global structured" not in names
+    table = at.dataframe[0].value
+    structured = table[table.baseline == "layer-wise structured"]
+    assert set(structured.prune_method) == {"structured"} and set(structured.prune_scope) == {"layer"}
+
+
+def test_faithfulness_is_measured_along_the_curves_shown(small):
+    at = open_app("tradeoffs", sweep_metric="deletion_auc", prune=55, bits=4, **small)
+    assert_healthy(at, "tradeoffs")
+    for key in ("curve_sparsity", "curve_bits"):
+        lines = [t for t in charts(at)[key]["data"] if t.get("mode") == "lines+markers"]
+        assert len(lines) == 4 and all(np.isfinite(array(t["y"]).astype(float)).all() for t in lines), key
+    (star,) = [t for t in charts(at)["curve_sparsity"]["data"] if t.get("name", "").startswith("current setting")]
+    assert np.isfinite(array(star["y"]).astype(float)).all() and np.allclose(array(star["x"]).astype(float), [55])
+    table = at.dataframe[0].value
+    assert table.deletion_auc.notna().all()  # every point of the curves, the star included
+    # The table behind the map has no faithfulness column filled: it is not shown there.
+    assert "deletion_auc" not in ui.SETTINGS["grid_metric"].options
+
+
+def test_other_tables_show_progress_and_the_own_curves_at_once(small, monkeypatch):
+    """While the other methods' tables are measured, the page draws what it has and says how far the rest are."""
+    release = threading.Event()
+    real = ui.cache.sweeps.method_table
+
+    def slow(original, data, cfg, *args, **kwargs):
+        if cfg.base.prune_method == "random":
+            release.wait(60)  # the random table stays "measuring" until the test has looked
+        return real(original, data, cfg, *args, **kwargs)
+
+    monkeypatch.setattr(ui.cache.sweeps, "method_table", slow)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in {**small, "page": "tradeoffs", "granularity": "per_tensor", "bits": 4}.items():
+        at.query_params[key] = value
+    at.run()
+    try:
+        assert_healthy(at, "tradeoffs")
+        (info,) = [i.value for i in at.info if "Still measuring" in i.value]
+        assert "**random**" in info and ("waiting" in info or "settings" in info), info
+        lines = {t.get("name") for t in charts(at)["curve_sparsity"]["data"] if t.get("mode") == "lines+markers"}
+        assert "global magnitude" in lines and "random" not in lines
+    finally:
+        release.set()
+    settle(at)
+    assert "random" in {t.get("name") for t in charts(at)["curve_sparsity"]["data"]}
 
 
 # ---------------------------------------------------------------- 3. seeds and fine-tuning
 def test_two_seeds_draw_bands(small):
     at = open_app("tradeoffs", **small)
     assert not [t for t in charts(at)["curve_sparsity"]["data"] if t.get("fill") == "toself"]  # accuracy, 1 seed
-    at.slider(key="sweep_seeds").set_value(2).run()
+    settle(at.slider(key="sweep_seeds").set_value(2).run())
     assert_healthy(at, "tradeoffs")
     for key in ("curve_sparsity", "curve_bits"):
         bands = [t["name"] for t in charts(at)[key]["data"] if t.get("fill") == "toself"]
@@ -244,7 +326,7 @@ def test_two_seeds_draw_bands(small):
 
 def test_fine_tuning_adds_dashed_curves(small):
     at = open_app("tradeoffs", **small)
-    at.select_slider(key="sweep_epochs").set_value(1).run()
+    settle(at.select_slider(key="sweep_epochs").set_value(1).run())
     assert_healthy(at, "tradeoffs")
     for key in ("curve_sparsity", "curve_bits"):
         lines = {t["name"]: t["line"].get("dash") for t in charts(at)[key]["data"] if t.get("mode") == "lines+markers"}
@@ -390,7 +472,36 @@ def test_pie_curve_is_not_recomputed_for_each_sparsity(small, monkeypatch):
     assert curve_runs.count == first + 1
 
 
+def test_a_forgotten_step_runs_only_the_compressed_population(small, monkeypatch):
+    """The originals' votes are computed once per population; a slider step runs the compressed members only."""
+    on_page = []  # calls made while the page ran (the prefetch thread guesses the next steps on its own)
+    real = ui.cache.population_predictions
+    monkeypatch.setattr(ui.cache, "population_predictions", lambda *a, **k: (
+        threading.current_thread().name != "prefetch" and on_page.append(1)) or real(*a, **k))
+    at = open_app("forgotten", **small)
+    for prune in (41, 43, 45):  # two apart: the prefetched neighbours are not this step
+        assert ui.cache._population_prefetcher().idle()
+        before = len(on_page)
+        at.slider(key="prune").set_value(prune).run()
+        assert_healthy(at, "forgotten")
+        assert len(on_page) - before == 1, prune  # the compressed population only, not the originals again
+    assert ui.cache._population_prefetcher().idle()
+    before = len(on_page)
+    at.slider(key="prune").set_value(46).run()  # an arrow-key step: its votes were prefetched
+    assert len(on_page) == before
+
+
 # ---------------------------------------------------------------- 8. sanity check
+def test_a_sanity_step_randomizes_only_the_compressed_model(small, monkeypatch):
+    runs = Calls(ui.cache.cascading_randomization)
+    monkeypatch.setattr(ui.cache, "cascading_randomization", runs)
+    at = open_app("sanity", **small)
+    for prune in (61, 62):
+        before = runs.count
+        at.slider(key="prune").set_value(prune).run()
+        assert_healthy(at, "sanity")
+        assert runs.count - before == 1  # the original's curve is cached: not the slider's business
+
 def test_sanity_method_and_image_change_the_figures():
     at = open_app("sanity")
     before = charts(at)
@@ -405,3 +516,27 @@ def test_sanity_method_and_image_change_the_figures():
     moved = charts(at)
     assert moved["sanity_maps"]["data"] != switched["sanity_maps"]["data"]  # another image's maps
     assert moved["sanity_curve"] == switched["sanity_curve"]  # the curve is over the fixed probe set
+
+
+def test_tables_are_measured_in_the_order_asked_for():
+    """ui.jobs.Turns: work runs one at a time in ticket order, whichever thread gets there first."""
+    from ui.jobs import Turns
+
+    turns, order, running = Turns(), [], []
+    tickets = [turns.ticket() for _ in range(4)]
+
+    def work(k):
+        running.append(k)
+        assert len(running) == 1  # never two at once
+        order.append(k)
+        running.remove(k)
+
+    threads = [threading.Thread(target=turns.run, args=(t, lambda t=t: work(t))) for t in reversed(tickets)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert order == tickets
+    with pytest.raises(ZeroDivisionError):  # a failing turn still hands over to the next
+        turns.run(turns.ticket(), lambda: 1 / 0)
+    assert turns.run(turns.ticket(), lambda: "next") == "next"

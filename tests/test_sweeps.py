@@ -1,4 +1,6 @@
 """core.sweeps and core.figures_tradeoff: known answers on a tiny MLP trained on 8x8 digits."""
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,8 +13,10 @@ from core.figures_tradeoff import grid_heatmap, tradeoff_curves
 from core.finetune import compress_fine_tuned
 from core.layers import prunable_layers
 from core.metrics import evaluate
-from core.sweeps import (BASELINES, GRID_BITS, GRID_SPARSITIES, SweepConfig, grid_sweep, probe_indices,
-                         summarize, sweep_problem, tradeoff_sweep)
+from core.attribution import attribute, saliency_agreement
+from core.compression import compress
+from core.sweeps import (BASELINES, BIT_WIDTHS, SPARSITIES, SweepConfig, baselines_for, curve_rows, method_table,
+                         probe_indices, summarize, sweep_problem, table_config, table_plan, tradeoff_sweep)
 from core.training import TrainConfig, train
 
 SMALL = SweepConfig(sparsities=(0.0, 0.5, 0.99), bit_widths=(4, 32), probe_size=16, deletion_steps=4,
@@ -48,7 +52,8 @@ def _unchanged(model, snapshot):
 
 def test_uncompressed_points_equal_the_original(model, data, curves):
     dense = curves[(curves.prune_amount == 0) & (curves.weight_bits == 32)]
-    assert len(dense) == 1 + 2 * len(BASELINES)  # reference + every baseline's sparsity and bits curve
+    # reference + every baseline's sparsity and bits curve + the sidebar's own setting (the star)
+    assert len(dense) == 1 + 2 * len(BASELINES) + 1
     assert (dense.accuracy == evaluate(model, data.x_test, data.y_test).accuracy).all()
     for column in ("agreement", "spearman_abs_mean", "spearman_mean", "topk_mean", "ssim_mean"):
         assert np.allclose(dense[column], 1.0), column
@@ -56,14 +61,91 @@ def test_uncompressed_points_equal_the_original(model, data, curves):
     assert dense.deletion_auc.notna().all() and dense.deletion_auc.nunique() == 1
 
 
-def test_shared_points_are_computed_once(model, data, monkeypatch):
-    calls = []
-    real = sweeps.compress
-    monkeypatch.setattr(sweeps, "compress", lambda m, cfg: calls.append(cfg) or real(m, cfg))
-    df = tradeoff_sweep(model, data, SMALL, workers=1)
-    # (0, 32) shared by all; 4 baselines x {0.5, 0.99} at 32 bits; (0, 4) shared by the bits curves.
-    assert len(calls) == 1 + 4 * 2 + 1
-    assert len(df) == 1 + 4 * (3 + 2)
+def test_prune_once_per_sparsity_quantize_per_bit_width(model, data, monkeypatch):
+    compressions, measures = [], []
+    real_compress, real_measure = sweeps.compress, sweeps._measure
+    monkeypatch.setattr(sweeps, "compress", lambda m, cfg: compressions.append(cfg) or real_compress(m, cfg))
+    monkeypatch.setattr(sweeps, "_measure", lambda *a: measures.append(a[0]) or real_measure(*a))
+    table = method_table(model, data, table_config(SMALL, "magnitude", "global"), workers=1)
+    assert len(table) == 3 * 2 and len(measures) == 6
+    pruned = [c for c in compressions if c.prune_amount > 0 or not c.quantized]
+    assert sorted(c.prune_amount for c in pruned) == [0.0, 0.5, 0.99]  # one pruning per sparsity, at 32 bits
+    assert all(not c.quantized for c in pruned)
+    assert sum(c.quantized for c in compressions) == 3  # one quantization per (sparsity, 4 bits)
+
+
+def test_a_table_has_every_sparsity_and_bit_width(model, data, monkeypatch):
+    measures = []
+    real = sweeps._measure
+    monkeypatch.setattr(sweeps, "_measure", lambda *a: measures.append(a[0]) or real(*a))
+    cfg = SweepConfig(probe_size=8)
+    table = method_table(model, data, table_config(cfg, "magnitude", "global"))
+    assert 1.0 in SPARSITIES and 1 in BIT_WIDTHS
+    assert len(table) == len(SPARSITIES) * len(BIT_WIDTHS)
+    assert set(zip(table.prune_amount, table.weight_bits)) == {(a, b) for a in SPARSITIES for b in BIT_WIDTHS}
+    assert table.deletion_auc.isna().all() and table.accuracy.notna().all() and table.spearman_abs_mean.notna().all()
+    # At 100 % every weight is zero at every bit width: one model, measured once, the same numbers in the row.
+    gone = table[table.prune_amount == 1.0]
+    assert (gone.sparsity == 1.0).all() and gone.accuracy.nunique() == 1
+    assert len(measures) == len(table) - (len(BIT_WIDTHS) - 1)
+
+
+def test_table_key_is_everything_but_the_sliders():
+    cfg = SweepConfig(base=CompressionConfig(prune_amount=0.3, weight_bits=4))
+    moved = replace(cfg, base=replace(cfg.base, prune_amount=0.9, weight_bits=2))
+    assert table_config(cfg, "magnitude", "global") == table_config(moved, "magnitude", "global")
+    for change in ({"quant_scheme": "affine"}, {"quant_granularity": "per_tensor"}, {"seed": 3}):
+        other = replace(cfg, base=replace(cfg.base, **change))
+        assert table_config(other, "magnitude", "global") != table_config(cfg, "magnitude", "global"), change
+    for change in ({"method": "integrated_gradients"}, {"seeds": (0, 1)}, {"probe_size": 8}):
+        assert table_config(replace(cfg, **change), "random", "global") != table_config(cfg, "random", "global")
+    # Fine-tuning epochs only key the fine-tuned tables: the plain ones are shared.
+    tuned = replace(cfg, fine_tune_epochs=2)
+    assert table_plan(tuned)[("global magnitude", False)] == table_plan(cfg)[("global magnitude", False)]
+    assert table_plan(tuned)[("global magnitude", True)].fine_tune_epochs == 2
+
+
+def test_structured_curve_follows_the_sidebar_scope():
+    for scope, name in (("global", "global structured"), ("layer", "layer-wise structured")):
+        chosen = baselines_for(SweepConfig(base=CompressionConfig(prune_scope=scope)))
+        assert chosen[name] == ("structured", scope)
+        assert sum(method == "structured" for method, _ in chosen.values()) == 1
+    # The sidebar's own method comes first (its table is measured first).
+    own = baselines_for(SweepConfig(base=CompressionConfig(prune_method="random", prune_scope="layer")))
+    assert next(iter(own.items())) == ("layer-wise random", ("random", "layer"))
+
+
+def test_curves_from_the_table_equal_a_direct_computation(model, data):
+    base = CompressionConfig(prune_amount=0.55, weight_bits=4)  # 55 % is not a table sparsity
+    cfg = replace(SMALL, base=base, baselines=("global magnitude", "structured"))
+    curves = tradeoff_sweep(model, data, cfg, full=False)
+    probes = data.x_test[torch.as_tensor(probe_indices(data.y_test, cfg.probe_size))]
+    target = model(probes).argmax(1)
+    original_maps = attribute(model, probes, target, "saliency")
+    points = [("sparsity", "global magnitude", 0.99, 4), ("bits", "global magnitude", 0.5, 32),
+              ("sparsity", "global structured", 0.5, 4), ("current", "global magnitude", 0.55, 4)]
+    for curve, name, amount, bits in points:
+        row = curves[(curves.curve == curve) & (curves.baseline == name) & np.isclose(curves.prune_amount, amount)
+                     & (curves.weight_bits == bits)]
+        assert len(row) == 1, (curve, name, amount, bits)
+        method, scope = baselines_for(cfg)[name]
+        direct = compress(model, replace(base, prune_amount=amount, weight_bits=bits, prune_method=method,
+                                         prune_scope=scope))
+        assert row.accuracy.iloc[0] == evaluate(direct, data.x_test, data.y_test).accuracy
+        agreement = saliency_agreement(attribute(direct, probes, target, "saliency"), original_maps)
+        assert row.spearman_abs_mean.iloc[0] == pytest.approx(float(agreement["spearman_abs"].mean()), abs=1e-6)
+    # Bits curves at the table sparsity nearest the sidebar's 55 %: 50 %.
+    assert set(curves[curves.curve == "bits"].prune_amount) == {0.5}
+    assert set(curves[curves.curve == "sparsity"].weight_bits) == {4}
+
+
+def test_missing_tables_are_left_out_of_the_curves(model, data):
+    cfg = SMALL
+    plan = table_plan(cfg)
+    tables = {key: (method_table(model, data, table) if key[0] == "random" else None) for key, table in plan.items()}
+    rows = curve_rows(tables, cfg)
+    assert set(rows.baseline) == {"random", "uncompressed"}
+    assert curve_rows(dict.fromkeys(plan), cfg).empty
 
 
 def test_measured_sparsity_and_collapse(model, data, curves):
@@ -91,13 +173,6 @@ def test_seeds_random_pruning_and_summary(model, data):
     one = summarize(df[df.seed == 0])
     assert (one.accuracy_std == 0).all() and (one.spearman_abs_std == 0).all()
     assert np.allclose(one.spearman_abs_probe_std, df[df.seed == 0].spearman_abs_std)
-
-
-def test_grid_has_every_cell_and_skips_faithfulness(model, data):
-    grid = grid_sweep(model, data, SweepConfig(probe_size=8))
-    assert len(grid) == len(GRID_SPARSITIES) * len(GRID_BITS)
-    assert set(zip(grid.prune_amount, grid.weight_bits)) == {(a, b) for a in GRID_SPARSITIES for b in GRID_BITS}
-    assert grid.deletion_auc.isna().all() and grid.accuracy.notna().all() and grid.spearman_abs_mean.notna().all()
 
 
 def test_inputs_unchanged_and_threads_agree(model, data):
@@ -151,7 +226,8 @@ def test_figures_mark_the_current_setting(curves, model, data):
         assert fig.layout.meta["caption"]
     bands = tradeoff_curves(summary, metric="spearman_abs", current=0.0)
     assert any(t.fill == "toself" for t in bands.data)
-    grid = grid_sweep(model, data, SweepConfig(probe_size=8, grid_sparsities=(0.0, 0.5), grid_bits=(4, 32)))
+    grid = method_table(model, data, table_config(SweepConfig(probe_size=8, sparsities=(0.0, 0.5), bit_widths=(4, 32)),
+                                                  "magnitude", "global"))
     fig = grid_heatmap(grid, "accuracy", current=(0.5, 4))
     cells = fig.data[0]
     assert cells.marker.symbol == "square" and np.asarray(cells.customdata).shape == (4, 2)

@@ -11,9 +11,10 @@ Pages import what they need from here: `setup = ui.current_setup()`, then cached
 """
 from ui.cache import (_training_job, available_methods, compressed_maps, compressed_model,
                       dataset, freeze_heap, largest_layer, layer_labels, metrics_csv, original_evaluation,
-                      original_maps, own_input, own_maps, own_predictions, pie_table, population_saliency,
+                      original_maps, own_input, own_maps, own_predictions, pie_table, population_saliency, prefetch_population,
                       population_view, prefetch_neighbours, randomization, randomization_pictures, report,
-                      scrub_figure, sparsity_figure, sweep_check, sweep_table, trained_model,
+                      scrub_figure, sparsity_figure, sweep_check, sweep_table, sweep_tables, trained_model,
+                      tradeoff_rows,
                       trained_models, weight_heatmaps, weight_histograms)
 from ui.downloads import file_stem, report_file, view_link, weights_file
 from ui.lessons import all_lessons, start_lesson
@@ -38,9 +39,10 @@ __all__ = [
     "dataset", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
     "largest_layer", "layer_labels", "metric_cards", "metrics_csv", "original_evaluation", "original_maps",
     "own_input", "own_maps", "own_model", "own_model_refusal", "own_model_toggle", "own_predictions",
-    "page_header", "percent", "pick_images", "pie_table", "population_saliency", "population_view",
+    "page_header", "percent", "pick_images", "pie_table", "population_saliency", "population_view", "prefetch_population",
     "prefetch_neighbours", "presenting", "randomization", "randomization_pictures", "report", "report_file",
-    "saliency_panels", "scrub_figure", "show_own_model_settings", "sidebar", "sidebar_after_page", "sparsity_figure", "start_lesson",
-    "sweep_check", "sweep_table", "sync_url", "train_config", "trained_model", "trained_models", "view_link",
+    "saliency_panels", "scrub_figure", "show_own_model_settings", "sidebar", "sidebar_after_page", "sparsity_figure",
+    "start_lesson", "sweep_check", "sweep_table", "sweep_tables", "sync_url", "tradeoff_rows", "train_config",
+    "trained_model", "trained_models", "view_link",
     "weight_heatmaps", "weight_histograms", "weights_file",
 ]

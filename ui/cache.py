@@ -8,8 +8,10 @@ st.cache_data, which hands out copies.
 from __future__ import annotations
 
 import gc
+import time
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -26,12 +28,13 @@ from core.metrics import CompressionReport, Evaluation, compression_report, eval
 from core.population import (class_accuracy, class_impact, compress_population, forgotten_examples, pie_curve,
                              population_configs, population_maps, population_predictions)
 from core.sanity import cascading_randomization, randomized_maps
-from core.sweeps import SPARSITIES, SweepConfig, grid_sweep, probe_indices, sweep_problem, tradeoff_sweep
+from core import sweeps
+from core.sweeps import SPARSITIES, SweepConfig, probe_indices, sweep_problem
 from core.training import TrainConfig, TrainResult, load_or_train
 from core import digits as own_digit
 from core import export, figures_scrub, scrub
 from core import upload as uploads
-from ui.jobs import Job, Prefetcher, Progress, follow
+from ui.jobs import Job, Prefetcher, Progress, Turns, follow
 from ui.setup import UPLOAD_KEY, Setup, UploadedTrain
 
 # Two cores: torch's default intra-op threads oversubscribe them (10-80x slower).
@@ -218,20 +221,147 @@ def _finished(job_fn, args: tuple, label: str):
         raise
 
 
+# One table measures at a time (on its own 2 worker threads: the machine's 2 cores), in the order
+# asked for; the page asks for the sidebar's own method first.
+_TABLE_TURNS = Turns()
+_TABLE_JOBS: list[Job] = []
+
+
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _sweep_job(train: TrainConfig, sweep: SweepConfig, kind: str) -> Job:
-    # Models and data are fetched here, on the script thread; the job only computes.
+def _references(train: TrainConfig, sweep: SweepConfig) -> list:
+    """The originals' evaluations and probe maps, once per seed set, probe set and method (shared by every table)."""
     originals = [_model(replace(train, seed=train.seed + s)) for s in sweep.seeds]
-    data = dataset(train.dataset)
-    run = grid_sweep if kind == "grid" else tradeoff_sweep
-    return Job(f"sweep-{kind}", lambda progress: run(originals, data, sweep, progress=progress))
+    return sweeps.references(originals, dataset(train.dataset), sweep)
 
 
-def sweep_table(train: TrainConfig, sweep: SweepConfig, kind: str) -> pd.DataFrame:
-    """The raw sweep (one row per point and seed) for kind "curves" or "grid"; a copy the page may keep."""
+def _reference_key(sweep: SweepConfig) -> SweepConfig:
+    return SweepConfig(method=sweep.method, probe_size=sweep.probe_size, seeds=sweep.seeds)
+
+
+@st.cache_resource(max_entries=96, show_spinner=False)
+def _table_job(train: TrainConfig, table: SweepConfig, cells: tuple | None = None) -> Job:
+    """A whole table (cells None: every sparsity x bit width, no faithfulness) or the faithfulness of `cells`."""
+    # Models, data and references are fetched here, on the script thread; the job only computes.
+    originals = [_model(replace(train, seed=train.seed + s)) for s in table.seeds]
+    data, refs = dataset(train.dataset), _references(train, _reference_key(table))
+
+    def measure(progress: Progress):
+        if cells is None:
+            return sweeps.method_table(originals, data, table, progress, refs=refs)
+        return sweeps.measure_table(originals, data, table, cells, True, progress, refs=refs)
+
+    def work(progress: Progress):
+        progress(0.0, "waiting for the table before it")
+        return _TABLE_TURNS.run(ticket, lambda: measure(progress))
+
+    if cells is not None:  # a few cells the page waits for: not queued behind whole tables
+        return Job("sweep-cells", measure)
+    ticket = _TABLE_TURNS.ticket()
+    job = Job("sweep-table", work)
+    _TABLE_JOBS.append(job)
+    del _TABLE_JOBS[:-200]
+    return job
+
+
+def wait_for_tables(timeout: float = 600.0) -> bool:
+    """Wait until every table job started so far is done (tests, benchmarks, warm-up); False on timeout."""
+    deadline = time.monotonic() + timeout
+    return all(job.done.wait(max(0.0, deadline - time.monotonic())) for job in list(_TABLE_JOBS))
+
+
+def _table_label(name: str, tuned: bool) -> str:
+    return f"{name}, fine-tuned" if tuned else name
+
+
+def sweep_tables(train: TrainConfig, sweep: SweepConfig) -> dict[tuple[str, bool], pd.DataFrame | None]:
+    """Every table the Trade-offs page needs, keyed (baseline, fine_tuned); None for one still measuring.
+
+    Starts the missing ones (shared by every session, the sidebar's own method first),
+    waits with a progress bar for the sidebar's own, and shows how far the others are; the
+    page reruns by itself when one of them is done. Tables are copies the page may keep.
+    """
     trained_models([replace(train, seed=train.seed + s) for s in sweep.seeds])
-    label = "Measuring the sparsity × bit-width map" if kind == "grid" else "Sweeping every setting"
-    return _finished(_sweep_job, (train, sweep, kind), label).copy()
+    plan = sweeps.table_plan(sweep)
+    jobs = {key: _table_job(train, table) for key, table in plan.items()}
+    own = [key for key in plan if key[0] == next(iter(plan))[0]]
+    out, pending = {}, {}
+    for key, job in jobs.items():
+        label = f"Measuring every sparsity × bit width for {_table_label(*key)}"
+        if key in own:
+            out[key] = _finished(_table_job, (train, plan[key]), label).copy()
+        elif not job.done.is_set():
+            out[key], pending[key] = None, job
+        else:
+            try:
+                out[key] = _finished(_table_job, (train, plan[key]), label).copy()
+            except Exception as err:  # another method's curve: the page goes on without it
+                out[key] = None
+                st.warning(f"The {_table_label(*key)} curves could not be measured ({err}); reload to try again.")
+    if pending:
+        _watch_tables(pending)
+    return out
+
+
+def _watch_tables(pending: dict[tuple[str, bool], Job]) -> None:
+    """Progress of the tables still measuring; reruns the page when one is done."""
+    @st.fragment(run_every=1.0)
+    def watch() -> None:
+        if any(job.done.is_set() for job in pending.values()):
+            st.rerun()
+        lines = [f"**{_table_label(*key)}**: {job.progress[1]}" for key, job in pending.items()]
+        st.info("Still measuring (shared with every visitor, once): " + "; ".join(lines)
+                + ". Their curves appear here when done.", icon=":material/hourglass_top:")
+    watch()
+
+
+def sweep_faithfulness(train: TrainConfig, table: SweepConfig, cells: tuple, label: str) -> pd.DataFrame:
+    """Faithfulness (and every other measure) of `cells` of one table, measured once, with progress."""
+    return _finished(_table_job, (train, table, cells), label).copy()
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def sweep_point(train: TrainConfig, table: SweepConfig, amount: float, bits: int, full: bool) -> pd.DataFrame:
+    """One cell off the table's axes (e.g. the sidebar's 55 %), per seed; one model per seed, about 70 ms each."""
+    originals = [_model(replace(train, seed=train.seed + s)) for s in table.seeds]
+    refs = _references(train, _reference_key(table))
+    return sweeps.measure_table(originals, dataset(train.dataset), table, [(amount, bits)], full, refs=refs)
+
+
+def tradeoff_rows(train: TrainConfig, sweep: SweepConfig, metric: str,
+                  tables: dict[tuple[str, bool], pd.DataFrame | None]) -> pd.DataFrame:
+    """The curves through the sidebar's setting (core.sweep_plan.curve_rows) from the tables of `sweep_tables`.
+
+    Faithfulness is measured only where the page shows it: when `metric` is one, for the
+    cells of the two curves (each cell once, shared). The sidebar's exact setting (the
+    star) comes from its own table, or is measured as one extra cell when off the axes.
+    """
+    plan = sweeps.table_plan(sweep)
+    faithful = metric in sweeps.FAITHFULNESS_METRICS
+    if faithful:
+        cells = tuple(sweeps.slice_cells(sweep))
+        for key, table in tables.items():
+            if table is not None:
+                label = f"Measuring faithfulness along the curves for {_table_label(*key)}"
+                tables = {**tables, key: sweeps.with_faithfulness(table, sweep_faithfulness(train, plan[key], cells,
+                                                                                          label))}
+    own = next(iter(plan))
+    current = sweeps.current_rows(tables[own], sweep)
+    if current is None or (faithful and current[metric].isna().any()):
+        current = sweep_point(train, plan[own], float(sweep.base.prune_amount), sweep.base.weight_bits, faithful)
+    return sweeps.curve_rows(tables, sweep, current)
+
+
+def sweep_table(train: TrainConfig, sweep: SweepConfig, kind: str = "curves") -> pd.DataFrame:
+    """Every curve through the sidebar's setting (kind "curves", accuracy-type measures) or the sidebar
+    method's whole table (kind "grid"), waiting for every table with progress. For callers that need
+    the finished numbers (a lesson's text); the Trade-offs page itself uses `sweep_tables`."""
+    trained_models([replace(train, seed=train.seed + s) for s in sweep.seeds])
+    plan = sweeps.table_plan(sweep)
+    tables = {key: _finished(_table_job, (train, table), f"Measuring {_table_label(*key)}").copy()
+              for key, table in plan.items()}
+    if kind == "grid":
+        return next(iter(tables.values()))
+    return tradeoff_rows(train, sweep, "accuracy", tables)
 
 
 def sweep_check(train: TrainConfig, sweep: SweepConfig) -> str | None:
@@ -253,13 +383,29 @@ def pie_table(train: TrainConfig, size: int, compression: CompressionConfig) -> 
     return _finished(_pie_job, (train, size, compression), "Compressing the population at every sparsity").copy()
 
 
-@st.cache_data(max_entries=32, show_spinner="Comparing the populations…")
-def population_view(train: TrainConfig, size: int, compression: CompressionConfig) -> dict:
-    """Both populations' votes at the current setting: forgotten examples, per-class impact, accuracies."""
-    data = dataset(train.dataset)
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _original_votes(train: TrainConfig, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The original population's predictions (M, N) and probabilities (M, N, K): once per population, read only."""
     members = [_model(cfg) for cfg in population_configs(train, size)]
-    orig_preds, orig_probs = population_predictions(members, data.x_test)
-    comp_preds, comp_probs = population_predictions(compress_population(members, compression), data.x_test)
+    return population_predictions(members, dataset(train.dataset).x_test)
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def _compressed_population(train: TrainConfig, size: int, compression: CompressionConfig) -> list[nn.Module]:
+    """The shared compressed copies of the population's members (the originals stay untouched)."""
+    return compress_population([_model(cfg) for cfg in population_configs(train, size)], compression)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def population_view(train: TrainConfig, size: int, compression: CompressionConfig) -> dict:
+    """Both populations' votes at the current setting: forgotten examples, per-class impact, accuracies.
+
+    The original population's votes are computed once; per setting only the compressed
+    members run (one batched pass each over the test set).
+    """
+    data = dataset(train.dataset)
+    orig_preds, orig_probs = _original_votes(train, size)
+    comp_preds, comp_probs = population_predictions(_compressed_population(train, size, compression), data.x_test)
     labels = data.y_test.numpy()
     k = data.num_classes
     (orig_pc, orig_all), (comp_pc, comp_all) = (class_accuracy(p, labels, k) for p in (orig_preds, comp_preds))
@@ -268,32 +414,64 @@ def population_view(train: TrainConfig, size: int, compression: CompressionConfi
             "accuracy": (float(orig_all.mean()), float(comp_all.mean()))}
 
 
+@st.cache_resource(max_entries=1, show_spinner=False)
+def _population_prefetcher() -> Prefetcher:
+    return Prefetcher(lambda args: population_view(*args))
+
+
+def prefetch_population(train: TrainConfig, size: int, compression: CompressionConfig) -> None:
+    """Start the population views one pruning step either side (returns at once), as prefetch_neighbours does."""
+    if type(train) is not TrainConfig:
+        return
+    step = round(compression.prune_amount * 100)
+    _population_prefetcher()([(train, size, replace(compression, prune_amount=(step + d) / 100))
+                              for d in (1, -1) if 0 <= step + d <= 100])
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def population_saliency(train: TrainConfig, size: int, compression: CompressionConfig,
                         indices: tuple[int, ...], target: tuple[int, ...], method: str) -> tuple:
     """Mean maps over each population for test images `indices`, all explaining class `target`."""
+    x, t = dataset(train.dataset).x_test[list(indices)], torch.tensor(target)
+    return (_original_population_maps(train, size, indices, target, method),
+            population_maps(_compressed_population(train, size, compression), x, t, method))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _original_population_maps(train: TrainConfig, size: int, indices: tuple[int, ...], target: tuple[int, ...],
+                              method: str) -> torch.Tensor:
     data = dataset(train.dataset)
     members = [_model(cfg) for cfg in population_configs(train, size)]
-    x, t = data.x_test[list(indices)], torch.tensor(target)
-    return (population_maps(members, x, t, method),
-            population_maps(compress_population(members, compression), x, t, method))
+    return population_maps(members, data.x_test[list(indices)], torch.tensor(target), method)
+
+
+@st.cache_data(max_entries=16, show_spinner="Randomizing the original's layers one by one…")
+def _original_randomization(train: TrainConfig, method: str, probe_size: int) -> pd.DataFrame:
+    data = dataset(train.dataset)
+    x, target = _probe(train, tuple(probe_indices(data.y_test, probe_size)))
+    return cascading_randomization(_model(train), x, target, method)
 
 
 @st.cache_data(max_entries=32, show_spinner="Randomizing the layers one by one…")
 def randomization(setup: Setup, method: str, probe_size: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Cascading randomization curves of the original and the compressed model on the probe images."""
+    """Cascading randomization curves of the original (computed once) and the compressed model on the probes."""
     data = dataset(setup.train.dataset)
-    rows = list(probe_indices(data.y_test, probe_size))
-    x, target = _probe(setup.train, tuple(rows))
-    return (cascading_randomization(_model(setup.train), x, target, method),
+    x, target = _probe(setup.train, tuple(probe_indices(data.y_test, probe_size)))
+    return (_original_randomization(setup.train, method, probe_size),
             cascading_randomization(compressed_model(setup), x, target, method))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _original_pictures(train: TrainConfig, method: str, index: int) -> tuple[list[str], torch.Tensor]:
+    x, target = _probe(train, (index,))
+    return randomized_maps(_model(train), x[0], target, method)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def randomization_pictures(setup: Setup, method: str, index: int) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """One test image's map at every randomization step, for both models (same class explained)."""
     x, target = _probe(setup.train, (index,))
-    labels, original = randomized_maps(_model(setup.train), x[0], target, method)
+    labels, original = _original_pictures(setup.train, method, index)
     _, compressed = randomized_maps(compressed_model(setup), x[0], target, method)
     return labels, original, compressed
 

@@ -56,6 +56,33 @@ def follow(job: Job, label: str) -> Any:
     return job.wait()
 
 
+class Turns:
+    """Runs work one at a time in the order the tickets were taken (FIFO, unlike a bare lock).
+
+    `ticket()` is taken on the script thread when a job is created, so the page decides
+    the order (the sidebar's own table first); `run(ticket, fn)` waits for its turn.
+    """
+
+    def __init__(self) -> None:
+        self._turn, self._next = 0, 0
+        self._changed = threading.Condition()
+
+    def ticket(self) -> int:
+        with self._changed:
+            self._next += 1
+            return self._next - 1
+
+    def run(self, ticket: int, fn: Callable[[], Any]) -> Any:
+        with self._changed:
+            self._changed.wait_for(lambda: self._turn == ticket)
+        try:
+            return fn()
+        finally:
+            with self._changed:
+                self._turn += 1
+                self._changed.notify_all()
+
+
 class Prefetcher:
     """Runs `work(item)` for guessed next requests on one background thread, when it is idle.
 
