@@ -24,6 +24,7 @@ from ui.own_model import forget as forget_own_model
 from ui.own_model import refusal as own_model_refusal
 from ui.own_model import show_upload_settings as show_own_model_settings
 from ui.own_model import use_toggle as own_model_toggle
+from ui.prepare import prepare_panel
 from ui.setup import Setup, UploadedTrain, train_config
 from ui.panels import chart, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
 from ui.sidebar import current_setup, page_header, sidebar
@@ -37,7 +38,7 @@ __all__ = [
     "dataset", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
     "largest_layer", "layer_labels", "metric_cards", "metrics_csv", "original_evaluation", "original_maps",
     "own_input", "own_maps", "own_model", "own_model_refusal", "own_model_toggle", "own_predictions",
-    "page_header", "percent", "pick_images", "pie_table", "population_saliency", "population_view",
+    "page_header", "percent", "pick_images", "pie_table", "prepare_panel", "population_saliency", "population_view",
     "prefetch_neighbours", "presenting", "randomization", "randomization_pictures", "report", "report_file",
     "saliency_panels", "scrub_figure", "show_own_model_settings", "sidebar", "sparsity_figure", "start_lesson",
     "sweep_check", "sweep_table", "sync_url", "train_config", "trained_model", "trained_models", "view_link",

@@ -12,6 +12,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from core import upload as uploads
 from core.compression import CompressionConfig
 from core.training import TrainConfig
+from core.warm import recipe
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,7 @@ def train_config(model: str, dataset: str) -> TrainConfig:
     When this session explores uploaded weights for this model and data set, the config names
     them (UploadedTrain), so every page shows the upload in place of the trained model.
     """
-    big = dataset in ("mnist", "fashion_mnist", "cifar10")
-    cfg = TrainConfig(model=model, dataset=dataset, epochs=3 if big else 20)
+    cfg = recipe(model, dataset)
     upload = active_upload()
     if upload is not None and (upload.architecture, upload.dataset) == (model, dataset):
         return UploadedTrain(**asdict(cfg), weights=upload.digest)
