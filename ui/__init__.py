@@ -22,6 +22,7 @@ from ui.own_model import accept_file as accept_own_model
 from ui.own_model import current as own_model
 from ui.own_model import forget as forget_own_model
 from ui.own_model import refusal as own_model_refusal
+from ui.own_model import refusal_detail as own_model_refusal_detail
 from ui.own_model import show_upload_settings as show_own_model_settings
 from ui.own_model import use_toggle as own_model_toggle
 from ui.prepare import prepare_panel
@@ -37,7 +38,7 @@ __all__ = [
     "all_lessons", "available_methods", "chart", "compressed_maps", "compressed_model", "current_setup",
     "dataset", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
     "largest_layer", "layer_labels", "metric_cards", "metrics_csv", "original_evaluation", "original_maps",
-    "own_input", "own_maps", "own_model", "own_model_refusal", "own_model_toggle", "own_predictions",
+    "own_input", "own_maps", "own_model", "own_model_refusal", "own_model_refusal_detail", "own_model_toggle", "own_predictions",
     "page_header", "percent", "pick_images", "pie_table", "prepare_panel", "population_saliency", "population_view",
     "prefetch_neighbours", "presenting", "randomization", "randomization_pictures", "report", "report_file",
     "saliency_panels", "scrub_figure", "show_own_model_settings", "sidebar", "sparsity_figure", "start_lesson",

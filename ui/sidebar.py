@@ -17,7 +17,7 @@ from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, 
                               WEIGHT_BITS, CompressionConfig)
 from ui import lessons, url_state
 from ui.cache import dataset
-from ui.setup import Setup, train_config
+from ui.setup import Setup, UploadedTrain, train_config
 
 SHORT_NAMES = {"mnist5k": "MNIST, 5k digits (offline)", "digits": "Digits 8×8 (offline)",
                "mnist": "MNIST, 70k (download)", "fashion_mnist": "Fashion-MNIST (download)",
@@ -129,6 +129,9 @@ def sidebar() -> Setup:
 def share_link() -> None:
     """A "Share / copy link" popover in the sidebar: the link to this exact view (st.code has a copy button)."""
     with st.sidebar.popover("Share / copy link", icon=":material/link:", width="stretch"):
+        if isinstance(train_config(st.session_state["model"], st.session_state["dataset"]), UploadedTrain):
+            st.warning("This link cannot carry your uploaded weights: whoever opens it sees the app's own "
+                       "trained model at these settings, not yours.", icon=":material/upload_file:")
         st.markdown("This link opens the app with every setting as it is now:")
         st.code(url_state.link(), language=None, wrap_lines=True)
         st.markdown("The same view for a projector (large text, sidebar collapsed):")
