@@ -31,7 +31,7 @@ from core.compression import CompressionConfig
 from core.data import Dataset
 from core.figures import figure_caption, format_bytes, format_percent, format_ratio
 from core.layers import layer_labels, weight_of
-from core.metrics import CompressionReport, layer_table
+from core.metrics import CompressionReport, layer_table, readable_layer_table
 from core.training import TrainConfig
 
 FORMAT = "compression-lens/1"   # the safetensors metadata "format" value; bump when the layout changes
@@ -142,7 +142,7 @@ def report_html(title: str, settings: Mapping[str, str], report: CompressionRepo
     safe_link = link if link.startswith(("http://", "https://")) else ""
     link_html = (f'<p>Open this view in Compression Lens: <a href="{html.escape(safe_link, quote=True)}">'
                  f"{html.escape(safe_link)}</a></p>") if safe_link else ""
-    layers = layer_table(report).to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+    layers = readable_layer_table(report).to_html(index=False, border=0)
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>",
              f"<style>{_STYLE}</style><script>{plotly.offline.get_plotlyjs()}</script></head><body>",
              f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(note)}</p>" if note else "", link_html,
