@@ -34,12 +34,15 @@ summary = summarize(table)
 metric = st.radio("Show", ui.SETTINGS["sweep_metric"].options, key="sweep_metric", horizontal=True,
                   format_func=lambda m: figures_tradeoff.METRICS[m].split(" (")[0])
 c = setup.compression
+n_test = len(ui.dataset(setup.train.dataset).y_test)  # accuracy captions use its 95 % interval
 by_sparsity, by_bits = st.columns(2)
 with by_sparsity:
-    ui.chart(figures_tradeoff.tradeoff_curves(summary, "prune_amount", metric, current=c.prune_amount),
+    ui.chart(figures_tradeoff.tradeoff_curves(summary, "prune_amount", metric, current=c.prune_amount,
+                                              n_test=n_test),
              key="curve_sparsity")
 with by_bits:
-    ui.chart(figures_tradeoff.tradeoff_curves(summary, "weight_bits", metric, current=c.weight_bits),
+    ui.chart(figures_tradeoff.tradeoff_curves(summary, "weight_bits", metric, current=c.weight_bits,
+                                              n_test=n_test),
              key="curve_bits")
 if c.quant_scheme == "symmetric":
     st.caption("Why the dip at 2 bits? Symmetric 2-bit quantization is ternary: every weight becomes −s, 0 or +s "
@@ -57,7 +60,8 @@ grid_metric = st.radio("Colour by", ui.SETTINGS["grid_metric"].options, key="gri
 # it is measured once per method, scope and quantization scheme, not again after every slider move.
 grid = ui.sweep_table(setup.train, replace(sweep, fine_tune_epochs=0,
                                            base=replace(c, prune_amount=0.0, weight_bits=32)), "grid")
-ui.grid_chart(figures_tradeoff.grid_heatmap(grid, grid_metric, current=(c.prune_amount, c.weight_bits)))
+ui.grid_chart(figures_tradeoff.grid_heatmap(grid, grid_metric, current=(c.prune_amount, c.weight_bits),
+                                           n_test=n_test))
 
 st.header("Every point as a table")
 st.dataframe(summary, hide_index=True)
