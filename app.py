@@ -28,9 +28,11 @@ PAGES = {
     "sanity": ("pages/sanity.py", "Sanity check", ":material/shuffle:"),
     "draw": ("pages/draw.py", "Your digit", ":material/draw:"),
     "lessons": ("pages/lessons.py", "Lessons", ":material/school:"),
+    "ab": ("pages/ab.py", "A/B", ":material/compare:"),
     "scrub": ("pages/scrub.py", "Scrub", ":material/swipe:"),
     "export": ("pages/export.py", "Export", ":material/download:"),
     "upload": ("pages/upload.py", "Your model", ":material/upload_file:"),
+    "glossary": ("pages/glossary.py", "Glossary", ":material/menu_book:"),
 }
 # ?page=<name> opens that page (links and tests); the path (/weights) works as well.
 start = st.query_params.get("page", "overview")

@@ -36,3 +36,18 @@ def accuracy_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, 
 def format_interval(low: float, high: float) -> str:
     """An interval of fractions the way the app writes percentages: "97.6–99.1 %"."""
     return f"{low * 100:.1f}–{high * 100:.1f} %"
+
+
+def compare_accuracies(a: float, b: float, n: int, z: float = 1.96) -> str:
+    """One sentence on B − A for two accuracies measured on the same `n` images, with their intervals.
+
+    Non-overlapping 95 % intervals mean a difference beyond the test set's noise; overlapping ones
+    do not prove the two equal, so the sentence only says the difference may be noise.
+    """
+    (a_low, a_high), (b_low, b_high) = accuracy_interval(a, n, z), accuracy_interval(b, n, z)
+    change = f"{(b - a) * 100:+.1f}".replace("-", "\u2212")
+    verdict = ("The two 95 % intervals overlap: this difference may be the test set's noise."
+               if max(a_low, b_low) <= min(a_high, b_high)
+               else "The two 95 % intervals do not overlap: the difference is larger than the test set's noise.")
+    return (f"B − A: {change} points of test accuracy (A {format_interval(a_low, a_high)}, "
+            f"B {format_interval(b_low, b_high)}). {verdict}")

@@ -6,7 +6,7 @@ import math
 import pytest
 from scipy.stats import binomtest
 
-from core.stats import accuracy_interval, format_interval, wilson_interval
+from core.stats import accuracy_interval, compare_accuracies, format_interval, wilson_interval
 
 
 def test_half_of_four_by_hand():
@@ -49,3 +49,10 @@ def test_a_thousand_images_near_98_percent_carry_about_one_point():
 def test_bad_arguments_are_refused(k, n, z):
     with pytest.raises(ValueError):
         wilson_interval(k, n, z)
+
+
+def test_compare_accuracies_says_whether_the_intervals_overlap():
+    close = compare_accuracies(0.985, 0.980, 1000)
+    assert close.startswith("B − A: −0.5 points of test accuracy (A 97.5–99.1 %, B ") and "may be" in close
+    far = compare_accuracies(0.985, 0.860, 1000)
+    assert "−12.5 points" in far and "do not overlap" in far

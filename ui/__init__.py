@@ -6,6 +6,7 @@
 - `ui.sidebar` and `ui.url_state`: the shared sidebar, and every setting kept in the URL.
 - `ui.panels`: pieces several pages draw (charts with captions, metric cards, saliency panels).
 - `ui.lessons`, `ui.downloads`, `ui.own_model`: guided lessons, export files, uploaded weights.
+- `ui.prepare`, `ui.ab`, `ui.glossary`: "Prepare the class", the A/B view's frozen setting, the glossary.
 
 Pages import what they need from here: `setup = ui.current_setup()`, then cached calls.
 """
@@ -15,6 +16,10 @@ from ui.cache import (_training_job, available_methods, compressed_maps, compres
                       population_view, prefetch_neighbours, randomization, randomization_pictures, report,
                       scrub_figure, sparsity_figure, sweep_check, sweep_table, trained_model,
                       trained_models, weight_heatmaps, weight_histograms)
+from ui.ab import clear as ab_clear
+from ui.ab import freeze as ab_freeze
+from ui.ab import frozen_setup as ab_frozen_setup
+from ui.ab import swap as ab_swap
 from ui.downloads import file_stem, report_file, view_link, weights_file
 from ui.lessons import all_lessons, start_lesson
 from ui.own_model import FILE_KEY as OWN_MODEL_FILE_KEY
@@ -34,7 +39,8 @@ from ui.url_state import fit as fit_setting
 from ui.url_state import sync as sync_url
 
 __all__ = [
-    "OWN_MODEL_FILE_KEY", "SETTINGS", "Setup", "UploadedTrain", "_training_job", "accept_own_model",
+    "OWN_MODEL_FILE_KEY", "SETTINGS", "Setup", "UploadedTrain", "_training_job", "ab_clear", "ab_freeze",
+    "ab_frozen_setup", "ab_swap", "accept_own_model",
     "all_lessons", "available_methods", "chart", "compressed_maps", "compressed_model", "current_setup",
     "dataset", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
     "largest_layer", "layer_labels", "metric_cards", "metrics_csv", "original_evaluation", "original_maps",

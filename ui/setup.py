@@ -4,7 +4,8 @@ it explores them.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -59,3 +60,21 @@ def train_config(model: str, dataset: str) -> TrainConfig:
     if upload is not None and (upload.architecture, upload.dataset) == (model, dataset):
         return UploadedTrain(**asdict(cfg), weights=upload.digest)
     return cfg
+
+
+# Sidebar setting -> CompressionConfig field (prune is a percentage there, a fraction here).
+COMPRESSION_FIELDS = {"prune": "prune_amount", "method": "prune_method", "scope": "prune_scope",
+                      "bits": "weight_bits", "scheme": "quant_scheme", "granularity": "quant_granularity",
+                      "range": "quant_range"}
+
+
+def setup_from(values: Mapping[str, object]) -> Setup:
+    """The Setup that sidebar settings `values` (model, dataset, prune in %, method, ...) describe.
+
+    Settings CompressionConfig does not have are skipped (`range` before quant_range exists).
+    """
+    known = {f.name for f in fields(CompressionConfig)}
+    compression = {field: values[key] / 100 if key == "prune" else values[key]
+                   for key, field in COMPRESSION_FIELDS.items() if key in values and field in known}
+    return Setup(train=train_config(str(values["model"]), str(values["dataset"])),
+                 compression=CompressionConfig(**compression))

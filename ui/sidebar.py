@@ -15,7 +15,7 @@ import models
 from core import data as datasets
 from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_SCHEMES,
                               WEIGHT_BITS, CompressionConfig)
-from ui import lessons, url_state
+from ui import ab, glossary, lessons, url_state
 from ui.cache import dataset
 from ui.setup import Setup, UploadedTrain, train_config
 
@@ -144,6 +144,8 @@ def page_header(page: str) -> None:
     """What app.py draws once the page is known, before the page: the share link and the lesson step."""
     url_state.keep_other_pages(page)
     share_link()
+    ab.freeze_button()  # "Freeze as A" for the A/B page, and the glossary, on every page
+    glossary.glossary_popover()
     lessons.lesson_banner(page)
 
 

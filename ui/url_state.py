@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 import models
-from core import attribution, figures_sanity, figures_tradeoff, scrub
+from core import ab, attribution, figures_sanity, figures_tradeoff, scrub
 from core import data as datasets
 from core.compression import PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_SCHEMES, WEIGHT_BITS
 
@@ -146,6 +146,9 @@ APP_WIDE = {
     "hide": Setting((), names(list(SIDEBAR)), lesson=False),  # sidebar controls a teacher hides
     "lesson": Setting(None, _lesson_name, lesson=False),
     "step": Setting(1, whole(1, None, 1).parse, bounds=(1, None), lesson=False),  # the lesson knows its length
+    # The A/B page's frozen setting A, as one word (core.ab) read with the sidebar's own parsers.
+    "ab": Setting(None, lambda raw: ab.normalize(raw, {k: s.parse for k, s in SIDEBAR.items()},
+                                                 {k: s.default for k, s in SIDEBAR.items()}), lesson=False),
 }
 SETTINGS: dict[str, Setting] = {**APP_WIDE, **SIDEBAR, **PAGE_SETTINGS}
 
