@@ -118,8 +118,9 @@ def headline_rows(report: CompressionReport) -> dict[str, str]:
             "size": f"{format_bytes(report.size_compressed_bytes)} (original {format_bytes(report.size_original_bytes)})",
             "compression ratio": format_ratio(report.compression_ratio),
             "sparsity": format_percent(report.sparsity),
-            "MACs per image": f"{report.remaining_macs:,} of {report.dense_macs:,} "
-                              f"({format_ratio(report.theoretical_speedup)} fewer)",
+            "MACs per image": f"{report.remaining_macs:,} of {report.dense_macs:,} " + (
+                "(all weights removed)" if report.remaining_macs == 0
+                else f"({format_ratio(report.theoretical_speedup)} fewer)"),
             "agreement": format_percent(report.agreement)}
 
 

@@ -34,14 +34,14 @@ for name, side in sides.items():
     with col:
         st.subheader(name, anchor=False)
         st.caption(ui.describe_setup(side))
-        acc, size, ratio = st.columns(3)
+        acc, agree = st.columns(2)  # pairs: values such as 229.5 kB stay whole in half a screen
         acc.metric("Test accuracy", ui.percent(rep.compressed.accuracy),
                    help=f"On {n:,} test images; the original scores {ui.percent(rep.original.accuracy)}.")
+        agree.metric("Agreement with the original", figures.format_percent(rep.agreement))
+        size, ratio = st.columns(2)
         size.metric("Size", figures.format_bytes(rep.size_compressed_bytes))
         ratio.metric("Compression ratio", figures.format_ratio(rep.compression_ratio))
-        zeros, agree = st.columns(2)
-        zeros.metric("Sparsity", figures.format_percent(rep.sparsity))
-        agree.metric("Agreement with the original", figures.format_percent(rep.agreement))
+        st.metric("Sparsity", figures.format_percent(rep.sparsity))
         st.caption(f"95 % interval of the accuracy (Wilson, {n:,} test images): "
                    f"{format_interval(*accuracy_interval(rep.compressed.accuracy, n))}.")
 

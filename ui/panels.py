@@ -77,6 +77,8 @@ def describe_setup(setup: Setup) -> str:
 def _delta(change: float, decimals: int, unit: str) -> str | None:
     """A metric card's delta ("+1.5 pts"), or None (no arrow, no colour) when it rounds to zero."""
     text = f"{change:+.{decimals}f}"
+    if abs(float(text)) == 100 and abs(change) < 100:  # never claim "all gone" for 99.6 %
+        text = f"{change:+.1f}"
     return None if float(text) == 0 else f"{text} {unit}"
 
 
