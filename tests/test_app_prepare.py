@@ -24,8 +24,8 @@ def test_prepare_the_class_trains_every_model_of_the_plan_once(tmp_path, monkeyp
     at.button(key="prepare_class_button").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert all(checkpoint_path(cfg).exists() for cfg in PLAN)
-    assert any(s.value.startswith("Ready: the 2 trained models") for s in at.success)
+    assert any("Ready for a class: the 2 trained models" in c.value for c in at.caption)
     assert not [b for b in at.button if b.key == "prepare_class_button"]
 
     again = open_app("lessons", dataset="digits", model="mlp")  # a new visitor: nothing left to prepare
-    assert any(s.value.startswith("Ready: the 2 trained models") for s in again.success)
+    assert any("Ready for a class: the 2 trained models" in c.value for c in again.caption)
