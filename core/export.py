@@ -32,6 +32,7 @@ from core.data import Dataset
 from core.figures import figure_caption, format_bytes, format_percent, format_ratio
 from core.layers import layer_labels, weight_of
 from core.metrics import CompressionReport, layer_table, readable_layer_table
+from core.stats import accuracy_interval, format_interval
 from core.training import TrainConfig
 
 FORMAT = "compression-lens/1"   # the safetensors metadata "format" value; bump when the layout changes
@@ -113,8 +114,11 @@ def _table(rows: Mapping[str, str]) -> str:
 def headline_rows(report: CompressionReport) -> dict[str, str]:
     """The headline numbers as people read them (the Overview page's cards)."""
     change = f"{100 * report.accuracy_change:+.1f}".replace("-", "\u2212")
+    n = len(report.original.labels)
+    intervals = [format_interval(*accuracy_interval(e.accuracy, n)) for e in (report.compressed, report.original)]
     return {"test accuracy": f"{100 * report.compressed.accuracy:.1f} % (original "
                              f"{100 * report.original.accuracy:.1f} %, {change} pts)",
+            f"95 % intervals ({n:,} test images)": f"compressed {intervals[0]}, original {intervals[1]}",
             "size": f"{format_bytes(report.size_compressed_bytes)} (original {format_bytes(report.size_original_bytes)})",
             "compression ratio": format_ratio(report.compression_ratio),
             "sparsity": format_percent(report.sparsity),

@@ -46,7 +46,7 @@ for name, side in sides.items():
                    f"{format_interval(*accuracy_interval(rep.compressed.accuracy, n))}.")
 
 a, b = (r.compressed for r in reports.values())
-if len(a.labels) == len(b.labels):  # the same test images (same data set)
+if frozen.train.dataset == setup.train.dataset:  # the same test images: the two accuracies compare
     st.markdown(compare_accuracies(a.accuracy, b.accuracy, len(a.labels)))
 
 st.header("Accuracy per class")

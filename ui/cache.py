@@ -77,19 +77,21 @@ def trained_models(configs: list[TrainConfig]) -> list[nn.Module]:
     """
     labels = [warm.label(cfg) for cfg in configs]
     progress = warm.Progress(labels, [on_disk(cfg) for cfg in configs])
+    what = "the models" if len(configs) > 1 else "the model"
     bar, found = None, []
     for index, cfg in enumerate(configs):
         if isinstance(cfg, UploadedTrain):
             upload = _session_upload(cfg.weights)
-            st.info(f"Exploring **your uploaded weights** ({upload.filename}) in place of the trained model. "
-                    "Switch back on the *Your model* page.", icon=":material/upload_file:")
+            if not any(isinstance(c, UploadedTrain) for c in configs[:index]):  # once, not once per seed
+                st.info(f"Exploring **your uploaded weights** ({upload.filename}) in place of the trained model. "
+                        "Switch back on the *Your model* page.", icon=":material/upload_file:")
             found.append(_model(cfg))
             continue
         job = _training_job(cfg)
         progress.start(index)
         while not job.done.wait(0.25):
             fraction, text = progress.update(*job.progress)
-            text = f"Training {'the models' if len(configs) > 1 else 'the model'} this page needs (first use only): {text}"
+            text = f"Training {what} this page needs (first use only): {text}"
             bar = st.progress(fraction, text=text) if bar is None else bar.progress(fraction, text=text)
         progress.finish()
         try:
@@ -132,7 +134,8 @@ def class_job(configs: tuple[TrainConfig, ...]) -> Job:
     It uses the same shared training jobs as the pages, so a page opened meanwhile waits for the
     same runs instead of starting its own; its progress is `core.warm.Progress`'s one message.
     """
-    dataset(configs[0].dataset if configs else "mnist5k")  # on the script thread: a spinner needs one
+    for name in dict.fromkeys(cfg.dataset for cfg in configs):
+        dataset(name)  # loaded here, on the script thread, where its spinner can show
     return Job("prepare-class", lambda progress: warm.warm(list(configs), _wait_for_training, progress, on_disk))
 
 
