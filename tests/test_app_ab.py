@@ -65,3 +65,13 @@ def test_the_glossary_is_on_every_page_and_has_its_own_page():
     assert "97.5–99.1 %" in text  # the example interval, computed by core.stats
     overview = open_app("overview")
     assert any("**Welch test**" in m.value for m in overview.markdown)  # the sidebar's popover
+
+
+def test_an_a_on_data_this_server_lacks_is_dropped_with_a_notice(monkeypatch, tmp_path):
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    monkeypatch.setenv("COMPRESSION_LENS_DATA", str(empty))  # offline: torchvision's download fails
+    at = open_app("ab", ab="dataset.mnist~prune.50")
+    assert not at.exception and not at.error
+    assert any(w.startswith("A cannot be shown:") and "A was dropped" in w for w in _texts(at.warning))
+    assert "ab" not in at.session_state and any(b.key == "ab_freeze_page" for b in at.button)

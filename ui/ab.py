@@ -9,7 +9,9 @@ from __future__ import annotations
 import streamlit as st
 
 from core import ab
+from core import data as datasets
 from ui import url_state
+from ui.cache import dataset
 from ui.setup import Setup, setup_from
 
 KEY = "ab"
@@ -47,10 +49,16 @@ def frozen_values() -> dict[str, object] | None:
     if not word:
         return None
     try:
-        return ab.decode(word, PARSERS, DEFAULTS)
+        values = ab.decode(word, PARSERS, DEFAULTS)
+        dataset(str(values["dataset"]))
     except ValueError:  # a setting's choices changed since A was frozen: drop it rather than fail
         url_state.forget(KEY)
         return None
+    except datasets.DatasetUnavailable as err:  # a link's A names data this server does not have
+        url_state.forget(KEY)
+        st.warning(f"A cannot be shown: {err} A was dropped.", icon="⚠️")
+        return None
+    return values
 
 
 def frozen_setup() -> Setup | None:
