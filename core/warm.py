@@ -71,7 +71,7 @@ def class_plan(pages: Sequence[str], lessons: Iterable[Lesson], defaults: Mappin
 
 
 def label(cfg: TrainConfig, show_dataset: bool = False) -> str:
-    """A model as the progress bar names it: "LeNet-5 seed 1" (", on cifar10" when asked)."""
+    """A model as the progress bar names it: "LeNet-5 seed 1" ("LeNet-5 seed 1 on cifar10" when asked)."""
     name = f"{SHORT_NAMES.get(cfg.model, cfg.model)} seed {cfg.seed}"
     return f"{name} on {cfg.dataset}" if show_dataset else name
 
@@ -102,6 +102,7 @@ class Progress:
     _durations: list[float] = field(default_factory=list)
     _index: int = 0
     _started: float = 0.0
+    _shown: float = 0.0  # the bar never moves back, even when the estimate grows
 
     def start(self, index: int) -> None:
         """Task `index` (0-based) begins now."""
@@ -144,7 +145,8 @@ class Progress:
             when = f"{format_seconds(left)} left"
         name = self.labels[self._index]
         parts = [f"{self.noun} {self._index + 1} of {n}: {name}" if n > 1 else name, detail, when]
-        return min(overall, 1.0), ", ".join(p for p in parts if p)
+        self._shown = min(max(overall, self._shown), 1.0)
+        return self._shown, ", ".join(p for p in parts if p)
 
 
 def warm(configs: Sequence[TrainConfig], train: Callable[[TrainConfig, Report], object], report: Report,

@@ -122,3 +122,14 @@ def test_warm_names_the_dataset_when_the_plan_has_several():
     warm.warm([TrainConfig(dataset="mnist5k"), TrainConfig(model="mlp", dataset="digits")],
               lambda cfg, progress: None, lambda f, m: seen.append(m), clock=Clock())
     assert seen[1].startswith("model 2 of 2: MLP 128-64 seed 0 on digits, starting, ")
+
+
+def test_the_bar_never_moves_back():
+    clock = Clock()
+    progress = warm.Progress(["a", "b"], clock=clock)
+    progress.start(0)
+    clock.now = 1.0
+    first, _ = progress.update(0.5)  # looks quick: 1 s for half a model
+    clock.now = 30.0
+    later, _ = progress.update(0.5)  # stuck: the estimate grows, the bar stays
+    assert later >= first > 0
