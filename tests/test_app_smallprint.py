@@ -50,7 +50,7 @@ def test_your_digit_at_full_pruning_says_only_the_biases_answer():
 
 
 def test_deltas_round_to_zero_without_an_arrow_and_never_claim_all_gone():
-    from ui.panels import _delta
+    from ui.panels import delta as _delta
 
     assert _delta(0.04, 1, "pts") is None and _delta(-0.04, 1, "pts") is None and _delta(-0.4, 0, "%") is None
     assert _delta(-1.26, 1, "pts") == "-1.3 pts" and _delta(-99.6, 0, "%") == "-99.6 %"

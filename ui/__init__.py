@@ -32,7 +32,7 @@ from ui.own_model import show_upload_settings as show_own_model_settings
 from ui.own_model import use_toggle as own_model_toggle
 from ui.prepare import prepare_panel
 from ui.setup import Setup, UploadedTrain, train_config
-from ui.panels import chart, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
+from ui.panels import chart, delta, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
 from ui.sidebar import current_setup, page_header, sidebar
 from ui.url_state import SETTINGS, presenting
 from ui.url_state import fit as fit_setting
@@ -42,7 +42,7 @@ __all__ = [
     "OWN_MODEL_FILE_KEY", "SETTINGS", "Setup", "UploadedTrain", "_training_job", "ab_clear", "ab_freeze",
     "ab_frozen_setup", "ab_swap", "accept_own_model",
     "all_lessons", "available_methods", "chart", "compressed_maps", "compressed_model", "current_setup",
-    "dataset", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
+    "dataset", "delta", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
     "largest_layer", "layer_labels", "metric_cards", "metrics_csv", "original_evaluation", "original_maps",
     "own_input", "own_maps", "own_model", "own_model_refusal", "own_model_refusal_detail", "own_model_toggle",
     "own_predictions",

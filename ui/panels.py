@@ -74,7 +74,7 @@ def describe_setup(setup: Setup) -> str:
             f"{prune}, {bits}.")
 
 
-def _delta(change: float, decimals: int, unit: str) -> str | None:
+def delta(change: float, decimals: int, unit: str) -> str | None:
     """A metric card's delta ("+1.5 pts"), or None (no arrow, no colour) when it rounds to zero."""
     text = f"{change:+.{decimals}f}"
     if abs(float(text)) == 100 and abs(change) < 100:  # never claim "all gone" for 99.6 %
@@ -87,11 +87,11 @@ def metric_cards(rep: CompressionReport) -> None:
     cols = [*st.columns(3), *st.columns(3)]  # two rows: values stay whole in a narrow window or on a projector
     n = len(rep.original.labels)
     acc = rep.compressed.accuracy
-    cols[0].metric("Test accuracy", percent(acc), _delta(rep.accuracy_change * 100, 1, "pts"),
+    cols[0].metric("Test accuracy", percent(acc), delta(rep.accuracy_change * 100, 1, "pts"),
                    help=f"Original: {percent(rep.original.accuracy)} on {n:,} test images (95 % interval "
                         f"{format_interval(*accuracy_interval(rep.original.accuracy, n))}).")
     size_change = rep.size_compressed_bytes / rep.size_original_bytes - 1
-    cols[1].metric("Size", figures.format_bytes(rep.size_compressed_bytes), _delta(size_change * 100, 0, "%"),
+    cols[1].metric("Size", figures.format_bytes(rep.size_compressed_bytes), delta(size_change * 100, 0, "%"),
                    delta_color="inverse",
                    help=f"Original: {figures.format_bytes(rep.size_original_bytes)} as 32-bit floats. "
                         "Compressed: non-zero weights at the chosen bits + the cheaper index (bitmask or "
