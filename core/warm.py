@@ -119,6 +119,9 @@ class Progress:
     def seconds_left(self, fraction: float) -> float | None:
         """Estimated seconds until every task is done, with the running task at `fraction` (None: no idea yet)."""
         elapsed = self.clock() - self._started
+        later = sum(not self._is_ready(i) for i in range(self._index + 1, len(self.labels)))
+        if self._is_ready(self._index) and fraction <= 0 and not later:
+            return 0.0  # only models on disk are left: they load in a moment
         if self._durations:
             per_task = sum(self._durations) / len(self._durations)
         elif fraction > 0 and elapsed > 0:
@@ -129,7 +132,6 @@ class Progress:
             current = elapsed / fraction * (1 - fraction)
         else:  # not started: a model on disk loads in a moment, one to train takes a typical time
             current = 0.0 if self._is_ready(self._index) else max(per_task - elapsed, 0.0)
-        later = sum(not self._is_ready(i) for i in range(self._index + 1, len(self.labels)))
         return current + later * per_task
 
     def update(self, fraction: float, detail: str = "") -> tuple[float, str]:
@@ -137,11 +139,12 @@ class Progress:
         n = len(self.labels)
         fraction = min(max(float(fraction), 0.0), 1.0)
         left = self.seconds_left(fraction)
+        counted = (self._index + fraction) / max(n, 1)  # share of the models, when time says nothing
         if left is None:
-            overall, when = (self._index + fraction) / max(n, 1), "estimating the time left"
+            overall, when = counted, "estimating the time left"
         else:
             spent = sum(self._durations) + (self.clock() - self._started)
-            overall = spent / (spent + left) if spent + left > 0 else 1.0
+            overall = spent / (spent + left) if left > 0 else counted
             when = f"{format_seconds(left)} left"
         name = self.labels[self._index]
         parts = [f"{self.noun} {self._index + 1} of {n}: {name}" if n > 1 else name, detail, when]

@@ -133,3 +133,9 @@ def test_the_bar_never_moves_back():
     clock.now = 30.0
     later, _ = progress.update(0.5)  # stuck: the estimate grows, the bar stays
     assert later >= first > 0
+
+
+def test_models_on_disk_only_take_a_few_seconds():
+    progress = warm.Progress(["a", "b"], ready=[True, True], clock=Clock())
+    progress.start(0)
+    assert progress.update(0.0, "loading from disk")[1] == "model 1 of 2: a, loading from disk, a few seconds left"
