@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 PORT   ?= 8501
 
-.PHONY: run test bench chromium clean-cache
+.PHONY: run test bench warm chromium clean-cache
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: $(STAMP) chromium
 
 bench: $(STAMP) chromium
 	$(PY) benchmarks/bench.py
+
+# Before a class: train and save every model the pages and lessons use (the Lessons page's
+# "Prepare the class" button does the same), so the first visitor waits for nothing.
+warm: $(STAMP)
+	$(PY) scripts/warm.py
 
 clean-cache:
 	rm -rf $${XDG_CACHE_HOME:-$$HOME/.cache}/compression-lens/models

@@ -3,13 +3,20 @@
 Router only: page config, the pages, and the shared sidebar (drawn here, before the
 page, so every page sees the same settings). Run with `make run`.
 """
+import sys
+
 import streamlit as st
 
-import ui
-
+# The first run after a server starts imports torch, captum and plotly (`import ui`, about 5 s).
+# The page config, the real page titles and a message go out before that, instead of Streamlit's
+# file-name page list over a blank page. Presentation mode is read here without `ui` (ui.presenting
+# reads the same two places; the link's words for "on" are ui.url_state.flag's).
+COLD = "ui" not in sys.modules
+PRESENT = st.session_state.get("present", st.query_params.get("present", "0").strip().lower()
+                               in ("1", "true", "yes", "on"))
 # Presentation mode (?present=1) starts with the sidebar collapsed: the projector shows the charts.
 st.set_page_config(page_title="Compression Lens", page_icon="🔬", layout="wide",
-                   initial_sidebar_state="collapsed" if ui.presenting() else "auto")
+                   initial_sidebar_state="collapsed" if PRESENT else "auto")
 
 PAGES = {
     "overview": ("pages/overview.py", "Overview", ":material/dashboard:"),
@@ -21,9 +28,11 @@ PAGES = {
     "sanity": ("pages/sanity.py", "Sanity check", ":material/shuffle:"),
     "draw": ("pages/draw.py", "Your digit", ":material/draw:"),
     "lessons": ("pages/lessons.py", "Lessons", ":material/school:"),
+    "ab": ("pages/ab.py", "A/B", ":material/compare:"),
     "scrub": ("pages/scrub.py", "Scrub", ":material/swipe:"),
     "export": ("pages/export.py", "Export", ":material/download:"),
     "upload": ("pages/upload.py", "Your model", ":material/upload_file:"),
+    "glossary": ("pages/glossary.py", "Glossary", ":material/menu_book:"),
 }
 # ?page=<name> opens that page (links and tests); the path (/weights) works as well.
 start = st.query_params.get("page", "overview")
@@ -32,6 +41,14 @@ navigation = st.navigation([
     st.Page(path, title=title, icon=icon, url_path=name, default=(name == start))
     for name, (path, title, icon) in PAGES.items()
 ])
+if COLD:
+    waiting = st.empty()
+    waiting.info("Preparing the model: the server has just started and is loading PyTorch (a few seconds, "
+                 "once).", icon=":material/hourglass_top:")
+import ui  # noqa: E402 (after the page list and the message above, see COLD)
+
+if COLD:
+    waiting.empty()
 setup = ui.sidebar()
 # Keep ?page= naming the page on screen, so a copied link opens the same page.
 shown = next(name for name, (_, title, _) in PAGES.items() if title == navigation.title)

@@ -31,7 +31,8 @@ from core.compression import CompressionConfig
 from core.data import Dataset
 from core.figures import figure_caption, format_bytes, format_percent, format_ratio
 from core.layers import layer_labels, weight_of
-from core.metrics import CompressionReport, layer_table
+from core.metrics import CompressionReport, layer_table, readable_layer_table
+from core.stats import accuracy_interval, format_interval
 from core.training import TrainConfig
 
 FORMAT = "compression-lens/1"   # the safetensors metadata "format" value; bump when the layout changes
@@ -113,13 +114,17 @@ def _table(rows: Mapping[str, str]) -> str:
 def headline_rows(report: CompressionReport) -> dict[str, str]:
     """The headline numbers as people read them (the Overview page's cards)."""
     change = f"{100 * report.accuracy_change:+.1f}".replace("-", "\u2212")
+    n = len(report.original.labels)
+    intervals = [format_interval(*accuracy_interval(e.accuracy, n)) for e in (report.compressed, report.original)]
     return {"test accuracy": f"{100 * report.compressed.accuracy:.1f} % (original "
                              f"{100 * report.original.accuracy:.1f} %, {change} pts)",
+            f"95 % intervals ({n:,} test images)": f"compressed {intervals[0]}, original {intervals[1]}",
             "size": f"{format_bytes(report.size_compressed_bytes)} (original {format_bytes(report.size_original_bytes)})",
             "compression ratio": format_ratio(report.compression_ratio),
             "sparsity": format_percent(report.sparsity),
-            "MACs per image": f"{report.remaining_macs:,} of {report.dense_macs:,} "
-                              f"({format_ratio(report.theoretical_speedup)} fewer)",
+            "MACs per image": f"{report.remaining_macs:,} of {report.dense_macs:,} " + (
+                "(all weights removed)" if report.remaining_macs == 0
+                else f"({format_ratio(report.theoretical_speedup)} fewer)"),
             "agreement": format_percent(report.agreement)}
 
 
@@ -142,7 +147,7 @@ def report_html(title: str, settings: Mapping[str, str], report: CompressionRepo
     safe_link = link if link.startswith(("http://", "https://")) else ""
     link_html = (f'<p>Open this view in Compression Lens: <a href="{html.escape(safe_link, quote=True)}">'
                  f"{html.escape(safe_link)}</a></p>") if safe_link else ""
-    layers = layer_table(report).to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+    layers = readable_layer_table(report).to_html(index=False, border=0)
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>",
              f"<style>{_STYLE}</style><script>{plotly.offline.get_plotlyjs()}</script></head><body>",
              f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(note)}</p>" if note else "", link_html,

@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.figures import COMPRESSED_COLOR, FONT_SIZE, OVERALL_COLOR, SEQUENTIAL, format_percent, style
+from core.stats import accuracy_interval, format_interval
 from core.sweeps import SALIENCY_METRICS
 
 BASELINE_COLORS = {  # Tableau 10, leaving blue/orange to original/compressed as on the other pages
@@ -92,7 +93,8 @@ def _band_column(df: pd.DataFrame, metric: str, band: str) -> tuple[str | None, 
 
 
 def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str = "accuracy",
-                    current: float | int | None = None, band: str = "auto", note: str = "") -> go.Figure:
+                    current: float | int | None = None, band: str = "auto", note: str = "",
+                    n_test: int | None = None) -> go.Figure:
     """One line per baseline of `metric` (from `core.sweeps.summarize`) against sparsity or bit width.
 
     x: "prune_amount" (the "sparsity" curves, axis in %) or "weight_bits" (the "bits"
@@ -102,6 +104,8 @@ def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str 
     "seeds", "probes" or "none". Fine-tuned rows are dashed lines of the same colour.
     Rows of curve "current" (the sidebar's exact setting) place the star; without them it
     sits on the sidebar method's point at `current`. note: a sentence added to the caption.
+    n_test: the number of test images behind each accuracy; when given, the accuracy caption counts a
+    curve as holding while it stays in the uncompressed model's 95 % Wilson interval instead of within 1 point.
     """
     if x not in ("prune_amount", "weight_bits") or metric not in METRICS:
         raise ValueError(f"x must be prune_amount or weight_bits and metric one of {', '.join(METRICS)}")
@@ -126,7 +130,7 @@ def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str 
     if current is not None:
         mine = summary[(summary["curve"] == "current") & np.isclose(summary[x], float(current))]
         _mark_current(fig, mine if len(mine) else rows, x, metric, current, scale)
-    facts = _holds_fact(rows, x, metric, float(reference.iloc[0]) if len(reference) else None)
+    facts = _holds_fact(rows, x, metric, float(reference.iloc[0]) if len(reference) else None, n_test)
     tuned_note = " Dashed lines: the same pruning followed by fine-tuning with the mask held fixed." \
         if rows["fine_tuned"].any() else ""
     unmeasured = " Not measured for this explanation method: its maps have no sign." \
@@ -188,7 +192,22 @@ def _mark_current(fig: go.Figure, rows: pd.DataFrame, x: str, metric: str, curre
                              color=CURRENT_COLOR, line=dict(width=1, color="black")), hoverinfo="skip"))
 
 
-def _holds_fact(rows: pd.DataFrame, x: str, metric: str, reference: float | None) -> str:
+def _tolerance(metric: str, reference: float | None, n_test: int | None, than: str) -> tuple[float, str]:
+    """How far below the reference a curve may fall and still hold, and how a caption says so.
+
+    Accuracy on n_test images carries sampling noise: with n_test given, holding means not falling
+    below the reference's 95 % Wilson interval (core.stats), else within a fixed 1 point. (One-sided:
+    a compressed model rising above the interval is not a loss.)
+    """
+    tol, tol_text = _TOLERANCE.get(metric, (0.1, "0.1"))
+    if metric == "accuracy" and reference is not None and n_test:
+        low, high = accuracy_interval(reference, n_test)
+        return reference - low, (f"within the noise of {than} (its 95 % interval: {format_interval(low, high)}, "
+                                 f"{n_test:,} test images)")
+    return tol, f"within {tol_text} of {than}"
+
+
+def _holds_fact(rows: pd.DataFrame, x: str, metric: str, reference: float | None, n_test: int | None = None) -> str:
     """How far each baseline goes before `metric` falls more than a tolerance below the reference.
 
     The reference is the uncompressed model when the sweep has it, else each curve's mildest
@@ -196,19 +215,19 @@ def _holds_fact(rows: pd.DataFrame, x: str, metric: str, reference: float | None
     """
     if metric not in PERCENT[:2] and metric not in SALIENCY_METRICS:
         return ""
-    tol, tol_text = _TOLERANCE.get(metric, (0.1, "0.1"))
     than = "the mildest setting" if reference is None else "the uncompressed model"
+    tol, holding = _tolerance(metric, reference, n_test, than)
     where = "up to" if x == "prune_amount" else "down to"
     sentences = []
     for tuned, part in rows.groupby(rows["fine_tuned"].astype(bool), sort=True):
         reaches = {name: _reach(curve, x, metric, reference, tol) for name, curve in part.groupby("baseline", sort=False)}
         if all(r is None for r in reaches.values()):
             lead = "Even after fine-tuning, no" if tuned else "No"
-            sentences.append(f"{lead} curve stays within {tol_text} of {than}.")
+            sentences.append(f"{lead} curve stays {holding}.")
             continue
-        lead = "After fine-tuning, within" if tuned else "Within"
+        lead = f"After fine-tuning, {holding}" if tuned else holding[:1].upper() + holding[1:]
         listed = ", ".join(f"{name} {r or 'at no setting'}" for name, r in reaches.items())
-        sentences.append(f"{lead} {tol_text} of {than} {where}: {listed}.")
+        sentences.append(f"{lead} {where}: {listed}.")
     return " ".join(sentences)
 
 
@@ -225,12 +244,13 @@ def _reach(curve: pd.DataFrame, x: str, metric: str, reference: float | None, to
 
 
 def grid_heatmap(grid: pd.DataFrame, metric: str = "accuracy",
-                 current: tuple[float, int] | None = None) -> go.Figure:
+                 current: tuple[float, int] | None = None, n_test: int | None = None) -> go.Figure:
     """The sparsity x bits map of `metric` ("accuracy", "agreement", "spearman_abs", ...) from `grid_sweep`.
 
     grid: rows of curve "grid" (raw, several seeds are averaged, or summarized). Cells are
     large square markers coloured by the value, with customdata [prune_amount, weight_bits]
-    so a click can be read by Streamlit; the current (amount, bits) cell is outlined.
+    so a click can be read by Streamlit; the current (amount, bits) cell is outlined. n_test: as
+    for `tradeoff_curves` (the caption's "smallest setting" then uses the 95 % interval).
     """
     column = metric if metric in grid else f"{metric}_mean"
     if column not in grid or grid.empty:
@@ -261,7 +281,7 @@ def grid_heatmap(grid: pd.DataFrame, metric: str = "accuracy",
             x=[format_percent(current[0])], y=[bits_label(current[1])], mode="markers", name="current setting",
             customdata=[[float(current[0]), int(current[1])]], showlegend=False, hoverinfo="skip",
             marker=dict(symbol="square-open", size=CELL_SIZE + 8, color=CURRENT_COLOR, line=dict(width=4))))
-    fig.update_layout(meta={"caption": _grid_caption(cells, column, metric, found)})
+    fig.update_layout(meta={"caption": _grid_caption(cells, column, metric, found, n_test)})
     return fig
 
 
@@ -269,17 +289,17 @@ def _at(cells: pd.DataFrame, setting: tuple[float, int]) -> np.ndarray:
     return np.isclose(cells["prune_amount"], float(setting[0])) & (cells["weight_bits"] == int(setting[1]))
 
 
-def _grid_caption(cells: pd.DataFrame, column: str, metric: str, found: bool) -> str:
+def _grid_caption(cells: pd.DataFrame, column: str, metric: str, found: bool, n_test: int | None = None) -> str:
     text = (f"Each square is one setting, sparsity across and bits per weight up; the colour and number show "
             f"{_meaning(metric)}. Click a square to move the sidebar to it; "
             + ("the orange outline is the current setting." if found else "the current setting is not on this grid."))
     dense = cells[_at(cells, (0.0, 32))]
     if dense.empty:
         return text
-    tol, tol_text = _TOLERANCE.get(metric, (0.1, "0.1"))
+    tol, holding = _tolerance(metric, float(dense[column].iloc[0]), n_test, "the uncompressed model")
     good = cells[cells[column] >= float(dense[column].iloc[0]) - tol]
     # Storage per weight, ignoring index costs: what "smallest" means for a student here.
     size = (1 - good["prune_amount"]) * good["weight_bits"]
     best = good.loc[size.idxmin()]
-    return (f"{text} The smallest setting within {tol_text} of the uncompressed model: "
+    return (f"{text} The smallest setting {holding}: "
             f"{format_percent(best['prune_amount'])} sparsity at {bits_label(best['weight_bits'])} bits.")

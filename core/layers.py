@@ -22,12 +22,18 @@ def is_conv(module: nn.Module) -> bool:
 
 def layer_labels(model: nn.Module) -> dict[str, str]:
     """Readable names of the prunable layers, e.g. {"0": "conv 1 (6×1×5×5)", "7": "fc 1 (120×784)"}."""
-    labels, counts = {}, {"conv": 0, "fc": 0}
-    for name, module in prunable_layers(model):
-        kind = "conv" if is_conv(module) else "fc"
+    found = prunable_layers(model)
+    names = labels_for([(is_conv(m), tuple(m.weight.shape)) for _, m in found])
+    return {name: label for (name, _), label in zip(found, names)}
+
+
+def labels_for(layers: list[tuple[bool, tuple[int, ...]]]) -> list[str]:
+    """The readable names of layers given as (is conv, weight shape), in forward order: "conv 1 (6×1×5×5)"."""
+    labels, counts = [], {"conv": 0, "fc": 0}
+    for conv, shape in layers:
+        kind = "conv" if conv else "fc"
         counts[kind] += 1
-        shape = "×".join(str(s) for s in module.weight.shape)
-        labels[name] = f"{kind} {counts[kind]} ({shape})"
+        labels.append(f"{kind} {counts[kind]} ({'×'.join(str(s) for s in shape)})")
     return labels
 
 

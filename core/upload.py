@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import pickle
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +36,30 @@ _SHOWN = 4                                    # names listed in a message before
 
 
 class UploadError(ValueError):
-    """An upload was refused; str(err) says why, in words for the person who uploaded it."""
+    """An upload was refused; str(err) says why, in words for the person who uploaded it.
+
+    `detail` is the reader's own technical message (for the curious, shown folded away), cleaned
+    by `technical_detail`; "" when the app's words say everything.
+    """
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# Sentences of torch's refusal that tell the reader how to load the file anyway (weights_only=False,
+# allowlisting the global): advice to switch the safety off, which this app never gives.
+_UNSAFE_ADVICE = re.compile(r"weights_only|safe_globals|trust|can still be loaded|documentation of torch\.load",
+                            re.IGNORECASE)
+
+
+def technical_detail(message: str) -> str:
+    """A reader's error message without terminal colour codes and without advice to load unsafely."""
+    text = _ANSI.sub("", message)
+    sentences = re.split(r"(?<=[.!?])\s+|\n+", text)
+    kept = [s.strip() for s in sentences if s.strip() and not _UNSAFE_ADVICE.search(s)]
+    return " ".join(kept)
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,7 +104,9 @@ def read_weights(blob: bytes, filename: str, max_bytes: int = MAX_BYTES) -> tupl
     try:
         state = safetensors_load(blob)
     except Exception as err:  # the Rust parser rejects inconsistent offsets, dtypes, truncation
-        raise UploadError(f"The safetensors file is damaged ({err}).") from err
+        raise UploadError("The safetensors file is damaged or incomplete: its header does not match the data "
+                          "after it. Save it again, or upload it again if the upload was cut short.",
+                          technical_detail(str(err))) from err
     metadata = header.get("__metadata__") or {}
     return state, {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
 
@@ -88,9 +115,16 @@ def _torch_state(blob: bytes) -> object:
     try:
         return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError for forbidden globals, RuntimeError for broken zips
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UploadError("The torch file was refused: it holds more than tensors, or it is damaged "
-                          f"({first[:200]}). Save `model.state_dict()` itself.") from err
+        detail = technical_detail(str(err)) or type(err).__name__
+        wanted = re.search(r"GLOBAL ([\w.]+)", _ANSI.sub("", str(err)))
+        if isinstance(err, pickle.UnpicklingError) or wanted:
+            what = f" (`{wanted.group(1)}`)" if wanted else ""
+            raise UploadError(f"The torch file was refused: besides tensors it asks to rebuild other Python "
+                              f"objects{what}, and this app only ever reads tensors. Nothing in the file was run. "
+                              "Save the weights alone, with `torch.save(model.state_dict(), 'my.pt')`, or as "
+                              "safetensors.", detail) from err
+        raise UploadError("The torch file is damaged or incomplete: it cannot be read as a torch.save archive. "
+                          "Save it again, or upload it again if the upload was cut short.", detail) from err
 
 
 def _safetensors_header(blob: bytes) -> dict | None:

@@ -77,6 +77,10 @@ else:
                      caption=f"What the models see: {height}×{width} pixels, {made}")
         with result_col:
             predicted = predictions(source)
+            if ui.report(setup).sparsity == 1.0:  # every weight is zero: the output is the last layer's bias
+                st.info("Every weight of the compressed model is pruned, so only its biases answer: it gives "
+                        "the same answer with the same probabilities for every picture, and its map is blank.",
+                        icon="ℹ️")
         method = st.selectbox("Explanation method", ui.available_methods(setup), key="draw_method",
                               format_func=attribution.METHOD_LABELS.get)
         st.markdown(f"**{attribution.METHOD_LABELS[method]}**: {attribution.describe_method(method)} "

@@ -33,7 +33,7 @@ cols = st.columns(3)
 cols[0].metric("Forgotten examples", f"{len(forgotten):,}", help=f"Out of {n:,} test images.")
 cols[1].metric("Forgotten rate", ui.percent(len(forgotten) / n))
 cols[2].metric("Mean accuracy", ui.percent(view["accuracy"][1]),
-               f"{(view['accuracy'][1] - view['accuracy'][0]) * 100:+.1f} pts",
+               ui.delta((view['accuracy'][1] - view['accuracy'][0]) * 100, 1, "pts"),
                help=f"Mean over the compressed population; originals: {ui.percent(view['accuracy'][0])}.")
 
 # The curve covers every sparsity, so it is keyed without the sidebar's: a pruning-slider move only moves its marker.

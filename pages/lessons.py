@@ -9,6 +9,7 @@ st.title("Lessons")
 st.markdown("Each lesson is a short guided walk: a step sets the controls for you, opens the right chart and "
             "says what to look for. Use **Next** and **Back** in the box above the page; the address bar keeps "
             "the lesson and the step, so a link opens the same step on another laptop.")
+ui.prepare_panel()  # "Prepare the class": train every model the lessons use before the class arrives
 lessons, errors = ui.all_lessons()
 for error in errors:  # a broken file never hides the others
     st.error(f"This lesson file cannot be used: {error}", icon="🚫")

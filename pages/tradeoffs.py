@@ -44,12 +44,15 @@ row = nearest_sparsity(sweep, c.prune_amount)
 note = "" if np.isclose(row, c.prune_amount) else (
     f"These bits curves are measured at {format_percent(row)} sparsity, the measured sparsity nearest the "
     f"sidebar's {format_percent(c.prune_amount)}; the star is the sidebar's own setting, measured exactly.")
+n_test = len(ui.dataset(setup.train.dataset).y_test)  # accuracy captions use its 95 % interval
 by_sparsity, by_bits = st.columns(2)
 with by_sparsity:
-    ui.chart(figures_tradeoff.tradeoff_curves(summary, "prune_amount", metric, current=c.prune_amount),
+    ui.chart(figures_tradeoff.tradeoff_curves(summary, "prune_amount", metric, current=c.prune_amount,
+                                              n_test=n_test),
              key="curve_sparsity")
 with by_bits:
-    ui.chart(figures_tradeoff.tradeoff_curves(summary, "weight_bits", metric, current=c.weight_bits, note=note),
+    ui.chart(figures_tradeoff.tradeoff_curves(summary, "weight_bits", metric, current=c.weight_bits, note=note,
+                                              n_test=n_test),
              key="curve_bits")
 if c.quant_scheme == "symmetric":  # the step size decides what 2 bits costs (issue 7 §1)
     if c.quant_range == "minmax":
@@ -73,7 +76,8 @@ grid_metric = st.radio("Colour by", ui.SETTINGS["grid_metric"].options, key="gri
                        format_func=lambda m: figures_tradeoff.METRICS[m].split(" (")[0])
 # The map is the sidebar method's table itself (without fine-tuning): a slider move only moves its outline.
 grid = next(t for (_, tuned), t in tables.items() if not tuned)
-ui.grid_chart(figures_tradeoff.grid_heatmap(grid, grid_metric, current=(c.prune_amount, c.weight_bits)))
+ui.grid_chart(figures_tradeoff.grid_heatmap(grid, grid_metric, current=(c.prune_amount, c.weight_bits),
+                                           n_test=n_test))
 
 st.header("Every point as a table")
 st.dataframe(summary, hide_index=True)

@@ -21,6 +21,9 @@ st.caption("Nothing in the file is run: safetensors holds only tensors, and torc
            "`weights_only=True`. Names, shapes and types must match the architecture exactly.")
 if ui.own_model_refusal():
     st.error(ui.own_model_refusal(), icon="🚫")
+    if ui.own_model_refusal_detail():
+        with st.expander("Technical detail (what the file reader said)"):
+            st.code(ui.own_model_refusal_detail(), language=None, wrap_lines=True)
 
 upload = ui.own_model()
 if upload is None:

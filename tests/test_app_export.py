@@ -139,7 +139,7 @@ def test_weights_for_another_architecture_switch_the_sidebar(tmp_path):
     at = _upload(open_app("upload"), "mlp.pt", _torch_bytes(state))
     healthy(at, "Bring your own model")
     assert at.selectbox(key="model").value == "mlp"
-    at.button[-1].click().run()  # "Forget my weights"
+    next(b for b in at.button if b.label == "Forget my weights").click().run()
     healthy(at, "Bring your own model")
     assert any("No weights uploaded" in i.value for i in at.info)
 

@@ -279,7 +279,8 @@ def test_faithfulness_is_measured_along_the_curves_shown(small):
     (star,) = [t for t in charts(at)["curve_sparsity"]["data"] if t.get("name", "").startswith("current setting")]
     assert np.isfinite(array(star["y"]).astype(float)).all() and np.allclose(array(star["x"]).astype(float), [55])
     table = at.dataframe[0].value
-    assert table.deletion_auc.notna().all()  # every point of the curves, the star included
+    assert at.session_state["sweep_metric"] == "deletion_gain"  # an old link's measure, under its new name
+    assert table.deletion_gain.notna().all() and table.deletion_auc.notna().all()  # every point of the curves, the star included
     # The table behind the map has no faithfulness column filled: it is not shown there.
     assert "deletion_auc" not in ui.SETTINGS["grid_metric"].options
 

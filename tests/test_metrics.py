@@ -289,3 +289,25 @@ def test_report_rejects_mismatched_original_eval():
     model, x, y = _lenet5_and_data()
     with pytest.raises(ValueError):
         compression_report(model, model, CompressionConfig(), x, y, original_eval=evaluate(model, x, (y + 1) % 3))
+
+
+def test_the_readable_layer_table_names_layers_as_the_charts_do():
+    from core.layers import layer_labels
+    from core.metrics import readable_layer_table
+
+    model, x, y = _lenet5_and_data()
+    pruned = copy.deepcopy(model)
+    with torch.no_grad():
+        pruned[0].weight[:3] = 0.0  # half of conv 1's six filters: 75 of 150 weights
+    report = compression_report(model, pruned, CompressionConfig(prune_amount=0.5), x, y)
+    table = readable_layer_table(report)
+    assert list(table["Layer"]) == list(layer_labels(model).values())
+    assert table.loc[0, "Layer"] == "conv 1 (6×1×5×5)" and table["Layer"].iloc[-1].startswith("fc 3 (3×")
+    assert table.loc[0, "Zero in the original"] == "0 %" and table.loc[0, "Zero after compression"] == "50 %"
+    assert table.loc[1, "Zero after compression"] == "0 %"
+    assert table.loc[0, "Weights"] == "150" and table.loc[0, "Bits per weight"] == "32 (float)"
+    assert table.loc[0, "Size, original"] == "624 B"  # (150 weights + 6 biases) x 4 bytes
+    dense, left = (int(table.loc[0, c].replace(",", "")) for c in ("MACs per image, original",
+                                                                   "MACs per image, compressed"))
+    assert left * 2 == dense
+    assert not any("_" in column for column in table.columns)

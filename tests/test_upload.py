@@ -10,7 +10,7 @@ from safetensors.torch import save as safetensors_save
 
 import models
 from core.upload import (MAX_BYTES, UploadError, build_model, check_state_dict, load_upload, match_architecture,
-                         read_weights, state_digest)
+                         read_weights, state_digest, technical_detail)
 
 SHAPE, K = (1, 8, 8), 10
 ARCHS = models.list_models()
@@ -169,3 +169,27 @@ def test_no_architecture_fits_reports_the_preferred_one_and_the_dataset_from_met
         _load(blob)
     with pytest.raises(UploadError, match="lenet5"):
         match_architecture(_state("mlp"), SHAPE, K, ["lenet5"], "lenet5")
+
+
+def test_a_refusal_is_in_our_words_and_its_detail_drops_colour_codes_and_unsafe_advice(tmp_path):
+    with pytest.raises(UploadError) as refused:
+        _load(_torch_bytes({"1.weight": WritesAFile(str(tmp_path / "x"))}), "evil.pt")
+    message, detail = str(refused.value), refused.value.detail
+    assert "Nothing in the file was run" in message and "open`" in message
+    assert "Unsupported global" in detail
+    for text in (message, detail):
+        assert "\x1b" not in text and "weights_only" not in text and "trust" not in text
+
+
+def test_technical_detail_keeps_the_facts_and_drops_the_advice():
+    torch_says = ("Weights only load failed. This file can still be loaded, to do so you have two options, "
+                  "\x1b[1mdo those steps only if you trust the source of the checkpoint\x1b[0m. \n\t(1) In PyTorch "
+                  "2.6, we changed the default value of the `weights_only` argument in `torch.load` from `False` to "
+                  "`True`. Re-running `torch.load` with `weights_only` set to `False` will likely succeed, but it "
+                  "can result in arbitrary code execution. Do it only if you got the file from a trusted source.\n\t"
+                  "WeightsUnpickler error: Unsupported global: GLOBAL io.open was not an allowed global by default. "
+                  "Please use `torch.serialization.add_safe_globals([io.open])` to allowlist this global if you "
+                  "trust this class/function.\n\nCheck the documentation of torch.load to learn more.")
+    assert technical_detail(torch_says) == ("Weights only load failed. WeightsUnpickler error: Unsupported global: "
+                                            "GLOBAL io.open was not an allowed global by default.")
+    assert technical_detail("\x1b[31mbad header\x1b[0m") == "bad header"

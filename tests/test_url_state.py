@@ -155,7 +155,7 @@ def test_moving_a_widget_does_not_send_its_value_back_to_the_browser(cheap_sweep
 
 def test_every_setting_has_a_round_trip_case():
     covered = {c[0] for c in SIDEBAR_CASES} | {c[1] for c in PAGE_CASES}
-    app_wide = {"page", "present", "hide", "lesson", "step"}  # tested below and in test_lessons.py
+    app_wide = {"page", "present", "hide", "lesson", "step", "ab"}  # below, test_lessons.py, test_app_ab.py
     assert covered | app_wide == set(url_state.SETTINGS)
 
 

@@ -6,6 +6,7 @@
 - `ui.sidebar` and `ui.url_state`: the shared sidebar, and every setting kept in the URL.
 - `ui.panels`: pieces several pages draw (charts with captions, metric cards, saliency panels).
 - `ui.lessons`, `ui.downloads`, `ui.own_model`: guided lessons, export files, uploaded weights.
+- `ui.prepare`, `ui.ab`, `ui.glossary`: "Prepare the class", the A/B view's frozen setting, the glossary.
 
 Pages import what they need from here: `setup = ui.current_setup()`, then cached calls.
 """
@@ -16,6 +17,10 @@ from ui.cache import (_training_job, available_methods, compressed_maps, compres
                       scrub_figure, sparsity_figure, sweep_check, sweep_table, sweep_tables, trained_model,
                       tradeoff_rows,
                       trained_models, weight_heatmaps, weight_histograms)
+from ui.ab import clear as ab_clear
+from ui.ab import freeze as ab_freeze
+from ui.ab import frozen_setup as ab_frozen_setup
+from ui.ab import swap as ab_swap
 from ui.downloads import file_stem, report_file, view_link, weights_file
 from ui.lessons import all_lessons, start_lesson
 from ui.own_model import FILE_KEY as OWN_MODEL_FILE_KEY
@@ -23,10 +28,12 @@ from ui.own_model import accept_file as accept_own_model
 from ui.own_model import current as own_model
 from ui.own_model import forget as forget_own_model
 from ui.own_model import refusal as own_model_refusal
+from ui.own_model import refusal_detail as own_model_refusal_detail
 from ui.own_model import show_upload_settings as show_own_model_settings
 from ui.own_model import use_toggle as own_model_toggle
+from ui.prepare import prepare_panel
 from ui.setup import Setup, UploadedTrain, train_config
-from ui.panels import chart, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
+from ui.panels import chart, delta, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
 from ui.sidebar import after_page as sidebar_after_page
 from ui.sidebar import current_setup, page_header, sidebar
 from ui.url_state import SETTINGS, presenting
@@ -34,12 +41,14 @@ from ui.url_state import fit as fit_setting
 from ui.url_state import sync as sync_url
 
 __all__ = [
-    "OWN_MODEL_FILE_KEY", "SETTINGS", "Setup", "UploadedTrain", "_training_job", "accept_own_model",
+    "OWN_MODEL_FILE_KEY", "SETTINGS", "Setup", "UploadedTrain", "_training_job", "ab_clear", "ab_freeze",
+    "ab_frozen_setup", "ab_swap", "accept_own_model",
     "all_lessons", "available_methods", "chart", "compressed_maps", "compressed_model", "current_setup",
-    "dataset", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
+    "dataset", "delta", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
     "largest_layer", "layer_labels", "metric_cards", "metrics_csv", "original_evaluation", "original_maps",
-    "own_input", "own_maps", "own_model", "own_model_refusal", "own_model_toggle", "own_predictions",
-    "page_header", "percent", "pick_images", "pie_table", "population_saliency", "population_view", "prefetch_population",
+    "own_input", "own_maps", "own_model", "own_model_refusal", "own_model_refusal_detail", "own_model_toggle",
+    "own_predictions", "page_header", "percent", "pick_images", "pie_table", "prefetch_population", "prepare_panel",
+    "population_saliency", "population_view",
     "prefetch_neighbours", "presenting", "randomization", "randomization_pictures", "report", "report_file",
     "saliency_panels", "scrub_figure", "show_own_model_settings", "sidebar", "sidebar_after_page", "sparsity_figure",
     "start_lesson", "sweep_check", "sweep_table", "sweep_tables", "sync_url", "tradeoff_rows", "train_config",

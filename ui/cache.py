@@ -19,7 +19,6 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 import torch
 from torch import nn
 
-import models
 from core import data as datasets
 from core import figures, figures_maps, layers
 from core.attribution import attribute, methods_for
@@ -30,10 +29,11 @@ from core.population import (class_accuracy, class_impact, compress_population, 
 from core.sanity import cascading_randomization, randomized_maps
 from core import sweeps
 from core.sweeps import SPARSITIES, SweepConfig, probe_indices, sweep_problem
-from core.training import TrainConfig, TrainResult, load_or_train
+from core.training import TrainConfig, TrainResult, checkpoint_path, load_or_train
 from core import digits as own_digit
 from core import export, figures_scrub, scrub
 from core import upload as uploads
+from core import warm
 from ui.jobs import Job, Prefetcher, Progress, Turns, follow
 from ui.setup import UPLOAD_KEY, Setup, UploadedTrain
 
@@ -69,25 +69,79 @@ def _model(cfg: TrainConfig) -> nn.Module:
 
 def trained_model(cfg: TrainConfig) -> nn.Module:
     """The shared trained model for `cfg`, with a live progress bar while it trains."""
-    if isinstance(cfg, UploadedTrain):
-        upload = _session_upload(cfg.weights)
-        st.info(f"Exploring **your uploaded weights** ({upload.filename}) in place of the trained model. "
-                "Switch back on the *Your model* page.", icon=":material/upload_file:")
-        st.session_state["_model_ready"] = cfg
-        return _model(cfg)
-    job = _training_job(cfg)
-    try:
-        result = follow(job, f"Training {models.describe_model(cfg.model)} on {cfg.dataset} (first use only)")
-    except Exception as err:
-        _training_job.clear(cfg)  # let the next attempt start afresh
-        st.error(f"Training failed: {err}")
-        st.stop()
+    model = trained_models([cfg])[0]
     st.session_state["_model_ready"] = cfg  # the sidebar may now measure the compressed model
-    notice = result.notice
-    if notice and notice not in st.session_state.setdefault("_shown_notices", set()):
-        st.session_state["_shown_notices"].add(notice)
-        st.warning(notice, icon="⚠️")
-    return result.model
+    return model
+
+
+def trained_models(configs: list[TrainConfig]) -> list[nn.Module]:
+    """Shared trained models (seeds of one recipe), trained one after the other under one progress bar.
+
+    The bar says which model of how many, what it is doing and how long is left ("model 2 of 5:
+    LeNet-5 seed 1, epoch 5/20, about 40 s left"); models already on disk load without one.
+    """
+    labels = [warm.label(cfg) for cfg in configs]
+    progress = warm.Progress(labels, [on_disk(cfg) for cfg in configs])
+    what = "the models" if len(configs) > 1 else "the model"
+    bar, found = None, []
+    for index, cfg in enumerate(configs):
+        if isinstance(cfg, UploadedTrain):
+            upload = _session_upload(cfg.weights)
+            if not any(isinstance(c, UploadedTrain) for c in configs[:index]):  # once, not once per seed
+                st.info(f"Exploring **your uploaded weights** ({upload.filename}) in place of the trained model. "
+                        "Switch back on the *Your model* page.", icon=":material/upload_file:")
+            found.append(_model(cfg))
+            continue
+        job = _training_job(cfg)
+        progress.start(index)
+        while not job.done.wait(0.25):
+            fraction, text = progress.update(*job.progress)
+            text = f"Training {what} this page needs (first use only): {text}"
+            bar = st.progress(fraction, text=text) if bar is None else bar.progress(fraction, text=text)
+        progress.finish()
+        try:
+            result = job.wait()
+        except Exception as err:
+            _training_job.clear(cfg)  # let the next attempt start afresh
+            st.error(f"Training {labels[index]} failed: {err}")
+            st.stop()
+        notice = result.notice
+        if notice and notice not in st.session_state.setdefault("_shown_notices", set()):
+            st.session_state["_shown_notices"].add(notice)
+            st.warning(notice, icon="⚠️")
+        found.append(result.model)
+    if bar is not None:
+        bar.empty()
+    return found
+
+
+def on_disk(cfg: TrainConfig) -> bool:
+    """Is the model for `cfg` trained and saved (so it loads in a moment)?"""
+    return checkpoint_path(cfg).exists()
+
+
+def _wait_for_training(cfg: TrainConfig, report: Progress) -> TrainResult:
+    """The shared training job of `cfg`, waited for on a background thread, passing on its progress."""
+    job = _training_job(cfg)
+    while not job.done.wait(0.25):
+        report(*job.progress)
+    try:
+        return job.wait()
+    except Exception:
+        _training_job.clear(cfg)
+        raise
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def class_job(configs: tuple[TrainConfig, ...]) -> Job:
+    """One background job training every model in `configs` in turn (the "prepare the class" action).
+
+    It uses the same shared training jobs as the pages, so a page opened meanwhile waits for the
+    same runs instead of starting its own; its progress is `core.warm.Progress`'s one message.
+    """
+    for name in dict.fromkeys(cfg.dataset for cfg in configs):
+        dataset(name)  # loaded here, on the script thread, where its spinner can show
+    return Job("prepare-class", lambda progress: warm.warm(list(configs), _wait_for_training, progress, on_disk))
 
 
 @st.cache_resource(max_entries=48, show_spinner=False)
@@ -207,11 +261,6 @@ def freeze_heap() -> bool:
 
 
 # ---------------------------------------------------------------- trade-offs, populations, sanity
-def trained_models(configs: list[TrainConfig]) -> list[nn.Module]:
-    """Several shared trained models (seeds of one recipe), trained one after the other with progress."""
-    return [trained_model(cfg) for cfg in configs]
-
-
 def _finished(job_fn, args: tuple, label: str):
     """The result of a cached Job, following its progress; a failed job is dropped so a retry starts afresh."""
     try:

@@ -17,6 +17,7 @@ from ui.setup import UPLOAD_KEY, USE_UPLOAD_KEY
 FILE_KEY = "own_model_file"        # the file uploader
 TOGGLE_KEY = "own_model_use"       # the "explore my weights" toggle (mirrors USE_UPLOAD_KEY)
 ERROR_KEY = "_own_model_error"
+DETAIL_KEY = "_own_model_error_detail"  # the reader's own message, cleaned, for the expander
 
 
 def accept_file() -> None:
@@ -30,16 +31,22 @@ def accept_file() -> None:
         upload = uploads.load_upload(file.getvalue(), file.name, state["dataset"], data.input_shape,
                                      data.num_classes, models.list_models(), state["model"])
     except uploads.UploadError as err:
-        state[ERROR_KEY] = f"**{file.name}** was refused. {err}"
+        state[ERROR_KEY], state[DETAIL_KEY] = f"**{file.name}** was not loaded. {err}", err.detail
         return
     state.pop(ERROR_KEY, None)
+    state.pop(DETAIL_KEY, None)
     state[UPLOAD_KEY], state[USE_UPLOAD_KEY] = upload, True
     state["model"] = upload.architecture  # the sidebar follows the file
 
 
 def refusal() -> str | None:
-    """Why the last file was refused (None after a good one)."""
+    """Why the last file was refused, in the app's words (None after a good one)."""
     return st.session_state.get(ERROR_KEY)
+
+
+def refusal_detail() -> str:
+    """The file reader's own message about the last refusal ("" when there is none to add)."""
+    return st.session_state.get(DETAIL_KEY, "") if refusal() else ""
 
 
 def current() -> uploads.UploadedWeights | None:
@@ -59,7 +66,7 @@ def _toggled() -> None:
 
 def forget() -> None:
     """Drop the upload: every page shows the built-in model again."""
-    for key in (UPLOAD_KEY, USE_UPLOAD_KEY, ERROR_KEY):
+    for key in (UPLOAD_KEY, USE_UPLOAD_KEY, ERROR_KEY, DETAIL_KEY):
         st.session_state.pop(key, None)
 
 

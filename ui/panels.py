@@ -7,6 +7,7 @@ import streamlit as st
 from core import figures, figures_maps
 from core.attribution import saliency_agreement
 from core.metrics import CompressionReport
+from core.stats import accuracy_interval, format_interval
 from ui.cache import Setup, compressed_maps, dataset, original_maps, report
 from ui.sidebar import RANGE_WORDS, SHORT_NAMES
 from ui.url_state import fit, presenting
@@ -74,14 +75,25 @@ def describe_setup(setup: Setup) -> str:
             f"{prune}, {bits}.")
 
 
+def delta(change: float, decimals: int, unit: str) -> str | None:
+    """A metric card's delta ("+1.5 pts"), or None (no arrow, no colour) when it rounds to zero."""
+    text = f"{change:+.{decimals}f}"
+    if abs(float(text)) == 100 and abs(change) < 100:  # never claim "all gone" for 99.6 %
+        text = f"{change:+.1f}"
+    return None if float(text) == 0 else f"{text} {unit}"
+
+
 def metric_cards(rep: CompressionReport) -> None:
-    """The headline numbers, compressed vs original, as metric cards with deltas."""
+    """The headline numbers, compressed vs original, as metric cards with deltas (none for a zero change)."""
     cols = [*st.columns(3), *st.columns(3)]  # two rows: values stay whole in a narrow window or on a projector
+    n = len(rep.original.labels)
     acc = rep.compressed.accuracy
-    cols[0].metric("Test accuracy", percent(acc), f"{rep.accuracy_change * 100:+.1f} pts",
-                   help=f"Original: {percent(rep.original.accuracy)} on {len(rep.original.labels):,} test images.")
-    cols[1].metric("Size", figures.format_bytes(rep.size_compressed_bytes),
-                   f"{(rep.size_compressed_bytes / rep.size_original_bytes - 1) * 100:+.0f} %", delta_color="inverse",
+    cols[0].metric("Test accuracy", percent(acc), delta(rep.accuracy_change * 100, 1, "pts"),
+                   help=f"Original: {percent(rep.original.accuracy)} on {n:,} test images (95 % interval "
+                        f"{format_interval(*accuracy_interval(rep.original.accuracy, n))}).")
+    size_change = rep.size_compressed_bytes / rep.size_original_bytes - 1
+    cols[1].metric("Size", figures.format_bytes(rep.size_compressed_bytes), delta(size_change * 100, 0, "%"),
+                   delta_color="inverse",
                    help=f"Original: {figures.format_bytes(rep.size_original_bytes)} as 32-bit floats. "
                         "Compressed: non-zero weights at the chosen bits + the cheaper index (bitmask or "
                         "sparse positions) + quantization scales; biases stay 32-bit.")
@@ -89,11 +101,24 @@ def metric_cards(rep: CompressionReport) -> None:
                    help="Original size ÷ compressed size.")
     cols[3].metric("Sparsity", figures.format_percent(rep.sparsity),
                    help="Share of the weights of Linear and Conv layers that are exactly zero (biases not counted).")
-    cols[4].metric("MACs per image", f"{rep.remaining_macs:,}", f"{figures.format_ratio(rep.theoretical_speedup)} fewer",
-                   delta_color="off", help=f"Multiply-accumulates left after pruning (dense: {rep.dense_macs:,}). "
+    ratio = figures.format_ratio(rep.theoretical_speedup)
+    fewer = "all weights removed" if rep.remaining_macs == 0 else None if ratio == "1.0×" else f"{ratio} fewer"
+    cols[4].metric("MACs per image", f"{rep.remaining_macs:,}", fewer, delta_color="off", delta_arrow="off",
+                   help=f"Multiply-accumulates left after pruning (dense: {rep.dense_macs:,}). "
                                            "A theoretical speed-up: masks alone make nothing faster.")
     cols[5].metric("Agreement", figures.format_percent(rep.agreement),
                    help="Share of test images on which both models predict the same class.")
+    st.caption(accuracy_caption(rep))
+
+
+def accuracy_caption(rep: CompressionReport) -> str:
+    """Both accuracies with their 95 % intervals: how much of a difference the test set can tell apart."""
+    n = len(rep.original.labels)
+    original, compressed = (format_interval(*accuracy_interval(e.accuracy, n)) for e in (rep.original, rep.compressed))
+    return (f"Test accuracy is measured on {n:,} images, so it carries sampling noise. 95 % intervals (Wilson): "
+            f"original {percent(rep.original.accuracy)} ({original}), compressed {percent(rep.compressed.accuracy)} "
+            f"({compressed}). A difference well inside these ranges may come from which images happen to be in "
+            "the test set.")
 
 
 IMAGES_PER_VIEW = 4

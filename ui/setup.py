@@ -5,7 +5,7 @@ it explores them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -13,6 +13,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from core import upload as uploads
 from core.compression import CompressionConfig
 from core.training import TrainConfig
+from core.warm import recipe
 
 
 @dataclass(frozen=True)
@@ -54,24 +55,26 @@ def train_config(model: str, dataset: str) -> TrainConfig:
     When this session explores uploaded weights for this model and data set, the config names
     them (UploadedTrain), so every page shows the upload in place of the trained model.
     """
-    big = dataset in ("mnist", "fashion_mnist", "cifar10")
-    cfg = TrainConfig(model=model, dataset=dataset, epochs=3 if big else 20)
+    cfg = recipe(model, dataset)
     upload = active_upload()
     if upload is not None and (upload.architecture, upload.dataset) == (model, dataset):
         return UploadedTrain(**asdict(cfg), weights=upload.digest)
     return cfg
 
 
-def setup_from(values: Mapping[str, object]) -> Setup:
-    """The Setup that sidebar settings make, by their URL names (session state, or a lesson step's).
+# Sidebar setting -> CompressionConfig field (prune is a percentage there, a fraction here).
+COMPRESSION_FIELDS = {"prune": "prune_amount", "method": "prune_method", "scope": "prune_scope",
+                      "bits": "weight_bits", "scheme": "quant_scheme", "granularity": "quant_granularity",
+                      "range": "quant_range"}
 
-    The one place that turns settings into configs: the sidebar and the lesson figures use it, so a
-    lesson's numbers are computed for exactly what the page shows.
+
+def setup_from(values: Mapping[str, object]) -> Setup:
+    """The Setup that sidebar settings `values` (model, dataset, prune in %, method, ...) describe.
+
+    Settings CompressionConfig does not have are skipped (`range` before quant_range exists).
     """
-    return Setup(
-        train=train_config(values["model"], values["dataset"]),
-        compression=CompressionConfig(prune_amount=values["prune"] / 100, prune_method=values["method"],
-                                      prune_scope=values["scope"], weight_bits=values["bits"],
-                                      quant_scheme=values["scheme"], quant_granularity=values["granularity"],
-                                      quant_range=values["range"]),
-    )
+    known = {f.name for f in fields(CompressionConfig)}
+    compression = {field: values[key] / 100 if key == "prune" else values[key]
+                   for key, field in COMPRESSION_FIELDS.items() if key in values and field in known}
+    return Setup(train=train_config(str(values["model"]), str(values["dataset"])),
+                 compression=CompressionConfig(**compression))

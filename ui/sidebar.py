@@ -16,9 +16,9 @@ from core import data as datasets
 from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES,
                               WEIGHT_BITS, structured_limit)
 from core.quantization import range_notice
-from ui import lessons, notices, url_state
+from ui import ab, glossary, lessons, notices, url_state
 from ui.cache import compressed_model, dataset, zero_shares
-from ui.setup import Setup, setup_from
+from ui.setup import Setup, UploadedTrain, setup_from, train_config
 
 SHORT_NAMES = {"mnist5k": "MNIST, 5k digits (offline)", "digits": "Digits 8×8 (offline)",
                "mnist": "MNIST, 70k (download)", "fashion_mnist": "Fashion-MNIST (download)",
@@ -166,6 +166,9 @@ def sidebar() -> Setup:
 def share_link() -> None:
     """A "Share / copy link" popover in the sidebar: the link to this exact view (st.code has a copy button)."""
     with st.sidebar.popover("Share / copy link", icon=":material/link:", width="stretch"):
+        if isinstance(train_config(st.session_state["model"], st.session_state["dataset"]), UploadedTrain):
+            st.warning("This link cannot carry your uploaded weights: whoever opens it sees the app's own "
+                       "trained model at these settings, not yours.", icon=":material/upload_file:")
         st.markdown("This link opens the app with every setting as it is now:")
         st.code(url_state.link(), language=None, wrap_lines=True)
         st.markdown("The same view for a projector (large text, sidebar collapsed):")
@@ -178,6 +181,8 @@ def page_header(page: str) -> None:
     """What app.py draws once the page is known, before the page: the share link and the lesson step."""
     url_state.keep_other_pages(page)
     share_link()
+    ab.freeze_button()  # "Freeze as A" for the A/B page, and the glossary, on every page
+    glossary.glossary_popover()
     lessons.lesson_banner(page)
     notices.shown()  # past any page switch: this run's notices have been seen
 

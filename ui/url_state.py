@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 import models
-from core import attribution, figures_sanity, figures_tradeoff, scrub
+from core import ab, attribution, figures_sanity, figures_tradeoff, scrub
 from core import data as datasets
 from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES,
                               WEIGHT_BITS)
@@ -46,14 +46,21 @@ class Setting:
     lesson: bool = True                # a lesson step may set it
 
 
-def choice(options: Sequence, default: object = None, page: str | None = None) -> Setting:
-    """A setting that must be one of `options` (compared as text: URLs carry text)."""
+def choice(options: Sequence, default: object = None, page: str | None = None,
+           renamed: Mapping[str, object] | None = None) -> Setting:
+    """A setting that must be one of `options` (compared as text: URLs carry text).
+
+    renamed: older URL values and the option each now means, so that old links keep working.
+    """
     options = tuple(options)
+    renamed = dict(renamed or {})
 
     def parse(raw: str) -> object:
         for option in options:
             if str(option) == raw:
                 return option
+        if raw in renamed:
+            return renamed[raw]
         raise ValueError(one_of(options))
     return Setting(options[0] if default is None else default, parse, page, options=options)
 
@@ -155,7 +162,10 @@ PAGE_SETTINGS = {
     "sweep_method": choice(METHODS, page="tradeoffs"),
     "sweep_seeds": whole(1, 5, 1, page="tradeoffs"),
     "sweep_epochs": nearest([0, 1, 2, 3, 5], 0, page="tradeoffs"),
-    "sweep_metric": choice(figures_tradeoff.METRICS, page="tradeoffs"),
+    # Faithfulness is shown as gain over random orderings now; links made before still open the same measure.
+    "sweep_metric": choice(figures_tradeoff.METRICS, page="tradeoffs",
+                           renamed={"deletion_auc": "deletion_gain", "insertion_auc": "insertion_gain",
+                                    "infidelity": "infidelity_gain"}),
     "grid_metric": choice(["accuracy", "spearman_abs", "agreement"], page="tradeoffs"),
     "sanity_method": choice(METHODS, page="sanity"),
     "sanity_metric": choice(figures_sanity.METRIC_LABELS, page="sanity"),
@@ -174,6 +184,9 @@ APP_WIDE = {
     "hide": Setting((), names(list(SIDEBAR)), lesson=False),  # sidebar controls a teacher hides
     "lesson": Setting(None, _lesson_name, lesson=False),
     "step": Setting(1, whole(1, None, 1).parse, bounds=(1, None), lesson=False),  # the lesson knows its length
+    # The A/B page's frozen setting A, as one word (core.ab) read with the sidebar's own parsers.
+    "ab": Setting(None, lambda raw: ab.normalize(raw, {k: s.parse for k, s in SIDEBAR.items()},
+                                                 {k: s.default for k, s in SIDEBAR.items()}), lesson=False),
 }
 SETTINGS: dict[str, Setting] = {**APP_WIDE, **SIDEBAR, **PAGE_SETTINGS}
 
