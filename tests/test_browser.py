@@ -150,5 +150,5 @@ def test_grid_click_moves_the_sidebar(app_url, page):
     assert _outlined_cell(page) == ["90 %", "4"]
     query = dict(parse_qsl(urlsplit(page.url).query))
     assert (query.get("prune"), query.get("bits")) == ("90", "4"), page.url
-    assert "90% magnitude pruning" in page.locator('[data-testid="stCaptionContainer"]').first.inner_text()
+    assert "90% magnitude pruning" in page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first.inner_text()
     _screenshot(page, "tradeoffs")
