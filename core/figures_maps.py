@@ -119,7 +119,7 @@ def weight_heatmap(weight: torch.Tensor, layer: str) -> go.Figure:
     rows, cols = grid.shape
     layout = house_layout(f"{name} · {format_percent(zeros)} pruned", *labels,
                           height=int(np.clip(500 * rows / cols + 170, 280, 760)),
-                          legend=dict(y=1.0, x=1.0, xanchor="right", yanchor="bottom"), xaxis=xaxis, yaxis=yaxis,
+                          legend=dict(yref="paper", y=1.0, x=1.0, xanchor="right", yanchor="bottom"), xaxis=xaxis, yaxis=yaxis,
                           meta=figure_meta("weight_heatmap", zeros=format_percent(zeros), unused=_unused(w)))
     return go.Figure([image, *_key_traces(vmax)], layout)
 def _display_rgb(image: np.ndarray) -> np.ndarray:

@@ -133,7 +133,7 @@ def test_weight_histogram_ternary_draws_exact_levels_and_zero_share():
     assert F.figure_facts(fig) == ("50 % of the compressed layer's weights are exactly zero (original: 0 %); "
                                    "the others take 2 distinct values.")
     assert F.figure_caption(fig).endswith(F.figure_facts(fig))
-    assert fig.layout.title.text == "layer 0 · 2-bit" and fig.layout.xaxis.title.text == "weight value"
+    assert fig.layout.title.text == "layer 0<br>2-bit" and fig.layout.xaxis.title.text == "weight value"
     assert torch.equal(original, kept[0]) and torch.equal(compressed, kept[1])
 
 
@@ -163,7 +163,7 @@ def test_weight_histogram_many_values_share_bin_edges():
     zeros = float((compressed == 0).double().mean())
     assert math.isclose(sum(b.y) + 100 * zeros, 100.0)
     assert _no_nan(a.y) and _no_nan(b.y)
-    assert fig.layout.title.text == "layer 3 · 32-bit float"
+    assert fig.layout.title.text == "layer 3<br>32-bit float"
     assert a.name == "original" and b.name == f"compressed: {int((compressed != 0).sum()):,} distinct values"
 
 
@@ -171,7 +171,8 @@ def test_weight_histogram_titles_fit_half_a_page():
     w = torch.ones(120, 784)
     for label in ("conv 2 (16×6×5×5)", "fc 1 (300×784)", "fc 1 (120×1024)"):
         for bits in (1, 4, 8, 32):
-            assert len(F.weight_histogram(w, w, label, bits).layout.title.text) <= 45
+            lines = F.weight_histogram(w, w, label, bits).layout.title.text.split("<br>")
+            assert max(map(len, lines)) <= F.TITLE_CHARS
 
 
 def test_weight_histogram_all_zero_still_renders():
@@ -249,7 +250,7 @@ def test_weight_heatmap_conv_grid_puts_filters_along_x():
     assert list(fig.layout.xaxis.ticktext) == ["0", "1", "2", "3"] and list(fig.layout.yaxis.ticktext) == ["0", "1", "2"]
     assert "0 of 4 filters and 0 of 3 input channels" not in F.figure_facts(fig)
     labelled = M.weight_heatmap(w, "conv 2 (4×3×5×5), compressed")           # the label already has the shape
-    assert labelled.layout.title.text == "conv 2 (4×3×5×5), compressed · 8 % pruned"   # 25 of 300 zero
+    assert labelled.layout.title.text == "conv 2 (4×3×5×5), compressed<br>8 % pruned"   # 25 of 300 zero
 
 
 def test_weight_heatmap_facts_count_units_without_weights():
