@@ -41,7 +41,9 @@ _AXIS = dict(gridcolor=_GRID, linecolor=_GRID, zerolinecolor=_GRID, zerolinewidt
 # The parts of plotly_white these charts show (white background, light grid, a zero line no louder than the
 # grid, plotly's colours for traces that set none), as a plain dict: validated in ~0.5 ms, not 5-10 ms.
 TEMPLATE = dict(layout=dict(
-    paper_bgcolor="white", plot_bgcolor="white", xaxis=_AXIS, yaxis=_AXIS, coloraxis_colorbar_outlinewidth=0,
+    # x tick labels a little below the axis: at the corner, the first one stays clear of the y axis' lowest.
+    paper_bgcolor="white", plot_bgcolor="white", xaxis=dict(_AXIS, ticklabelstandoff=6), yaxis=_AXIS,
+    coloraxis_colorbar_outlinewidth=0,
     colorway=["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880", "#FF97FF",
               "#FECB52"]))
 TEXT_COLOR = "#2a3f5f"
@@ -168,7 +170,7 @@ def finite_weights(x: object, what: str) -> np.ndarray:
 # FONT_SIZE + 4); the title is pinned to the top and the legend hangs under it, so that a legend that wraps
 # onto more rows in a narrow window grows down, away from the title (reserve its rows with `legend_rows`).
 TITLE_CHARS = 28
-TITLE_PAD_PX, TITLE_LINE_PX, LEGEND_ROW_PX = 12, 26, 26
+TITLE_PAD_PX, TITLE_LINE_PX, LEGEND_ROW_PX = 12, 28, 26
 
 
 def wrap_title(text: str, width: int = TITLE_CHARS) -> str:
@@ -315,7 +317,7 @@ def weight_histogram(original: torch.Tensor, compressed: torch.Tensor, layer: st
     Both tensors have the same shape and are copied. y is the % of the layer's weights; exact zeros
     are not drawn but counted in an annotation. When the compressed tensor has at most MAX_LEVELS
     distinct nonzero values they are drawn as stems at their exact values. The title stays short
-    ("conv 1 (6×1×5×5)<br>4-bit") so that it fits a half-width column; the rest is in the caption.
+    ("conv 1 (6×1×5×5) · 4-bit") so that it fits a half-width column on a phone; the rest is in the caption.
     """
     orig = finite_weights(original, "original weight").ravel()
     comp = finite_weights(compressed, "compressed weight").ravel()
@@ -332,10 +334,10 @@ def weight_histogram(original: torch.Tensor, compressed: torch.Tensor, layer: st
     pad = 0.03 * (edges[-1] - edges[0])  # stems at the extreme levels would otherwise be cut in half
     # Header, top down: title, legend (two rows: "compressed: 1,234 distinct values" wraps in a narrow column),
     # then the note on the plot's top edge, its lines counted in `margin.t`.
-    # Two title lines always: side by side, histograms of long and short layer names keep one height.
-    title = f"{layer_title(layer)}<br>{'32-bit float' if bits >= 32 else f'{bits}-bit'}"
+    # One line ("fc 1 (120×784) · 32-bit") for every built-in layer, also on a phone; a longer name wraps.
+    title = wrap_title(f"{layer_title(layer)} · {min(bits, 32)}-bit")
     layout = house_layout(
-        title, "weight value", "weights (% of layer)", height=440 + TITLE_LINE_PX,
+        title, "weight value", "weights (% of layer)", height=440 + TITLE_LINE_PX * title.count("<br>"),
         legend_rows=2, barmode="overlay", bargap=0, showlegend=True,
         margin=dict(t=header_px(title, 2) + _NOTE_LINE_PX * (note.count("<br>") + 1) - 4),
         xaxis=dict(range=[edges[0] - pad, edges[-1] + pad], zeroline=False),
@@ -359,7 +361,7 @@ def sparsity_bars(layers: Sequence[str], original: Sequence[float], compressed: 
     hover = "%{x}<br>%{y:.1f} % zeros<extra>%{fullData.name}</extra>"
     data = [go.Bar(x=categories, y=values, name=name, marker_color=color, hovertemplate=hover,
                    text=[format_percent(v / 100) for v in values], textposition="outside", cliponaxis=False,
-                   **_BAR_TEXT)
+                   textfont_size=FONT_SIZE - 2, constraintext="outside")
             for name, values, color in (("original", orig, ORIGINAL_COLOR), ("compressed", comp, COMPRESSED_COLOR))]
     shapes = []
     if overall is not None:
@@ -374,4 +376,7 @@ def sparsity_bars(layers: Sequence[str], original: Sequence[float], compressed: 
             else {"caption": caption("sparsity_bars"), "facts": ""})
     return go.Figure(data, house_layout("Share of weights that are exactly zero, per layer", "layer",
                                         "weights that are zero (%)", barmode="group", shapes=shapes, meta=meta,
-                                        xaxis=dict(type="category"), yaxis=_PERCENT_AXIS))
+                                        xaxis=dict(type="category"), yaxis=_PERCENT_AXIS, legend_rows=2,
+                                        # Labels wider than their bar (a phone) are hidden, not drawn over
+                                        # each other; the hover and the caption still give every value.
+                                        uniformtext=dict(mode="hide", minsize=FONT_SIZE - 2)))

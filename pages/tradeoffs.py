@@ -31,8 +31,8 @@ if problem:
 
 table = ui.sweep_table(setup.train, sweep, "curves")  # one row per setting and seed
 summary = summarize(table)
-metric = st.radio("Show", ui.SETTINGS["sweep_metric"].options, key="sweep_metric", horizontal=True,
-                  format_func=lambda m: figures_tradeoff.METRICS[m].split(" (")[0])
+metric = st.selectbox("Show", ui.SETTINGS["sweep_metric"].options, key="sweep_metric",  # one row: curves in view
+                      format_func=lambda m: figures_tradeoff.METRICS[m].split(" (")[0])
 c = setup.compression
 by_sparsity, by_bits = st.columns(2)
 with by_sparsity:

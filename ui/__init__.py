@@ -25,7 +25,8 @@ from ui.own_model import refusal as own_model_refusal
 from ui.own_model import show_upload_settings as show_own_model_settings
 from ui.own_model import use_toggle as own_model_toggle
 from ui.setup import Setup, UploadedTrain, train_config
-from ui.panels import chart, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
+from ui.panels import (chart, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels,
+                       wide_chart)
 from ui.sidebar import current_setup, page_header, sidebar
 from ui.url_state import SETTINGS, presenting
 from ui.url_state import fit as fit_setting
@@ -41,5 +42,5 @@ __all__ = [
     "prefetch_neighbours", "presenting", "randomization", "randomization_pictures", "report", "report_file",
     "saliency_panels", "scrub_figure", "show_own_model_settings", "sidebar", "sparsity_figure", "start_lesson",
     "sweep_check", "sweep_table", "sync_url", "train_config", "trained_model", "trained_models", "view_link",
-    "weight_heatmaps", "weight_histograms", "weights_file",
+    "weight_heatmaps", "weight_histograms", "weights_file", "wide_chart",
 ]

@@ -45,6 +45,10 @@ PRESENTATION_CSS = """<style>
 [data-testid="stMain"] :is([data-testid="stSliderThumbValue"], [data-testid="stSliderTickBar"]) p {
   font-size: 1.1rem; line-height: 1.2; }
 [data-testid="stMainBlockContainer"] { padding-top: 3.75rem; }
+/* During a lesson the box is what the class reads: the page's own text steps down, so its chart stays in view. */
+[data-testid="stMain"]:has(.st-key-lesson_step) [data-testid="stMarkdown"] :is(p, li) { font-size: 1.1rem; }
+[data-testid="stMain"]:has(.st-key-lesson_step) .st-key-lesson_step [data-testid="stMarkdownContainer"] p {
+  font-size: 1.3rem; }
 .st-key-main_controls { position: sticky; top: 3.75rem; z-index: 99; background: white;
   padding: 0.6rem 0 0.2rem; border-bottom: 1px solid #e6e9ef; }
 </style>"""
@@ -133,7 +137,7 @@ def _controls(hidden: tuple[str, ...], strip: bool) -> None:
     for header, keys in GROUPS:
         shown = [key for key in keys if key not in hidden]
         if shown:
-            st.subheader(header, anchor=False)
+            st.header(header, anchor=False)
         for key in shown:
             CONTROLS[key](st)
 
