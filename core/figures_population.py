@@ -64,7 +64,7 @@ def pie_curve_figure(curve: pd.DataFrame, current_sparsity: float | None = None)
     fig.update_layout(xaxis_range=[-2, 102], yaxis_rangemode="tozero")
     if current_sparsity is not None:
         fig.add_vline(x=100 * current_sparsity, line_dash="dash", line_color=OVERALL_COLOR,
-                      annotation_text="current", annotation_position="top left")
+                      annotation_text="current", annotation_position="top right")  # left of 0 it met the ticks
     fig.update_layout(meta={"caption": f"{CAPTIONS['pie_curve']} {_curve_fact(curve)}"})
     return fig
 

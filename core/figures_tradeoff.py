@@ -21,7 +21,7 @@ OTHER_COLOR = "#e377c2"              # the sidebar's own method when it is not a
 CURRENT_COLOR = COMPRESSED_COLOR     # the current setting is "the compressed model" everywhere
 BITS_OFF_POSITION = 9.5              # 32 bits sits after 8 with a gap: it is "no quantization", not a step
 CELL_SIZE = 44                       # px; grid rows are CELL_SIZE * 1.2 apart
-GRID_BAR_PX = 62                     # the map's colour bar (title, bar, ticks) between its title and its cells
+GRID_BAR_PX = 44                     # the map's colour bar (title, bar, ticks) between its title and its cells
 CURVE_HEIGHT, CURVE_AXIS_PX, CURVE_BOTTOM_PX = 600, 68, 230  # curves: figure, tick labels + axis title, margin
 
 METRICS: dict[str, str] = {
@@ -248,9 +248,11 @@ def grid_heatmap(grid: pd.DataFrame, metric: str = "accuracy",
         go.Heatmap(x=sparsities, y=bits, z=z.to_numpy(), text=labels.to_numpy(), texttemplate="%{text}",
                    textfont=dict(size=FONT_SIZE - 3), colorscale=SEQUENTIAL, zmin=0, zmax=1, xgap=3, ygap=3,
                    hoverinfo="skip", name="map",
-                   colorbar=dict(title=dict(text=METRICS[metric].split(" (")[0], side="top"), orientation="h",
-                                 x=0, xanchor="left", yref="container", yanchor="top", len=0.6,
-                                 thickness=12, tickformat=".0%" if metric in PERCENT else ".1f"))])
+                   # Ticks above the bar, nothing hangs down into the cells; no title of its own: the
+                   # chart's title names the measure, and a title beside it left the ticks no room on a phone.
+                   colorbar=dict(orientation="h", x=0, xanchor="left", yref="container", yanchor="top", len=0.6,
+                                 thickness=12, ticklabelposition="outside top",
+                                 tickformat=".0%" if metric in PERCENT else ".1f"))])
     style(fig, f"{METRICS[metric]} for every sparsity and bit width", "sparsity (% of weights removed)",
           "bits per weight", height=int(len(bits) * CELL_SIZE * 1.2) + 250, legend_rows=0)
     # The colour bar lies under the title, in container coordinates (in paper ones it pushes the title away).

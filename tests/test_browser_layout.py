@@ -146,3 +146,39 @@ def test_every_page_at_every_screen_size(app_url, browser):
     (SHOTS / "problems.json").write_text(json.dumps(found, indent=1, ensure_ascii=False))
     assert not found, "layout problems (screenshots in artifacts/layout/):\n" + "\n".join(
         f"{where}: {problem}" for where, problems in found.items() for problem in problems)
+
+
+# Lesson steps at a projector's 1280×720, each with what it talks about: the first chart of its page,
+# or (on the Overview) the metric cards.
+LESSON_STEPS = {"how-low-can-the-bits-go&step=3": '[data-testid="stPlotlyChart"]',   # Weights
+                "how-low-can-the-bits-go&step=6": '[data-testid="stPlotlyChart"]',   # Trade-offs
+                "explanations&step=1": '[data-testid="stPlotlyChart"]',              # Saliency
+                "magnitude-vs-random&step=3": '[data-testid="stMetric"]'}            # Overview
+IN_VIEW_PX = 60  # at least this much of it shows above the fold
+
+
+def test_a_lesson_step_leaves_what_it_talks_about_in_view(app_url, browser):
+    """At 1280×720, with and without presentation mode, the lesson box leaves its chart on screen.
+
+    Also writes artifacts/layout/teaching-lesson.png, the README's picture of the teaching layout.
+    """
+    width, height = SIZES["projector"]
+    context = browser.new_context(viewport={"width": width, "height": height})
+    hidden = []
+    try:
+        page = context.new_page()
+        for present in ("0", "1"):
+            for step, subject in LESSON_STEPS.items():
+                page.goto(f"{app_url}/?lesson={step}&present={present}")
+                page.wait_for_function(READY_JS, timeout=TRAIN_TIMEOUT_MS, polling=250)
+                page.locator(".st-key-lesson_step").wait_for(timeout=TRAIN_TIMEOUT_MS)
+                page.wait_for_function(READY_JS, timeout=TRAIN_TIMEOUT_MS, polling=250)
+                top = page.locator(subject).first.bounding_box()["y"]
+                if top > height - IN_VIEW_PX:
+                    hidden.append(f"lesson={step}, present={present}: {subject} starts at y = {top:.0f}")
+                if (step, present) == ("how-low-can-the-bits-go&step=3", "1"):
+                    SHOTS.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(SHOTS / "teaching-lesson.png"))
+    finally:
+        context.close()
+    assert not hidden, "the lesson box pushes what it talks about below the fold:\n" + "\n".join(hidden)

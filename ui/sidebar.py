@@ -51,6 +51,7 @@ PRESENTATION_CSS = """<style>
   font-size: 1.3rem; }
 .st-key-main_controls { position: sticky; top: 3.75rem; z-index: 99; background: white;
   padding: 0.6rem 0 0.2rem; border-bottom: 1px solid #e6e9ef; }
+[data-testid="stColumn"] .st-key-main_controls { position: static; border: none; padding: 0; }
 </style>"""
 
 
@@ -142,13 +143,12 @@ def _controls(hidden: tuple[str, ...], strip: bool) -> None:
             CONTROLS[key](st)
 
 
-def _strip(hidden: tuple[str, ...]) -> None:
-    """Presentation mode: the two main sliders in a slim strip at the top of the page, where the class looks."""
-    shown = [key for key in MAIN if key not in hidden]
-    if shown:
-        with st.container(key="main_controls"):
-            for column, key in zip(st.columns(len(shown)), shown):
-                CONTROLS[key](column)
+def _strip(shown: list[str], stacked: bool = False) -> None:
+    """Presentation mode: the main sliders in a slim strip at the top of the page, where the class looks
+    (side by side; `stacked`: one under the other, in a column beside the lesson box)."""
+    with st.container(key="main_controls"):
+        for column, key in zip([st] * len(shown) if stacked else st.columns(len(shown)), shown):
+            CONTROLS[key](column)
 
 
 def _moved_by_hand() -> None:
@@ -204,8 +204,7 @@ def sidebar() -> Setup:
     present = url_state.presenting()
     hidden = st.session_state.get("hide", ())
     if present:
-        st.html(PRESENTATION_CSS)
-        _strip(hidden)
+        st.html(PRESENTATION_CSS)  # the strip of main sliders follows in page_header
     # The sidebar starts collapsed in presentation mode: notices go where the class can see them.
     for notice in st.session_state.get("_notices", []):
         (st if present else st.sidebar).warning(notice, icon="⚠️")
@@ -244,7 +243,18 @@ def page_header(page: str) -> None:
     """What app.py draws once the page is known, before the page: the share link and the lesson step."""
     url_state.keep_other_pages(page)
     share_link()
-    lessons.lesson_banner(page)
+    shown = [key for key in MAIN if key not in st.session_state.get("hide", ())] if url_state.presenting() else []
+    if shown and st.session_state.get("lesson"):
+        # On a projector the step and the sliders it moves share one row: the page's chart stays in view.
+        box, controls = st.columns([5, 2], gap="medium")
+        with controls:
+            _strip(shown, stacked=True)
+        with box:
+            lessons.lesson_banner(page)
+    else:
+        if shown:
+            _strip(shown)
+        lessons.lesson_banner(page)
     show_moves()
 
 
