@@ -49,8 +49,9 @@ PRESENTATION_CSS = """<style>
 [data-testid="stMain"]:has(.st-key-lesson_step) [data-testid="stMarkdown"] :is(p, li) { font-size: 1.1rem; }
 [data-testid="stMain"]:has(.st-key-lesson_step) .st-key-lesson_step [data-testid="stMarkdownContainer"] p {
   font-size: 1.3rem; }
-.st-key-main_controls { position: sticky; top: 3.75rem; z-index: 99; background: white;
-  padding: 0.6rem 0 0.2rem; border-bottom: 1px solid #e6e9ef; }
+@media (min-width: 640px) {  /* on a phone the two sliders stack: pinned, they would cover the page */
+  .st-key-main_controls { position: sticky; top: 3.75rem; z-index: 99; background: white;
+    padding: 0.6rem 0 0.2rem; border-bottom: 1px solid #e6e9ef; } }
 [data-testid="stColumn"] .st-key-main_controls { position: static; border: none; padding: 0; }
 </style>"""
 
