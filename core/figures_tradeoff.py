@@ -109,7 +109,7 @@ def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str 
     # Up to ten legend entries: hung under the axis title (a fixed distance from the figure's bottom),
     # growing down into a bottom margin that holds five rows, as many as a phone's width needs.
     fig.update_layout(legend=dict(y=(CURVE_BOTTOM_PX - CURVE_AXIS_PX) / CURVE_HEIGHT, yanchor="top",
-                                  font_size=FONT_SIZE - 2),
+                                  font_size=FONT_SIZE - 2), margin_t=fig.layout.margin.t + 16,  # star at 100 %
                       margin_b=CURVE_BOTTOM_PX)
     _axes(fig, x, metric, rows)
     if len(reference):
