@@ -15,6 +15,7 @@ validates for every figure (5-10 ms each, and ~6 kB more JSON to pickle and send
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,7 +41,9 @@ _AXIS = dict(gridcolor=_GRID, linecolor=_GRID, zerolinecolor=_GRID, zerolinewidt
 # The parts of plotly_white these charts show (white background, light grid, a zero line no louder than the
 # grid, plotly's colours for traces that set none), as a plain dict: validated in ~0.5 ms, not 5-10 ms.
 TEMPLATE = dict(layout=dict(
-    paper_bgcolor="white", plot_bgcolor="white", xaxis=_AXIS, yaxis=_AXIS, coloraxis_colorbar_outlinewidth=0,
+    # x tick labels a little below the axis: at the corner, the first one stays clear of the y axis' lowest.
+    paper_bgcolor="white", plot_bgcolor="white", xaxis=dict(_AXIS, ticklabelstandoff=6), yaxis=_AXIS,
+    coloraxis_colorbar_outlinewidth=0,
     colorway=["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880", "#FF97FF",
               "#FECB52"]))
 TEXT_COLOR = "#2a3f5f"
@@ -163,17 +166,49 @@ def finite_weights(x: object, what: str) -> np.ndarray:
     return values
 
 
-def house_layout(title: str, x_title: str, y_title: str, height: int = 440, **extra: object) -> dict:
+# Header geometry, in pixels: titles wrap at TITLE_CHARS so that a line fits a phone (about 300 px at
+# FONT_SIZE + 4); the title is pinned to the top and the legend hangs under it, so that a legend that wraps
+# onto more rows in a narrow window grows down, away from the title (reserve its rows with `legend_rows`).
+TITLE_CHARS = 28
+TITLE_PAD_PX, TITLE_LINE_PX, LEGEND_ROW_PX = 12, 28, 26
+
+
+def wrap_title(text: str, width: int = TITLE_CHARS) -> str:
+    """`text` broken into lines of at most `width` characters with "<br>" (a text that has "<br>" is kept).
+
+    A title made of parts ("conv 1 (6×1×5×5) · 4-bit") breaks between its parts first.
+    """
+    if "<br>" in text or len(text) <= width:
+        return text
+    if " · " in text and all(len(part) <= width for part in text.split(" · ")):
+        return "<br>".join(text.split(" · "))
+    return "<br>".join(textwrap.wrap(text, width))
+
+
+def header_px(title: str, legend_rows: int = 0) -> int:
+    """Height of a chart's header: the wrapped title's lines, then `legend_rows` legend rows under it."""
+    lines = title.count("<br>") + 1 if title else 0
+    return TITLE_PAD_PX + TITLE_LINE_PX * lines + LEGEND_ROW_PX * legend_rows + 8
+
+
+def house_layout(title: str, x_title: str, y_title: str, height: int = 440, legend_rows: int = 1,
+                 **extra: object) -> dict:
     """The house look as one layout dict: small white template, large fonts, title top left, legend under it.
 
+    The title is wrapped (`wrap_title`) and the top margin fits it and `legend_rows` rows of legend.
     `extra` adds layout keys; a dict value is merged into the house dict of that name (margin=dict(t=130)
     keeps l, r and b). Build the whole layout first and pass it to go.Figure once: that is the cheap path.
     """
+    title = wrap_title(title)
+    legend_top = 1 - header_px(title) / height + 4 / height
+    # Centred on its lines: Plotly shifts a multi-line title up by half its extra lines whatever the anchor.
+    middle = (TITLE_PAD_PX + TITLE_LINE_PX * (title.count("<br>") + 1) / 2) / height
     layout = dict(
         template=TEMPLATE, height=height, font=dict(size=FONT_SIZE, color=TEXT_COLOR),
-        title=dict(text=title, font=dict(size=FONT_SIZE + 4), x=0.01, xanchor="left"),
-        margin=dict(l=80, r=30, t=100, b=70),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, xanchor="left"),
+        title=dict(text=title, font=dict(size=FONT_SIZE + 4), x=0.01, xanchor="left", yref="container",
+                   y=1 - middle, yanchor="middle"),
+        margin=dict(l=80, r=30, t=header_px(title, legend_rows), b=70),
+        legend=dict(orientation="h", yref="container", y=legend_top, yanchor="top", x=0, xanchor="left"),
         xaxis=dict(title=dict(text=x_title)), yaxis=dict(title=dict(text=y_title)),
         hoverlabel=dict(font_size=FONT_SIZE),
     )
@@ -183,9 +218,10 @@ def house_layout(title: str, x_title: str, y_title: str, height: int = 440, **ex
     return layout
 
 
-def style(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = 440) -> go.Figure:
+def style(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = 440,
+          legend_rows: int = 1) -> go.Figure:
     """Apply `house_layout` to an existing figure (one update_layout call); returns the same figure."""
-    fig.update_layout(house_layout(title, x_title, y_title, height))
+    fig.update_layout(house_layout(title, x_title, y_title, height, legend_rows))
     return fig
 
 
@@ -239,7 +275,7 @@ def hist_edges(*nonzero: np.ndarray) -> np.ndarray:
     return np.histogram_bin_edges(both, bins=bins, range=(both.min(), both.max()))
 
 
-_TITLE_PX, _LEGEND_ROW_PX, _NOTE_LINE_PX = 46, 26, 19   # header rows of a histogram, in pixels
+_NOTE_LINE_PX = 19   # a line of the histogram's note on zeros, in pixels
 _BIN_HOVER = ("weights %{customdata[0]:.3g} to %{customdata[1]:.3g}<br>%{y:.2f} % of the layer"
               "<extra>%{fullData.name}</extra>")
 
@@ -281,7 +317,7 @@ def weight_histogram(original: torch.Tensor, compressed: torch.Tensor, layer: st
     Both tensors have the same shape and are copied. y is the % of the layer's weights; exact zeros
     are not drawn but counted in an annotation. When the compressed tensor has at most MAX_LEVELS
     distinct nonzero values they are drawn as stems at their exact values. The title stays short
-    ("conv 1 (6×1×5×5) · 4-bit") so that it fits a half-width column; the rest is in the caption.
+    ("conv 1 (6×1×5×5) · 4-bit") so that it fits a half-width column on a phone; the rest is in the caption.
     """
     orig = finite_weights(original, "original weight").ravel()
     comp = finite_weights(compressed, "compressed weight").ravel()
@@ -296,18 +332,18 @@ def weight_histogram(original: torch.Tensor, compressed: torch.Tensor, layer: st
     facts = figure_meta("weight_histogram", zeros=format_percent(zeros_c), zeros_original=format_percent(zeros_o),
                         levels=f"the others take {n_levels:,} distinct values" if n_levels else "no weights remain")
     pad = 0.03 * (edges[-1] - edges[0])  # stems at the extreme levels would otherwise be cut in half
-    # Header, top down: title, legend (hung from the title so that a legend wrapping onto a second row in a
-    # narrow column grows away from it), then the note on the plot's top edge, its lines counted in `margin.t`.
-    height = 440
+    # Header, top down: title, legend (two rows: "compressed: 1,234 distinct values" wraps in a narrow column),
+    # then the note on the plot's top edge, its lines counted in `margin.t`.
+    # One line ("fc 1 (120×784) · 32-bit") for every built-in layer, also on a phone; a longer name wraps.
+    title = wrap_title(f"{layer_title(layer)} · {min(bits, 32)}-bit")
     layout = house_layout(
-        f"{layer_title(layer)} · {'32-bit float' if bits >= 32 else f'{bits}-bit'}", "weight value",
-        "weights (% of layer)", height=height, barmode="overlay", bargap=0, showlegend=True,
-        legend=dict(yref="container", y=1 - _TITLE_PX / height, yanchor="top"),
-        margin=dict(t=_TITLE_PX + 2 * _LEGEND_ROW_PX + _NOTE_LINE_PX * (note.count("<br>") + 1) + 4), xaxis=dict(range=[edges[0] - pad, edges[-1] + pad], zeroline=False),
+        title, "weight value", "weights (% of layer)", height=440 + TITLE_LINE_PX * title.count("<br>"),
+        legend_rows=2, barmode="overlay", bargap=0, showlegend=True,
+        margin=dict(t=header_px(title, 2) + _NOTE_LINE_PX * (note.count("<br>") + 1) - 4),
+        xaxis=dict(range=[edges[0] - pad, edges[-1] + pad], zeroline=False),
         yaxis=dict(rangemode="tozero"), meta=facts,
         annotations=[dict(text=note, xref="paper", yref="paper", x=1, y=1, xanchor="right", yanchor="bottom",
                           showarrow=False, align="right", font_size=FONT_SIZE - 2)])
-    layout["title"].update(y=1.0, yanchor="top", pad=dict(t=12))  # pinned to the top, not centred in the margin
     return go.Figure([_outline_trace(orig_nz, orig.size, edges),
                       _compressed_trace(comp_nz, levels, counts, comp.size, edges)], layout)
 
@@ -325,7 +361,7 @@ def sparsity_bars(layers: Sequence[str], original: Sequence[float], compressed: 
     hover = "%{x}<br>%{y:.1f} % zeros<extra>%{fullData.name}</extra>"
     data = [go.Bar(x=categories, y=values, name=name, marker_color=color, hovertemplate=hover,
                    text=[format_percent(v / 100) for v in values], textposition="outside", cliponaxis=False,
-                   **_BAR_TEXT)
+                   textfont_size=FONT_SIZE - 2, constraintext="outside")
             for name, values, color in (("original", orig, ORIGINAL_COLOR), ("compressed", comp, COMPRESSED_COLOR))]
     shapes = []
     if overall is not None:
@@ -340,4 +376,7 @@ def sparsity_bars(layers: Sequence[str], original: Sequence[float], compressed: 
             else {"caption": caption("sparsity_bars"), "facts": ""})
     return go.Figure(data, house_layout("Share of weights that are exactly zero, per layer", "layer",
                                         "weights that are zero (%)", barmode="group", shapes=shapes, meta=meta,
-                                        xaxis=dict(type="category"), yaxis=_PERCENT_AXIS))
+                                        xaxis=dict(type="category"), yaxis=_PERCENT_AXIS, legend_rows=2,
+                                        # Labels wider than their bar (a phone) are hidden, not drawn over
+                                        # each other; the hover and the caption still give every value.
+                                        uniformtext=dict(mode="hide", minsize=FONT_SIZE - 2)))

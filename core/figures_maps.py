@@ -119,7 +119,7 @@ def weight_heatmap(weight: torch.Tensor, layer: str) -> go.Figure:
     rows, cols = grid.shape
     layout = house_layout(f"{name} · {format_percent(zeros)} pruned", *labels,
                           height=int(np.clip(500 * rows / cols + 170, 280, 760)),
-                          legend=dict(y=1.0, x=1.0, xanchor="right", yanchor="bottom"), xaxis=xaxis, yaxis=yaxis,
+                          legend=dict(yref="paper", y=1.0, x=1.0, xanchor="right", yanchor="bottom"), xaxis=xaxis, yaxis=yaxis,
                           meta=figure_meta("weight_heatmap", zeros=format_percent(zeros), unused=_unused(w)))
     return go.Figure([image, *_key_traces(vmax)], layout)
 def _display_rgb(image: np.ndarray) -> np.ndarray:
@@ -202,7 +202,7 @@ def saliency_row(image: torch.Tensor, original_map: torch.Tensor, compressed_map
     colour scale (symmetric around 0 if either is signed, else 0..max); the difference is diverging
     on the same ±max, so a faint difference panel means the explanation barely changed.
     `titles` may override the keys "image", "original", "compressed", "difference" (kept verbatim;
-    about 20 characters per line fit above a panel of a 600-px-wide row; "<br>" breaks a line).
+    about 10 characters per line fit above a panel on a phone, 20 in a 600-px-wide row; "<br>" breaks a line).
     Axes x, x2, x3, x4 hold the panels (slots: `saliency_domains()`); the colour bars lie under them.
     """
     rgb, a, b = _display_rgb(as_array(image)), as_array(original_map), as_array(compressed_map)
@@ -211,7 +211,7 @@ def saliency_row(image: torch.Tensor, original_map: torch.Tensor, compressed_map
     signed = bool(min(np.nanmin(a), np.nanmin(b)) < 0)
     vmax = float(max(np.nanmax(np.abs(a)), np.nanmax(np.abs(b)))) or 1.0
     names = {"image": "input", "original": "original", "compressed": "compressed",
-             "difference": "difference:<br>compressed − original", **(titles or {})}
+             "difference": "compressed<br>− original", **(titles or {})}
     change = float(np.nanmax(np.abs(b - a))) / vmax if a.size else 0.0
     meta = figure_meta("saliency_row", change=format_percent(change))
     hover = "row %{y}, column %{x}<br>%{z:.3g}<extra></extra>"

@@ -124,17 +124,18 @@ def randomization_maps_figure(labels: Sequence[str], maps: Mapping[str, torch.Te
     signed = any(float(a.min()) < 0 for a in arrays.values())
     n_rows, n_cols = len(arrays), len(labels)
     fig = make_subplots(rows=n_rows, cols=n_cols, horizontal_spacing=0.01, vertical_spacing=0.06,
-                        subplot_titles=[_short(l) if r == 0 else "" for r in range(n_rows) for l in labels],
+                        subplot_titles=[_short(l).replace("+ ", "+<br>") if r == 0 else ""  # narrow columns
+                                        for r in range(n_rows) for l in labels],
                         row_titles=list(arrays) if n_rows > 1 else None)
     for r, a in enumerate(arrays.values(), start=1):
         for c in range(n_cols):
             peak = float(np.abs(a[c]).max())
             z = a[c] / peak if peak > 0 else np.zeros_like(a[c])
             fig.add_trace(go.Heatmap(z=z, coloraxis="coloraxis", hovertemplate="%{z:.2f}<extra></extra>"), r, c + 1)
-    fig.update_layout(height=90 + 150 * n_rows, template="plotly_white", font=dict(size=FONT_SIZE),
-                      margin=dict(l=10, r=40, t=50, b=10),
+    fig.update_layout(height=110 + 150 * n_rows, template="plotly_white", font=dict(size=FONT_SIZE),
+                      margin=dict(l=10, r=40, t=70, b=10),
                       coloraxis=dict(colorscale=DIVERGING if signed else SEQUENTIAL, cmin=-1.0 if signed else 0.0,
-                                     cmax=1.0, colorbar=dict(title="÷ max", thickness=10)))
+                                     cmax=1.0, colorbar=dict(title=dict(text="÷ max", side="right"), thickness=10)))
     fig.update_annotations(font_size=FONT_SIZE - 3)
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")

@@ -68,7 +68,7 @@ def _round(values: np.ndarray, decimals: int = 3) -> list:
 def _positions(series: ScrubSeries) -> tuple[list[float], dict]:
     """x of each stop on the curve, and the axis ticks (bits: evenly spaced, 32 after a gap)."""
     if series.control == "prune":
-        return [float(s) for s in series.stops], dict(range=[-3, 103], ticksuffix=" %", dtick=20)
+        return [float(s) for s in series.stops], dict(range=[-6, 103], ticksuffix=" %", dtick=20)  # 0 % clear of y's
     x = [float(i) if s != 32 else i + 0.5 for i, s in enumerate(series.stops)]
     return x, dict(range=[-0.5, x[-1] + 0.5], tickvals=x, ticktext=[str(s) for s in series.stops])
 

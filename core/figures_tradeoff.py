@@ -1,9 +1,9 @@
 """Plotly figures of the trade-off sweeps (core.sweeps): curves per baseline and the sparsity x bits map.
 
 Builders take the DataFrames of `core.sweeps` (read only), return a `go.Figure`, never
-call Streamlit, and store a student caption in `fig.layout.meta["caption"]`. The map is
-drawn as square markers, not a go.Heatmap, because Streamlit's `on_select` ignores
-heatmap clicks (streamlit issues #8760, #15042); each cell carries
+call Streamlit, and store a student caption in `fig.layout.meta["caption"]`. The map is a
+go.Heatmap under one invisible square marker per cell: Streamlit's `on_select` ignores heatmap
+clicks (streamlit issues #8760, #15042), so the markers take them; each carries
 customdata = [prune_amount, weight_bits] for the page to read.
 """
 from __future__ import annotations
@@ -23,6 +23,8 @@ OTHER_COLOR = "#e377c2"              # the sidebar's own method when it is not a
 CURRENT_COLOR = COMPRESSED_COLOR     # the current setting is "the compressed model" everywhere
 BITS_OFF_POSITION = 9.5              # 32 bits sits after 8 with a gap: it is "no quantization", not a step
 CELL_SIZE = 44                       # px; grid rows are CELL_SIZE * 1.2 apart
+GRID_BAR_PX = 44                     # the map's colour bar (title, bar, ticks) between its title and its cells
+CURVE_HEIGHT, CURVE_AXIS_PX, CURVE_BOTTOM_PX = 600, 68, 230  # curves: figure, tick labels + axis title, margin
 
 METRICS: dict[str, str] = {
     "accuracy": "test accuracy (%)",
@@ -121,9 +123,13 @@ def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str 
         xs = curve[x].to_numpy() * 100 if x == "prune_amount" else _bits_position(curve[x])
         _add_line(fig, name, bool(tuned), xs, curve, metric, scale, band_col)
     style(fig, f"{METRICS[metric]} against {'sparsity' if x == 'prune_amount' else 'bit width'}",
-          "sparsity (% of weights removed)" if x == "prune_amount" else "bits per weight", METRICS[metric])
-    # Up to ten legend entries: below the axis, where they cannot run into the title.
-    fig.update_layout(height=560, legend=dict(y=-0.22, yanchor="top"), margin_b=170, margin_t=70)
+          "sparsity (% of weights removed)" if x == "prune_amount" else "bits per weight", METRICS[metric],
+          height=CURVE_HEIGHT, legend_rows=0)
+    # Up to ten legend entries: hung under the axis title (a fixed distance from the figure's bottom),
+    # growing down into a bottom margin that holds five rows, as many as a phone's width needs.
+    fig.update_layout(legend=dict(y=(CURVE_BOTTOM_PX - CURVE_AXIS_PX) / CURVE_HEIGHT, yanchor="top",
+                                  font_size=FONT_SIZE - 2), margin_t=fig.layout.margin.t + 16,  # star at 100 %
+                      margin_b=CURVE_BOTTOM_PX)
     _axes(fig, x, metric, rows)
     if len(reference):
         _add_reference(fig, float(reference.iloc[0]) * scale)
@@ -166,7 +172,7 @@ def _axes(fig: go.Figure, x: str, metric: str, rows: pd.DataFrame) -> None:
         bits = sorted(rows["weight_bits"].unique())
         fig.update_xaxes(tickvals=list(_bits_position(bits)), ticktext=[bits_label(b) for b in bits])
     else:
-        fig.update_xaxes(range=[-2, 101], ticksuffix=" %")
+        fig.update_xaxes(range=[-5, 102], ticksuffix=" %")  # "0 %" clear of the y axis' "0 %"
     if metric in PERCENT:
         fig.update_yaxes(range=[0, 102], ticksuffix=" %")
     elif metric in ("spearman_abs", "topk", "ssim"):
@@ -247,10 +253,11 @@ def grid_heatmap(grid: pd.DataFrame, metric: str = "accuracy",
                  current: tuple[float, int] | None = None, n_test: int | None = None) -> go.Figure:
     """The sparsity x bits map of `metric` ("accuracy", "agreement", "spearman_abs", ...) from `grid_sweep`.
 
-    grid: rows of curve "grid" (raw, several seeds are averaged, or summarized). Cells are
-    large square markers coloured by the value, with customdata [prune_amount, weight_bits]
-    so a click can be read by Streamlit; the current (amount, bits) cell is outlined. n_test: as
-    for `tradeoff_curves` (the caption's "smallest setting" then uses the 95 % interval).
+    grid: rows of curve "grid" (raw, several seeds are averaged, or summarized). Trace 0 holds one
+    invisible square marker per cell, with customdata [prune_amount, weight_bits], so that a click can
+    be read by Streamlit; trace 1 is the heatmap that shows the cells; the current (amount, bits) cell
+    is outlined by a shape (its trace "current setting" carries x, y and customdata).
+    n_test: as for `tradeoff_curves` (the caption's "smallest setting" then uses the 95 % interval).
     """
     column = metric if metric in grid else f"{metric}_mean"
     if column not in grid or grid.empty:
@@ -261,26 +268,47 @@ def grid_heatmap(grid: pd.DataFrame, metric: str = "accuracy",
     values = cells[column].to_numpy()
     custom = np.column_stack([cells["prune_amount"], cells["weight_bits"]])
     text = [f"{100 * v:.0f}" if metric in PERCENT else f"{v:.2f}" for v in values]
-    fig = go.Figure(go.Scatter(
-        x=x, y=y, mode="markers+text", text=text, customdata=custom, name="settings", showlegend=False,
-        textfont=dict(size=FONT_SIZE - 3, color=["white" if v < 0.6 else "black" for v in values]),
-        marker=dict(symbol="square", size=CELL_SIZE, color=values, colorscale=SEQUENTIAL, cmin=0, cmax=1,
-                    colorbar=dict(title=METRICS[metric].split(" (")[0], tickformat=".0%" if metric in PERCENT else ".1f")),
-        hovertemplate=(f"sparsity %{{x}}, %{{y}} bits<br>{metric} %{{marker.color:.3f}}"
-                       "<br>click to use this setting<extra></extra>")))
     sparsities = [format_percent(a) for a in sorted(cells["prune_amount"].unique())]
     bits = [bits_label(b) for b in sorted(cells["weight_bits"].unique())]
+    # Drawn as a heatmap, whose cells scale with the chart's width (markers have a fixed size in pixels and
+    # ran into each other on a phone); clicks go to the invisible markers of trace 0 at the cells' centres
+    # (hoverdistance -1: the nearest one, wherever in its cell the click lands).
+    table = pd.DataFrame({"x": x, "y": y, "v": values, "t": text})
+    z = table.pivot(index="y", columns="x", values="v").reindex(index=bits, columns=sparsities)
+    labels = table.pivot(index="y", columns="x", values="t").reindex(index=bits, columns=sparsities).fillna("")
+    hidden = dict(opacity=0)
+    fig = go.Figure([go.Scatter(
+        x=x, y=y, mode="markers", text=text, customdata=custom, name="settings", showlegend=False,
+        marker=dict(symbol="square", size=CELL_SIZE / 2, color=values, opacity=0),
+        selected=dict(marker=hidden), unselected=dict(marker=hidden),
+        hovertemplate=(f"sparsity %{{x}}, %{{y}} bits<br>{metric} %{{marker.color:.3f}}"
+                       "<br>click to use this setting<extra></extra>")),
+        go.Heatmap(x=sparsities, y=bits, z=z.to_numpy(), text=labels.to_numpy(), texttemplate="%{text}",
+                   textfont=dict(size=FONT_SIZE - 3), colorscale=SEQUENTIAL, zmin=0, zmax=1, xgap=3, ygap=3,
+                   hoverinfo="skip", name="map",
+                   # Ticks above the bar, nothing hangs down into the cells; no title of its own: the
+                   # chart's title names the measure, and a title beside it left the ticks no room on a phone.
+                   colorbar=dict(orientation="h", x=0, xanchor="left", yref="container", yanchor="top", len=0.6,
+                                 thickness=12, ticklabelposition="outside top",
+                                 tickformat=".0%" if metric in PERCENT else ".1f"))])
     style(fig, f"{METRICS[metric]} for every sparsity and bit width", "sparsity (% of weights removed)",
-          "bits per weight", height=int(len(bits) * CELL_SIZE * 1.2) + 190)
+          "bits per weight", height=int(len(bits) * CELL_SIZE * 1.2) + 250, legend_rows=0)
+    # The colour bar lies under the title, in container coordinates (in paper ones it pushes the title away).
+    fig.update_layout(margin_t=fig.layout.margin.t + GRID_BAR_PX, hoverdistance=-1)
+    fig.update_traces(colorbar_y=1 - (fig.layout.margin.t - GRID_BAR_PX + 4) / fig.layout.height, selector=dict(type="heatmap"))
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=sparsities, showgrid=False)
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=bits, showgrid=False)
     fig.update_layout(clickmode="event+select")
     found = current is not None and bool(np.any(_at(cells, current)))
     if found:
+        column_at, row_at = sparsities.index(format_percent(current[0])), bits.index(bits_label(current[1]))
         fig.add_trace(go.Scatter(
             x=[format_percent(current[0])], y=[bits_label(current[1])], mode="markers", name="current setting",
             customdata=[[float(current[0]), int(current[1])]], showlegend=False, hoverinfo="skip",
-            marker=dict(symbol="square-open", size=CELL_SIZE + 8, color=CURRENT_COLOR, line=dict(width=4))))
+            marker=dict(opacity=0)))
+        # The outline is a shape in category positions, so it fits its cell at every width.
+        fig.add_shape(type="rect", x0=column_at - 0.5, x1=column_at + 0.5, y0=row_at - 0.5, y1=row_at + 0.5,
+                      line=dict(color=CURRENT_COLOR, width=4))
     fig.update_layout(meta={"caption": _grid_caption(cells, column, metric, found, n_test)})
     return fig
 

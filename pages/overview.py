@@ -10,7 +10,7 @@ report = ui.report(setup)
 data = ui.dataset(setup.train.dataset)
 
 st.title("Original vs compressed")
-st.markdown("Drag the sliders on the left: the compressed copy is rebuilt from the original each time, "
+st.markdown("Drag the **Pruning rate** and **Bit width** sliders: the compressed copy is rebuilt from the original each time, "
             "and every number below compares the two on the same test images.")
 st.caption(ui.describe_setup(setup))
 ui.metric_cards(report)

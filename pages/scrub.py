@@ -32,7 +32,7 @@ index = right.number_input(f"Test image (0 to {n_test - 1})", 0, n_test - 1, ste
 method = far.selectbox("Explanation method", methods, format_func=attribution.METHOD_LABELS.get, key="scrub_method")
 
 fig = ui.scrub_figure(setup, control, layer, int(index), method)
-ui.chart(fig, key=f"scrub_board_{control}")
+ui.wide_chart(fig, key=f"scrub_board_{control}")  # on a phone the board scrolls sideways
 fixed = ("pruning" if control == "bits" else "bit width")
 st.caption(f"Fixed while you drag: everything else from the sidebar, including the {fixed}. "
            f"{attribution.METHOD_LABELS[method]}: {attribution.describe_method(method)}")

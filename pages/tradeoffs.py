@@ -35,8 +35,8 @@ if problem:
     st.stop()
 
 tables = ui.sweep_tables(setup.train, sweep)  # (method, fine-tuned) -> every sparsity x bit width
-metric = st.radio("Show", ui.SETTINGS["sweep_metric"].options, key="sweep_metric", horizontal=True,
-                  format_func=lambda m: figures_tradeoff.METRICS[m].split(" (")[0])
+metric = st.selectbox("Show", ui.SETTINGS["sweep_metric"].options, key="sweep_metric",  # one row: curves in view
+                      format_func=lambda m: figures_tradeoff.METRICS[m].split(" (")[0])
 c = setup.compression
 table = ui.tradeoff_rows(setup.train, sweep, metric, tables)  # one row per point and seed
 summary = summarize(table)

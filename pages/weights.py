@@ -15,8 +15,9 @@ if c.quantized and c.quant_granularity == "per_channel":
     st.caption("Per-channel quantization gives every output neuron its own step size, so the levels of "
                "different neurons fall in different places; switch the granularity to *per tensor* to see "
                f"the {c.weight_bits}-bit levels line up.")
-figs = ui.weight_histograms(setup)
-columns = st.columns(2)
-for i, (name, fig) in enumerate(figs.items()):
-    with columns[i % 2]:
-        ui.chart(fig, key=f"hist_{name}", caption=False)
+figs = list(ui.weight_histograms(setup).items())
+# One row of two per pair of layers: on a phone the columns stack, and the layers still read in order.
+for row in range(0, len(figs), 2):
+    for column, (name, fig) in zip(st.columns(2), figs[row:row + 2]):
+        with column:
+            ui.chart(fig, key=f"hist_{name}", caption=False)

@@ -195,14 +195,14 @@ def test_saliency_by_index_and_by_class():
     at.number_input(key="saliency_index").set_value(10).run()
     assert_healthy(at, "saliency")
     assert list(charts(at)) == [f"saliency_{i}" for i in range(10, 14)]
-    assert _panel_titles(at)[0].startswith("test image 10:")
+    assert _panel_titles(at)[0].startswith("image 10<br>")
 
     at.radio(key="saliency_mode").set_value("by class").run()
     at.selectbox(key="saliency_class").set_value(3).run()
     assert_healthy(at, "saliency")
     titles = _panel_titles(at)
     assert len(titles) == CHARTS["saliency"]
-    assert all(re.fullmatch(r"test image \d+: a 3", t) for t in titles), titles
+    assert all(re.fullmatch(r"image \d+<br>a 3", t) for t in titles), titles
 
 
 def test_saliency_disagreement_mode():
@@ -218,7 +218,7 @@ def test_saliency_disagreement_mode():
     assert not metric(at, "Images where the predictions differ").startswith("0 of")
     assert len(charts(at)) == CHARTS["saliency"] and not at.info
     for fig in charts(at).values():  # each shown image is one where the predictions differ
-        original, compressed = (fig["layout"]["annotations"][i]["text"].split(":")[1].split()[0] for i in (1, 2))
+        original, compressed = (fig["layout"]["annotations"][i]["text"].split("<br>")[1].split()[0] for i in (1, 2))
         assert original != compressed
 
 

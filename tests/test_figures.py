@@ -163,7 +163,7 @@ def test_weight_histogram_many_values_share_bin_edges():
     zeros = float((compressed == 0).double().mean())
     assert math.isclose(sum(b.y) + 100 * zeros, 100.0)
     assert _no_nan(a.y) and _no_nan(b.y)
-    assert fig.layout.title.text == "layer 3 · 32-bit float"
+    assert fig.layout.title.text == "layer 3 · 32-bit"
     assert a.name == "original" and b.name == f"compressed: {int((compressed != 0).sum()):,} distinct values"
 
 
@@ -171,7 +171,8 @@ def test_weight_histogram_titles_fit_half_a_page():
     w = torch.ones(120, 784)
     for label in ("conv 2 (16×6×5×5)", "fc 1 (300×784)", "fc 1 (120×1024)"):
         for bits in (1, 4, 8, 32):
-            assert len(F.weight_histogram(w, w, label, bits).layout.title.text) <= 45
+            title = F.weight_histogram(w, w, label, bits).layout.title.text
+            assert "<br>" not in title and len(title) <= F.TITLE_CHARS  # one line, even on a phone
 
 
 def test_weight_histogram_all_zero_still_renders():
@@ -249,7 +250,7 @@ def test_weight_heatmap_conv_grid_puts_filters_along_x():
     assert list(fig.layout.xaxis.ticktext) == ["0", "1", "2", "3"] and list(fig.layout.yaxis.ticktext) == ["0", "1", "2"]
     assert "0 of 4 filters and 0 of 3 input channels" not in F.figure_facts(fig)
     labelled = M.weight_heatmap(w, "conv 2 (4×3×5×5), compressed")           # the label already has the shape
-    assert labelled.layout.title.text == "conv 2 (4×3×5×5), compressed · 8 % pruned"   # 25 of 300 zero
+    assert labelled.layout.title.text == "conv 2 (4×3×5×5), compressed<br>8 % pruned"   # 25 of 300 zero
 
 
 def test_weight_heatmap_facts_count_units_without_weights():
@@ -298,7 +299,7 @@ def test_saliency_row_shared_scale_and_difference():
     assert (fig.layout.coloraxis2.cmin, fig.layout.coloraxis2.cmax) == (-2.0, 2.0)
     assert np.allclose(fig.data[3].z, (b - a).numpy())
     titles = [ann.text for ann in fig.layout.annotations]
-    assert titles == ["input", "original: 7 (99 %)", "compressed", "difference:<br>compressed − original"]
+    assert titles == ["input", "original: 7 (99 %)", "compressed", "compressed<br>− original"]
     assert fig.layout.xaxis2.scaleanchor == "y2" and fig.layout.height <= 300
     assert F.figure_facts(fig) == "The largest change is 50 % of the maps' maximum."
     for before, after in zip(kept, (image, a, b)):

@@ -272,5 +272,5 @@ def test_pie_gallery_row_titles():
     copy = image.clone()
     fig = pie_gallery_row(image, a, a * 0.5, example, classes=[str(i) for i in range(10)])
     titles = [ann.text for ann in fig.layout.annotations]
-    assert titles[0] == "#7 · true 3 · vote 3 → 5" and "90 %" in titles[1] and "20 %" in titles[2]
+    assert titles[0] == "#7, true 3<br>vote 3 → 5" and "90 %" in titles[1] and "20 %" in titles[2]
     assert "90 %" in fig.layout.meta["caption"] and torch.equal(image, copy)

@@ -33,7 +33,8 @@ from ui.own_model import show_upload_settings as show_own_model_settings
 from ui.own_model import use_toggle as own_model_toggle
 from ui.prepare import prepare_panel
 from ui.setup import Setup, UploadedTrain, train_config
-from ui.panels import chart, delta, describe_setup, grid_chart, metric_cards, percent, pick_images, saliency_panels
+from ui.panels import (chart, delta, describe_setup, grid_chart, metric_cards, percent, pick_images,
+                       saliency_panels, wide_chart)
 from ui.sidebar import after_page as sidebar_after_page
 from ui.sidebar import current_setup, page_header, sidebar
 from ui.url_state import SETTINGS, presenting
@@ -53,5 +54,5 @@ __all__ = [
     "saliency_panels", "scrub_figure", "show_own_model_settings", "sidebar", "sidebar_after_page", "sparsity_figure",
     "start_lesson", "sweep_check", "sweep_table", "sweep_tables", "sync_url", "tradeoff_rows", "train_config",
     "trained_model", "trained_models", "view_link",
-    "weight_heatmaps", "weight_histograms", "weights_file",
+    "weight_heatmaps", "weight_histograms", "weights_file", "wide_chart",
 ]

@@ -22,6 +22,10 @@ from ui.setup import Setup, UploadedTrain, setup_from
 STEP_CSS = """<style>
 .st-key-lesson_step { border-left: 6px solid #ff4b4b; background: #fff8f6; }
 .st-key-lesson_step [data-testid="stMarkdownContainer"] p { font-size: 1.15em; }
+.st-key-lesson_heading { min-width: min(24rem, 100%); flex: 1 1 0; }
+.st-key-lesson_heading h3 { padding: 0; }
+/* During a lesson the box is the headline: the page's own title steps down. */
+[data-testid="stMain"] h1 { font-size: 2rem; padding: 0.5rem 0 0.25rem; }
 </style>"""
 
 
@@ -144,19 +148,22 @@ def lesson_banner(page: str) -> None:
     number, total = min(state.get("step", 1), len(found.steps)), len(found.steps)
     step = found.steps[number - 1]
     st.html(STEP_CSS)
-    with st.container(border=True, key="lesson_step"):
-        st.caption(f"Lesson: **{found.title}** · step {number} of {total}")
-        st.subheader(step.title, anchor=False)
+    # Compact, so that the chart the step talks about stays on a 720p screen: the step's title and the
+    # buttons share one row (on a phone the buttons wrap onto the next), the text follows.
+    with st.container(border=True, key="lesson_step", gap="small"):
+        with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+            with st.container(key="lesson_heading", gap="small"):
+                st.caption(f"Lesson: **{found.title}** · step {number} of {total}")
+                st.subheader(step.title, anchor=False)
+            st.button("Back", on_click=_move, args=(-1,), disabled=number == 1, key="lesson_back",
+                      icon=":material/arrow_back:")
+            if number < total:
+                st.button("Next", on_click=_move, args=(1,), key="lesson_next", type="primary",
+                          icon=":material/arrow_forward:")
+            else:
+                st.button("Finish", on_click=_leave, args=("lessons",), key="lesson_next", type="primary",
+                          icon=":material/check:")
+            st.button("Leave lesson", on_click=_leave, key="lesson_leave")
         st.markdown(step_text(found, number))
         if lesson_figures.placeholders(step.text) and state.get("_setup", None) not in (None, step_setup(found, number)):
             st.caption("The figures above are for this step's own settings; you have moved the controls since.")
-        back, forward, leave, _ = st.columns([1, 1, 1, 3])
-        back.button("Back", on_click=_move, args=(-1,), disabled=number == 1, key="lesson_back",
-                    icon=":material/arrow_back:", width="stretch")
-        if number < total:
-            forward.button("Next", on_click=_move, args=(1,), key="lesson_next", type="primary",
-                           icon=":material/arrow_forward:", width="stretch")
-        else:
-            forward.button("Finish", on_click=_leave, args=("lessons",), key="lesson_next", type="primary",
-                           icon=":material/check:", width="stretch")
-        leave.button("Leave lesson", on_click=_leave, key="lesson_leave", width="stretch")

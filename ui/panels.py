@@ -58,6 +58,18 @@ def chart(fig, key: str, caption: bool = True) -> None:
         st.caption(text)
 
 
+def wide_chart(fig, key: str, min_width: int = 900) -> None:
+    """`chart`, kept at least `min_width` px wide: on a phone it scrolls sideways instead of squeezing.
+
+    For boards of several panels (the scrub board) whose texts cannot wrap: at a phone's width their
+    titles and legends would run into each other.
+    """
+    st.html(f"<style>.st-key-{key}_wide {{ overflow-x: auto; }} "
+            f".st-key-{key}_wide .st-key-{key} {{ min-width: {min_width}px; }}</style>")
+    with st.container(key=f"{key}_wide"):
+        chart(fig, key=key)
+
+
 def percent(fraction: float, decimals: int = 1) -> str:
     """Percentages the way every chart writes them: 96.4 %."""
     return f"{fraction * 100:.{decimals}f} %"
@@ -159,9 +171,10 @@ def saliency_panels(setup: Setup, indices: list[int], method: str, signed: bool)
     classes = data.classes
     for row, index in enumerate(indices):
         pred_o, pred_c = rep.original.predictions[index], rep.compressed.predictions[index]
-        titles = {"image": f"test image {index}: a {classes[rep.original.labels[index]]}",
-                  "original": f"original: {classes[pred_o]} ({percent(rep.original.probabilities[index, pred_o], 0)})",
-                  "compressed": f"compressed: {classes[pred_c]} "
+        # Two short lines per panel: four panels share a phone's width (about 80 px each).
+        titles = {"image": f"image {index}<br>a {classes[rep.original.labels[index]]}",
+                  "original": f"original<br>{classes[pred_o]} ({percent(rep.original.probabilities[index, pred_o], 0)})",
+                  "compressed": f"compressed<br>{classes[pred_c]} "
                                 f"({percent(rep.compressed.probabilities[index, pred_c], 0)})"}
         figure_col, numbers_col = st.columns([5, 1], vertical_alignment="center")
         with figure_col:

@@ -43,7 +43,8 @@ RANGE_WORDS = {"minmax": "min–max range", "mse": "MSE-clipped range", "twn": "
 # Every sidebar control: session-state key == URL parameter (registry: ui/url_state.py).
 DEFAULTS = {key: setting.default for key, setting in url_state.SIDEBAR.items()}
 CHOICES = {key: setting.options for key, setting in url_state.SIDEBAR.items() if setting.options}
-# Presentation mode: larger text for a projector (Plotly figures are scaled in ui.panels.chart).
+# Presentation mode: larger text for a projector (Plotly figures are scaled in ui.panels.chart), slider values
+# kept clear of their track, and the strip of main sliders (see _strip) pinned under the top bar.
 PRESENTATION_CSS = """<style>
 [data-testid="stMain"] [data-testid="stMarkdownContainer"] :is(p, li) { font-size: 1.35rem; line-height: 1.5; }
 [data-testid="stMain"] [data-testid="stCaptionContainer"] :is(p, li) { font-size: 1.15rem; }
@@ -54,6 +55,17 @@ PRESENTATION_CSS = """<style>
 [data-testid="stMain"] [data-testid="stMetricDelta"] [data-testid="stMarkdownContainer"] p { font-size: 1.2rem; }
 [data-testid="stMain"] button [data-testid="stMarkdownContainer"] p { font-size: 1.15rem; }
 [data-testid="stMain"] .st-key-lesson_step [data-testid="stMarkdownContainer"] p { font-size: 1.5rem; }
+[data-testid="stMain"] :is([data-testid="stSliderThumbValue"], [data-testid="stSliderTickBar"]) p {
+  font-size: 1.1rem; line-height: 1.2; }
+[data-testid="stMainBlockContainer"] { padding-top: 3.75rem; }
+/* During a lesson the box is what the class reads: the page's own text steps down, so its chart stays in view. */
+[data-testid="stMain"]:has(.st-key-lesson_step) [data-testid="stMarkdown"] :is(p, li) { font-size: 1.1rem; }
+[data-testid="stMain"]:has(.st-key-lesson_step) .st-key-lesson_step [data-testid="stMarkdownContainer"] p {
+  font-size: 1.3rem; }
+@media (min-width: 640px) {  /* on a phone the two sliders stack: pinned, they would cover the page */
+  .st-key-main_controls { position: sticky; top: 3.75rem; z-index: 99; background: white;
+    padding: 0.6rem 0 0.2rem; border-bottom: 1px solid #e6e9ef; } }
+[data-testid="stColumn"] .st-key-main_controls { position: static; border: none; padding: 0; }
 </style>"""
 
 
@@ -78,43 +90,132 @@ def _prepare() -> None:
     url_state.keep()
 
 
-def _controls(hidden: tuple[str, ...]) -> None:
-    """The data set, model and compression controls, except those the link hides (?hide=)."""
-    shown = lambda key: key not in hidden  # noqa: E731 (reads as a sentence below)
-    if shown("dataset") or shown("model"):
-        st.header("Model")
-    if shown("dataset"):
-        st.selectbox("Data set", CHOICES["dataset"], key="dataset", on_change=_check_dataset,
-                     format_func=lambda n: SHORT_NAMES.get(n, n),
-                     help="  \n".join(f"**{SHORT_NAMES.get(n, n)}**: {d}" for n, d in datasets.DATASETS.items()))
-    if shown("model"):
-        st.selectbox("Model", CHOICES["model"], key="model", format_func=lambda n: SHORT_NAMES.get(n, n),
-                     help="  \n".join(f"**{SHORT_NAMES.get(n, n)}**: {models.describe_model(n)}"
-                                      for n in CHOICES["model"]))
-    if any(shown(key) for key in ("prune", "method", "scope", "bits", "scheme", "granularity", "range")):
-        st.header("Compression")
-    if shown("prune"):
-        st.slider("Pruning rate", 0, 100, key="prune", step=1, format="%d%%", help=PRUNE_HELP)
-        st.session_state["_sparsity_slot"] = st.empty()  # filled once the model is known: _measured
-    if shown("method"):
-        st.radio("Pruning method", PRUNE_METHODS, key="method", format_func=LABELS.get)
-    if shown("scope"):
-        st.radio("Pruning scope", PRUNE_SCOPES, key="scope", format_func=LABELS.get, horizontal=True,
-                 help="Global: one threshold for the whole network. Per layer: every layer loses the same share.")
-    if shown("bits"):
-        st.select_slider("Bit width", WEIGHT_BITS, key="bits",
-                         format_func=lambda b: "32 (float, off)" if b == 32 else str(b),
-                         help="Bits per weight after quantization; 32 means no quantization.")
-    if shown("scheme"):
-        st.radio("Quantization scheme", QUANT_SCHEMES, key="scheme", format_func=LABELS.get, horizontal=True)
-    if shown("granularity"):
-        st.radio("Quantization granularity", QUANT_GRANULARITIES, key="granularity", format_func=LABELS.get,
-                 horizontal=True, help="One scale per output channel, or one for the whole layer.")
-    if shown("range"):
-        st.radio("Range setting", QUANT_RANGES, key="range", format_func=LABELS.get, help=RANGE_HELP)
-        notice = range_notice(st.session_state["bits"], st.session_state["range"])
-        if notice and st.session_state["bits"] != 32:
-            st.caption(f":material/info: {notice}")
+# Where each control goes, in order (each key is drawn by CONTROLS[key]). The two main sliders come first,
+# right under the navigation, so that they are on screen at 1280x720; in presentation mode they move to a
+# strip at the top of the page (a widget key can be drawn once per run). A new control is one drawing
+# function in CONTROLS plus its key in one of these groups.
+MAIN = ("prune", "bits")
+GROUPS = (("Pruning", ("method", "scope")), ("Quantization", ("scheme", "granularity", "range")),
+          ("Model", ("dataset", "model")))
+
+
+def _prune(where) -> None:
+    where.slider("Pruning rate", 0, 100, key="prune", step=1, format="%d%%", on_change=_moved_by_hand,
+                 help=PRUNE_HELP)
+    st.session_state["_sparsity_slot"] = where.empty()  # filled once the model is known: _measured
+
+
+def _bits(where) -> None:
+    where.select_slider("Bit width", WEIGHT_BITS, key="bits", on_change=_moved_by_hand,
+                        format_func=lambda b: "32 (float, off)" if b == 32 else str(b),
+                        help="Bits per weight after quantization; 32 means no quantization.")
+
+
+def _method(where) -> None:
+    where.radio("Pruning method", PRUNE_METHODS, key="method", format_func=LABELS.get)
+
+
+def _scope(where) -> None:
+    where.radio("Pruning scope", PRUNE_SCOPES, key="scope", format_func=LABELS.get, horizontal=True,
+                help="Global: one threshold for the whole network. Per layer: every layer loses the same share.")
+
+
+def _scheme(where) -> None:
+    where.radio("Quantization scheme", QUANT_SCHEMES, key="scheme", format_func=LABELS.get, horizontal=True)
+
+
+def _granularity(where) -> None:
+    where.radio("Quantization granularity", QUANT_GRANULARITIES, key="granularity", format_func=LABELS.get,
+                horizontal=True, help="One scale per output channel, or one for the whole layer.")
+
+
+def _range(where) -> None:
+    where.radio("Range setting", QUANT_RANGES, key="range", format_func=LABELS.get, help=RANGE_HELP)
+    notice = range_notice(st.session_state["bits"], st.session_state["range"])
+    if notice and st.session_state["bits"] != 32:
+        where.caption(f":material/info: {notice}")
+
+
+def _dataset(where) -> None:
+    where.selectbox("Data set", CHOICES["dataset"], key="dataset", on_change=_check_dataset,
+                    format_func=lambda n: SHORT_NAMES.get(n, n),
+                    help="  \n".join(f"**{SHORT_NAMES.get(n, n)}**: {d}" for n, d in datasets.DATASETS.items()))
+
+
+def _model(where) -> None:
+    where.selectbox("Model", CHOICES["model"], key="model", format_func=lambda n: SHORT_NAMES.get(n, n),
+                    help="  \n".join(f"**{SHORT_NAMES.get(n, n)}**: {models.describe_model(n)}"
+                                     for n in CHOICES["model"]))
+
+
+CONTROLS = {"prune": _prune, "bits": _bits, "method": _method, "scope": _scope, "scheme": _scheme,
+            "granularity": _granularity, "range": _range,
+            "dataset": _dataset, "model": _model}
+
+
+def _controls(hidden: tuple[str, ...], strip: bool) -> None:
+    """The sidebar's controls in order, except those the link hides (?hide=) and those the strip draws."""
+    for key in MAIN:
+        if key not in hidden and not strip:
+            CONTROLS[key](st)
+    for header, keys in GROUPS:
+        shown = [key for key in keys if key not in hidden]
+        if shown:
+            st.header(header, anchor=False)
+        for key in shown:
+            CONTROLS[key](st)
+
+
+def _strip(shown: list[str], stacked: bool = False) -> None:
+    """Presentation mode: the main sliders in a slim strip at the top of the page, where the class looks
+    (side by side; `stacked`: one under the other, in a column beside the lesson box)."""
+    with st.container(key="main_controls"):
+        for column, key in zip([st] * len(shown) if stacked else st.columns(len(shown)), shown):
+            CONTROLS[key](column)
+
+
+def _moved_by_hand() -> None:
+    # The slider's own move needs no announcement; a map click or a lesson step does (see _announce).
+    st.session_state["_moved_by_hand"] = True
+
+
+def _announce() -> None:
+    """When something other than the slider itself moved a main control, queue a notice for the class.
+
+    Compared with the values of the previous run; the notice is shown by `show_moves` after the lesson
+    banner, which may switch the page (a switch would drop anything drawn before it).
+    """
+    state = st.session_state
+    now = {key: state[key] for key in MAIN}
+    before, state["_main_seen"] = state.get("_main_seen"), now
+    if state.pop("_moved_by_hand", False) or before is None:
+        return
+    moved = [key for key in MAIN if before.get(key) != now[key]]
+    if moved:
+        state["_moves"] = moved
+
+
+def _move_text(key: str, value: object) -> str:
+    if key == "prune":
+        return f"pruning rate set to {value} %"
+    return "bit width set to 32 (no quantization)" if value == 32 else f"bit width set to {value} bits"
+
+
+# A control that a click or a lesson moved flashes once, so the class sees it move.
+FLASH_CSS = """<style>
+@keyframes moved { from { background: #ffd5cc; } to { background: transparent; } }
+%s { animation: moved 2.5s ease-out; border-radius: 0.5rem; }
+</style>"""
+
+
+def show_moves() -> None:
+    """A toast, and a flash on the control, for main controls that a click or a lesson step moved."""
+    moved = st.session_state.pop("_moves", None)
+    if not moved:
+        return
+    text = ", ".join(_move_text(key, st.session_state[key]) for key in moved)
+    st.toast(text[:1].upper() + text[1:], icon=":material/tune:")
+    st.html(FLASH_CSS % ", ".join(f".st-key-{key}" for key in moved))
 
 
 def _measured(setup: Setup) -> None:
@@ -142,21 +243,27 @@ def after_page(setup: Setup) -> None:
 
 
 def sidebar() -> Setup:
-    """Draw the shared sidebar (data set, model, every compression control); return the setup."""
+    """Draw the shared sidebar (compression controls first, then the model); return the setup.
+
+    In presentation mode the two main sliders sit in a strip at the top of the page instead.
+    """
     _prepare()
     present = url_state.presenting()
+    hidden = st.session_state.get("hide", ())
     if present:
-        st.html(PRESENTATION_CSS)
+        st.html(PRESENTATION_CSS)  # the strip of main sliders follows in page_header
     # The sidebar starts collapsed in presentation mode: notices go where the class can see them.
     for notice in notices.take():  # each once: gone after the next interaction
         (st if present else st.sidebar).warning(notice, icon="⚠️")
     with st.sidebar:
-        _controls(st.session_state.get("hide", ()))
+        _controls(hidden, strip=present)
         st.divider()
         st.toggle("Presentation mode", key="present",
-                  help="Large text and charts for a projector; the sidebar starts collapsed. "
+                  help="Large text and charts for a projector; the sidebar starts collapsed and the pruning "
+                       "rate and bit width sit at the top of the page. "
                        "In a link: ?present=1, and ?hide=method,scope hides those controls.")
     url_state.sync()
+    _announce()
     setup = setup_from(st.session_state)
     st.session_state["_setup"] = setup
     _measured(setup)  # at once when this session already has the model, else after the page
@@ -183,7 +290,19 @@ def page_header(page: str) -> None:
     share_link()
     ab.freeze_button()  # "Freeze as A" for the A/B page, and the glossary, on every page
     glossary.glossary_popover()
-    lessons.lesson_banner(page)
+    shown = [key for key in MAIN if key not in st.session_state.get("hide", ())] if url_state.presenting() else []
+    if shown and st.session_state.get("lesson"):
+        # On a projector the step and the sliders it moves share one row: the page's chart stays in view.
+        box, controls = st.columns([5, 2], gap="medium")
+        with controls:
+            _strip(shown, stacked=True)
+        with box:
+            lessons.lesson_banner(page)
+    else:
+        if shown:
+            _strip(shown)
+        lessons.lesson_banner(page)
+    show_moves()
     notices.shown()  # past any page switch: this run's notices have been seen
 
 
