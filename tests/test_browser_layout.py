@@ -151,7 +151,7 @@ def test_every_page_at_every_screen_size(app_url, browser):
 # Lesson steps at a projector's 1280×720, each with what it talks about: the first chart of its page,
 # or (on the Overview) the metric cards.
 LESSON_STEPS = {"how-low-can-the-bits-go&step=3": '[data-testid="stPlotlyChart"]',   # Weights
-                "how-low-can-the-bits-go&step=6": '[data-testid="stPlotlyChart"]',   # Trade-offs
+                "how-low-can-the-bits-go&step=9": '[data-testid="stPlotlyChart"]',   # Trade-offs
                 "explanations&step=1": '[data-testid="stPlotlyChart"]',              # Saliency
                 "magnitude-vs-random&step=3": '[data-testid="stMetric"]'}            # Overview
 IN_VIEW_PX = 60  # at least this much of it shows above the fold

@@ -78,5 +78,6 @@ def test_hide_hides_sidebar_controls_and_keeps_their_values(app_url, page):
     _wait_idle(page)
     page.get_by_text("30% random pruning (global)").wait_for(timeout=RERUN_TIMEOUT_MS)  # the hidden value applies
     # Widgets appear once their code has loaded in this fresh browser context: wait for a shown one.
-    page.get_by_text("Bit width").wait_for(timeout=RERUN_TIMEOUT_MS)
-    assert page.get_by_text("Pruning method").count() == 0 and page.get_by_text("Pruning scope").count() == 0
+    sidebar = page.get_by_test_id("stSidebarUserContent")  # the page's text names the sliders too
+    sidebar.get_by_text("Bit width").wait_for(timeout=RERUN_TIMEOUT_MS)
+    assert sidebar.get_by_text("Pruning method").count() == 0 and sidebar.get_by_text("Pruning scope").count() == 0
