@@ -218,7 +218,8 @@ def run_phases(phases: Sequence[Phase], report: Report, clock: Callable[[], floa
     if done == 1:
         report(1.0, f"the {next(p.noun for p in phases if p.labels)} is ready")
     elif done:
-        report(1.0, f"all {' and '.join(parts)} are ready")
+        report(1.0, f"all {', '.join(parts[:-1])} and {parts[-1]} are ready" if len(parts) > 1
+               else f"all {parts[0]} are ready")
     return results
 
 

@@ -160,7 +160,7 @@ def test_phases_share_one_bar_and_number_their_own_tasks():
     assert "table 1 of 2: global magnitude, 40 of 117 settings, about 50 s left, then 1 population" in texts
     assert "table 2 of 2: layer-wise magnitude, 40 of 117 settings, about 20 s left, then 1 population" in texts
     assert texts[-2].startswith("Forgotten examples, 5 models, starting")
-    assert texts[-1] == "all 1 model and 2 tables and 1 population are ready"
+    assert texts[-1] == "all 1 model, 2 tables and 1 population are ready"
     fractions = [f for f, _ in messages]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0  # one bar that never moves back
     assert all(f <= 0.75 for f, m in messages if m.startswith("table"))  # the population's quarter is left
