@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.attribution import is_signed
 from core.figures import COMPRESSED_COLOR, FONT_SIZE, OVERALL_COLOR, SEQUENTIAL, format_percent, style
 from core.stats import accuracy_interval, format_interval
 from core.sweeps import SALIENCY_METRICS
@@ -39,6 +40,9 @@ METRICS: dict[str, str] = {
     "infidelity_gain": "infidelity gain over random (0 = chance)",
 }
 PERCENT = ("accuracy", "agreement", "sparsity")
+GAIN_METRICS = ("deletion_gain", "insertion_gain", "infidelity_gain")  # 0 = chance: a line marks it
+SIGNED_ONLY = ("infidelity_gain",)  # measured only for maps with a sign (core.attribution.is_signed)
+CHANCE_COLOR = "#999999"
 _TOLERANCE = {"accuracy": (0.01, "1 point"), "agreement": (0.01, "1 point")}  # others: 0.1 of similarity
 _MEANING = {
     "accuracy": "how many test images the compressed model classifies correctly",
@@ -57,6 +61,12 @@ _MEANING = {
                         "perfect). Only for maps with a sign (Gradient × Input, Integrated Gradients, Occlusion): "
                         "an absolute-value map cannot say whether a change raises or lowers the score"),
 }
+
+
+def metrics_for(method: str) -> list[str]:
+    """The measures the curves offer for explanation `method`: infidelity gain only when its maps have a sign."""
+    signed = is_signed(method)
+    return [metric for metric in METRICS if signed or metric not in SIGNED_ONLY]
 
 
 def bits_label(bits: int) -> str:
@@ -133,6 +143,11 @@ def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str 
     _axes(fig, x, metric, rows)
     if len(reference):
         _add_reference(fig, float(reference.iloc[0]) * scale)
+    chance = ""
+    if metric in GAIN_METRICS:
+        _add_chance(fig)
+        chance = (" The thin grey line at 0 is chance: where random "
+                  f"{'maps' if metric == 'infidelity_gain' else 'pixel orderings'} score.")
     if current is not None:
         mine = summary[(summary["curve"] == "current") & np.isclose(summary[x], float(current))]
         _mark_current(fig, mine if len(mine) else rows, x, metric, current, scale)
@@ -141,7 +156,7 @@ def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str 
         if rows["fine_tuned"].any() else ""
     unmeasured = " Not measured for this explanation method: its maps have no sign." \
         if rows[metric].isna().all() else ""
-    text = (f"Each line is one pruning method; the height shows {_meaning(metric)}.{unmeasured} "
+    text = (f"Each line is one pruning method; the height shows {_meaning(metric)}.{unmeasured}{chance} "
             f"The orange line marks the sidebar's setting.{tuned_note} {band_text} {facts} {note}")
     fig.update_layout(meta={"caption": " ".join(text.split())})
     return fig
@@ -184,6 +199,13 @@ def _add_reference(fig: go.Figure, value: float) -> None:
     fig.add_hline(y=value, line_dash="dash", line_color=OVERALL_COLOR, line_width=2)
     fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", hoverinfo="skip", name="uncompressed model",
                              line=dict(dash="dash", color=OVERALL_COLOR, width=2)))
+
+
+def _add_chance(fig: go.Figure) -> None:
+    """A thin line at 0 (no better than random), labelled "chance" under its right end."""
+    fig.add_hline(y=0.0, line_color=CHANCE_COLOR, line_width=1, layer="below", annotation_text="chance",
+                  annotation_position="bottom right", annotation_font=dict(color=CHANCE_COLOR, size=FONT_SIZE - 2))
+    fig.update_yaxes(rangemode="tozero")  # chance stays in view when every curve is above it
 
 
 def _mark_current(fig: go.Figure, rows: pd.DataFrame, x: str, metric: str, current: float | int,

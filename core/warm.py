@@ -8,6 +8,9 @@ in one go with one progress message ("model 2 of 5: LeNet-5 seed 1, epoch 5/20, 
 - `Progress`: turns "task i of n is at fraction f" into one overall fraction and a sentence with
   the time left; shared by `warm` (the `make warm` command) and the app's progress bars.
 - `warm(configs, train, ...)`: run `train` for each config in turn, reporting through `Progress`.
+- `run_phases(phases, report)`: several kinds of work in turn (the models, then the Trade-offs
+  tables, then a Forgotten examples population) under one bar: each phase numbers its own tasks
+  ("table 2 of 4: layer-wise magnitude, 40 of 117 settings") and says what comes after it.
 
 Nothing here imports Streamlit or trains by itself: the caller passes the trainer (the app's
 shared training jobs, `core.training.load_or_train`, or a fake one in tests).
@@ -64,10 +67,24 @@ def page_views(pages: Sequence[str]) -> list[dict[str, object]]:
     return [{"page": page} for page in sorted(pages, key=lambda p: p != "overview")]
 
 
+def class_views(pages: Sequence[str], lessons: Iterable[Lesson]) -> list[Mapping[str, object]]:
+    """Every view a class may open: each page at its defaults, then every step of every lesson."""
+    return [*page_views(pages), *(step.settings for lesson in lessons for step in lesson.steps)]
+
+
 def class_plan(pages: Sequence[str], lessons: Iterable[Lesson], defaults: Mapping[str, object]) -> list[TrainConfig]:
     """Every trained model a class may ask for: each page at its defaults, then every step of every lesson."""
-    steps = [step.settings for lesson in lessons for step in lesson.steps]
-    return needed_models([*page_views(pages), *steps], defaults)
+    return needed_models(class_views(pages, lessons), defaults)
+
+
+def views_on(page: str, views: Iterable[Mapping[str, object]], defaults: Mapping[str, object]) -> list[dict]:
+    """The `views` that open `page`, each with every setting it does not name at its default, without repeats."""
+    found: list[dict] = []
+    for view in views:
+        merged = {**defaults, **{k: v for k, v in view.items() if v is not None}}
+        if merged.get("page") == page and merged not in found:
+            found.append(merged)
+    return found
 
 
 def label(cfg: TrainConfig, show_dataset: bool = False) -> str:
@@ -152,6 +169,60 @@ class Progress:
         return self._shown, ", ".join(p for p in parts if p)
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One kind of work for `run_phases`: task i is `run(i, progress)`, called `labels[i]`.
+
+    `ready`: which tasks are quick (a model on disk); `waiting`: what a task not yet started says.
+    """
+
+    noun: str
+    labels: Sequence[str]
+    run: Callable[[int, Report], object]
+    ready: Sequence[bool] = ()
+    waiting: str = "starting"
+
+
+def counted(n: int, noun: str) -> str:
+    """ "1 table", "4 tables"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def run_phases(phases: Sequence[Phase], report: Report, clock: Callable[[], float] = time.monotonic) -> list[list]:
+    """Run every task of every phase in turn under one bar; the results, one list per phase.
+
+    Each phase gets the share of the bar its number of tasks is of the whole (the bar never moves
+    back), its own `Progress` (numbering and time left within the phase), and its message says
+    what comes after it ("..., about 40 s left, then 4 tables and 1 population").
+    """
+    total = max(sum(len(phase.labels) for phase in phases), 1)
+    results, done = [], 0
+    for k, phase in enumerate(phases):
+        low, share = done / total, len(phase.labels) / total
+        later = [counted(len(p.labels), p.noun) for p in phases[k + 1:] if p.labels]
+        tail = f", then {' and '.join(later)}" if later else ""
+        progress = Progress(phase.labels, phase.ready, noun=phase.noun, clock=clock)
+
+        def tell(fraction: float, detail: str) -> None:
+            overall, message = progress.update(fraction, detail)
+            report(low + share * overall, message + tail)
+        found = []
+        for index in range(len(phase.labels)):
+            progress.start(index)
+            tell(0.0, "loading from disk" if progress._is_ready(index) else phase.waiting)
+            found.append(phase.run(index, tell))
+            progress.finish()
+        results.append(found)
+        done += len(phase.labels)
+    parts = [counted(len(p.labels), p.noun) for p in phases if p.labels]
+    if done == 1:
+        report(1.0, f"the {next(p.noun for p in phases if p.labels)} is ready")
+    elif done:
+        report(1.0, f"all {', '.join(parts[:-1])} and {parts[-1]} are ready" if len(parts) > 1
+               else f"all {parts[0]} are ready")
+    return results
+
+
 def warm(configs: Sequence[TrainConfig], train: Callable[[TrainConfig, Report], object], report: Report,
          ready: Callable[[TrainConfig], bool] = lambda cfg: False,
          clock: Callable[[], float] = time.monotonic) -> list[object]:
@@ -160,15 +231,12 @@ def warm(configs: Sequence[TrainConfig], train: Callable[[TrainConfig, Report], 
     `train` reports (fraction of this model, detail) as `core.training.load_or_train` does;
     `ready(cfg)` says which are already trained (they load in a moment). Returns the results.
     """
+    return run_phases([model_phase(configs, train, ready)], report, clock)[0]
+
+
+def model_phase(configs: Sequence[TrainConfig], train: Callable[[TrainConfig, Report], object],
+                ready: Callable[[TrainConfig], bool] = lambda cfg: False) -> Phase:
+    """The phase that trains (or loads) every model of `configs`, for `run_phases`."""
     show_dataset = len({cfg.dataset for cfg in configs}) > 1
-    progress = Progress([label(cfg, show_dataset) for cfg in configs], [ready(cfg) for cfg in configs],
-                        clock=clock)
-    results = []
-    for index, cfg in enumerate(configs):
-        progress.start(index)
-        report(*progress.update(0.0, "loading from disk" if progress.ready[index] else "starting"))
-        results.append(train(cfg, lambda fraction, detail: report(*progress.update(fraction, detail))))
-        progress.finish()
-    if configs:
-        report(1.0, f"all {len(configs)} {progress.noun}s are ready")
-    return results
+    return Phase("model", [label(cfg, show_dataset) for cfg in configs],
+                 lambda index, progress: train(configs[index], progress), [ready(cfg) for cfg in configs])

@@ -28,6 +28,11 @@ seeds = middle.slider("Seeds (trained models)", *ui.SETTINGS["sweep_seeds"].boun
 epochs = right.select_slider("Fine-tune after pruning (epochs)", ui.SETTINGS["sweep_epochs"].options,
                              key="sweep_epochs",
                              help="Retrain the kept weights with the pruned ones held at zero, as Han et al. do.")
+shown = figures_tradeoff.metrics_for(method)  # infidelity only for maps with a sign
+ui.fit_setting("sweep_metric", shown, describe=lambda m: figures_tradeoff.METRICS[m].split(" (")[0].capitalize(),
+               fallback="deletion_gain", why=f"Infidelity is measured only for maps with a sign "
+               f"({', '.join(label for m, label in attribution.METHOD_LABELS.items() if attribution.is_signed(m))}); "
+               f"{attribution.METHOD_LABELS[method]} maps have none.")
 sweep = SweepConfig(base=setup.compression, method=method, seeds=tuple(range(seeds)), fine_tune_epochs=epochs)
 problem = ui.sweep_check(setup.train, sweep)
 if problem:
@@ -35,7 +40,7 @@ if problem:
     st.stop()
 
 tables = ui.sweep_tables(setup.train, sweep)  # (method, fine-tuned) -> every sparsity x bit width
-metric = st.selectbox("Show", ui.SETTINGS["sweep_metric"].options, key="sweep_metric",  # one row: curves in view
+metric = st.selectbox("Show", shown, key="sweep_metric",  # one row: curves in view
                       format_func=lambda m: figures_tradeoff.METRICS[m].split(" (")[0])
 c = setup.compression
 table = ui.tradeoff_rows(setup.train, sweep, metric, tables)  # one row per point and seed

@@ -4,6 +4,9 @@ The same plan as the Lessons page's "Prepare the class" button (core.warm.class_
 at its defaults and every lesson step. Models already saved are only checked (loaded once); the
 rest are trained, one after the other, under one progress line. Afterwards the first visitor
 finds every model on disk ($COMPRESSION_LENS_CACHE, default ~/.cache/compression-lens/models).
+
+The Trade-offs tables and the Forgotten examples votes are kept in the running app's memory, which
+this separate process cannot fill: the button measures them too, this command says so.
 """
 from __future__ import annotations
 
@@ -50,6 +53,9 @@ def main() -> int:
         print(f"\nCannot prepare: {err}", file=sys.stderr)
         return 1
     print(f"\nDone in {time.monotonic() - start:.0f} s: {', '.join(warm.label(cfg) for cfg in configs)}.")
+    print("The Trade-offs tables and the Forgotten examples votes live in the running app's memory, which this "
+          "command cannot fill: press Prepare the class (Lessons page) in the running app to also measure the "
+          "Trade-offs tables.")
     return 0
 
 

@@ -285,6 +285,46 @@ def test_faithfulness_is_measured_along_the_curves_shown(small):
     assert "deletion_auc" not in ui.SETTINGS["grid_metric"].options
 
 
+INFIDELITY = "infidelity gain over random"  # how the Show box lists it
+
+
+def chance_lines(fig: dict) -> list[dict]:
+    return [s for s in fig["layout"].get("shapes", []) if s.get("y0") == s.get("y1") == 0]
+
+
+def test_infidelity_is_offered_only_for_maps_with_a_sign(small):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a link asking for it with saliency maps
+    for key, value in {**small, "page": "tradeoffs", "sweep_metric": "infidelity_gain"}.items():
+        at.query_params[key] = value
+    at.run()  # the notice is on this first run (settle's rerun, like the page's own, is a next run)
+    assert not at.exception and not at.error
+    assert [w.value for w in at.warning] == [
+        "Infidelity gain over random is not available here: showing Deletion gain over random. Infidelity is "
+        "measured only for maps with a sign (Gradient × Input, Integrated Gradients, Occlusion); Gradient "
+        "(saliency) maps have none."]
+    settle(at)
+    assert at.session_state["sweep_metric"] == "deletion_gain"
+    assert INFIDELITY not in at.selectbox(key="sweep_metric").options
+    for key in ("curve_sparsity", "curve_bits"):  # the gain curves show where random orderings sit
+        assert len(chance_lines(charts(at)[key])) == 1, key
+    at.run()
+    assert not at.warning  # said once, gone with the next run
+    at.selectbox(key="sweep_method").set_value("input_x_gradient").run()
+    assert INFIDELITY in at.selectbox(key="sweep_metric").options and not at.warning
+    at.selectbox(key="sweep_metric").set_value("infidelity_gain").run()
+    assert_healthy(at, "tradeoffs")
+    assert not at.warning and at.session_state["sweep_metric"] == "infidelity_gain"
+    lines = [t for t in charts(at)["curve_sparsity"]["data"] if t.get("mode") == "lines+markers"]
+    assert lines and all(np.isfinite(array(t["y"]).astype(float)).all() for t in lines)  # measured, not empty
+    at.selectbox(key="sweep_method").set_value("saliency").run()  # back to a method without a sign
+    assert at.session_state["sweep_metric"] == "deletion_gain" and len(at.warning) == 1
+
+
+def test_accuracy_curves_have_no_chance_line(small):
+    at = open_app("tradeoffs", **small)
+    assert not any(chance_lines(charts(at)[key]) for key in ("curve_sparsity", "curve_bits"))
+
+
 def test_other_tables_show_progress_and_the_own_curves_at_once(small, monkeypatch):
     """While the other methods' tables are measured, the page draws what it has and says how far the rest are."""
     release = threading.Event()

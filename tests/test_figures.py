@@ -352,3 +352,43 @@ def test_saliency_row_rejects_mismatched_maps():
 def test_figure_modules_never_import_streamlit():
     for name in ("figures.py", "figures_maps.py"):
         assert "streamlit" not in (ROOT / "core" / name).read_text()
+
+
+# ---------------------------------------------------------------- trade-off curves: what is offered, chance
+def _gain_summary(metric: str) -> "pd.DataFrame":
+    import pandas as pd
+    rows = [{"curve": "sparsity", "baseline": name, "fine_tuned": False, "matches_sidebar": name == "random",
+             "prune_amount": a, "weight_bits": 32, metric: gain}
+            for name, top in (("global magnitude", 0.4), ("random", 0.2)) for a, gain in ((0.0, top), (0.9, top / 2))]
+    rows.append({"curve": "reference", "baseline": "uncompressed", "fine_tuned": False, "matches_sidebar": False,
+                 "prune_amount": 0.0, "weight_bits": 32, metric: 0.4})
+    return pd.DataFrame(rows)
+
+
+def test_infidelity_gain_is_offered_only_for_signed_maps():
+    from core import figures_tradeoff as T
+    from core.attribution import METHODS, is_signed
+    for method in METHODS:
+        offered = T.metrics_for(method)
+        assert ("infidelity_gain" in offered) == is_signed(method), method
+        assert {"accuracy", "deletion_gain", "insertion_gain"} <= set(offered)
+    assert T.metrics_for("integrated_gradients") == list(T.METRICS)
+
+
+@pytest.mark.parametrize("metric", ["deletion_gain", "insertion_gain", "infidelity_gain"])
+def test_gain_curves_draw_chance_at_zero_and_say_so(metric):
+    from core import figures_tradeoff as T
+    fig = T.tradeoff_curves(_gain_summary(metric), metric=metric)
+    chance = [s for s in fig.layout.shapes if s.y0 == s.y1 == 0.0]
+    assert len(chance) == 1 and chance[0].line.width == 1  # thin, under the curves
+    assert [a.text for a in fig.layout.annotations if a.text == "chance"] == ["chance"]
+    assert fig.layout.yaxis.rangemode == "tozero"  # in view though every curve is above it
+    assert "The thin grey line at 0 is chance" in fig.layout.meta["caption"]
+    assert ("random maps score" in fig.layout.meta["caption"]) == (metric == "infidelity_gain")
+
+
+def test_other_curves_have_no_chance_line():
+    from core import figures_tradeoff as T
+    fig = T.tradeoff_curves(_gain_summary("accuracy"), metric="accuracy")
+    assert not [s for s in fig.layout.shapes if s.y0 == s.y1 == 0.0]
+    assert "chance" not in fig.layout.meta["caption"]

@@ -139,3 +139,35 @@ def test_models_on_disk_only_take_a_few_seconds():
     progress = warm.Progress(["a", "b"], ready=[True, True], clock=Clock())
     progress.start(0)
     assert progress.update(0.0, "loading from disk")[1] == "model 1 of 2: a, loading from disk, a few seconds left"
+
+
+def test_phases_share_one_bar_and_number_their_own_tasks():
+    clock, messages = Clock(), []
+
+    def table(index, progress):  # 30 fake seconds per table
+        clock.now += 10.0
+        progress(40 / 117, "40 of 117 settings")
+        clock.now += 20.0
+        return index
+
+    phases = [warm.model_phase([TrainConfig(seed=0)], lambda cfg, progress: "model", ready=lambda cfg: True),
+              warm.Phase("table", ["global magnitude", "layer-wise magnitude"], table),
+              warm.Phase("population", ["Forgotten examples, 5 models"], lambda index, progress: None)]
+    results = warm.run_phases(phases, lambda f, m: messages.append((f, m)), clock=clock)
+    assert results == [["model"], [0, 1], [None]]
+    texts = [m for _, m in messages]
+    assert texts[0] == "LeNet-5 seed 0, loading from disk, a few seconds left, then 2 tables and 1 population"
+    assert "table 1 of 2: global magnitude, 40 of 117 settings, about 50 s left, then 1 population" in texts
+    assert "table 2 of 2: layer-wise magnitude, 40 of 117 settings, about 20 s left, then 1 population" in texts
+    assert texts[-2].startswith("Forgotten examples, 5 models, starting")
+    assert texts[-1] == "all 1 model, 2 tables and 1 population are ready"
+    fractions = [f for f, _ in messages]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # one bar that never moves back
+    assert all(f <= 0.75 for f, m in messages if m.startswith("table"))  # the population's quarter is left
+
+
+def test_one_task_is_ready_in_words():
+    seen = []
+    warm.run_phases([warm.Phase("table", ["random"], lambda index, progress: None)], lambda f, m: seen.append(m),
+                    clock=Clock())
+    assert seen[-1] == "the table is ready"

@@ -120,28 +120,76 @@ def on_disk(cfg: TrainConfig) -> bool:
     return checkpoint_path(cfg).exists()
 
 
-def _wait_for_training(cfg: TrainConfig, report: Progress) -> TrainResult:
-    """The shared training job of `cfg`, waited for on a background thread, passing on its progress."""
-    job = _training_job(cfg)
+def _wait_for(job_fn, args: tuple, report: Progress):
+    """The shared job `job_fn(*args)`, waited for on a background thread, passing on its progress."""
+    job = job_fn(*args)
     while not job.done.wait(0.25):
         report(*job.progress)
     try:
         return job.wait()
     except Exception:
-        _training_job.clear(cfg)
+        job_fn.clear(*args)  # let the next attempt start afresh
         raise
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
-def class_job(configs: tuple[TrainConfig, ...]) -> Job:
-    """One background job training every model in `configs` in turn (the "prepare the class" action).
+def _wait_for_training(cfg: TrainConfig, report: Progress) -> TrainResult:
+    """The shared training job of `cfg`, waited for on a background thread, passing on its progress."""
+    return _wait_for(_training_job, (cfg,), report)
 
-    It uses the same shared training jobs as the pages, so a page opened meanwhile waits for the
-    same runs instead of starting its own; its progress is `core.warm.Progress`'s one message.
+
+# A prepared table: (its name on the bar, the trained model, the table's key, as core.sweeps.table_plan gives it).
+PreparedTable = tuple[str, TrainConfig, SweepConfig]
+# A prepared population: (trained model, size, compression settings of every view that opens it).
+PreparedPopulation = tuple[TrainConfig, int, tuple[CompressionConfig, ...]]
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def prepared() -> set:
+    """What "prepare the class" finished in this server process (class_job's arguments): tables live in memory."""
+    return set()
+
+
+def _prepare_table(train: TrainConfig, table: SweepConfig, report: Progress):
+    """One whole table, as the Trade-offs page starts it (the same shared job); skipped if it cannot run."""
+    if sweep_check(train, table):
+        return None  # e.g. Grad-CAM on an MLP: the page falls back to another method, and says so
+    return _wait_for(_table_job, (train, table), report)
+
+
+def _prepare_population(train: TrainConfig, size: int, settings: tuple[CompressionConfig, ...],
+                        report: Progress) -> None:
+    """The Forgotten examples curve and the original population's votes, then each view's own votes."""
+    curve = 0.9  # the curve compresses every member at 13 sparsities; a view's votes, at one
+    _wait_for(_pie_job, (train, size, replace(settings[0], prune_amount=0.0)),
+              lambda fraction, message: report(curve * fraction, message))
+    _original_votes(train, size)
+    for index, compression in enumerate(settings):
+        report(curve + (1 - curve) * index / len(settings), f"the votes at {compression.prune_amount:.0%} sparsity")
+        population_view(train, size, compression)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def class_job(configs: tuple[TrainConfig, ...], tables: tuple[PreparedTable, ...] = (),
+              populations: tuple[PreparedPopulation, ...] = ()) -> Job:
+    """One background job training every model in `configs` in turn (the "prepare the class" action), then
+    measuring the Trade-offs `tables` and the Forgotten examples `populations` that the pages would start.
+
+    It uses the same shared jobs as the pages, so a page opened meanwhile waits for the same runs
+    instead of starting its own, and a page opened afterwards finds them done; its progress is
+    `core.warm.run_phases`'s one message.
     """
     for name in dict.fromkeys(cfg.dataset for cfg in configs):
         dataset(name)  # loaded here, on the script thread, where its spinner can show
-    return Job("prepare-class", lambda progress: warm.warm(list(configs), _wait_for_training, progress, on_disk))
+    phases = [warm.model_phase(configs, _wait_for_training, on_disk),
+              warm.Phase("table", [name for name, _, _ in tables],
+                         lambda i, progress: _prepare_table(*tables[i][1:], progress)),
+              warm.Phase("population", [f"Forgotten examples, {size} models" for _, size, _ in populations],
+                         lambda i, progress: _prepare_population(*populations[i], progress))]
+
+    def work(progress: Progress) -> None:
+        warm.run_phases(phases, progress)
+        prepared().add((configs, tables, populations))
+    return Job("prepare-class", work)
 
 
 @st.cache_resource(max_entries=48, show_spinner=False)

@@ -329,18 +329,20 @@ def sync() -> None:
 
 
 def fit(key: str, options: Sequence | None = None, high: int | None = None,
-        describe: Callable[[object], str] = str) -> None:
+        describe: Callable[[object], str] = str, fallback: object = None, why: str = "") -> None:
     """Make page setting `key` valid for the widget about to be drawn; say so when it had to change.
 
-    options: the values the widget offers now (a value outside them falls back to the default, or
-    the first option). high: the largest allowed whole number (larger values are clamped).
+    options: the values the widget offers now (a value outside them falls back to `fallback` when
+    given and offered, else the default, or the first option); `why`: a sentence the notice adds.
+    high: the largest allowed whole number (larger values are clamped).
     """
     setting, state = SETTINGS[key], st.session_state
     value = state.get(key, setting.default)
     if options is not None and value not in options:
-        new = setting.default if setting.default in options else options[0]
+        new = next(o for o in (fallback, setting.default, options[0]) if o in options)
         if value is not None:
-            st.warning(f"{describe(value)} is not available here: showing {describe(new)}.", icon="⚠️")
+            st.warning(f"{describe(value)} is not available here: showing {describe(new)}.{' ' + why if why else ''}",
+                       icon="⚠️")
     elif high is not None and value is not None and value > high:
         new = high
         st.warning(f"{key.replace('_', ' ').capitalize()} {value} is out of range: showing {high}, "
