@@ -18,21 +18,25 @@ st.title("Where do accuracy and explanations break?")
 st.caption(ui.describe_setup(setup) + " Each curve varies one control and keeps the other at its sidebar value "
            "(the bits curves: at the measured sparsity nearest it).")
 ui.fit_setting("sweep_method", ui.available_methods(setup), describe=attribution.METHOD_LABELS.get)
-left, middle, right = st.columns(3)
+# One row of controls, so that the curves start on a 720p projector under a lesson step.
+show, left, middle, right = st.columns([3, 3, 2, 2])
 method = left.selectbox("Explanation method", ui.available_methods(setup), key="sweep_method",
                         format_func=attribution.METHOD_LABELS.get,
                         help="Gradient maps are fast; Integrated Gradients, SmoothGrad and Occlusion make "
                              "the sweep several times slower.")
 seeds = middle.slider("Seeds (trained models)", *ui.SETTINGS["sweep_seeds"].bounds, key="sweep_seeds",
                       help="Each seed is a separately trained original; bands show ± one standard deviation.")
-epochs = right.select_slider("Fine-tune after pruning (epochs)", ui.SETTINGS["sweep_epochs"].options,
+epochs = right.select_slider("Fine-tune (epochs)", ui.SETTINGS["sweep_epochs"].options,
                              key="sweep_epochs",
-                             help="Retrain the kept weights with the pruned ones held at zero, as Han et al. do.")
+                             help="Epochs of retraining after pruning: the kept weights learn again with the "
+                                  "pruned ones held at zero, as Han et al. do.")
 shown = figures_tradeoff.metrics_for(method)  # infidelity only for maps with a sign
 ui.fit_setting("sweep_metric", shown, describe=lambda m: figures_tradeoff.METRICS[m].split(" (")[0].capitalize(),
                fallback="deletion_gain", why=f"Infidelity is measured only for maps with a sign "
                f"({', '.join(label for m, label in attribution.METHOD_LABELS.items() if attribution.is_signed(m))}); "
                f"{attribution.METHOD_LABELS[method]} maps have none.")
+metric = show.selectbox("Show", shown, key="sweep_metric",
+                        format_func=lambda m: figures_tradeoff.METRICS[m].split(" (")[0])
 sweep = SweepConfig(base=setup.compression, method=method, seeds=tuple(range(seeds)), fine_tune_epochs=epochs)
 problem = ui.sweep_check(setup.train, sweep)
 if problem:
@@ -40,8 +44,6 @@ if problem:
     st.stop()
 
 tables = ui.sweep_tables(setup.train, sweep)  # (method, fine-tuned) -> every sparsity x bit width
-metric = st.selectbox("Show", shown, key="sweep_metric",  # one row: curves in view
-                      format_func=lambda m: figures_tradeoff.METRICS[m].split(" (")[0])
 c = setup.compression
 table = ui.tradeoff_rows(setup.train, sweep, metric, tables)  # one row per point and seed
 summary = summarize(table)
