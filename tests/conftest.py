@@ -39,6 +39,17 @@ APP = str(ROOT / "app.py")
 APP_TIMEOUT = 180  # seconds: a session's first run may train LeNet-5 on mnist5k
 
 
+class Calls:
+    """Counts the calls of a function, then calls it: "this move started no new sweep", without timing."""
+
+    def __init__(self, fn):
+        self.fn, self.count = fn, 0
+
+    def __call__(self, *args, **kwargs):
+        self.count += 1
+        return self.fn(*args, **kwargs)
+
+
 def open_app(page: str = "overview", **params: object):
     """A fresh AppTest session of app.py on `page`, with `params` in the URL, after its first run."""
     from streamlit.testing.v1 import AppTest

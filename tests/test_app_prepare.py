@@ -6,7 +6,7 @@ runs in seconds; tests/test_warm.py checks what the real plan lists.
 """
 from __future__ import annotations
 
-from conftest import open_app
+from conftest import Calls, open_app
 
 import ui.cache
 import ui.prepare
@@ -33,17 +33,6 @@ def test_prepare_the_class_trains_every_model_of_the_plan_once(tmp_path, monkeyp
 
     again = open_app("lessons", dataset="digits", model="mlp")  # a new visitor: nothing left to prepare
     assert any("Ready for a class: the 2 trained models" in c.value for c in again.caption)
-
-
-class Calls:
-    """Counts the calls of a function, then calls it (as tests/test_app_tradeoffs.py does)."""
-
-    def __init__(self, fn):
-        self.fn, self.count = fn, 0
-
-    def __call__(self, *args, **kwargs):
-        self.count += 1
-        return self.fn(*args, **kwargs)
 
 
 # The small MLP on digits, at settings no other test uses (so its tables are new to this process).

@@ -32,6 +32,7 @@ import ui.cache
 import ui.panels
 from core.attribution import METHOD_LABELS, METHODS
 from core.sweeps import BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS, SALIENCY_METRICS, SPARSITIES
+from conftest import Calls
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180  # a first run may train models and run both sweeps on LeNet-5
@@ -141,17 +142,6 @@ def click_grid_cell(at: AppTest, amount: float, bits: int) -> AppTest:
     states = at._tree.get_widget_states()
     states.widgets.append(WidgetState(id=element.proto.id, string_value=json.dumps(selection)))
     return at._run(states)
-
-
-class Calls:
-    """Counts the calls of a function (here: the sweeps a page starts), then calls it."""
-
-    def __init__(self, fn):
-        self.fn, self.count = fn, 0
-
-    def __call__(self, *args, **kwargs):
-        self.count += 1
-        return self.fn(*args, **kwargs)
 
 
 # ---------------------------------------------------------------- 1. every page renders
