@@ -74,6 +74,11 @@ def bits_label(bits: int) -> str:
     return "32 (off)" if int(bits) == 32 else str(int(bits))
 
 
+def bits_words(bits: int) -> str:
+    """A bit width in a sentence: 1 -> "1 bit", 4 -> "4 bits", 32 -> "32 bits (off)"."""
+    return "32 bits (off)" if int(bits) == 32 else f"{int(bits)} bit{'' if int(bits) == 1 else 's'}"
+
+
 def _bits_position(bits: object) -> object:
     return np.where(np.asarray(bits) == 32, BITS_OFF_POSITION, np.asarray(bits, dtype=float))
 
@@ -268,7 +273,7 @@ def _reach(curve: pd.DataFrame, x: str, metric: str, reference: float | None, to
     if not last:
         return None
     reach = curve[x].to_numpy()[last - 1]
-    return format_percent(reach) if x == "prune_amount" else f"{bits_label(reach)} bits"
+    return format_percent(reach) if x == "prune_amount" else bits_words(reach)
 
 
 def grid_heatmap(grid: pd.DataFrame, metric: str = "accuracy",
@@ -352,4 +357,4 @@ def _grid_caption(cells: pd.DataFrame, column: str, metric: str, found: bool, n_
     size = (1 - good["prune_amount"]) * good["weight_bits"]
     best = good.loc[size.idxmin()]
     return (f"{text} The smallest setting {holding}: "
-            f"{format_percent(best['prune_amount'])} sparsity at {bits_label(best['weight_bits'])} bits.")
+            f"{format_percent(best['prune_amount'])} sparsity at {bits_words(best['weight_bits'])}.")

@@ -33,6 +33,6 @@ def test_a_curve_that_drops_at_once_and_the_map_caption():
                           "accuracy": [0.985, 0.984, 0.9752, 0.97]})
     caption = _grid_caption(cells, "accuracy", "accuracy", True, n_test=1000)
     assert caption.endswith("The smallest setting within the noise of the uncompressed model (its 95 % interval: "
-                            "97.5–99.1 %, 1,000 test images): 50 % sparsity at 32 (off) bits.")
+                            "97.5–99.1 %, 1,000 test images): 50 % sparsity at 32 bits (off).")
     assert _grid_caption(cells, "accuracy", "accuracy", True).endswith(
-        "The smallest setting within 1 point of the uncompressed model: 70 % sparsity at 32 (off) bits.")
+        "The smallest setting within 1 point of the uncompressed model: 70 % sparsity at 32 bits (off).")
