@@ -30,8 +30,8 @@ from core.attribution import attribute
 from core.compression import CompressionConfig
 from core.data import Dataset
 from core.figures import figure_caption, format_bytes, format_percent, format_ratio
-from core.layers import layer_labels, weight_of
-from core.metrics import CompressionReport, layer_table, readable_layer_table
+from core.layers import labels_for, layer_labels, weight_of
+from core.metrics import FP32_BITS, CompressionReport, layer_table
 from core.stats import accuracy_interval, format_interval
 from core.training import TrainConfig
 
@@ -72,6 +72,20 @@ def metrics_frame(report: CompressionReport) -> pd.DataFrame:
 def metrics_csv(report: CompressionReport) -> str:
     """`metrics_frame` as CSV text (comma separated, header row, no index, full float precision)."""
     return metrics_frame(report).to_csv(index=False)
+
+def readable_layer_table(report: CompressionReport) -> pd.DataFrame:
+    """The layer table for people: layers named as every chart names them ("conv 1 (6×1×5×5)"),
+    column names in words, shares as percentages and sizes in kB (`layer_table` is the raw one, for CSV).
+    """
+    names = labels_for([(a.kind == "conv", a.shape) for a in report.compressed_layers])
+    bits = lambda b: "32 (float)" if b == FP32_BITS else str(b)  # noqa: E731
+    return pd.DataFrame([
+        {"Layer": name, "Weights": f"{a.params:,}", "Zero in the original": format_percent(b.sparsity),
+         "Zero after compression": format_percent(a.sparsity), "Bits per weight": bits(a.bits),
+         "Size, original": format_bytes(b.dense_size_bits / 8), "Size, compressed": format_bytes(a.size_bits / 8),
+         "MACs per image, original": f"{a.dense_macs:,}", "MACs per image, compressed": f"{a.remaining_macs:,}"}
+        for name, b, a in zip(names, report.original_layers, report.compressed_layers)])
+
 
 
 def settings_rows(train: TrainConfig, compression: CompressionConfig) -> dict[str, str]:

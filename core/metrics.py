@@ -16,8 +16,7 @@ import torch
 from torch import nn
 
 from core.compression import CompressionConfig
-from core.figures import format_bytes, format_percent
-from core.layers import is_conv, labels_for, prunable_layers
+from core.layers import is_conv, prunable_layers
 from core.quantization import level_count
 
 FP32_BITS = 32
@@ -358,17 +357,3 @@ def layer_table(report: CompressionReport) -> pd.DataFrame:
         for b, a in zip(report.original_layers, report.compressed_layers)
     ]
     return pd.DataFrame(rows)
-
-
-def readable_layer_table(report: CompressionReport) -> pd.DataFrame:
-    """The layer table for people: layers named as every chart names them ("conv 1 (6×1×5×5)"),
-    column names in words, shares as percentages and sizes in kB (`layer_table` is the raw one, for CSV).
-    """
-    names = labels_for([(a.kind == "conv", a.shape) for a in report.compressed_layers])
-    bits = lambda b: "32 (float)" if b == FP32_BITS else str(b)  # noqa: E731
-    return pd.DataFrame([
-        {"Layer": name, "Weights": f"{a.params:,}", "Zero in the original": format_percent(b.sparsity),
-         "Zero after compression": format_percent(a.sparsity), "Bits per weight": bits(a.bits),
-         "Size, original": format_bytes(b.dense_size_bits / 8), "Size, compressed": format_bytes(a.size_bits / 8),
-         "MACs per image, original": f"{a.dense_macs:,}", "MACs per image, compressed": f"{a.remaining_macs:,}"}
-        for name, b, a in zip(names, report.original_layers, report.compressed_layers)])

@@ -2,7 +2,7 @@
 import streamlit as st
 
 import ui
-from core import figures, metrics
+from core import export, figures
 
 setup = ui.current_setup()
 ui.trained_model(setup.train)
@@ -24,6 +24,6 @@ if setup.compression.quantized and rounded > 0.01:
 ui.chart(figures.per_class_accuracy(data.classes, report.original.per_class_accuracy,
                                     report.compressed.per_class_accuracy), key="per_class")
 with st.expander("Layer by layer"):
-    st.dataframe(metrics.readable_layer_table(report), hide_index=True)
+    st.dataframe(export.readable_layer_table(report), hide_index=True)
     st.caption("Zero: the share of the layer's weights that are exactly 0. Size: as stored (biases at 32 bits). "
                "MACs: multiply-accumulates per image that a non-zero weight still costs.")

@@ -293,7 +293,7 @@ def test_report_rejects_mismatched_original_eval():
 
 def test_the_readable_layer_table_names_layers_as_the_charts_do():
     from core.layers import layer_labels
-    from core.metrics import readable_layer_table
+    from core.export import readable_layer_table
 
     model, x, y = _lenet5_and_data()
     pruned = copy.deepcopy(model)
