@@ -60,8 +60,9 @@ from ui.panels import IMAGES_PER_VIEW  # noqa: E402
 from ui.sidebar import DEFAULTS  # noqa: E402
 from benchmarks import bench_pages, bench_sweep  # noqa: E402
 from benchmarks.serve import CHROMIUM, CHROMIUM_ARGS, require_chromium, start_server  # noqa: E402
-from core import figures, figures_maps, layers  # noqa: E402
-from core.attribution import attribute, saliency_agreement  # noqa: E402
+from core import figures, layers  # noqa: E402
+from core.figures import maps as figures_maps  # noqa: E402
+from core.explain.attribution import attribute, saliency_agreement  # noqa: E402
 from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_SCHEMES,  # noqa: E402
                               WEIGHT_BITS, CompressionConfig, compress)
 from core.data import load_dataset  # noqa: E402

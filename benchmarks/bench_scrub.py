@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--url", help="an app already running (default: start one)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from core import scrub  # the stop labels, as the board writes them
+    from core.studies import scrub  # the stop labels, as the board writes them
 
     print("\nd) Scrub page: in-figure Plotly slider dragged with the mouse in Chromium, "
           "mousemove -> next painted frame after plotly_animated")

@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import core.sweeps as sweeps  # noqa: E402
-from core.attribution import attribute, saliency_agreement  # noqa: E402
-from core.compression import quantize_weight  # noqa: E402
+import core.studies.sweeps as sweeps  # noqa: E402
+from core.explain.attribution import attribute, saliency_agreement  # noqa: E402
+from core.compression.quantization import quantize_weight  # noqa: E402
 from core.data import load_dataset  # noqa: E402
 from core.layers import prunable_layers  # noqa: E402
 from core.metrics import evaluate, prediction_agreement  # noqa: E402

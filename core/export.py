@@ -25,8 +25,11 @@ import torch
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
-from core import figures, figures_maps, figures_scrub, scrub
-from core.attribution import attribute
+from core import figures
+from core.figures import maps as figures_maps
+from core.figures import scrub as figures_scrub
+from core.studies import scrub
+from core.explain.attribution import attribute
 from core.compression import CompressionConfig
 from core.data import Dataset
 from core.figures import figure_caption, format_bytes, format_percent, format_ratio

@@ -17,7 +17,7 @@ from torch import nn
 
 from core.compression import CompressionConfig
 from core.layers import is_conv, prunable_layers
-from core.quantization import level_count
+from core.compression.quantization import level_count
 
 FP32_BITS = 32
 
@@ -86,7 +86,7 @@ def weight_storage_bits(weight: torch.Tensor, bits: int, quant_scheme: str, quan
                         quant_range: str = "mse") -> int:
     """Bits a real encoder needs for `weight` (any shape, dim 0 = output channels), quantized at `bits`.
 
-    The code has L values (`core.quantization.level_count`); a value costs v = ceil(log2 L)
+    The code has L values (`core.compression.quantization.level_count`); a value costs v = ceil(log2 L)
     bits where zeros are stored as values, and a nonzero under a mask or CSR costs only
     u = ceil(log2(number of nonzero values)): a ternary nonzero is its sign (1 bit), so is a
     binary one, an affine 4-bit nonzero one of 15 values (4 bits), fp32 32 bits.

@@ -2,7 +2,11 @@
 import streamlit as st
 
 import ui
-from core import attribution, digits, figures, figures_maps
+from core import digits, figures
+
+from core.explain import attribution
+
+from core.figures import maps as figures_maps
 
 try:
     from streamlit_drawable_canvas import st_canvas

@@ -4,8 +4,9 @@ from dataclasses import replace
 import streamlit as st
 
 import ui
-from core import attribution, figures_population
-from core.population import population_configs
+from core.explain import attribution
+from core.figures import population as figures_population
+from core.studies.population import population_configs
 
 GALLERY = 6
 

@@ -2,7 +2,9 @@
 import streamlit as st
 
 import ui
-from core import attribution, figures
+from core import figures
+
+from core.explain import attribution
 
 setup = ui.current_setup()
 model = ui.trained_model(setup.train)

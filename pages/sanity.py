@@ -2,7 +2,9 @@
 import streamlit as st
 
 import ui
-from core import attribution, figures_sanity
+from core.explain import attribution
+
+from core.figures import sanity as figures_sanity
 
 PROBES = 64
 

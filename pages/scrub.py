@@ -2,7 +2,9 @@
 import streamlit as st
 
 import ui
-from core import attribution, scrub
+from core.explain import attribution
+
+from core.studies import scrub
 
 setup = ui.current_setup()
 ui.trained_model(setup.train)

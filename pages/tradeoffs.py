@@ -7,9 +7,10 @@ import numpy as np
 import streamlit as st
 
 import ui
-from core import attribution, figures_tradeoff
+from core.explain import attribution
+from core.figures import tradeoff as figures_tradeoff
 from core.figures import format_percent
-from core.sweeps import FAITHFULNESS_METRICS, SweepConfig, nearest_sparsity, summarize
+from core.studies.sweeps import FAITHFULNESS_METRICS, SweepConfig, nearest_sparsity, summarize
 
 setup = ui.current_setup()
 ui.trained_model(setup.train)

@@ -1,9 +1,9 @@
-"""core.ab: a frozen setting in one link word, read back with the app's own parsers."""
+"""core.studies.ab: a frozen setting in one link word, read back with the app's own parsers."""
 from __future__ import annotations
 
 import pytest
 
-from core import ab
+from core.studies import ab
 from ui.url_state import SIDEBAR
 
 PARSERS = {key: s.parse for key, s in SIDEBAR.items()}

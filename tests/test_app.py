@@ -19,7 +19,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 import ui
-from core.attribution import METHOD_LABELS
+from core.explain.attribution import METHOD_LABELS
 from core.compression import PRUNE_METHODS, QUANT_GRANULARITIES, QUANT_SCHEMES
 from core.data import load_dataset
 from core.training import checkpoint_path, load_checkpoint

@@ -30,8 +30,8 @@ from streamlit.testing.v1 import AppTest
 import ui
 import ui.cache
 import ui.panels
-from core.attribution import METHOD_LABELS, METHODS
-from core.sweeps import BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS, SALIENCY_METRICS, SPARSITIES
+from core.explain.attribution import METHOD_LABELS, METHODS
+from core.studies.sweeps import BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS, SALIENCY_METRICS, SPARSITIES
 from conftest import Calls
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -44,7 +44,7 @@ CHARTS = {"tradeoffs": ["curve_sparsity", "curve_bits", "sweep_grid"],
           "sanity": ["sanity_curve", "sanity_maps"]}
 SMALL = {"model": "mlp", "dataset": "digits"}
 FAST = {"forgotten": {"pie_size": 3}}  # three models per population instead of five
-# The columns core/sweeps.py documents for the sweep's DataFrame and its downloadable CSV.
+# The columns core/studies/sweeps.py documents for the sweep's DataFrame and its downloadable CSV.
 CSV_COLUMNS = ["curve", "baseline", "matches_sidebar", "seed", *CONFIG_COLUMNS, "sparsity", "fine_tuned", "accuracy",
                "agreement", *(f"{m}_{s}" for m in SALIENCY_METRICS for s in ("mean", "std")), "degenerate",
                *FAITHFULNESS_METRICS]

@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 from torch import nn
 from torch.nn.utils import prune
 
-from core.attribution import (
+from core.explain.attribution import (
     METHOD_LABELS,
     METHODS,
     attribute,
@@ -90,7 +90,7 @@ def test_black_is_the_black_pixel_of_every_shipped_test_image():
     for name in ("digits", "mnist5k"):
         data = load_dataset(name)
         expected = torch.tensor([-m / s for m, s in zip(data.mean, data.std)]).view(1, -1, 1, 1)
-        from core.attribution import black
+        from core.explain.attribution import black
         assert torch.allclose(black(data.x_test), expected.expand(len(data.x_test), -1, 1, 1), atol=1e-5), name
 
 

@@ -18,12 +18,10 @@ from core.compression import (
     WEIGHT_BITS,
     CompressionConfig,
     compress,
-    quantization_levels,
-    quantization_params,
-    quantize_weight,
     structured_limit,
 )
-from core.quantization import CLIP_RATIOS, range_notice, range_used
+from core.compression.quantization import (CLIP_RATIOS, quantization_levels, quantization_params, quantize_weight,
+                                           range_notice, range_used)
 from core.layers import prunable_layers
 from models import create_model
 

@@ -1,11 +1,11 @@
-"""core.faithfulness: deletion / insertion AUC on hand-built models, infidelity via Captum, both against chance."""
+"""core.explain.faithfulness: deletion / insertion AUC on hand-built models, infidelity via Captum, both against chance."""
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from core.faithfulness import area, blur, deletion_insertion, infidelity, infidelity_against_random, ranks
+from core.explain.faithfulness import area, blur, deletion_insertion, infidelity, infidelity_against_random, ranks
 
 
 class MeanProbability(nn.Module):

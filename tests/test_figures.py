@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from core import figures as F
-from core import figures_maps as M
+from core.figures import maps as M
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -366,8 +366,8 @@ def _gain_summary(metric: str) -> "pd.DataFrame":
 
 
 def test_infidelity_gain_is_offered_only_for_signed_maps():
-    from core import figures_tradeoff as T
-    from core.attribution import METHODS, is_signed
+    from core.figures import tradeoff as T
+    from core.explain.attribution import METHODS, is_signed
     for method in METHODS:
         offered = T.metrics_for(method)
         assert ("infidelity_gain" in offered) == is_signed(method), method
@@ -377,7 +377,7 @@ def test_infidelity_gain_is_offered_only_for_signed_maps():
 
 @pytest.mark.parametrize("metric", ["deletion_gain", "insertion_gain", "infidelity_gain"])
 def test_gain_curves_draw_chance_at_zero_and_say_so(metric):
-    from core import figures_tradeoff as T
+    from core.figures import tradeoff as T
     fig = T.tradeoff_curves(_gain_summary(metric), metric=metric)
     chance = [s for s in fig.layout.shapes if s.y0 == s.y1 == 0.0]
     assert len(chance) == 1 and chance[0].line.width == 1  # thin, under the curves
@@ -388,7 +388,7 @@ def test_gain_curves_draw_chance_at_zero_and_say_so(metric):
 
 
 def test_other_curves_have_no_chance_line():
-    from core import figures_tradeoff as T
+    from core.figures import tradeoff as T
     fig = T.tradeoff_curves(_gain_summary("accuracy"), metric="accuracy")
     assert not [s for s in fig.layout.shapes if s.y0 == s.y1 == 0.0]
     assert "chance" not in fig.layout.meta["caption"]

@@ -8,8 +8,8 @@ import pandas as pd
 import torch
 
 from core import figures as F
-from core import figures_maps as M
-from core import figures_tradeoff as T
+from core.figures import maps as M
+from core.figures import tradeoff as T
 
 
 def test_wrap_title_breaks_between_words_and_parts_and_keeps_short_or_broken_titles():

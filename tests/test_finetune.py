@@ -1,10 +1,10 @@
-"""core.finetune: the mask stays fixed, the input is untouched, accuracy recovers."""
+"""core.compression.finetune: the mask stays fixed, the input is untouched, accuracy recovers."""
 import pytest
 import torch
 
 from core.compression import CompressionConfig, compress
 from core.data import load_dataset
-from core.finetune import compress_fine_tuned, fine_tune
+from core.compression.finetune import compress_fine_tuned, fine_tune
 from core.layers import prunable_layers
 from core.training import TrainConfig, accuracy, train
 

@@ -9,9 +9,9 @@ import torch
 from scipy.stats import ttest_ind
 from torch import nn
 
-from core import population as P
+from core.studies import population as P
 from core.compression import CompressionConfig
-from core.figures_population import class_impact_figure, pie_curve_figure, pie_gallery_row
+from core.figures.population import class_impact_figure, pie_curve_figure, pie_gallery_row
 from core.training import TrainConfig
 
 

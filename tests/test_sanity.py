@@ -9,8 +9,8 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from core.compression import CompressionConfig, compress
-from core.figures_sanity import randomization_figure, randomization_maps_figure
-from core.sanity import cascade, cascading_randomization, randomized_maps
+from core.figures.sanity import randomization_figure, randomization_maps_figure
+from core.explain.sanity import cascade, cascading_randomization, randomized_maps
 
 
 def tiny_cnn(seed: int = 0) -> nn.Module:
@@ -158,6 +158,6 @@ def test_ig_on_a_black_background_does_not_pass_for_its_zeros():
     fig = randomization_figure(frame)
     assert fig.layout.yaxis.title.text == "rank correlation of the maps"
     assert "zero in both maps" in fig.layout.meta["caption"]
-    from core.figures_sanity import signed_note
+    from core.figures.sanity import signed_note
     note = signed_note(frame)
     assert f"{frame['spearman_mean'].iloc[-1]:.2f}" in note and f"{frame['spearman_abs_mean'].iloc[-1]:.2f}" in note

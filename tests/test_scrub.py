@@ -1,4 +1,4 @@
-"""core.scrub and core.figures_scrub: every stop measured on copies, frames that carry only what changes."""
+"""core.studies.scrub and core.figures.scrub: every stop measured on copies, frames that carry only what changes."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import models
-from core import figures_scrub as fs
-from core import scrub
+from core.figures import scrub as fs
+from core.studies import scrub
 from core.compression import CompressionConfig
 from core.metrics import evaluate
 

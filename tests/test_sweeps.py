@@ -1,4 +1,4 @@
-"""core.sweeps and core.figures_tradeoff: known answers on a tiny MLP trained on 8x8 digits."""
+"""core.studies.sweeps and core.figures.tradeoff: known answers on a tiny MLP trained on 8x8 digits."""
 from dataclasses import replace
 
 import numpy as np
@@ -6,16 +6,16 @@ import pandas as pd
 import pytest
 import torch
 
-import core.sweeps as sweeps
+import core.studies.sweeps as sweeps
 from core.compression import CompressionConfig
 from core.data import load_dataset
-from core.figures_tradeoff import grid_heatmap, tradeoff_curves
-from core.finetune import compress_fine_tuned
+from core.figures.tradeoff import grid_heatmap, tradeoff_curves
+from core.compression.finetune import compress_fine_tuned
 from core.layers import prunable_layers
 from core.metrics import evaluate
-from core.attribution import attribute, saliency_agreement
+from core.explain.attribution import attribute, saliency_agreement
 from core.compression import compress
-from core.sweeps import (BASELINES, BIT_WIDTHS, SPARSITIES, SweepConfig, baselines_for, curve_rows, method_table,
+from core.studies.sweeps import (BASELINES, BIT_WIDTHS, SPARSITIES, SweepConfig, baselines_for, curve_rows, method_table,
                          probe_indices, summarize, sweep_problem, table_config, table_plan, tradeoff_sweep)
 from core.training import TrainConfig, train
 

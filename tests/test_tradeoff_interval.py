@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from core.figures_tradeoff import _grid_caption, _holds_fact
+from core.figures.tradeoff import _grid_caption, _holds_fact
 from core.stats import accuracy_interval, format_interval
 
 

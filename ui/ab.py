@@ -1,14 +1,14 @@
 """The A/B view's state: freeze the sidebar's setting as A, then compare it with the sidebar (B).
 
 A lives in session state under "ab" (a URL setting, so it survives page switches and is in the
-link) as a `core.ab` word; the buttons change it in callbacks, the only moment a widget's value
+link) as a `core.studies.ab` word; the buttons change it in callbacks, the only moment a widget's value
 (the sidebar's, when A and B swap) may be set.
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from core import ab
+from core.studies import ab
 from core import data as datasets
 from ui import url_state
 from ui.cache import dataset

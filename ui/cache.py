@@ -20,18 +20,21 @@ import torch
 from torch import nn
 
 from core import data as datasets
-from core import figures, figures_maps, layers
-from core.attribution import attribute, methods_for
+from core import figures, layers
+from core.figures import maps as figures_maps
+from core.explain.attribution import attribute, methods_for
 from core.compression import CompressionConfig, compress
 from core.metrics import CompressionReport, Evaluation, compression_report, evaluate, weight_sparsity
-from core.population import (class_accuracy, class_impact, compress_population, forgotten_examples, pie_curve,
+from core.studies.population import (class_accuracy, class_impact, compress_population, forgotten_examples, pie_curve,
                              population_configs, population_maps, population_predictions)
-from core.sanity import cascading_randomization, randomized_maps
-from core import sweeps
-from core.sweeps import SPARSITIES, SweepConfig, probe_indices, sweep_problem
+from core.explain.sanity import cascading_randomization, randomized_maps
+from core.studies import sweeps
+from core.studies.sweeps import SPARSITIES, SweepConfig, probe_indices, sweep_problem
 from core.training import TrainConfig, TrainResult, checkpoint_path, load_or_train
 from core import digits as own_digit
-from core import export, figures_scrub, scrub
+from core import export
+from core.figures import scrub as figures_scrub
+from core.studies import scrub
 from core import upload as uploads
 from core import warm
 from ui.jobs import Job, Prefetcher, Progress, Turns, follow
@@ -137,7 +140,7 @@ def _wait_for_training(cfg: TrainConfig, report: Progress) -> TrainResult:
     return _wait_for(_training_job, (cfg,), report)
 
 
-# A prepared table: (its name on the bar, the trained model, the table's key, as core.sweeps.table_plan gives it).
+# A prepared table: (its name on the bar, the trained model, the table's key, as core.studies.sweeps.table_plan gives it).
 PreparedTable = tuple[str, TrainConfig, SweepConfig]
 # A prepared population: (trained model, size, compression settings of every view that opens it).
 PreparedPopulation = tuple[TrainConfig, int, tuple[CompressionConfig, ...]]
@@ -426,7 +429,7 @@ def sweep_point(train: TrainConfig, table: SweepConfig, amount: float, bits: int
 
 def tradeoff_rows(train: TrainConfig, sweep: SweepConfig, metric: str,
                   tables: dict[tuple[str, bool], pd.DataFrame | None]) -> pd.DataFrame:
-    """The curves through the sidebar's setting (core.sweep_plan.curve_rows) from the tables of `sweep_tables`.
+    """The curves through the sidebar's setting (core.studies.sweep_plan.curve_rows) from the tables of `sweep_tables`.
 
     Faithfulness is measured only where the page shows it: when `metric` is one, for the
     cells of the two curves (each cell once, shared). The sidebar's exact setting (the

@@ -4,8 +4,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import figures, figures_maps
-from core.attribution import saliency_agreement
+from core import figures
+from core.figures import maps as figures_maps
+from core.explain.attribution import saliency_agreement
 from core.metrics import CompressionReport
 from core.stats import accuracy_interval, format_interval
 from ui.cache import Setup, compressed_maps, dataset, original_maps, report

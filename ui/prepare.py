@@ -13,8 +13,9 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core import sweeps, warm
-from core.sweeps import SweepConfig
+from core import warm
+from core.studies import sweeps
+from core.studies.sweeps import SweepConfig
 from core.training import TrainConfig
 from ui import url_state
 from ui.cache import PreparedPopulation, PreparedTable, _table_label, class_job, on_disk, prepared

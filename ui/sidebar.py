@@ -15,7 +15,7 @@ import models
 from core import data as datasets
 from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES,
                               WEIGHT_BITS, structured_limit)
-from core.quantization import range_notice
+from core.compression.quantization import range_notice
 from ui import ab, glossary, lessons, notices, url_state
 from ui.cache import compressed_model, dataset, zero_shares
 from ui.setup import Setup, UploadedTrain, setup_from, train_config

@@ -24,7 +24,11 @@ from urllib.parse import urlencode
 import streamlit as st
 
 import models
-from core import ab, attribution, figures_sanity, figures_tradeoff, scrub
+from core.studies import ab
+from core.explain import attribution
+from core.figures import sanity as figures_sanity
+from core.figures import tradeoff as figures_tradeoff
+from core.studies import scrub
 from core import data as datasets
 from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES,
                               WEIGHT_BITS)
@@ -184,7 +188,7 @@ APP_WIDE = {
     "hide": Setting((), names(list(SIDEBAR)), lesson=False),  # sidebar controls a teacher hides
     "lesson": Setting(None, _lesson_name, lesson=False),
     "step": Setting(1, whole(1, None, 1).parse, bounds=(1, None), lesson=False),  # the lesson knows its length
-    # The A/B page's frozen setting A, as one word (core.ab) read with the sidebar's own parsers.
+    # The A/B page's frozen setting A, as one word (core.studies.ab) read with the sidebar's own parsers.
     "ab": Setting(None, lambda raw: ab.normalize(raw, {k: s.parse for k, s in SIDEBAR.items()},
                                                  {k: s.default for k, s in SIDEBAR.items()}), lesson=False),
 }

@@ -1,4 +1,4 @@
-"""Saliency maps through Captum (agreement of two maps: `core.agreement`, re-exported here).
+"""Saliency maps through Captum (agreement of two maps: `core.explain.agreement`, re-exported here).
 
 `attribute` never changes the model it is given (shared between sessions and threads:
 no hooks, no mode or requires_grad flips, no .grad) nor the inputs (it works on a clone).
@@ -7,7 +7,7 @@ Baselines. The inputs are normalized, so a black pixel is not 0 but -mean/std (-
 MNIST). Every method that compares with "no pixel" uses black in PIXEL space (`black`):
 Gradient × Input multiplies the gradient by (input - black), Integrated Gradients
 integrates from the black image, Occlusion paints its square black, and deletion
-(core.faithfulness) blacks pixels out. A pixel that is already black therefore gets 0.
+(core.explain.faithfulness) blacks pixels out. A pixel that is already black therefore gets 0.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from captum.attr import (
 )
 from torch import Tensor, nn
 
-from core.agreement import saliency_agreement  # noqa: F401  (re-exported: callers import it from here)
+from core.explain.agreement import saliency_agreement  # noqa: F401  (re-exported: callers import it from here)
 from core.layers import is_conv, layer_labels
 
 METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad", "grad_cam", "occlusion")

@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from core.attribution import attribute, methods_for, saliency_agreement
+from core.explain.attribution import attribute, methods_for, saliency_agreement
 from core.layers import layer_labels, prunable_layers
 
 METRICS = ("spearman", "spearman_abs", "ssim", "topk")  # rank correlations on pixels nonzero in either map

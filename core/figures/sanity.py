@@ -2,7 +2,7 @@
 
 Same contract as `core.figures`: plain inputs (copied), a `go.Figure` out, no Streamlit,
 the student caption in `fig.layout.meta["caption"]`. Frames and maps come from
-`core.sanity` (`cascading_randomization`, `randomized_maps`).
+`core.explain.sanity` (`cascading_randomization`, `randomized_maps`).
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ models, so that seed noise is not mistaken for the effect of compression:
 
 Arrays in and out are numpy; nothing here modifies a model: predictions run under
 `torch.inference_mode()`, compressed members are copies made by `core.compression`, and
-maps come from `core.attribution.attribute` (no hooks, flags or gradients left behind).
+maps come from `core.explain.attribution.attribute` (no hooks, flags or gradients left behind).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import torch
 from scipy.stats import ttest_ind
 from torch import Tensor, nn
 
-from core.attribution import attribute
+from core.explain.attribution import attribute
 from core.compression import CompressionConfig, compress
 from core.training import Progress, TrainConfig
 
@@ -254,7 +254,7 @@ def population_maps(models: Sequence[nn.Module], x: Tensor, target: Tensor | int
                     normalize: bool = True, **options) -> Tensor:
     """Mean attribution map over the members: (N, H, W) float32 for x (N, C, H, W).
 
-    Each member's maps come from `core.attribution.attribute` (no model or input is
+    Each member's maps come from `core.explain.attribution.attribute` (no model or input is
     changed). Pass target = the original population's modal prediction so every member
     explains the same class (None lets each member explain its own prediction). With
     `normalize`, each member's map is first divided by its per-image max |value|, so

@@ -2,7 +2,7 @@
 
 Same contract as `core.figures`: plain inputs (copied), a `go.Figure` out, no Streamlit,
 the student caption in `fig.layout.meta["caption"]`. The frames come from
-`core.population` (`pie_curve`, `class_impact`, `forgotten_examples`).
+`core.studies.population` (`pie_curve`, `class_impact`, `forgotten_examples`).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import torch
 
 from core.figures import COMPRESSED_COLOR, FONT_SIZE, OVERALL_COLOR, format_percent, style
-from core.figures_maps import saliency_row
+from core.figures.maps import saliency_row
 
 # Disparate classes get a colour AND a hatching, so the mark survives colour blindness and grey-scale.
 WORSE_STYLE = ("#d62728", "/")    # Tableau red: lost significantly more than the model as a whole

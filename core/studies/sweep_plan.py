@@ -7,7 +7,7 @@ other CompressionConfig field (scheme, granularity, any field added later) is pa
 the key by itself, while the two sliders are not: a slider move never asks for a new
 table. The curves are slices of these tables: the sparsity curves at the sidebar's bit
 width, the bits curves at the measured sparsity nearest the sidebar's (`nearest_sparsity`).
-`core.sweeps` measures the tables.
+`core.studies.sweeps` measures the tables.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from core.attribution import METHODS
+from core.explain.attribution import METHODS
 from core.compression import WEIGHT_BITS, CompressionConfig
 
 SPARSITIES = (0.0, 0.1, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99, 1.0)
@@ -44,7 +44,7 @@ class SweepConfig:
     """What a sweep measures; frozen, so it is a safe cache key."""
 
     base: CompressionConfig = CompressionConfig()   # the sidebar's current setting
-    method: str = "saliency"                        # attribution method (core.attribution.METHODS)
+    method: str = "saliency"                        # attribution method (core.explain.attribution.METHODS)
     probe_size: int = 64                            # class-stratified test images for the maps
     deletion_steps: int = 8                         # deletion/insertion curve points - 1
     infidelity_samples: int = 5                     # perturbations per probe
@@ -129,7 +129,7 @@ def slice_cells(cfg: SweepConfig) -> list[tuple[float, int]]:
 
 def curve_rows(tables: dict[tuple[str, bool], pd.DataFrame | None], cfg: SweepConfig,
                current: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The curves as slices of the tables (one row per point x seed; columns as in core.sweeps).
+    """The curves as slices of the tables (one row per point x seed; columns as in core.studies.sweeps).
 
     tables: (baseline name, fine_tuned) -> table rows (None: not measured yet).
     Sparsity curves at the sidebar's bits, bits curves at `nearest_sparsity`; one

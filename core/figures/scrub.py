@@ -33,8 +33,8 @@ from plotly.colors import sample_colorscale, unlabel_rgb
 
 from core.figures import (COMPRESSED_COLOR, DIVERGING, FONT_SIZE, ORIGINAL_COLOR, SEQUENTIAL, as_array,
                           format_bytes, format_percent, format_ratio, house_layout)
-from core.figures_maps import _display_rgb
-from core.scrub import LABELS, ScrubMaps, ScrubSeries, stop_label
+from core.figures.maps import _display_rgb
+from core.studies.scrub import LABELS, ScrubMaps, ScrubSeries, stop_label
 
 SIZE_COLOR = "#7f7f7f"     # the size curve: grey, so orange stays "the compressed model's accuracy"
 ZERO_COLOR = "#000000"     # exact zeros are black everywhere in the app (pruned weights in the heatmaps)
@@ -96,7 +96,7 @@ def _pooled(m: np.ndarray) -> np.ndarray:
 
     Every cell of the compressed map is a marker redrawn on each frame, ~25 µs apiece in Chromium:
     784 cells (28×28) took the board over its 50 ms budget, 196 keep it inside. Rank agreement is still
-    computed on the full maps (core.scrub); the Saliency page shows them pixel by pixel.
+    computed on the full maps (core.studies.scrub); the Saliency page shows them pixel by pixel.
     """
     k = -(-max(m.shape) // MAX_SIDE)
     if k == 1:

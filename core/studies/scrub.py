@@ -13,7 +13,7 @@ module computes what those frames show, once per setting of the OTHER controls:
   class probabilities, and the map's rank agreement with the original's.
 
 Every stop is `core.compression.compress` of the same original (copies; the original is
-never modified); nothing here imports Streamlit. The figure lives in `core.figures_scrub`.
+never modified); nothing here imports Streamlit. The figure lives in `core.figures.scrub`.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from core.attribution import attribute, saliency_agreement
+from core.explain.attribution import attribute, saliency_agreement
 from core.compression import WEIGHT_BITS, CompressionConfig, compress
 from core.figures import hist_edges
 from core.layers import prunable_layers

@@ -5,7 +5,7 @@ reads, returns a `plotly.graph_objects.Figure` and never calls Streamlit. Each f
 carries a one-or-two-sentence caption for students in `fig.layout.meta["caption"]`
 (read it with `figure_caption(fig)`) and, in `meta["facts"]`, only its chart-specific sentence
 (`figure_facts(fig)`), for pages that show the general `caption(name)` once above several charts.
-Fractions come in as 0..1 and are shown in %. The weight and saliency maps live in `core.figures_maps`.
+Fractions come in as 0..1 and are shown in %. The weight and saliency maps live in `core.figures.maps`.
 
 Speed: these builders run on every slider move. Each figure is made by one `go.Figure(data, layout)`
 call with a prebuilt layout dict (every `update_layout` call validates again), and the look comes

@@ -1,6 +1,6 @@
-"""Plotly figures of the trade-off sweeps (core.sweeps): curves per baseline and the sparsity x bits map.
+"""Plotly figures of the trade-off sweeps (core.studies.sweeps): curves per baseline and the sparsity x bits map.
 
-Builders take the DataFrames of `core.sweeps` (read only), return a `go.Figure`, never
+Builders take the DataFrames of `core.studies.sweeps` (read only), return a `go.Figure`, never
 call Streamlit, and store a student caption in `fig.layout.meta["caption"]`. The map is a
 go.Heatmap under one invisible square marker per cell: Streamlit's `on_select` ignores heatmap
 clicks (streamlit issues #8760, #15042), so the markers take them; each carries
@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.attribution import is_signed
+from core.explain.attribution import is_signed
 from core.figures import COMPRESSED_COLOR, FONT_SIZE, OVERALL_COLOR, SEQUENTIAL, format_percent, style
 from core.stats import accuracy_interval, format_interval
-from core.sweeps import SALIENCY_METRICS
+from core.studies.sweeps import SALIENCY_METRICS
 
 BASELINE_COLORS = {  # Tableau 10, leaving blue/orange to original/compressed as on the other pages
     "global magnitude": "#2ca02c", "layer-wise magnitude": "#9467bd", "random": "#7f7f7f",
@@ -41,7 +41,7 @@ METRICS: dict[str, str] = {
 }
 PERCENT = ("accuracy", "agreement", "sparsity")
 GAIN_METRICS = ("deletion_gain", "insertion_gain", "infidelity_gain")  # 0 = chance: a line marks it
-SIGNED_ONLY = ("infidelity_gain",)  # measured only for maps with a sign (core.attribution.is_signed)
+SIGNED_ONLY = ("infidelity_gain",)  # measured only for maps with a sign (core.explain.attribution.is_signed)
 CHANCE_COLOR = "#999999"
 _TOLERANCE = {"accuracy": (0.01, "1 point"), "agreement": (0.01, "1 point")}  # others: 0.1 of similarity
 _MEANING = {
@@ -112,7 +112,7 @@ def _band_column(df: pd.DataFrame, metric: str, band: str) -> tuple[str | None, 
 def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str = "accuracy",
                     current: float | int | None = None, band: str = "auto", note: str = "",
                     n_test: int | None = None) -> go.Figure:
-    """One line per baseline of `metric` (from `core.sweeps.summarize`) against sparsity or bit width.
+    """One line per baseline of `metric` (from `core.studies.sweeps.summarize`) against sparsity or bit width.
 
     x: "prune_amount" (the "sparsity" curves, axis in %) or "weight_bits" (the "bits"
     curves; 1..8 and "32 (off)" after a gap). current: the sidebar's value on that axis,

@@ -33,7 +33,7 @@ from captum.metrics import infidelity as captum_infidelity
 from torch import Tensor, nn
 from torchvision.transforms.functional import gaussian_blur
 
-from core.attribution import black as attribution_black
+from core.explain.attribution import black as attribution_black
 
 FORWARD_CHUNK = 256  # images per forward pass: ~2x faster than 1024 on LeNet-5 (cache-sized), bounded memory
 RANDOM_ORDERINGS = 1  # random orderings per image for the chance level (64 probes: 64 orderings per point)
@@ -42,7 +42,7 @@ RANDOM_ORDERINGS = 1  # random orderings per image for the chance level (64 prob
 def black(x: Tensor) -> Tensor:
     """Black in pixel space for normalized images (each image's minimum per channel), (N, C, 1, 1).
 
-    Normalized black is -mean/std (-0.425 on MNIST), not 0: see core.attribution.black.
+    Normalized black is -mean/std (-0.425 on MNIST), not 0: see core.explain.attribution.black.
     """
     return attribution_black(x)
 

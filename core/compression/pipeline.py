@@ -31,7 +31,7 @@ plain module with no `weight_orig`, `weight_mask` or forward pre-hooks):
 - `prune_amount` 0 skips pruning; 1.0 zeroes every prunable weight (unstructured) or
   every unit but the classes (structured); the model still runs on its biases.
 
-Quantization (`weight_bits` < 32) follows pruning: core.quantization (range settings
+Quantization (`weight_bits` < 32) follows pruning: core.compression.quantization (range settings
 "minmax", "mse", "twn"; zeros stay exactly zero).
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from core.layers import prunable_layers
-from core.quantization import (QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES, quantization_levels,  # noqa: F401
+from core.compression.quantization import (QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES, quantization_levels,  # noqa: F401
                                quantization_params, quantize_weight, range_used)
 
 PRUNE_METHODS = ("magnitude", "random", "structured")

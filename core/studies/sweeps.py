@@ -1,7 +1,7 @@
 """Sweeps over compression settings: how accuracy and explanations change with sparsity and bits.
 
 The unit of work is one pruning method's **table** (`measure_table`): every sparsity x
-every bit width of `core.sweep_plan` (whose names are re-exported here), per seed. A
+every bit width of `core.studies.sweep_plan` (whose names are re-exported here), per seed. A
 compressed model at (sparsity s, bits b) is quantize(prune(model, s), b), so each
 sparsity is pruned (and fine-tuned) once and then quantized per bit width; a bit width
 that leaves the pruned weights unchanged (all zero at 100 %) reuses the measurement.
@@ -22,9 +22,9 @@ quant_scheme, quant_granularity, ...), fine_tuned, then
   {spearman_abs, spearman, topk, ssim}_{mean, std}  saliency agreement with the original's
                       maps, mean and population std over the probe images
   degenerate          number of probes whose map (or the original's) is constant on the pixels where
-                      either is nonzero (rank correlations there are 1 or 0 by definition, core.agreement)
+                      either is nonzero (rank correlations there are 1 or 0 by definition, core.explain.agreement)
   deletion_gain, insertion_gain, infidelity_gain  faithfulness of the compressed model's own maps
-                      over chance (core.faithfulness): how much better than random pixel orderings
+                      over chance (core.explain.faithfulness): how much better than random pixel orderings
                       (random maps for infidelity) the map does, 0 = chance; means over the probes
   deletion_auc, deletion_random_auc, insertion_auc, insertion_random_auc  the raw AUCs of the maps
                       and of random orderings of the same images on the same model
@@ -45,14 +45,14 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from core.attribution import attribute, is_signed, methods_for, saliency_agreement
+from core.explain.attribution import attribute, is_signed, methods_for, saliency_agreement
 from core.compression import CompressionConfig, compress
 from core.data import Dataset
-from core.faithfulness import RANDOM_ORDERINGS, deletion_insertion, infidelity_against_random
-from core.finetune import fine_tune
+from core.explain.faithfulness import RANDOM_ORDERINGS, deletion_insertion, infidelity_against_random
+from core.compression.finetune import fine_tune
 from core.layers import prunable_layers
 from core.metrics import Evaluation, evaluate, prediction_agreement
-from core.sweep_plan import (BASELINES, BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS,  # noqa: F401
+from core.studies.sweep_plan import (BASELINES, BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS,  # noqa: F401
                              GRID_BITS, GRID_SPARSITIES, SALIENCY_METRICS, SETTING_COLUMNS, SPARSITIES,
                              SweepConfig, baseline_name, baselines_for, current_rows, curve_rows, nearest_sparsity,
                              probe_indices, seeded, slice_cells, table_cells, table_config, table_plan)

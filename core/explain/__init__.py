@@ -1,0 +1,1 @@
+"""Explanations and their measures: attribution methods, agreement, faithfulness, sanity checks."""

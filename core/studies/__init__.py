@@ -1,0 +1,1 @@
+"""Studies over many compressed models: sweeps and their plan, populations, scrub stops, A/B settings."""
