@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from core.compression import CompressionConfig
+from core.compression.quantization import Quantize
+from core.compression.steps import FP32_CODE, WeightCode
 from core.layers import is_conv, prunable_layers
-from core.compression.quantization import level_count
 
 FP32_BITS = 32
 
@@ -84,55 +85,50 @@ def prediction_agreement(a: Evaluation, b: Evaluation) -> float:
 
 def weight_storage_bits(weight: torch.Tensor, bits: int, quant_scheme: str, quant_granularity: str,
                         quant_range: str = "mse") -> int:
-    """Bits a real encoder needs for `weight` (any shape, dim 0 = output channels), quantized at `bits`.
-
-    The code has L values (`core.compression.quantization.level_count`); a value costs v = ceil(log2 L)
-    bits where zeros are stored as values, and a nonzero under a mask or CSR costs only
-    u = ceil(log2(number of nonzero values)): a ternary nonzero is its sign (1 bit), so is a
-    binary one, an affine 4-bit nonzero one of 15 values (4 bits), fp32 32 bits.
-    With n = numel, z = number of nonzeros and i = ceil(log2(n)) index bits, the cheapest
-    of three encodings is taken (REFERENCE §6):
-      dense   = n * v     + qparams of every channel   (zeros stored as values)
-      bitmask = z * u + n + qparams of the channels with a nonzero
-      CSR     = z * (u + i) + qparams of the channels with a nonzero
-    A channel with nothing to store costs nothing beyond its mask: its position bits say it
-    is empty, so no scale or zero point is kept for it (at 100 % pruning a 1-bit layer costs
-    what a 32-bit one does). Dense needs 0 to be a value: at 1 bit (binary) only when z == n.
-    qparams (bits < 32): one fp32 scale per output channel (per_channel) or per tensor, plus
-    a 32-bit zero point each for the affine scheme at 2..8 bits (symmetric, TWN and binary
-    codes have zero point 0). The weight is only read; zeros made by rounding count as zeros.
-    """
+    """Bits a real encoder needs for `weight` quantized at `bits` (32: fp32): `coded_storage_bits`
+    with the uniform code of those settings (`core.compression.quantization.Quantize.weight_code`)."""
     if bits != FP32_BITS and not 1 <= bits <= 8:
         raise ValueError(f"bits must be 1..8 or 32, got {bits}")
-    levels, has_zero = level_count(bits, quant_scheme, quant_range)
-    value_bits, nonzero_bits = _ceil_log2(levels), _ceil_log2(levels - has_zero)
+    if quant_granularity not in ("per_channel", "per_tensor") or quant_scheme not in ("symmetric", "affine"):
+        raise ValueError(f"unknown quantization {quant_scheme!r} / {quant_granularity!r}")
+    code = Quantize(weight_bits=bits, quant_scheme=quant_scheme, quant_granularity=quant_granularity,
+                    quant_range=quant_range).weight_code(weight)
+    return coded_storage_bits(weight, code or FP32_CODE)
+
+
+def coded_storage_bits(weight: torch.Tensor, code: WeightCode) -> int:
+    """Bits a real encoder needs for `weight` (any shape, dim 0 = output channels) in `code`.
+
+    The code has L = code.levels values; a value costs v = ceil(log2 L) bits where zeros are
+    stored as values, and a nonzero under a mask or CSR costs only u = ceil(log2(number of
+    nonzero values)): a ternary nonzero is its sign (1 bit), so is a binary one, an affine 4-bit
+    nonzero one of 15 values (4 bits), fp32 32 bits. With n = numel, z = number of nonzeros and
+    i = ceil(log2(n)) index bits, the cheapest of three encodings is taken (REFERENCE §6):
+      dense   = n * v     + side information of every group   (zeros stored as values)
+      bitmask = z * u + n + side information of the groups with a nonzero
+      CSR     = z * (u + i) + side information of the groups with a nonzero
+    Side information is `code.params_per_group` bits per output channel ("channel") or per
+    tensor: scales and zero points, or a codebook. A group with nothing to store costs nothing
+    beyond its mask: its position bits say it is empty (at 100 % pruning a 1-bit layer costs what
+    a 32-bit one does). Dense needs 0 to be a value: without one only when z == n. The weight is
+    only read; zeros made by rounding count as zeros.
+    """
+    value_bits, nonzero_bits = _ceil_log2(code.levels), _ceil_log2(code.levels - code.has_zero)
     n = weight.numel()
     rows = weight.detach().reshape(weight.shape[0] if weight.dim() > 0 else 1, -1)
     z = int(torch.count_nonzero(rows))
-    all_params, kept_params = _qparam_bits(rows, bits, quant_scheme, quant_granularity, quant_range)
+    used = rows.ne(0).any(1)
+    groups, kept = (len(used), int(used.sum())) if code.groups == "channel" else (1, int(used.any()))
+    all_params, kept_params = code.params_per_group * groups, code.params_per_group * kept
     index_bits = _ceil_log2(n)
     candidates = [z * nonzero_bits + n + kept_params, z * (nonzero_bits + index_bits) + kept_params]
-    if has_zero or z == n:
+    if code.has_zero or z == n:
         candidates.append(n * value_bits + all_params)
     return min(candidates)
 
 
 def _ceil_log2(count: int) -> int:
     return (count - 1).bit_length()  # == ceil(log2(count)) for count >= 1, exact in integers
-
-
-def _qparam_bits(rows: torch.Tensor, bits: int, quant_scheme: str, quant_granularity: str,
-                 quant_range: str) -> tuple[int, int]:
-    """(bits of the scales and zero points of every channel, of the channels with a nonzero)."""
-    if bits == FP32_BITS:
-        return 0, 0
-    if quant_granularity not in ("per_channel", "per_tensor") or quant_scheme not in ("symmetric", "affine"):
-        raise ValueError(f"unknown quantization {quant_scheme!r} / {quant_granularity!r}")
-    used = rows.ne(0).any(1)
-    channels, kept = (len(used), int(used.sum())) if quant_granularity == "per_channel" else (1, int(used.any()))
-    ternary_or_binary = bits == 1 or level_count(bits, quant_scheme, quant_range)[0] == 3
-    per_channel = FP32_BITS * (1 if quant_scheme == "symmetric" or ternary_or_binary else 2)
-    return per_channel * channels, per_channel * kept
 
 
 def weight_sparsity(model: nn.Module) -> float:
@@ -166,15 +162,10 @@ class LayerStats:
     bias_params: int = 0
 
 
-def layer_stats(
-    model: nn.Module,
-    input_shape: tuple[int, ...],
-    weight_bits: int = FP32_BITS,
-    quant_scheme: str = "symmetric",
-    quant_granularity: str = "per_channel",
-    quant_range: str = "mse",
-) -> list[LayerStats]:
+def layer_stats(model: nn.Module, input_shape: tuple[int, ...], cfg: CompressionConfig | None = None) -> list[LayerStats]:
     """One LayerStats per `prunable_layers(model)` entry, for inputs of shape (C, H, W).
+
+    Storage follows `cfg.weight_code` (the code of the compression that made `model`); None: fp32.
 
     Output sizes come from a forward pass of a deep copy (cached per architecture and
     input shape), so no hook is ever registered on `model`; the model is only read.
@@ -186,11 +177,11 @@ def layer_stats(
         bias = getattr(module, "bias", None)
         n, bias_n = weight.numel(), (0 if bias is None else bias.numel())
         nonzero = int(torch.count_nonzero(weight))
+        code = FP32_CODE if cfg is None else cfg.weight_code(weight)
         stats.append(LayerStats(
             name=name, kind="conv" if is_conv(module) else "linear", shape=tuple(weight.shape),
-            params=n, nonzero=nonzero, sparsity=1.0 - nonzero / n if n else 0.0, bits=weight_bits,
-            size_bits=weight_storage_bits(weight, weight_bits, quant_scheme, quant_granularity, quant_range)
-            + FP32_BITS * bias_n,
+            params=n, nonzero=nonzero, sparsity=1.0 - nonzero / n if n else 0.0, bits=_ceil_log2(code.levels),
+            size_bits=coded_storage_bits(weight, code) + FP32_BITS * bias_n,
             dense_size_bits=FP32_BITS * (n + bias_n),
             dense_macs=positions[name] * n, remaining_macs=positions[name] * nonzero, bias_params=bias_n,
         ))
@@ -317,8 +308,7 @@ def compression_report(
     compressed_eval = evaluate(compressed, x_test, y_test)
     input_shape = tuple(x_test.shape[1:])
     before = layer_stats(original, input_shape)
-    after = layer_stats(compressed, input_shape, cfg.weight_bits, cfg.quant_scheme, cfg.quant_granularity,
-                        cfg.quant_range)
+    after = layer_stats(compressed, input_shape, cfg)
     if [(s.name, s.shape) for s in before] != [(s.name, s.shape) for s in after]:
         raise ValueError("original and compressed models have different prunable layers")
     prunable = sum(s.params for s in after)

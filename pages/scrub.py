@@ -35,6 +35,6 @@ method = far.selectbox("Explanation method", methods, format_func=attribution.ME
 
 fig = ui.scrub_figure(setup, control, layer, int(index), method)
 ui.wide_chart(fig, key=f"scrub_board_{control}")  # on a phone the board scrolls sideways
-fixed = ("pruning" if control == "bits" else "bit width")
+fixed = " and ".join(label.lower() for key, label in scrub.LABELS.items() if key != control)
 st.caption(f"Fixed while you drag: everything else from the sidebar, including the {fixed}. "
            f"{attribution.METHOD_LABELS[method]}: {attribution.describe_method(method)}")

@@ -61,7 +61,7 @@ def _assert_plain(model: nn.Module) -> None:
 @pytest.mark.parametrize("scope", PRUNE_SCOPES)
 def test_magnitude_2x2_zeroes_the_two_smallest(scope):
     model = nn.Sequential(_linear([[0.1, -0.4], [0.3, -0.2]]))
-    out = compress(model, CompressionConfig(0.5, "magnitude", scope))
+    out = compress(model, CompressionConfig(prune_amount=0.5, prune_method="magnitude", prune_scope=scope))
     assert torch.equal(out[0].weight, torch.tensor([[0.0, -0.4], [0.3, 0.0]]))
     assert torch.equal(out[0].bias, torch.full((2,), 0.5))  # biases untouched
     _assert_plain(out)
@@ -70,8 +70,8 @@ def test_magnitude_2x2_zeroes_the_two_smallest(scope):
 def test_global_and_layer_scope_differ_on_layers_of_different_scale():
     small = torch.arange(1, 17, dtype=torch.float32).view(4, 4) / 100
     model = nn.Sequential(_linear((small).tolist()), nn.ReLU(), _linear((small * 1000).tolist()))
-    glob = compress(model, CompressionConfig(0.5, "magnitude", "global"))
-    layer = compress(model, CompressionConfig(0.5, "magnitude", "layer"))
+    glob = compress(model, CompressionConfig(prune_amount=0.5, prune_method="magnitude", prune_scope="global"))
+    layer = compress(model, CompressionConfig(prune_amount=0.5, prune_method="magnitude", prune_scope="layer"))
     # Global: the 16 smallest of 32 are exactly the whole first layer.
     assert (glob[0].weight == 0).float().mean() == 1.0
     assert (glob[2].weight == 0).float().mean() == 0.0
@@ -83,7 +83,7 @@ def test_global_and_layer_scope_differ_on_layers_of_different_scale():
 def test_random_pruning_is_reproducible_per_seed_and_keeps_global_rng():
     model = _model("mlp")
     state = torch.get_rng_state()
-    cfg = CompressionConfig(0.5, "random", "global", seed=1)
+    cfg = CompressionConfig(prune_amount=0.5, prune_method="random", prune_scope="global", seed=1)
     a, b = compress(model, cfg), compress(model, cfg)
     c = compress(model, replace(cfg, seed=2))
     assert torch.equal(torch.get_rng_state(), state)
@@ -95,7 +95,7 @@ def test_random_pruning_is_reproducible_per_seed_and_keeps_global_rng():
 
 
 def test_random_layer_scope_prunes_the_same_fraction_everywhere():
-    out = compress(_model("mlp"), CompressionConfig(0.25, "random", "layer", seed=3))
+    out = compress(_model("mlp"), CompressionConfig(prune_amount=0.25, prune_method="random", prune_scope="layer", seed=3))
     for _, layer in prunable_layers(out):
         assert int((layer.weight == 0).sum()) == round(0.25 * layer.weight.numel())
 
@@ -109,7 +109,7 @@ def _zero_share(model: nn.Module) -> float:
 @pytest.mark.parametrize("name", ["mlp", "lenet5"])
 def test_structured_zeroes_whole_units_never_the_classes(name, scope):
     model = _model(name)
-    out = compress(model, CompressionConfig(0.5, "structured", scope))
+    out = compress(model, CompressionConfig(prune_amount=0.5, prune_method="structured", prune_scope=scope))
     layers = prunable_layers(out)
     zero_units = []
     for _, layer in layers:
@@ -130,7 +130,7 @@ def test_structured_rate_is_the_share_of_weights_zeroed(name, scope, amount):
     # Regression (issue 7 §6): global structured at 60 % used to zero 84 % of the weights,
     # because the rate counted units. Now it is the share of weights, to within whole units.
     model = _model(name)
-    out = compress(model, CompressionConfig(amount, "structured", scope))
+    out = compress(model, CompressionConfig(prune_amount=amount, prune_method="structured", prune_scope=scope))
     layers = prunable_layers(model)
     total = sum(m.weight.numel() for _, m in layers)
     unit_sizes = [m.weight[0].numel() for _, m in layers[:-1]]
@@ -146,7 +146,7 @@ def test_structured_stops_at_the_classes(scope):
     layers = prunable_layers(model)
     sizes = [m.weight.numel() for _, m in layers]
     assert structured_limit(model) == pytest.approx((sum(sizes) - sizes[-1]) / sum(sizes))
-    out = compress(model, CompressionConfig(1.0, "structured", scope))
+    out = compress(model, CompressionConfig(prune_amount=1.0, prune_method="structured", prune_scope=scope))
     assert _zero_share(out) == pytest.approx(structured_limit(model))
     assert structured_limit(nn.Sequential(nn.Linear(3, 2))) == 0.0
 
@@ -157,16 +157,16 @@ def test_structured_takes_the_nearest_number_of_units():
     model = nn.Sequential(_linear([[1.0] * 4, [2.0] * 4]), _linear([[3.0, 3.0], [4.0, 4.0]]),
                           _linear([[1.0, 1.0], [1.0, 1.0]]))
     # 25 % = 4 weights: the first unit.
-    quarter = compress(model, CompressionConfig(0.25, "structured", "global"))
+    quarter = compress(model, CompressionConfig(prune_amount=0.25, prune_method="structured", prune_scope="global"))
     assert torch.equal(quarter[0].weight, torch.tensor([[0.0] * 4, [2.0] * 4]))
     assert torch.equal(quarter[1].weight, model[1].weight)
     # 45 % = round(7.2) = 7 weights: 8 is nearer than 4, so both units of layer 0.
-    near = compress(model, CompressionConfig(0.45, "structured", "global"))
+    near = compress(model, CompressionConfig(prune_amount=0.45, prune_method="structured", prune_scope="global"))
     assert not near[0].weight.any() and torch.equal(near[1].weight, model[1].weight)
     # 37.5 % = 6 weights: 4 and 8 are equally near; the smaller change wins.
-    assert _zero_share(compress(model, CompressionConfig(0.375, "structured", "global"))) == 4 / 16
+    assert _zero_share(compress(model, CompressionConfig(prune_amount=0.375, prune_method="structured", prune_scope="global"))) == 4 / 16
     # 60 % = round(9.6) = 10: three units.
-    assert _zero_share(compress(model, CompressionConfig(0.6, "structured", "global"))) == 10 / 16
+    assert _zero_share(compress(model, CompressionConfig(prune_amount=0.6, prune_method="structured", prune_scope="global"))) == 10 / 16
 
 
 def test_global_structured_ranks_units_by_mean_not_by_l1_norm():
@@ -175,7 +175,7 @@ def test_global_structured_ranks_units_by_mean_not_by_l1_norm():
     model = nn.Sequential(
         _linear([[3.0] * 4, [1.5] * 4]), _linear([[2.0, 2.0], [5.0, 5.0]]), _linear([[1.0, 1.0]] * 3)
     )
-    out = compress(model, CompressionConfig(0.25, "structured", "global"))
+    out = compress(model, CompressionConfig(prune_amount=0.25, prune_method="structured", prune_scope="global"))
     assert torch.equal(out[0].weight, torch.tensor([[3.0] * 4, [0.0] * 4]))
     assert torch.equal(out[1].weight, model[1].weight)
 
@@ -183,7 +183,7 @@ def test_global_structured_ranks_units_by_mean_not_by_l1_norm():
 @pytest.mark.parametrize("method", PRUNE_METHODS)
 def test_full_pruning_runs_on_the_bias_path(method):
     model = _model("lenet5").eval()
-    out = compress(model, CompressionConfig(1.0, method, "global"))
+    out = compress(model, CompressionConfig(prune_amount=1.0, prune_method=method, prune_scope="global"))
     layers = prunable_layers(out)
     pruned = layers[:-1] if method == "structured" else layers
     assert all(not layer.weight.any() for _, layer in pruned)
@@ -197,13 +197,13 @@ def test_full_pruning_runs_on_the_bias_path(method):
 
 def test_integer_amount_one_means_everything():
     # prune's own API reads an int amount as a count; the config's 1 is 100 %.
-    out = compress(_model("mlp"), CompressionConfig(1, "magnitude", "layer"))
+    out = compress(_model("mlp"), CompressionConfig(prune_amount=1, prune_method="magnitude", prune_scope="layer"))
     assert all(not layer.weight.any() for _, layer in prunable_layers(out))
 
 
 def test_model_without_prunable_layers_is_copied():
     model = nn.Sequential(nn.Flatten(), nn.ReLU())
-    out = compress(model, CompressionConfig(0.5, "structured", weight_bits=2))
+    out = compress(model, CompressionConfig(prune_amount=0.5, prune_method="structured", weight_bits=2))
     assert out is not model and len(out) == 2
 
 
@@ -423,7 +423,7 @@ def test_every_setting_runs_without_nan_and_keeps_pruned_weights_zero(name):
     before = _snapshot(model)
     x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     for method, scope, amount in itertools.product(PRUNE_METHODS, PRUNE_SCOPES, (0.0, 0.5, 1.0)):
-        base = CompressionConfig(amount, method, scope, seed=7)
+        base = CompressionConfig(prune_amount=amount, prune_method=method, prune_scope=scope, seed=7)
         pruned_only = prunable_layers(compress(model, base))
         # every bit width with the default range; the other ranges where they differ most
         settings = [*itertools.product(WEIGHT_BITS, ["mse"]), *itertools.product((1, 2, 3), ["minmax", "twn"])]
@@ -448,7 +448,7 @@ def test_input_model_comes_out_bit_identical(training):
     flags = [p.requires_grad for p in model.parameters()]
     state = torch.get_rng_state()
     for method, quant_range in itertools.product(PRUNE_METHODS, QUANT_RANGES):
-        cfg = CompressionConfig(0.7, method, "global", 2, "affine", "per_channel", quant_range=quant_range)
+        cfg = CompressionConfig(prune_amount=0.7, prune_method=method, prune_scope="global", weight_bits=2, quant_scheme="affine", quant_granularity="per_channel", quant_range=quant_range)
         out = compress(model, cfg)
         assert out.training == training
         assert [p.requires_grad for p in out.parameters()] == flags

@@ -175,7 +175,7 @@ def test_weight_storage_csr_and_all_zero():
 def test_layer_stats_of_linear_by_hand():
     model = _linear_4_2()
     snap = _snapshot(model)
-    (s,) = layer_stats(model, (1, 1, 4), 8, "affine", "per_tensor")
+    (s,) = layer_stats(model, (1, 1, 4), CompressionConfig(weight_bits=8, quant_scheme="affine", quant_granularity="per_tensor"))
     assert (s.name, s.kind, s.shape, s.params, s.nonzero, s.bits) == ("1", "linear", (2, 4), 8, 5, 8)
     assert s.sparsity == pytest.approx(3 / 8)
     assert s.size_bits == (48 + 32 + 32) + 2 * 32  # weight + fp32 bias

@@ -10,7 +10,7 @@ from core.explain.attribution import saliency_agreement
 from core.metrics import CompressionReport
 from core.stats import accuracy_interval, format_interval
 from ui.cache import Setup, compressed_maps, dataset, original_maps, report
-from ui.sidebar import RANGE_WORDS, SHORT_NAMES
+from ui.sidebar import SHORT_NAMES
 from ui.url_state import fit, presenting
 
 PRESENT_SCALE = 1.3  # presentation mode: fonts, heights and margins of every chart
@@ -78,14 +78,8 @@ def percent(fraction: float, decimals: int = 1) -> str:
 
 def describe_setup(setup: Setup) -> str:
     """One line naming the model and every compression setting, for page headers."""
-    c = setup.compression
-    bits = "no quantization (32-bit floats)" if c.weight_bits == 32 else (
-        f"{c.weight_bits}-bit {c.quant_scheme} {c.quant_granularity.replace('_', '-')} quantization, "
-        + ("binary sign × mean|w|" if c.weight_bits == 1 else RANGE_WORDS[c.range_used]))
-    prune = "no pruning" if c.prune_amount == 0 else (
-        f"{c.prune_amount:.0%} {c.prune_method} pruning ({c.prune_scope})")
     return (f"{SHORT_NAMES.get(setup.train.model)} on {SHORT_NAMES.get(setup.train.dataset)}: "
-            f"{prune}, {bits}.")
+            f"{setup.compression.describe()}.")
 
 
 def delta(change: float, decimals: int, unit: str) -> str | None:

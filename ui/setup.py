@@ -5,13 +5,14 @@ it explores them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import upload as uploads
 from core.compression import CompressionConfig
+from core.compression import controls as compression_controls
 from core.training import TrainConfig
 from core.warm import recipe
 
@@ -62,19 +63,19 @@ def train_config(model: str, dataset: str) -> TrainConfig:
     return cfg
 
 
-# Sidebar setting -> CompressionConfig field (prune is a percentage there, a fraction here).
-COMPRESSION_FIELDS = {"prune": "prune_amount", "method": "prune_method", "scope": "prune_scope",
-                      "bits": "weight_bits", "scheme": "quant_scheme", "granularity": "quant_granularity",
-                      "range": "quant_range"}
+def compression_from(values: Mapping[str, object]) -> CompressionConfig:
+    """The CompressionConfig that sidebar settings `values` (URL keys, shown units: prune in %) describe.
+
+    Settings not in `values` keep their defaults; each control's scale maps shown units to the field.
+    """
+    settings = {}
+    for field, (_, c) in compression_controls().items():
+        if c.url in values:
+            value = values[c.url]
+            settings[field] = value / c.scale if c.scale != 1 else value
+    return CompressionConfig(**settings)
 
 
 def setup_from(values: Mapping[str, object]) -> Setup:
-    """The Setup that sidebar settings `values` (model, dataset, prune in %, method, ...) describe.
-
-    Settings CompressionConfig does not have are skipped (`range` before quant_range exists).
-    """
-    known = {f.name for f in fields(CompressionConfig)}
-    compression = {field: values[key] / 100 if key == "prune" else values[key]
-                   for key, field in COMPRESSION_FIELDS.items() if key in values and field in known}
-    return Setup(train=train_config(str(values["model"]), str(values["dataset"])),
-                 compression=CompressionConfig(**compression))
+    """The Setup that sidebar settings `values` (model, dataset, prune in %, method, ...) describe."""
+    return Setup(train=train_config(str(values["model"]), str(values["dataset"])), compression=compression_from(values))

@@ -13,33 +13,18 @@ import streamlit as st
 
 import models
 from core import data as datasets
-from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES,
-                              WEIGHT_BITS, structured_limit)
-from core.compression.quantization import range_notice
+from core.compression import controls as compression_controls
+from core.compression import get_step, structured_limit
+from core.compression import ordered as ordered_steps
+from core.compression.steps import Control
 from ui import ab, glossary, lessons, notices, url_state
 from ui.cache import compressed_model, dataset, zero_shares
-from ui.setup import Setup, UploadedTrain, setup_from, train_config
+from ui.setup import Setup, UploadedTrain, compression_from, setup_from, train_config
 
 SHORT_NAMES = {"mnist5k": "MNIST, 5k digits (offline)", "digits": "Digits 8×8 (offline)",
                "mnist": "MNIST, 70k (download)", "fashion_mnist": "Fashion-MNIST (download)",
                "cifar10": "CIFAR-10 (download)", "mlp": "MLP 128-64", "lenet300": "LeNet-300-100 (MLP)",
                "lenet5": "LeNet-5 (CNN)"}
-LABELS = {"magnitude": "Magnitude (smallest |w|)", "random": "Random", "structured": "Structured (whole neurons / filters)",
-          "global": "Global (one threshold)", "layer": "Per layer (same rate each)",
-          "symmetric": "Symmetric", "affine": "Affine (with zero point)",
-          "per_channel": "Per channel", "per_tensor": "Per tensor",
-          "minmax": "Min–max (largest |w|)", "mse": "MSE (best clipping)", "twn": "TWN (ternary, 2 bits)"}
-PRUNE_HELP = ("Share of the weights (of Linear and Conv layers; biases stay) set to exactly zero, for every "
-              "method. *Structured* removes whole neurons or filters, the weakest first, until that share is "
-              "reached as nearly as whole units allow; it never removes the output classes, so it stops "
-              "short of 100 %. The caption below says how many weights are zero in the compressed model.")
-RANGE_HELP = ("How the step between quantization levels is chosen. **Min–max**: the largest |w| sets the range, "
-              "so at 2 bits every weight below half of it becomes 0 (most of them). **MSE**: the range is "
-              "clipped where the rounding error ‖w − q(w)‖² is smallest (100 clips tried, per channel or per "
-              "tensor); weights beyond the clip are cut to the top level. **TWN** (Ternary Weight Networks, "
-              "2 bits only; elsewhere MSE is used): weights below 0.7 × mean|w| become 0, the others "
-              "± the mean of their |w|. At 1 bit all three give sign(w) × mean|w|.")
-RANGE_WORDS = {"minmax": "min–max range", "mse": "MSE-clipped range", "twn": "TWN ternary"}
 # Every sidebar control: session-state key == URL parameter (registry: ui/url_state.py).
 DEFAULTS = {key: setting.default for key, setting in url_state.SIDEBAR.items()}
 CHOICES = {key: setting.options for key, setting in url_state.SIDEBAR.items() if setting.options}
@@ -90,80 +75,94 @@ def _prepare() -> None:
     url_state.keep()
 
 
-# Where each control goes, in order (each key is drawn by CONTROLS[key]). The two main sliders come first,
-# right under the navigation, so that they are on screen at 1280x720; in presentation mode they move to a
-# strip at the top of the page (a widget key can be drawn once per run). A new control is one drawing
-# function in CONTROLS plus its key in one of these groups.
-MAIN = ("prune", "bits")
-GROUPS = (("Pruning", ("method", "scope")), ("Quantization", ("scheme", "granularity", "range")),
+# Where each control goes, in order. The compression controls come from the step registry
+# (core/compression/steps.py): the main sliders first, right under the navigation, so that they are on
+# screen at 1280x720 (in presentation mode they move to a strip at the top of the page: a widget key can
+# be drawn once per run), then one group per step. A new family's controls appear here by themselves.
+COMPRESSION = {c.url: (step, c) for _, (step, c) in compression_controls().items()}
+MAIN = tuple(url for url, (_, c) in COMPRESSION.items() if c.main)
+GROUPS = (*((get_step(name).title, tuple(url for url, (step, c) in COMPRESSION.items() if step == name and not c.main))
+            for name in ordered_steps()),
           ("Model", ("dataset", "model")))
 
 
-def _prune(where) -> None:
-    where.slider("Pruning rate", 0, 100, key="prune", step=1, format="%d%%", on_change=_moved_by_hand,
-                 help=PRUNE_HELP)
-    st.session_state["_sparsity_slot"] = where.empty()  # filled once the model is known: _measured
+def _shown(c: Control, value: object) -> str:
+    if c.labels and value in c.labels:
+        return c.labels[value]
+    return str(value)
 
 
-def _bits(where) -> None:
-    where.select_slider("Bit width", WEIGHT_BITS, key="bits", on_change=_moved_by_hand,
-                        format_func=lambda b: "32 (float, off)" if b == 32 else str(b),
-                        help="Bits per weight after quantization; 32 means no quantization.")
+def _draw(where, key: str) -> None:
+    """One compression control, drawn from its Control metadata."""
+    _, c = COMPRESSION[key]
+    on_change = _moved_by_hand if c.main else None
+    if c.widget == "slider":
+        number = int if float(c.step or 1).is_integer() and float(c.low).is_integer() else float
+        where.slider(c.label, number(c.low), number(c.high), key=key, step=number(c.step or 1), format=c.format,
+                     on_change=on_change, help=c.help or None)
+    elif c.widget == "select_slider":
+        where.select_slider(c.label, c.choices, key=key, on_change=on_change, help=c.help or None,
+                            format_func=lambda v, c=c: _shown(c, v))
+    elif c.widget == "selectbox":
+        where.selectbox(c.label, c.choices, key=key, help=c.help or None, format_func=lambda v, c=c: _shown(c, v))
+    elif c.widget == "toggle":
+        where.toggle(c.label, key=key, help=c.help or None)
+    else:
+        where.radio(c.label, c.choices, key=key, horizontal=c.horizontal, help=c.help or None,
+                    format_func=lambda v, c=c: _shown(c, v))
+    if key == "prune":
+        st.session_state["_sparsity_slot"] = where.empty()  # filled once the model is known: _measured
 
 
-def _method(where) -> None:
-    where.radio("Pruning method", PRUNE_METHODS, key="method", format_func=LABELS.get)
+def _step_notes(where, name: str) -> None:
+    """Under a step's group: what its setting does not do as named (e.g. TWN at 4 bits)."""
+    values = {url: st.session_state[url] for url, (step, _) in COMPRESSION.items() if step == name}
+    step = compression_from(values).step(name)
+    for note in step.notes():
+        where.caption(f":material/info: {note}")
 
 
-def _scope(where) -> None:
-    where.radio("Pruning scope", PRUNE_SCOPES, key="scope", format_func=LABELS.get, horizontal=True,
-                help="Global: one threshold for the whole network. Per layer: every layer loses the same share.")
-
-
-def _scheme(where) -> None:
-    where.radio("Quantization scheme", QUANT_SCHEMES, key="scheme", format_func=LABELS.get, horizontal=True)
-
-
-def _granularity(where) -> None:
-    where.radio("Quantization granularity", QUANT_GRANULARITIES, key="granularity", format_func=LABELS.get,
-                horizontal=True, help="One scale per output channel, or one for the whole layer.")
-
-
-def _range(where) -> None:
-    where.radio("Range setting", QUANT_RANGES, key="range", format_func=LABELS.get, help=RANGE_HELP)
-    notice = range_notice(st.session_state["bits"], st.session_state["range"])
-    if notice and st.session_state["bits"] != 32:
-        where.caption(f":material/info: {notice}")
-
-
-def _dataset(where) -> None:
+def _dataset(where, key: str = "dataset") -> None:
     where.selectbox("Data set", CHOICES["dataset"], key="dataset", on_change=_check_dataset,
                     format_func=lambda n: SHORT_NAMES.get(n, n),
                     help="  \n".join(f"**{SHORT_NAMES.get(n, n)}**: {d}" for n, d in datasets.DATASETS.items()))
 
 
-def _model(where) -> None:
+def _model(where, key: str = "model") -> None:
     where.selectbox("Model", CHOICES["model"], key="model", format_func=lambda n: SHORT_NAMES.get(n, n),
                     help="  \n".join(f"**{SHORT_NAMES.get(n, n)}**: {models.describe_model(n)}"
                                      for n in CHOICES["model"]))
 
 
-CONTROLS = {"prune": _prune, "bits": _bits, "method": _method, "scope": _scope, "scheme": _scheme,
-            "granularity": _granularity, "range": _range,
-            "dataset": _dataset, "model": _model}
+def _control(where, key: str) -> None:
+    (_dataset if key == "dataset" else _model if key == "model" else _draw)(where, key)
 
 
 def _controls(hidden: tuple[str, ...], strip: bool) -> None:
-    """The sidebar's controls in order, except those the link hides (?hide=) and those the strip draws."""
+    """The sidebar's controls in order, except those the link hides (?hide=) and those the strip draws.
+
+    Pruning and quantization always show their group; any other family's group is an expander, closed
+    while the family is off (its controls keep their values), so unused families take one line each.
+    """
     for key in MAIN:
         if key not in hidden and not strip:
-            CONTROLS[key](st)
+            _control(st, key)
+    names = dict(zip([get_step(n).title for n in ordered_steps()], ordered_steps()))
     for header, keys in GROUPS:
         shown = [key for key in keys if key not in hidden]
-        if shown:
+        if not shown:
+            continue
+        name = names.get(header)
+        if name is None or get_step(name).always_open:
             st.header(header, anchor=False)
+            where = st
+        else:
+            active = compression_from(st.session_state).step(name).active()
+            where = st.expander(header + ("" if active else " (off)"), expanded=active)
         for key in shown:
-            CONTROLS[key](st)
+            _control(where, key)
+        if name is not None:
+            _step_notes(where, name)
 
 
 def _strip(shown: list[str], stacked: bool = False) -> None:
@@ -171,7 +170,7 @@ def _strip(shown: list[str], stacked: bool = False) -> None:
     (side by side; `stacked`: one under the other, in a column beside the lesson box)."""
     with st.container(key="main_controls"):
         for column, key in zip([st] * len(shown) if stacked else st.columns(len(shown)), shown):
-            CONTROLS[key](column)
+            _control(column, key)
 
 
 def _moved_by_hand() -> None:
@@ -198,7 +197,10 @@ def _announce() -> None:
 def _move_text(key: str, value: object) -> str:
     if key == "prune":
         return f"pruning rate set to {value} %"
-    return "bit width set to 32 (no quantization)" if value == 32 else f"bit width set to {value} bits"
+    if key == "bits":
+        return "bit width set to 32 (no quantization)" if value == 32 else f"bit width set to {value} bits"
+    _, c = COMPRESSION[key]
+    return f"{c.label.lower()} set to {_shown(c, value)}"
 
 
 # A control that a click or a lesson moved flashes once, so the class sees it move.

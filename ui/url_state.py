@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -30,8 +30,9 @@ from core.figures import sanity as figures_sanity
 from core.figures import tradeoff as figures_tradeoff
 from core.studies import scrub
 from core import data as datasets
-from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES,
-                              WEIGHT_BITS)
+from core.compression import CompressionConfig
+from core.compression import controls as compression_controls
+from core.compression.steps import Control
 from ui import notices as notice
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,7 @@ class Setting:
     options: tuple | None = None       # the allowed values, when it is a choice
     bounds: tuple[int, int | None] | None = None  # whole numbers: lowest, highest (None: the page knows)
     lesson: bool = True                # a lesson step may set it
+    old_keys: tuple[str, ...] = ()     # query parameters older links used for it
 
 
 def choice(options: Sequence, default: object = None, page: str | None = None,
@@ -110,6 +112,34 @@ def nearest(options: Sequence[int], default: int, page: str | None = None) -> Se
     return Setting(default, parse, page, options=options)
 
 
+def decimal(low: float, high: float, default: float, page: str | None = None) -> Setting:
+    """A number clamped into [low, high] (a share of energy kept, a temperature)."""
+    def parse(raw: str) -> float:
+        return max(low, min(high, _number(raw, f"a number from {low:g} to {high:g}")))
+    return Setting(default, parse, page, bounds=None)
+
+
+def from_control(c: Control, default: object) -> Setting:
+    """The URL setting of one compression control (core.compression.steps.Control), in shown units."""
+    if c.widget == "toggle":
+        setting = Setting(bool(default), flag)
+    elif c.choices and all(isinstance(o, int) and not isinstance(o, bool) for o in c.choices):
+        setting = nearest(c.choices, default)  # bit widths: 4.5 -> 4
+    elif c.choices:
+        setting = choice(c.choices, default, renamed=c.renamed)
+    elif c.step is not None and float(c.step).is_integer() and float(c.low).is_integer():
+        setting = whole(int(c.low), int(c.high), round(float(default) * c.scale))
+    else:
+        setting = decimal(float(c.low), float(c.high), float(default) * c.scale)
+    return replace(setting, old_keys=tuple(c.old_urls))
+
+
+def _compression_settings() -> dict[str, Setting]:
+    """Every registered compression step's controls, keyed by URL key, in pipeline order."""
+    defaults = {f.name: f.default for f in fields(CompressionConfig)}
+    return {c.url: from_control(c, defaults[name]) for name, (_, c) in compression_controls().items()}
+
+
 def flag(raw: str) -> bool:
     """URL text as on/off: 1/true/yes/on or 0/false/no/off."""
     words = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
@@ -148,13 +178,8 @@ def _layer_name(raw: str) -> str:
 SIDEBAR = {
     "dataset": choice(datasets.list_datasets(), datasets.DEFAULT_DATASET),
     "model": choice(models.list_models(), "lenet5"),
-    "prune": whole(0, 100, 0),
-    "method": choice(PRUNE_METHODS),
-    "scope": choice(PRUNE_SCOPES),
-    "bits": nearest(WEIGHT_BITS, 32),
-    "scheme": choice(QUANT_SCHEMES),
-    "granularity": choice(QUANT_GRANULARITIES),
-    "range": choice(QUANT_RANGES, "mse"),  # a link without it (older links too) gets MSE clipping
+    # Every compression control, from the step registry (a link without `range` gets MSE clipping).
+    **_compression_settings(),
 }
 METHODS = tuple(attribution.METHOD_LABELS)
 PAGE_SETTINGS = {
@@ -225,7 +250,10 @@ def restore() -> None:
     for key, setting in SETTINGS.items():
         if setting.default is not None and key != "page":
             state[key] = setting.default
-        raw = state["_url_at_start"].get(key)
+        raw = next((state["_url_at_start"][k] for k in (key, *setting.old_keys) if k in state["_url_at_start"]), None)
+        for old in setting.old_keys:  # an older link's name for it: the URL is rewritten with today's
+            if old in st.query_params:
+                del st.query_params[old]
         if raw is None:
             continue
         try:

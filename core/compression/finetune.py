@@ -9,13 +9,11 @@ in the app's normal order (prune, then quantize).
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
-
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
-from core.compression import CompressionConfig, compress
+from core.compression import CompressionConfig, compress, get_step, ordered
 from core.layers import prunable_layers
 from core.training import train_one_epoch
 
@@ -49,10 +47,12 @@ def compress_fine_tuned(model: nn.Module, cfg: CompressionConfig, x: Tensor, y: 
 
     With epochs == 0 this equals `compress(model, cfg)`. The input model is not modified.
     """
-    pruned = compress(model, replace(cfg, weight_bits=32))
+    # The steps up to pruning change which weights exist; the later ones (codes, activations) are
+    # applied to the fine-tuned weights. They keep exact zeros, so the mask survives the second pass.
+    before = [name for name in ordered() if get_step(name).order <= get_step("prune").order]
+    after = [name for name in ordered() if name not in before]
+    pruned = compress(model, cfg.only(*before))
     if epochs > 0 and cfg.prune_amount > 0:
         pruned = fine_tune(pruned, x, y, epochs, lr=lr, seed=seed)
-    if not cfg.quantized:
-        return pruned
-    # Quantization keeps exact zeros, so the mask survives this second pass.
-    return compress(pruned, replace(cfg, prune_amount=0.0))
+    rest = cfg.only(*after)
+    return compress(pruned, rest) if rest.pipeline() else pruned

@@ -1,198 +1,135 @@
-"""Pruning and quantization of a copy of a trained model.
+"""Compression as an ordered pipeline of registered steps, applied to a copy of a trained model.
 
-`compress(model, cfg)` deep-copies `model`, prunes the copy, then quantizes it. The
-input is never touched. Only the `weight` of `core.layers.prunable_layers` (Linear,
-Conv2d) is pruned and quantized; biases stay fp32 and dense.
+`compress(model, cfg)` deep-copies `model` once, then runs every ACTIVE step of `cfg` on that copy
+in pipeline order. The input is never touched. `CompressionConfig` is generated from the registry
+(core/compression/steps.py): the flat, frozen union of every step's fields, so it is a safe cache
+key, `dataclasses.replace(cfg, weight_bits=4)` works, and a field added by a new family joins the
+sidebar, the URL, sweeps, lessons and export by itself.
 
-Pruning (torch.nn.utils.prune, made permanent with `prune.remove`, so the result is a
-plain module with no `weight_orig`, `weight_mask` or forward pre-hooks):
-
-- "magnitude": the round(amount * n) smallest |w|. Scope "global" ranks all prunable
-  weights together (uneven per-layer sparsity, as `prune.global_unstructured` with
-  `L1Unstructured`); scope "layer" prunes the same fraction of every layer (as
-  `prune.l1_unstructured`). The ranking is an unsorted `torch.topk` (the library's
-  sorted one is ~10x slower at high amounts, see `_keep_mask`); the mask is applied
-  with `prune.custom_from_mask`.
-- "random": a uniformly random subset, reproducible from `cfg.seed`: the same ranking
-  on uniform random scores drawn from a local `torch.Generator` (the distribution of
-  `RandomUnstructured`). The global RNG is neither read nor changed (fork_rng would
-  briefly reseed the process-wide RNG, which races with other sessions' threads).
-- "structured": whole output units (Linear rows, Conv2d filters), the ones with the smallest
-  mean |w| of their row (the L1 norm divided by fan-in: it compares units of layers with
-  different fan-in, and within a layer it orders units as the L1 norm does). `prune_amount`
-  means what it means for the other methods: the share of ALL prunable weights set to zero.
-  Whole units are removed until that share is reached, as near as whole units allow (the
-  nearest count, not "at least"). Scope "global": one ranking of every unit. Scope "layer":
-  every layer but the last loses the same share of its units (a share chosen so that the
-  network's total matches `prune_amount`). The output units of the LAST prunable layer are
-  the classes and are never removed, so structured pruning reaches at most
-  `structured_limit(model)` of the weights (about 99 % for LeNet-5). Unstructured methods prune
-  all layers, the last included (as in Han et al. 2015).
-- `prune_amount` 0 skips pruning; 1.0 zeroes every prunable weight (unstructured) or
-  every unit but the classes (structured); the model still runs on its biases.
-
-Quantization (`weight_bits` < 32) follows pruning: core.compression.quantization (range settings
-"minmax", "mse", "twn"; zeros stay exactly zero).
+The order, and why (each step's `order` in its @register; training-side families — distillation
+and lighter architectures — make the model that enters the pipeline, so they come first):
+  10 low-rank factorization  structure first: it refactors the dense weights it was trained with;
+                             pruning or rounding before an SVD would factor the noise they add.
+  20 pruning                 on the (possibly factored) weights, so the zeros it makes survive what follows.
+  30 weight sharing          a codebook of the surviving weights (Deep Compression: prune, then share);
+  40 quantization            or a uniform code of them: both set the stored values, so a setting may
+                             use one of the two (sharing wins and says so); zeros stay exactly zero.
+  50 activations/precision   last: it changes how the finished weights compute (fake-quantized inputs,
+                             fp16/bf16), calibrated on the compressed model that will run.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import dataclasses
+from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils import prune
 
-from core.layers import prunable_layers
-from core.compression.quantization import (QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES, quantization_levels,  # noqa: F401
-                               quantization_params, quantize_weight, range_used)
-
-PRUNE_METHODS = ("magnitude", "random", "structured")
-PRUNE_SCOPES = ("global", "layer")
-WEIGHT_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
-
-Layers = list[tuple[str, nn.Module]]
+from core.compression import steps as registry
+from core.compression.steps import FP32_CODE, Context, Step, WeightCode
 
 
-@dataclass(frozen=True)
-class CompressionConfig:
-    """Every setting of the compressor; frozen, so it is a safe cache key."""
-
-    prune_amount: float = 0.0               # fraction of prunable weights set to zero, 0..1 (every method)
-    prune_method: str = "magnitude"         # "magnitude" | "random" | "structured"
-    prune_scope: str = "global"             # "global" | "layer"
-    weight_bits: int = 32                   # 1..8, or 32 = no quantization
-    quant_scheme: str = "symmetric"         # "symmetric" | "affine"
-    quant_granularity: str = "per_channel"  # "per_channel" | "per_tensor"
-    seed: int = 0                           # only used by random pruning
-    quant_range: str = "mse"                # "minmax" | "mse" | "twn" (2 bits; elsewhere mse)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= float(self.prune_amount) <= 1.0:
-            raise ValueError(f"prune_amount must be between 0 and 1, got {self.prune_amount!r}")
-        _check_choice("prune_method", self.prune_method, PRUNE_METHODS)
-        _check_choice("prune_scope", self.prune_scope, PRUNE_SCOPES)
-        _check_choice("weight_bits", self.weight_bits, WEIGHT_BITS)
-        _check_choice("quant_scheme", self.quant_scheme, QUANT_SCHEMES)
-        _check_choice("quant_granularity", self.quant_granularity, QUANT_GRANULARITIES)
-        _check_choice("quant_range", self.quant_range, QUANT_RANGES)
-
-    @property
-    def quantized(self) -> bool:
-        return self.weight_bits != 32
-
-    @property
-    def range_used(self) -> str:
-        """The range setting in effect ("twn" is a 2-bit code: at other widths "mse")."""
-        return range_used(self.weight_bits, self.quant_range)
+def _config_fields() -> list[tuple[str, Any, dataclasses.Field]]:
+    specs = []
+    for name in registry.ordered():
+        for f in dataclasses.fields(registry.STEPS[name]):
+            specs.append((f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata)))
+    return specs
 
 
-def _check_choice(field: str, value: object, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"{field} must be one of {', '.join(map(str, choices))}; got {value!r}")
+def _post_init(self) -> None:
+    for name in registry.ordered():
+        step = self.step(name)
+        for fname, (owner, c) in registry.controls().items():
+            if owner != name:
+                continue
+            value = getattr(step, fname)
+            if c.choices and value not in c.choices:
+                raise ValueError(f"{fname} must be one of {', '.join(map(str, c.choices))}; got {value!r}")
+            if not c.choices and c.low is not None and not c.low <= float(value) * c.scale <= c.high:
+                raise ValueError(f"{fname} must be between {c.low / c.scale:g} and {c.high / c.scale:g}, "
+                                 f"got {value!r}")
+
+
+def _step(self, name: str) -> Step:
+    """This config's settings of the step called `name` (an unknown name raises, listing the steps)."""
+    cls = registry.get_step(name)
+    return cls(**{f.name: getattr(self, f.name) for f in dataclasses.fields(cls)})
+
+
+def _pipeline(self) -> list[Step]:
+    """The steps this config switches on, in pipeline order."""
+    return [step for step in (self.step(name) for name in registry.ordered()) if step.active()]
+
+
+def _weight_code(self, weight: Tensor) -> WeightCode:
+    """How a compressed layer weight is stored: the code of the last active step that sets one."""
+    for step in reversed(self.pipeline()):
+        code = step.weight_code(weight)
+        if code is not None:
+            return code
+    return FP32_CODE
+
+
+def _problems(self) -> list[str]:
+    """Every active step's words for settings that make no sense together (never raised)."""
+    return [text for step in self.pipeline() for text in step.problems()]
+
+
+def _describe(self) -> str:
+    """Every step in words, in pipeline order: the active ones' settings, "no pruning" for main ones off."""
+    steps = (self.step(name) for name in registry.ordered())
+    return ", ".join(step.describe() if step.active() else step.off_words
+                     for step in steps if step.active() or step.off_words)
+
+
+def _only(self, *names: str) -> Any:
+    """This config with every step not named switched back to its defaults (off), e.g. only("prune")."""
+    for name in names:
+        registry.get_step(name)  # unknown names raise, listing the steps
+    reset = {f.name: f.default for name in registry.ordered() if name not in names
+             for f in dataclasses.fields(registry.STEPS[name])}
+    return dataclasses.replace(self, **reset)
+
+
+def _notes(self) -> list[str]:
+    return [text for step in self.pipeline() for text in step.notes()]
+
+
+def _build_config() -> type:
+    namespace = {
+        "__post_init__": _post_init, "step": _step, "pipeline": _pipeline, "weight_code": _weight_code,
+        "problems": _problems, "notes": _notes, "describe": _describe, "only": _only,
+        # The two settings most pages speak of, by their old names.
+        "quantized": property(lambda self: self.step("quantize").active()),
+        "range_used": property(lambda self: self.step("quantize").range_used),
+    }
+    cls = dataclasses.make_dataclass("CompressionConfig", _config_fields(), frozen=True, namespace=namespace)
+    cls.__module__ = __name__  # picklable by reference: core.compression.pipeline.CompressionConfig
+    cls.__doc__ = ("Every setting of every registered compression step; frozen, so it is a safe cache key. "
+                   "Fields: " + ", ".join(f.name for f in dataclasses.fields(cls)) + ".")
+    return cls
 
 
 # ---------------------------------------------------------------------------- compress
 
 
-def compress(model: nn.Module, cfg: CompressionConfig) -> nn.Module:
-    """A pruned, then quantized, `copy.deepcopy` of `model`; `model` itself is untouched.
+def compress(model: nn.Module, cfg: Any, calibration: Tensor | None = None) -> nn.Module:
+    """A compressed `copy.deepcopy` of `model`, by every active step of `cfg` in order; `model` is untouched.
 
-    The copy keeps the input's training flag and every parameter's requires_grad (and
-    the Parameter objects of the copy stay Parameters: weights are changed in place on
-    the copy only). The result has no pruning hooks or masks. See the module docstring
-    for what each setting means.
+    The copy keeps the input's training flag and every parameter's requires_grad (weights are
+    changed in place on the copy only, under no_grad: masks and codes are constants). The result
+    has no pruning hooks or masks. `calibration`: training images (N, C, H, W) for steps that
+    calibrate (else those registered with `steps.set_calibration`).
     """
     compressed = copy.deepcopy(model)
-    layers = prunable_layers(compressed)
-    # no_grad: the masks and quantized weights are constants, no autograd graph needed.
+    context = Context(model, calibration)
     with torch.no_grad():
-        if float(cfg.prune_amount) > 0.0 and layers:
-            _prune(layers, cfg)
-        if cfg.quantized:
-            for _, module in layers:
-                module.weight.copy_(quantize_weight(module.weight, cfg.weight_bits, cfg.quant_scheme,
-                                                    cfg.quant_granularity, cfg.quant_range))
+        for step in cfg.pipeline():
+            step.apply(compressed, context)
     return compressed
 
 
-def _prune(layers: Layers, cfg: CompressionConfig) -> None:
-    """Prune the given layers of a copy in place and make the pruning permanent."""
-    # float(): an int amount means "that many weights" to torch.nn.utils.prune.
-    amount = float(cfg.prune_amount)
-    orders = [list(module._parameters) for _, module in layers]
-    if cfg.prune_method == "structured":
-        _prune_structured(layers, amount, cfg.prune_scope)
-    else:
-        scores = _random_scores(layers, cfg.seed) if cfg.prune_method == "random" else None
-        _prune_unstructured(layers, amount, cfg.prune_scope, scores)
-    for (_, module), order in zip(layers, orders):
-        if prune.is_pruned(module):
-            prune.remove(module, "weight")
-            # prune re-registers `weight` after `bias`: restore the input's order so that
-            # parameters() and state_dict() line up with the original model's.
-            for name in order:
-                module._parameters[name] = module._parameters.pop(name)
-
-
-def _random_scores(layers: Layers, seed: int) -> list[Tensor]:
-    """Uniform random importance scores, one tensor per layer, from a local generator."""
-    generator = torch.Generator().manual_seed(seed)
-    return [torch.rand(m.weight.shape, generator=generator) for _, m in layers]
-
-
-def _prune_unstructured(layers: Layers, amount: float, scope: str, scores: list[Tensor] | None) -> None:
-    """Individual weights with the smallest |score| (|w| when scores is None)."""
-    if scores is None:
-        scores = [m.weight.detach().abs() for _, m in layers]
-    if scope == "global":
-        masks = _keep_mask(torch.cat([s.flatten() for s in scores]), amount).split([s.numel() for s in scores])
-    else:
-        masks = [_keep_mask(s.flatten(), amount) for s in scores]
-    for (_, module), mask in zip(layers, masks):
-        prune.custom_from_mask(module, "weight", mask.view_as(module.weight))
-
-
-def _keep_mask(scores: Tensor, amount: float) -> Tensor:
-    """Flat float mask: 0 for the round(amount * n) smallest scores, 1 elsewhere.
-
-    The rule and rounding of prune.L1Unstructured / global_unstructured, but with an
-    unsorted topk: their sorted topk takes about 25 ms at 80 % of LeNet-300's 266k
-    weights on one thread, the unsorted one about 2 ms (same set when there are no ties).
-    """
-    mask = torch.ones_like(scores)
-    k = round(amount * scores.numel())
-    mask[torch.topk(scores, k, largest=False, sorted=False).indices] = 0.0
-    return mask
-
-
-def structured_limit(model: nn.Module) -> float:
-    """The largest share of prunable weights structured pruning can zero: all but the classes' layer."""
-    sizes = [m.weight.numel() for _, m in prunable_layers(model)]
-    return (sum(sizes) - sizes[-1]) / sum(sizes) if len(sizes) > 1 else 0.0
-
-
-def _prune_structured(layers: Layers, amount: float, scope: str) -> None:
-    """Whole units of every layer but the last, until about amount * (all prunable weights) are zero."""
-    units = layers[:-1]  # the last layer's units are the classes
-    if not units:
-        return
-    target = round(amount * sum(m.weight.numel() for _, m in layers))
-    if scope == "layer":
-        share = min(1.0, target / sum(m.weight.numel() for _, m in units))
-        for _, module in units:
-            count = round(share * module.weight.shape[0])
-            if count:  # an int amount is a number of units to torch.nn.utils.prune
-                prune.ln_structured(module, "weight", count, n=1, dim=0)
-        return
-    scores = torch.cat([m.weight.detach().abs().flatten(1).mean(1) for _, m in units])
-    sizes = torch.cat([torch.full((m.weight.shape[0],), m.weight[0].numel()) for _, m in units])
-    order = torch.argsort(scores, stable=True)
-    removed = torch.cat([torch.zeros(1, dtype=sizes.dtype), sizes[order].cumsum(0)])
-    count = int((removed - target).abs().argmin())  # the nearest reachable total (first of a tie: fewer)
-    keep = torch.ones_like(scores)
-    keep[order[:count]] = 0.0
-    for (_, module), unit_keep in zip(units, keep.split([m.weight.shape[0] for _, m in units])):
-        weight = module.weight
-        unit_keep = unit_keep.to(weight.dtype).view(-1, *([1] * (weight.dim() - 1)))
-        prune.custom_from_mask(module, "weight", unit_keep.expand_as(weight))
+# Built once every step module is imported: core/compression/__init__.py imports them before this one.
+CompressionConfig = _build_config()

@@ -34,8 +34,14 @@ the placeholder scale 1.0 instead and its weights stay 0. No NaN, ever.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from core.compression.steps import Context, Step, WeightCode, control, register
+from core.layers import prunable_layers
 
 QUANT_SCHEMES = ("symmetric", "affine")
 QUANT_GRANULARITIES = ("per_channel", "per_tensor")
@@ -244,3 +250,75 @@ def _check_quant_args(bits: int, scheme: str, granularity: str, quant_range: str
                                  ("quant_range", quant_range, QUANT_RANGES)):
         if value not in choices:
             raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+WEIGHT_BITS = (*QUANT_BITS, 32)
+FP32_BITS = 32
+RANGE_HELP = ("How the step between quantization levels is chosen. **Min–max**: the largest |w| sets the range, "
+              "so at 2 bits every weight below half of it becomes 0 (most of them). **MSE**: the range is "
+              "clipped where the rounding error ‖w − q(w)‖² is smallest (100 clips tried, per channel or per "
+              "tensor); weights beyond the clip are cut to the top level. **TWN** (Ternary Weight Networks, "
+              "2 bits only; elsewhere MSE is used): weights below 0.7 × mean|w| become 0, the others "
+              "± the mean of their |w|. At 1 bit all three give sign(w) × mean|w|.")
+
+RANGE_WORDS = {"minmax": "min–max range", "mse": "MSE-clipped range", "twn": "TWN ternary"}
+
+
+@register("quantize", order=40)
+@dataclass(frozen=True)
+class Quantize(Step):
+    """Uniform weight quantization (fake-quantized in float), after pruning; zeros stay zero."""
+
+    title = "Quantization"
+    off_words = "no quantization (32-bit floats)"
+    always_open = True
+    summary = "Every weight rounded to one of 2^b levels (b bits per weight), with a scale per channel or layer."
+
+    weight_bits: int = control(32, label="Bit width", url="bits", widget="select_slider", choices=WEIGHT_BITS,
+                               labels={32: "32 (float, off)"}, main=True, stops=WEIGHT_BITS, unit="-bit",
+                               stop_labels={32: "32-bit (off)"},
+                               help="Bits per weight after quantization; 32 means no quantization.")
+    quant_scheme: str = control("symmetric", label="Quantization scheme", url="scheme", choices=QUANT_SCHEMES,
+                                horizontal=True, labels={"symmetric": "Symmetric", "affine": "Affine (with zero point)"})
+    quant_granularity: str = control("per_channel", label="Quantization granularity", url="granularity",
+                                     choices=QUANT_GRANULARITIES, horizontal=True,
+                                     labels={"per_channel": "Per channel", "per_tensor": "Per tensor"},
+                                     help="One scale per output channel, or one for the whole layer.")
+    quant_range: str = control("mse", label="Range setting", url="range", choices=QUANT_RANGES, help=RANGE_HELP,
+                               labels={"minmax": "Min–max (largest |w|)", "mse": "MSE (best clipping)",
+                                       "twn": "TWN (ternary, 2 bits)"})
+
+    def active(self) -> bool:
+        return self.weight_bits != FP32_BITS
+
+    def describe(self) -> str:
+        code = "binary sign × mean|w|" if self.weight_bits == 1 else RANGE_WORDS[self.range_used]
+        return (f"{self.weight_bits}-bit {self.quant_scheme} {self.quant_granularity.replace('_', '-')} "
+                f"quantization, {code}")
+
+    def sweep_points(self) -> tuple[dict[str, Any], ...]:
+        return tuple({"weight_bits": b} for b in (8, 6, 5, 4, 3, 2, 1))
+
+    def apply(self, model: nn.Module, context: Context) -> None:
+        for _, module in prunable_layers(model):
+            module.weight.copy_(quantize_weight(module.weight, self.weight_bits, self.quant_scheme,
+                                                self.quant_granularity, self.quant_range))
+
+    def weight_code(self, weight: Tensor) -> WeightCode | None:
+        if not self.active():
+            return None
+        levels, has_zero = level_count(self.weight_bits, self.quant_scheme, self.quant_range)
+        # One fp32 scale per group, plus a zero point for affine codes that have one (symmetric,
+        # ternary and binary codes have zero point 0).
+        sign_code = self.weight_bits == 1 or levels == 3
+        per_group = FP32_BITS * (1 if self.quant_scheme == "symmetric" or sign_code else 2)
+        return WeightCode(levels, has_zero, per_group, "channel" if self.quant_granularity == "per_channel" else "tensor")
+
+    @property
+    def range_used(self) -> str:
+        """The range setting in effect ("twn" is a 2-bit code: at other widths "mse")."""
+        return range_used(self.weight_bits, self.quant_range)
+
+    def notes(self) -> list[str]:
+        notice = range_notice(self.weight_bits, self.quant_range)
+        return [notice] if notice and self.active() else []

@@ -34,7 +34,7 @@ from plotly.colors import sample_colorscale, unlabel_rgb
 from core.figures import (COMPRESSED_COLOR, DIVERGING, FONT_SIZE, ORIGINAL_COLOR, SEQUENTIAL, as_array,
                           format_bytes, format_percent, format_ratio, house_layout)
 from core.figures.maps import _display_rgb
-from core.studies.scrub import LABELS, ScrubMaps, ScrubSeries, stop_label
+from core.studies.scrub import LABELS, SCRUBBED, ScrubMaps, ScrubSeries, is_categorical, stop_label
 
 SIZE_COLOR = "#7f7f7f"     # the size curve: grey, so orange stays "the compressed model's accuracy"
 ZERO_COLOR = "#000000"     # exact zeros are black everywhere in the app (pruned weights in the heatmaps)
@@ -67,8 +67,12 @@ def _round(values: np.ndarray, decimals: int = 3) -> list:
 
 def _positions(series: ScrubSeries) -> tuple[list[float], dict]:
     """x of each stop on the curve, and the axis ticks (bits: evenly spaced, 32 after a gap)."""
-    if series.control == "prune":
-        return [float(s) for s in series.stops], dict(range=[-6, 103], ticksuffix=" %", dtick=20)  # 0 % clear of y's
+    if not is_categorical(series.control):
+        low, high = series.stops[0], series.stops[-1]
+        pad = (high - low) * 0.06  # the first stop clear of the y axis' labels
+        return [float(s) for s in series.stops], dict(range=[low - pad, high + pad / 2],
+                                                      ticksuffix=SCRUBBED[series.control][1].unit,
+                                                      dtick=(high - low) / 5)
     x = [float(i) if s != 32 else i + 0.5 for i, s in enumerate(series.stops)]
     return x, dict(range=[-0.5, x[-1] + 0.5], tickvals=x, ticktext=[str(s) for s in series.stops])
 

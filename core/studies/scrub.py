@@ -24,19 +24,22 @@ import torch
 from torch import Tensor, nn
 
 from core.explain.attribution import attribute, saliency_agreement
-from core.compression import WEIGHT_BITS, CompressionConfig, compress
+from core.compression import CompressionConfig, compress
+from core.compression import controls as compression_controls
+from core.compression.steps import Control
 from core.figures import hist_edges
 from core.layers import prunable_layers
 from core.metrics import Evaluation, compression_report, evaluate
 
-PRUNE_STOPS = tuple(range(0, 101, 5))   # pruning rate in %, the slider's 21 stops
-BIT_STOPS = tuple(WEIGHT_BITS)          # 1..8 and 32 (= no quantization)
-CONTROLS = {"prune": PRUNE_STOPS, "bits": BIT_STOPS}
-LABELS = {"prune": "Pruning rate", "bits": "Bit width"}
+# Every compression control with scrub stops (core/compression/steps.py): URL key -> (config field, Control).
+SCRUBBED: dict[str, tuple[str, Control]] = {c.url: (name, c) for name, (_, c) in compression_controls().items() if c.stops}
+CONTROLS = {key: tuple(c.stops) for key, (_, c) in SCRUBBED.items()}  # e.g. prune: 0-100 % in 5s; bits: 1..8, 32
+LABELS = {key: c.label for key, (_, c) in SCRUBBED.items()}
+PRUNE_STOPS, BIT_STOPS = CONTROLS["prune"], CONTROLS["bits"]
 
 
 def stops(control: str) -> tuple[int, ...]:
-    """The slider stops of `control` ("prune": percent; "bits": bit widths)."""
+    """The slider stops of `control`, in shown units ("prune": percent; "bits": bit widths)."""
     if control not in CONTROLS:
         raise ValueError(f"unknown control {control!r}; choose one of: {', '.join(CONTROLS)}")
     return CONTROLS[control]
@@ -46,9 +49,8 @@ def stop_config(base: CompressionConfig, control: str, stop: int) -> Compression
     """`base` with the scrubbed control set to `stop` (a copy; frozen configs are never changed)."""
     if stop not in stops(control):
         raise ValueError(f"{stop} is not a stop of {control!r}: {stops(control)}")
-    if control == "prune":
-        return replace(base, prune_amount=stop / 100)
-    return replace(base, weight_bits=stop)
+    field, c = SCRUBBED[control]
+    return replace(base, **{field: stop / c.scale if c.scale != 1 else stop})
 
 
 def neutral(base: CompressionConfig, control: str) -> CompressionConfig:
@@ -58,15 +60,21 @@ def neutral(base: CompressionConfig, control: str) -> CompressionConfig:
 
 def nearest_stop(base: CompressionConfig, control: str) -> int:
     """Index of the stop closest to `base`'s own value of the control (the figure opens there)."""
-    value = base.prune_amount * 100 if control == "prune" else base.weight_bits
+    stops(control)  # an unknown control raises, naming the known ones
+    field, c = SCRUBBED[control]
+    value = getattr(base, field) * c.scale
     return int(np.argmin([abs(s - value) for s in stops(control)]))
 
 
 def stop_label(control: str, stop: int) -> str:
     """How a stop is written on the slider: "45 %", "4-bit", "32-bit (off)"."""
-    if control == "prune":
-        return f"{stop} %"
-    return "32-bit (off)" if stop == 32 else f"{stop}-bit"
+    _, c = SCRUBBED[control]
+    return c.stop_labels.get(stop, f"{stop}{c.unit}")
+
+
+def is_categorical(control: str) -> bool:
+    """Whether the stops are choices (evenly spaced on an axis) rather than a number line."""
+    return bool(SCRUBBED[control][1].choices)
 
 
 @dataclass(frozen=True, eq=False)
