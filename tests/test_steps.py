@@ -59,6 +59,16 @@ def test_only_switches_the_other_steps_back_to_their_defaults():
         cfg.only("nope")
 
 
+def test_split_applies_in_two_parts_what_the_whole_applies_at_once():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    cfg = CompressionConfig(prune_amount=0.4, weight_bits=3, quant_scheme="affine")
+    first, rest = cfg.split("prune")
+    assert first == CompressionConfig(prune_amount=0.4) and rest == CompressionConfig(weight_bits=3, quant_scheme="affine")
+    whole, parts = compress(model, cfg), compress(compress(model, first), rest)
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), parts.state_dict().values()))
+
+
 def test_describe_says_every_step_in_words():
     assert CompressionConfig().describe() == "no pruning, no quantization (32-bit floats)"
     text = CompressionConfig(prune_amount=0.5, weight_bits=4).describe()

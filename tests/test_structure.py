@@ -93,3 +93,14 @@ def test_pages_stay_thin_and_torch_free(path):
 def test_every_page_file_is_routed_by_the_app():
     app = (ROOT / "app.py").read_text()
     assert all(f'"pages/{p.name}"' in app for p in PAGES), [p.name for p in PAGES]
+
+
+def test_readme_explains_every_registered_compression_control():
+    # A new family documents itself: its controls' labels appear in the README's controls section.
+    from core.compression import controls
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## What the compression controls mean"):]
+    section = section[:section.index("\n## ", 3)].lower()
+    missing = [c.label for _, c in controls().values() if c.label.lower() not in section]
+    assert not missing, f"README 'What the compression controls mean' does not explain: {missing}"

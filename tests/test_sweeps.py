@@ -63,9 +63,9 @@ def test_uncompressed_points_equal_the_original(model, data, curves):
 
 def test_prune_once_per_sparsity_quantize_per_bit_width(model, data, monkeypatch):
     compressions, measures = [], []
-    real_compress, real_measure = sweeps.compress, sweeps._measure
+    real_compress, real_measure = sweeps.compress, sweeps.measure_point
     monkeypatch.setattr(sweeps, "compress", lambda m, cfg: compressions.append(cfg) or real_compress(m, cfg))
-    monkeypatch.setattr(sweeps, "_measure", lambda *a: measures.append(a[0]) or real_measure(*a))
+    monkeypatch.setattr(sweeps, "measure_point", lambda *a: measures.append(a[0]) or real_measure(*a))
     table = method_table(model, data, table_config(SMALL, "magnitude", "global"), workers=1)
     assert len(table) == 3 * 2 and len(measures) == 6
     pruned = [c for c in compressions if c.prune_amount > 0 or not c.quantized]
@@ -76,8 +76,8 @@ def test_prune_once_per_sparsity_quantize_per_bit_width(model, data, monkeypatch
 
 def test_a_table_has_every_sparsity_and_bit_width(model, data, monkeypatch):
     measures = []
-    real = sweeps._measure
-    monkeypatch.setattr(sweeps, "_measure", lambda *a: measures.append(a[0]) or real(*a))
+    real = sweeps.measure_point
+    monkeypatch.setattr(sweeps, "measure_point", lambda *a: measures.append(a[0]) or real(*a))
     cfg = SweepConfig(probe_size=8)
     table = method_table(model, data, table_config(cfg, "magnitude", "global"))
     assert 1.0 in SPARSITIES and 1 in BIT_WIDTHS

@@ -37,6 +37,8 @@ from core.figures import scrub as figures_scrub
 from core.studies import scrub
 from core import upload as uploads
 from core import warm
+from core.studies import families
+from core.studies.families import FamiliesConfig
 from ui.jobs import Job, Prefetcher, Progress, Turns, follow
 from ui.setup import UPLOAD_KEY, Setup, UploadedTrain
 
@@ -654,3 +656,17 @@ def scrub_figure(setup: Setup, control: str, layer: str, index: int, method: str
 def metrics_csv(setup: Setup) -> str:
     """The headline and per-layer metrics of this comparison as CSV text."""
     return export.metrics_csv(report(setup))
+
+
+# ---------------------------------------------------------------- the cross-family comparison
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _families_job(train: TrainConfig, cfg: FamiliesConfig) -> Job:
+    originals = [_model(replace(train, seed=train.seed + s)) for s in cfg.seeds]
+    data = dataset(train.dataset)
+    return Job("families", lambda progress: families.measure_families(originals, data, cfg, progress))
+
+
+def families_table(train: TrainConfig, cfg: FamiliesConfig) -> pd.DataFrame:
+    """Every family's line at the sidebar's other settings, per seed (measured once, shared; a copy)."""
+    trained_models([replace(train, seed=train.seed + s) for s in cfg.seeds])
+    return _finished(_families_job, (train, cfg), "Compressing with every family").copy()

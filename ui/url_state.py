@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 import models
-from core.studies import ab
+from core.studies import ab, families
 from core.explain import attribution
 from core.figures import sanity as figures_sanity
 from core.figures import tradeoff as figures_tradeoff
@@ -206,6 +206,9 @@ PAGE_SETTINGS = {
     "scrub_layer": Setting(None, _layer_name, page="scrub"),
     "scrub_index": whole(0, None, 0, page="scrub"),
     "scrub_method": choice(METHODS, page="scrub"),
+    "families_metric": choice(families.METRICS, page="families"),
+    "families_method": choice(METHODS, page="families"),
+    "families_seeds": whole(1, 3, 1, page="families"),
 }
 APP_WIDE = {
     "page": choice(page_names(), "overview"),      # read by app.py's router, checked here

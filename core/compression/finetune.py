@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
-from core.compression import CompressionConfig, compress, get_step, ordered
+from core.compression import CompressionConfig, compress
 from core.layers import prunable_layers
 from core.training import train_one_epoch
 
@@ -49,10 +49,8 @@ def compress_fine_tuned(model: nn.Module, cfg: CompressionConfig, x: Tensor, y: 
     """
     # The steps up to pruning change which weights exist; the later ones (codes, activations) are
     # applied to the fine-tuned weights. They keep exact zeros, so the mask survives the second pass.
-    before = [name for name in ordered() if get_step(name).order <= get_step("prune").order]
-    after = [name for name in ordered() if name not in before]
-    pruned = compress(model, cfg.only(*before))
+    first, rest = cfg.split("prune")
+    pruned = compress(model, first)
     if epochs > 0 and cfg.prune_amount > 0:
         pruned = fine_tune(pruned, x, y, epochs, lr=lr, seed=seed)
-    rest = cfg.only(*after)
     return compress(pruned, rest) if rest.pipeline() else pruned

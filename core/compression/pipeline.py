@@ -93,6 +93,17 @@ def _only(self, *names: str) -> Any:
     return dataclasses.replace(self, **reset)
 
 
+def _split(self, name: str) -> tuple[Any, Any]:
+    """(the steps up to and including `name`, the steps after it), each as a config with the others off.
+
+    compress(compress(m, a), b) == compress(m, cfg) for (a, b) = cfg.split(name): what fine-tuning
+    and the sweeps use to do the first part once and the rest per setting.
+    """
+    position = registry.get_step(name).order
+    upto = [n for n in registry.ordered() if registry.STEPS[n].order <= position]
+    return self.only(*upto), self.only(*[n for n in registry.ordered() if n not in upto])
+
+
 def _notes(self) -> list[str]:
     return [text for step in self.pipeline() for text in step.notes()]
 
@@ -100,7 +111,7 @@ def _notes(self) -> list[str]:
 def _build_config() -> type:
     namespace = {
         "__post_init__": _post_init, "step": _step, "pipeline": _pipeline, "weight_code": _weight_code,
-        "problems": _problems, "notes": _notes, "describe": _describe, "only": _only,
+        "problems": _problems, "notes": _notes, "describe": _describe, "only": _only, "split": _split,
         # The two settings most pages speak of, by their old names.
         "quantized": property(lambda self: self.step("quantize").active()),
         "range_used": property(lambda self: self.step("quantize").range_used),

@@ -272,6 +272,7 @@ class Quantize(Step):
     title = "Quantization"
     off_words = "no quantization (32-bit floats)"
     always_open = True
+    pairs_with = ("prune", "lowrank")
     summary = "Every weight rounded to one of 2^b levels (b bits per weight), with a scale per channel or layer."
 
     weight_bits: int = control(32, label="Bit width", url="bits", widget="select_slider", choices=WEIGHT_BITS,

@@ -72,6 +72,7 @@ class Step:
     summary: ClassVar[str] = ""     # one line: what the family does (sidebar help, README, lessons)
     off_words: ClassVar[str] = ""   # words for the step switched off, when a description should say so
     always_open: ClassVar[bool] = False  # its sidebar group is always shown open (else collapsed while off)
+    pairs_with: ClassVar[tuple[str, ...]] = ()  # steps it is commonly combined with (a line of the comparison)
 
     def active(self) -> bool:
         """Whether this setting changes the model at all (inactive steps are skipped)."""

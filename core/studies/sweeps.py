@@ -150,7 +150,7 @@ def measure_table(original: nn.Module | Sequence[nn.Module], data: Dataset, cfg:
         done[0] += len(bits) + (fine_units if amount > 0 else 0)
         report(done[0] / units, f"{measured[0]} of {total} settings")
 
-    results = _parallel(run, tasks, workers, tick)
+    results = parallel(run, tasks, workers, tick)
     return pd.DataFrame([row for rows in results for row in rows])
 
 
@@ -168,7 +168,7 @@ def _measure_row(model: nn.Module, ref: _Reference, data: Dataset, cfg: SweepCon
         if b != 32 and plain is not None and _same_weights(compressed, pruned):
             result = plain  # e.g. 100 % unstructured: nothing left to quantize
         else:
-            result = _measure(compressed, ref, data, cfg, full)
+            result = measure_point(compressed, ref, data, cfg, full)
         plain = result if b == 32 else plain
         rows.append({"seed": cfg.seeds[seed_index], **_settings(ccfg), "fine_tuned": cfg.fine_tune_epochs > 0,
                      **result})
@@ -236,10 +236,11 @@ def _fine_tuned(model: nn.Module, prune_cfg: CompressionConfig, data: Dataset, c
 
 def _quantized(tuned: nn.Module, ccfg: CompressionConfig) -> nn.Module:
     """compress_fine_tuned's second half: quantize (a copy of) the fine-tuned model; zeros stay zero."""
-    return compress(tuned, replace(ccfg, prune_amount=0.0)) if ccfg.quantized else tuned
+    rest = ccfg.split("prune")[1]  # every step after pruning (the ones before were applied with it)
+    return compress(tuned, rest) if rest.pipeline() else tuned
 
 
-def _parallel(fn: Callable, items: list, workers: int, done: Callable[[int], None]) -> list:
+def parallel(fn: Callable, items: list, workers: int, done: Callable[[int], None]) -> list:
     """[fn(item) for item in items] on `workers` threads; `done(index)` runs on the calling thread."""
     if workers <= 1 or len(items) <= 1:
         out = []
@@ -260,8 +261,8 @@ def _parallel(fn: Callable, items: list, workers: int, done: Callable[[int], Non
     return results
 
 
-def _measure(model: nn.Module, ref: _Reference, data: Dataset, cfg: SweepConfig, full: bool) -> dict:
-    """Every metric of one compressed model against its seed's original."""
+def measure_point(model: nn.Module, ref: _Reference, data: Dataset, cfg: SweepConfig, full: bool) -> dict:
+    """Every metric of one compressed model against its seed's original (`references` gives `ref`)."""
     ev = evaluate(model, data.x_test, data.y_test)
     maps = attribute(model, ref.probes, ref.target, cfg.method)
     agreement = saliency_agreement(maps, ref.maps)

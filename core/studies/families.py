@@ -1,0 +1,151 @@
+"""Every compression family side by side: at the same size, which keeps accuracy and explanations best?
+
+Each registered step that offers `sweep_points()` is one **line**: the step alone (every other
+step off), walked from mild to strong, its other settings taken from the sidebar's. A step's
+`pairs_with` names the steps it is commonly combined with (prune + share, as Deep Compression;
+low-rank + quantize); each such pair is a line too, the two walks zipped mild with mild, strong
+with strong. Nothing here names a family: the registry does.
+
+`measure_families` compresses and measures every point per seed against that seed's original
+(core.studies.sweeps' references: the original's predictions and maps computed once), on worker
+threads, and adds the storage size of each compressed model (core.metrics' accounting). The
+result has one row per point and seed; `pareto_front` and `at_ratio` read it.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from core.compression import STEPS, CompressionConfig, compress, get_step, ordered
+from core.data import Dataset
+from core.metrics import FP32_BITS, layer_stats, model_storage_bits, parameter_count
+from core.studies.sweep_plan import CONFIG_COLUMNS, SweepConfig
+from core.studies.sweeps import measure_point, parallel, references
+
+Progress = Callable[[float, str], None]
+METRICS = {"accuracy": "Test accuracy", "agreement": "Prediction agreement with the original",
+           "spearman_abs_mean": "Explanation agreement (rank correlation of |maps|)"}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One family (or pair of families) walked from mild to strong."""
+
+    key: str                                  # "prune", "prune+quantize"
+    label: str                                # "Pruning", "Pruning + Quantization"
+    points: tuple[CompressionConfig, ...]
+
+
+@dataclass(frozen=True)
+class FamiliesConfig:
+    """What the comparison measures; frozen, so it is a safe cache key."""
+
+    base: CompressionConfig = CompressionConfig()   # the sidebar's setting: each family's other settings
+    method: str = "saliency"                        # attribution method for the explanation agreement
+    probe_size: int = 64
+    seeds: tuple[int, ...] = (0,)
+
+    def sweep(self) -> SweepConfig:
+        return SweepConfig(base=self.base, method=self.method, probe_size=self.probe_size, seeds=self.seeds)
+
+
+def lines(base: CompressionConfig) -> list[Line]:
+    """Every family's line and every declared pair's, in pipeline order (pairs after their singles)."""
+    found = []
+    for name in ordered():
+        points = base.step(name).sweep_points()
+        if points:
+            found.append(Line(name, get_step(name).title, tuple(replace(base.only(name), **p) for p in points)))
+    for name in ordered():
+        for partner in getattr(get_step(name), "pairs_with", ()):
+            if partner not in STEPS:
+                continue  # a family this build does not have
+            own, other = base.step(name).sweep_points(), base.step(partner).sweep_points()
+            first, second = sorted((name, partner), key=lambda n: get_step(n).order)
+            points = tuple(replace(base.only(name, partner), **p, **q) for p, q in zip(other, own))
+            if points:
+                found.append(Line(f"{first}+{second}", f"{get_step(first).title} + {get_step(second).title}", points))
+    return found
+
+
+def measure_families(originals: nn.Module | Sequence[nn.Module], data: Dataset, cfg: FamiliesConfig,
+                     progress: Progress | None = None, workers: int = 2) -> pd.DataFrame:
+    """One row per (line, point, seed), plus the sidebar's own setting (line "current") and the original.
+
+    Columns: seed, line, label, point, the CompressionConfig fields, size_bytes, ratio (original size ÷
+    compressed), accuracy, agreement, the saliency agreement columns of core.studies.sweeps. Inputs are
+    only read. Raises ValueError (in words) when the sweep cannot run (see sweeps.sweep_problem).
+    """
+    models = [originals] if isinstance(originals, nn.Module) else list(originals)
+    sweep = cfg.sweep()
+    refs = references(models, data, sweep)
+    report = progress or (lambda fraction, message: None)
+    tasks = [(i, line.key, line.label, k, point) for i in range(len(models))
+             for line in [*lines(cfg.base), Line("current", "Sidebar setting", (cfg.base,))]
+             for k, point in enumerate(line.points)]
+    input_shape = tuple(data.x_test.shape[1:])
+
+    def run(task: tuple) -> dict:
+        i, key, label, k, point = task
+        compressed = compress(models[i], point)
+        size = model_storage_bits(compressed, layer_stats(compressed, input_shape, point)) / 8
+        measured = measure_point(compressed, refs[i], data, sweep, full=False)
+        original = FP32_BITS * parameter_count(models[i]) / 8
+        return {"seed": cfg.seeds[i], "line": key, "label": label, "point": k,
+                **{c: getattr(point, c) for c in CONFIG_COLUMNS}, "size_bytes": size,
+                "ratio": original / size if size else math.inf, **measured}
+
+    done = [0]
+
+    def tick(_: int) -> None:
+        done[0] += 1
+        report(done[0] / len(tasks), f"{done[0]} of {len(tasks)} settings")
+
+    rows = parallel(run, tasks, workers, tick)
+    originals_rows = [{"seed": s, "line": "original", "label": "Original (32-bit floats)", "point": 0,
+                       **{c: getattr(CompressionConfig(), c) for c in CONFIG_COLUMNS},
+                       "size_bytes": FP32_BITS * parameter_count(m) / 8, "ratio": 1.0,
+                       "accuracy": r.evaluation.accuracy, "agreement": 1.0, "spearman_abs_mean": 1.0}
+                      for s, m, r in zip(cfg.seeds, models, refs)]
+    return pd.DataFrame(rows + originals_rows)
+
+
+def summarize_lines(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Mean and sample std over seeds of size and `metric`, one row per (line, point) (a new frame)."""
+    groups = table.groupby(["line", "label", "point"], sort=False)
+    out = groups.agg(size_bytes=("size_bytes", "mean"), ratio=("ratio", "mean"), value=(metric, "mean"),
+                     spread=(metric, "std"), n_seeds=("seed", "nunique")).reset_index()
+    out["spread"] = out["spread"].fillna(0.0)  # one seed: no spread
+    return out
+
+
+def pareto_front(summary: pd.DataFrame) -> np.ndarray:
+    """Which rows no other row beats in both size (smaller) and value (higher): a boolean mask."""
+    size, value = summary["size_bytes"].to_numpy(float), summary["value"].to_numpy(float)
+    front = np.ones(len(summary), dtype=bool)
+    for i in range(len(summary)):
+        better = (size <= size[i]) & (value >= value[i]) & ((size < size[i]) | (value > value[i]))
+        front[i] = not better.any()
+    return front
+
+
+def at_ratio(summary: pd.DataFrame, ratio: float) -> pd.DataFrame:
+    """Each line's value at `ratio`× smaller than the original, interpolated in log size between its two
+    nearest points; only lines whose points reach that ratio on both sides (no extrapolation)."""
+    rows = []
+    for (key, label), line in summary[~summary["line"].isin(["current", "original"])].groupby(
+            ["line", "label"], sort=False):
+        r, v = line["ratio"].to_numpy(float), line["value"].to_numpy(float)
+        order = np.argsort(r)
+        r, v = r[order], v[order]
+        finite = np.isfinite(r)
+        r, v = r[finite], v[finite]
+        if len(r) == 0 or not r[0] <= ratio <= r[-1]:
+            continue
+        rows.append({"line": key, "label": label, "value": float(np.interp(np.log(ratio), np.log(r), v))})
+    return pd.DataFrame(rows, columns=["line", "label", "value"])
