@@ -17,6 +17,8 @@ c) Trade-off tables: benchmarks/bench_sweep.py (the default method's whole table
    and Sanity check, server time through AppTest); `--skip-sweep` leaves both out.
 d) Scrub page: benchmarks/bench_scrub.py (the in-figure Plotly slider dragged with the mouse,
    mousemove -> next painted frame, against a bare floor app); `--skip-scrub` leaves it out.
+e) The cross-family comparison: benchmarks/bench_families.py (every family's line, cold, against a
+   naive loop of the same points; with c), so `--skip-sweep` leaves it out too).
 
 Run with `make bench` (or `.venv/bin/python benchmarks/bench.py --help`). What-ifs:
 `--gc-freeze` (server part without full-heap GC pauses) and
@@ -58,7 +60,7 @@ for _name in ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.cac
 import ui  # noqa: E402  (for train_config and the page constants: the benchmark must not drift from the app)
 from ui.panels import IMAGES_PER_VIEW  # noqa: E402
 from ui.sidebar import DEFAULTS  # noqa: E402
-from benchmarks import bench_pages, bench_sweep  # noqa: E402
+from benchmarks import bench_families, bench_pages, bench_sweep  # noqa: E402
 from benchmarks.serve import CHROMIUM, CHROMIUM_ARGS, require_chromium, start_server  # noqa: E402
 from core import figures, layers  # noqa: E402
 from core.figures import maps as figures_maps  # noqa: E402
@@ -385,11 +387,13 @@ def main() -> None:
         if args.streamlit_option:
             print("\nstreamlit options for both servers: " + " ".join(args.streamlit_option))
         browser = print_browser(run_browser(args.presses, args.streamlit_option))
-    sweep = pages = None
+    sweep = pages = families = None
     if not args.skip_sweep:
         print("\nc) trade-off tables (benchmarks/bench_sweep.py) and page steps (benchmarks/bench_pages.py)")
         sweep = bench_sweep.main(naive=args.naive)
         pages = bench_pages.main(["--steps", "8"])
+        print("\ne) the cross-family comparison (benchmarks/bench_families.py)")
+        families = bench_families.main(["--repeats", "1"])
 
     print("\nsummary (ms)                     value   target")
     for page in summary:
@@ -413,6 +417,12 @@ def main() -> None:
         if "ratio" in sweep:
             print(f"sweep speed-up   naive {sweep['naive']:.1f} s / table    {sweep['ratio']:6.1f}x       >= "
                   f"{TARGET_SWEEP_SPEEDUP:.0f}x {'ok' if sweep['ratio'] >= TARGET_SWEEP_SPEEDUP else 'MISSED'}")
+    if families:
+        wall, ratio = families["wall"], families["ratio"]
+        print(f"families (s)     every family, cold     {wall:6.2f}   <= {bench_families.TARGET_S:.0f}  "
+              f"{'ok' if wall <= bench_families.TARGET_S else 'MISSED'}")
+        print(f"families speed-up naive {families['naive']:.1f} s         {ratio:6.1f}x       >= "
+              f"{bench_families.TARGET_SPEEDUP:.0f}x {'ok' if ratio >= bench_families.TARGET_SPEEDUP else 'MISSED'}")
     for page, steps in (pages or {}).items():
         for what, times in steps.items():
             median = statistics.median(times)
