@@ -73,6 +73,28 @@ SIDEBAR_CASES = [  # key, value in the link, value in the widget, another value 
 ]
 
 
+def _registry_case(key: str) -> tuple:
+    """A round-trip case for a compression control the list above does not name: built from its Control."""
+    from core.compression import controls
+
+    default = url_state.SETTINGS[key].default
+    (c,) = [c for _, c in controls().values() if c.url == key]
+    if c.widget == "toggle":
+        return key, "1", True, False
+    if c.choices:
+        others = [o for o in c.choices if o != default]
+        return key, str(others[len(others) // 3]), others[len(others) // 3], others[-1]
+    step = c.step or (c.high - c.low) / 20
+    value, other = (c.low + round((c.high - c.low) * share / step) * step for share in (0.37, 0.8))
+    if float(step).is_integer() and float(c.low).is_integer():
+        value, other = int(value), int(other)
+    return key, f"{value:g}", value, other
+
+
+SIDEBAR_CASES += [_registry_case(key) for key, setting in url_state.SIDEBAR.items()
+                  if key not in {c[0] for c in SIDEBAR_CASES}]
+
+
 @pytest.mark.parametrize("key, raw, value, other", SIDEBAR_CASES, ids=[c[0] for c in SIDEBAR_CASES])
 def test_sidebar_settings_round_trip(key, raw, value, other):
     at = open_app("lessons", **{key: raw})  # the Lessons page needs no trained model
@@ -105,6 +127,9 @@ PAGE_CASES = [  # page, key, value in the link, value in the widget, another val
     ("scrub", "scrub_layer", "3", "3", "9", {}),
     ("scrub", "scrub_index", "12", 12, 13, {}),
     ("scrub", "scrub_method", "input_x_gradient", "input_x_gradient", "grad_cam", {}),
+    ("families", "families_metric", "agreement", "agreement", "spearman_abs_mean", {}),
+    ("families", "families_method", "grad_cam", "grad_cam", "integrated_gradients", {}),
+    ("families", "families_seeds", "2", 2, 3, {}),
 ]
 
 
@@ -362,3 +387,28 @@ def test_structured_beyond_its_reach_says_where_it_stops():
     healthy(at)
     measured = [c.value for c in at.sidebar.caption if c.value.startswith("Measured")]
     assert len(measured) == 1 and "keeps the output classes: at most" in measured[0], measured
+
+
+def test_an_older_links_name_for_a_control_still_opens_it(monkeypatch):
+    # A family that renames its URL key lists the old one in its Control's old_urls (-> Setting.old_keys).
+    from dataclasses import replace
+
+    monkeypatch.setitem(url_state.SETTINGS, "prune", replace(url_state.SETTINGS["prune"], old_keys=("pruning",)))
+    at = open_app("lessons", pruning=40)
+    healthy(at)
+    assert at.session_state["prune"] == 40 and at.query_params["prune"] == "40"
+    assert "pruning" not in at.query_params
+
+
+def test_every_compression_control_of_the_registry_is_a_setting_with_its_own_parser():
+    from core.compression import controls
+
+    for _, c in controls().values():
+        setting = url_state.SETTINGS[c.url]
+        assert setting.page is None and c.url in url_state.SIDEBAR
+        if c.choices:
+            assert all(setting.parse(str(option)) == option for option in c.choices)
+        elif c.widget != "toggle":
+            assert setting.parse(str(c.high * 10)) == c.high  # clamped into range
+            with pytest.raises(ValueError):
+                setting.parse("banana")
