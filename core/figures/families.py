@@ -76,7 +76,7 @@ def families_chart(summary: pd.DataFrame, metric: str, chance: float | None = No
         shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=y, y1=y,
                            line=dict(color="#999999", dash="dot", width=1)))
     unit = " (%)" if metric in ("accuracy", "agreement") else ""
-    layout = house_layout(f"{METRICS[metric]} against compressed size, every family", "compressed size (kB, log scale)",
+    layout = house_layout(f"{METRICS[metric].split(' (')[0]} against size", "compressed size (kB, log scale)",
                           METRICS[metric].split(" (")[0] + unit, height=560, legend_rows=2,
                           xaxis=dict(type="log"), shapes=shapes)
     layout["meta"] = {"caption": families_caption(summary, metric, chance)}
@@ -93,8 +93,8 @@ def families_caption(summary: pd.DataFrame, metric: str, chance: float | None = 
         best, worst = at.iloc[0], at.iloc[-1]
         first = (f"At {FOCUS_RATIO:.0f}× smaller than the original ({size}), {best['label']} keeps the highest "
                  f"{what} ({_value_text(metric, best['value'])}) and {worst['label']} the lowest "
-                 f"({_value_text(metric, worst['value'])}); lines that never reach {FOCUS_RATIO:.0f}× are left out "
-                 "of this comparison.")
+                 f"({_value_text(metric, worst['value'])}), each read off its line between its two nearest points; "
+                 f"lines that never reach {FOCUS_RATIO:.0f}× are left out of this comparison.")
     elif len(at) == 1:
         first = (f"At {FOCUS_RATIO:.0f}× smaller ({size}) only {at.iloc[0]['label']} has points on both sides: "
                  f"{what} {_value_text(metric, at.iloc[0]['value'])}.")
