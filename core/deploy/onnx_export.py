@@ -19,6 +19,7 @@ import copy
 import io
 import logging
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,9 @@ def onnx_fp32(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
     """The model (read only: a copy is exported) as ONNX fp32 bytes, batch size free."""
     twin = copy.deepcopy(model).eval()
     buffer = io.BytesIO()
-    with torch.no_grad():
+    # The TorchScript exporter (dynamo=False) warns that it is legacy; it is the one checked here (REFERENCE §9).
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(twin, (torch.zeros(1, *input_shape),), buffer, input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, opset_version=OPSET, dynamo=False)
     return buffer.getvalue()
