@@ -25,7 +25,8 @@ for note in compressed.notes:
     st.warning(note, icon=":material/info:")
 
 st.header("On disk and in compute")
-st.dataframe(tables.cost_table(measured, (rep.size_original_bytes, rep.size_compressed_bytes)), hide_index=True)
+cards = (rep.size_original_bytes, rep.size_compressed_bytes)
+st.table(tables.cost_table(measured, cards), hide_index=True, border="horizontal")
 st.caption("Bytes of the files the Export page offers. *Packed weights* stores what the Size card counts (b-bit "
            "codes, scales and zero points, the sparsity mask or positions, fp32 biases); its header (the settings "
            "and the layout, a few kB) comes on top. Parameters and MACs count the model as it runs, every weight "
@@ -33,7 +34,7 @@ st.caption("Bytes of the files the Export page offers. *Packed weights* stores w
            "read them, so it can end smaller than the Size card, which counts the zeros' mask instead.")
 
 st.header("Latency")
-st.dataframe(tables.latency_table(measured), hide_index=True)
+st.table(tables.latency_table(measured), hide_index=True, border="horizontal")
 runs = min(t.runs for t in measured.compressed.timings.values()) if measured.compressed.timings else 0
 st.caption(f"Median and interquartile range (IQR: the middle half of the runs) of at least {runs} runs per cell, "
            f"one thread, original and compressed run in turn so that the load of this shared machine falls on "
@@ -41,12 +42,12 @@ st.caption(f"Median and interquartile range (IQR: the middle half of the runs) o
            "below 1× the compressed model is slower. Absolute times depend on the machine: read the ratios.")
 
 st.header("Theory beside measurement")
-st.dataframe(tables.ratio_table(measured), hide_index=True)
+st.table(tables.ratio_table(measured), hide_index=True, border="horizontal")
 st.caption("Theory is what the Overview shows: the Size card's ratio and the MACs of the nonzero weights. "
            "Measured: real file sizes, the MACs of the model that runs, and the timed latency (batch 256).")
 
 st.header("The exported models against the simulation")
-st.dataframe(tables.check_table(compressed.checks), hide_index=True)
+st.table(tables.check_table(compressed.checks), hide_index=True, border="horizontal")
 chance = 1 / ui.dataset(setup.train.dataset).num_classes
 st.caption("Every test image through ONNX Runtime and through the simulated PyTorch model. fp32 computes the same "
            "model (differences are float rounding); int8 is ONNX Runtime's own 8-bit model, so some answers may "

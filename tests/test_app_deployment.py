@@ -28,7 +28,7 @@ def test_deployment_page_shows_measured_beside_theory():
     at = open_app("deployment", prune=50, method="structured", scope="layer")
     healthy(at, TITLE)
     assert "Cutting out 50 % of the units" in at.info[0].value
-    costs, timing, ratios, checks = (d.value for d in at.dataframe)
+    costs, timing, ratios, checks = (d.value for d in at.table)
     assert list(costs["Model"]) == ["Original", "Compressed"]
     assert costs.loc[0, "Parameters"] == "107,786" and costs.loc[1, "Parameters"] == "27,258"
     assert len(timing) == 6 and set(timing["Batch"]) == {1, 256}
@@ -44,10 +44,10 @@ def test_a_mask_says_so_and_the_page_measures_again():
     assert at.info[0].value.startswith("A mask removes nothing: 80 % of the weights are zero")
     assert any("only a mask" in w.value for w in at.warning)
     assert any("4-bit weights have no ONNX Runtime kernel" in w.value for w in at.warning)
-    before = at.dataframe[1].value
+    before = at.table[1].value
     at.button(key="deployment_again").click().run()
     healthy(at, TITLE)
-    assert list(at.dataframe[1].value["Runtime"]) == list(before["Runtime"])  # measured again, same layout
+    assert list(at.table[1].value["Runtime"]) == list(before["Runtime"])  # measured again, same layout
 
 
 def test_export_page_offers_the_deployable_files():

@@ -58,6 +58,10 @@ def ratio_table(m: Measurement, batch: int = 256) -> pd.DataFrame:
     """Theory beside measurement: size, MACs and latency, each as original ÷ compressed."""
     rows = [{"What": "Size", "Theory": format_ratio(m.theory_size_ratio) + " (Size card)",
              "Measured": format_ratio(m.file_ratio) + " (original's ONNX fp32 file ÷ packed weights file)"},
+            *({"What": f"Size, {kind} files", "Theory": "–",
+               "Measured": format_ratio(m.original.file_bytes[kind] / m.compressed.file_bytes[kind])
+               + " (original's ÷ compressed's)"}
+              for kind in ("ONNX fp32", "ONNX int8") if kind in m.original.file_bytes and kind in m.compressed.file_bytes),
             {"What": "MACs", "Theory": format_ratio(m.theory_mac_ratio) + " (nonzero weights only)",
              "Measured": format_ratio(m.mac_ratio) + " (the model as it runs)"}]
     for runtime in RUNTIMES:
