@@ -80,8 +80,8 @@ def main() -> None:
             print(f" run {index}: baseline PyTorch fp32 dense, batch 256: {baseline.median_ms:.2f} ms "
                   f"(IQR {baseline.iqr_ms:.2f}, {baseline.runs} runs)")
             _print(m)
-        repeat = max(abs(a.median_ms / b.median_ms - 1) for a, b in
-                     ((runs[0].compressed.timings[k], runs[1].compressed.timings[k]) for k in runs[0].compressed.timings))
+        pairs = [(runs[0].compressed.timings[k], runs[1].compressed.timings[k]) for k in runs[0].compressed.timings]
+        repeat = max(abs(a.median_ms / b.median_ms - 1) for a, b in pairs)
         print(f"  largest change of a compressed median between the two runs: {100 * repeat:.0f} %")
         print(f"  sentence: {latency.explain(runs[1])}")
 

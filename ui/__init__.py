@@ -11,7 +11,7 @@
 Pages import what they need from here: `setup = ui.current_setup()`, then cached calls.
 """
 from ui.cache import (_training_job, available_methods, compressed_maps, compressed_model,
-                      dataset, deployment, plain, freeze_heap, largest_layer, layer_labels, metrics_csv, original_evaluation,
+                      dataset, freeze_heap, largest_layer, layer_labels, metrics_csv, original_evaluation,
                       original_maps, own_input, own_maps, own_predictions, pie_table, population_saliency, prefetch_population,
                       population_view, prefetch_neighbours, randomization, randomization_pictures, report,
                       scrub_figure, sparsity_figure, sweep_check, sweep_table, sweep_tables, trained_model,
@@ -21,7 +21,7 @@ from ui.ab import clear as ab_clear
 from ui.ab import freeze as ab_freeze
 from ui.ab import frozen_setup as ab_frozen_setup
 from ui.ab import swap as ab_swap
-from ui.downloads import file_stem, onnx_config_file, onnx_file, packed_file, report_file, view_link, weights_file
+from ui.downloads import file_stem, report_file, view_link, weights_file
 from ui.lessons import all_lessons, start_lesson
 from ui.own_model import FILE_KEY as OWN_MODEL_FILE_KEY
 from ui.own_model import accept_file as accept_own_model
@@ -45,7 +45,7 @@ __all__ = [
     "OWN_MODEL_FILE_KEY", "SETTINGS", "Setup", "UploadedTrain", "_training_job", "ab_clear", "ab_freeze",
     "ab_frozen_setup", "ab_swap", "accept_own_model",
     "all_lessons", "available_methods", "chart", "compressed_maps", "compressed_model", "current_setup",
-    "dataset", "delta", "deployment", "onnx_config_file", "onnx_file", "packed_file", "plain", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
+    "dataset", "delta", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
     "largest_layer", "layer_labels", "metric_cards", "metrics_csv", "original_evaluation", "original_maps",
     "own_input", "own_maps", "own_model", "own_model_refusal", "own_model_refusal_detail", "own_model_toggle",
     "own_predictions", "page_header", "percent", "pick_images", "pie_table", "prefetch_population", "prepare_panel",
@@ -56,3 +56,9 @@ __all__ = [
     "trained_model", "trained_models", "view_link",
     "weight_heatmaps", "weight_histograms", "weights_file", "wide_chart",
 ]
+
+# Deployment (issue 9 §1-2): real files, measured beside theory.
+from ui.cache import deployment, plain  # noqa: E402
+from ui.downloads import onnx_config_file, onnx_file, packed_file  # noqa: E402
+
+__all__ += ["deployment", "onnx_config_file", "onnx_file", "packed_file", "plain"]

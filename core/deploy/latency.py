@@ -146,7 +146,8 @@ def measure(original: Artifacts, compressed: Artifacts, x_test: Tensor, theory_s
         x = _batch(x_test, batch)
         found = time_pair(lambda: a(x), lambda: b(x), budget_s / len(cells))
         times[0][(runtime, batch)], times[1][(runtime, batch)] = found
-    sides = [Side(art.params, art.macs, art.units, art.file_bytes, found) for art, found in zip((original, compressed), times)]
+    sides = [Side(art.params, art.macs, art.units, art.file_bytes, found)
+             for art, found in zip((original, compressed), times)]
     return Measurement(compressed.config, *sides, theory_size_ratio, theory_mac_ratio, sparsity,
                        time.perf_counter() - started)
 

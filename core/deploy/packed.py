@@ -103,6 +103,23 @@ def _encoding(n: int, z: int, u: int, v: int, i: int, all_q: int, kept_q: int, d
     return min(options, key=lambda option: option[1])
 
 
+def _quantized_parts(name: str, rows: Tensor, pruned: Tensor, cfg: CompressionConfig,
+                     encoding: str) -> tuple[Tensor, dict[str, Tensor]]:
+    """(the codes to store, the scales and zero points of the stored channels) of quantized weights (R, n)."""
+    nonzero = rows.ne(0)
+    q, scale, zero, zero_code = _codes(pruned, rows, cfg)
+    if not torch.equal(_rebuild(q, scale, zero).masked_fill(~nonzero, 0.0), rows.to(torch.float32)):
+        raise ValueError(f"layer {name}: the weights are not the codes of this setting (was it compressed so?)")
+    keep = nonzero.any(1) if encoding != "dense" else torch.ones(rows.shape[0], dtype=torch.bool)
+    if cfg.quant_granularity == "per_tensor":
+        keep = keep.any().reshape(1)
+    codes = _value_code(q, cfg).flatten() if encoding == "dense" else _nonzero_code(q, zero_code, cfg)[nonzero]
+    tensors = {"scale": scale.reshape(-1)[keep].to(torch.float32)}
+    if cfg.quant_scheme == "affine" and not _sign_code(cfg):
+        tensors["zero_point"] = zero.reshape(-1)[keep].to(torch.int32)
+    return codes, tensors
+
+
 def _pack_layer(name: str, weight: Tensor, pruned: Tensor, cfg: CompressionConfig) -> tuple[dict, dict[str, Tensor]]:
     """(the layer's layout for the metadata, its tensors) for the compressed `weight`."""
     bits = cfg.weight_bits
@@ -115,24 +132,13 @@ def _pack_layer(name: str, weight: Tensor, pruned: Tensor, cfg: CompressionConfi
     encoding, size = _encoding(n, z, u, v, i, all_q, kept_q, has_zero or z == n)
     layout = {"name": name, "shape": list(weight.shape), "encoding": encoding, "bits": size, "nonzero": z,
               "value_bits": v, "nonzero_bits": u, "index_bits": i}
-    if bits == FP32_BITS:
+    if bits == FP32_BITS:  # raw float32 bits: 32 per stored weight
         raw = rows.contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-        values = raw.flatten() if encoding == "dense" else raw[nonzero]
-        tensors = {"codes": values}
-        width = 32
+        codes, tensors, width = (raw.flatten() if encoding == "dense" else raw[nonzero]), {}, 32
     else:
-        q, scale, zero, zero_code = _codes(pruned, weight, cfg)
-        if not torch.equal(_rebuild(q, scale, zero).masked_fill(~nonzero, 0.0), rows.to(torch.float32)):
-            raise ValueError(f"layer {name}: the weights are not the codes of this setting (was it compressed so?)")
-        keep = nonzero.any(1) if encoding != "dense" else torch.ones(rows.shape[0], dtype=torch.bool)
-        if cfg.quant_granularity == "per_tensor":
-            keep = keep.any().reshape(1)
-        codes = _value_code(q, cfg).flatten() if encoding == "dense" else _nonzero_code(q, zero_code, cfg)[nonzero]
-        tensors = {"codes": codes, "scale": scale.reshape(-1)[keep].to(torch.float32)}
-        if cfg.quant_scheme == "affine" and not _sign_code(cfg):
-            tensors["zero_point"] = zero.reshape(-1)[keep].to(torch.int32)
+        codes, tensors = _quantized_parts(name, rows, pruned, cfg, encoding)
         width = v if encoding == "dense" else u
-    streams = {"codes": pack_bits(tensors.pop("codes").numpy(), width)}
+    streams = {"codes": pack_bits(codes.numpy(), width)}
     flat = torch.nonzero(nonzero.flatten()).flatten().numpy()
     if encoding == "mask":
         streams["mask"] = np.packbits(nonzero.flatten().numpy())

@@ -61,7 +61,8 @@ def ratio_table(m: Measurement, batch: int = 256) -> pd.DataFrame:
             *({"What": f"Size, {kind} files", "Theory": "–",
                "Measured": format_ratio(m.original.file_bytes[kind] / m.compressed.file_bytes[kind])
                + " (original's ÷ compressed's)"}
-              for kind in ("ONNX fp32", "ONNX int8") if kind in m.original.file_bytes and kind in m.compressed.file_bytes),
+              for kind in ("ONNX fp32", "ONNX int8")
+              if kind in m.original.file_bytes and kind in m.compressed.file_bytes),
             {"What": "MACs", "Theory": format_ratio(m.theory_mac_ratio) + " (nonzero weights only)",
              "Measured": format_ratio(m.mac_ratio) + " (the model as it runs)"}]
     for runtime in RUNTIMES:
@@ -83,10 +84,10 @@ def onnx_config(train: TrainConfig, cfg: CompressionConfig, input_shape: Sequenc
                 mean: Sequence[float], std: Sequence[float], classes: Sequence[str]) -> str:
     """The JSON that goes with the ONNX files: how to feed them and what they were made from."""
     return json.dumps({
-        "format": "compression-lens-onnx/1", "input": {"name": "x", "shape": ["n", *map(int, input_shape)],
-                                                       "dtype": "float32",
-                                                       "normalization": "x = (pixel scaled to 0..1 - mean) / std, per channel",
-                                                       "mean": list(mean), "std": list(std)},
+        "format": "compression-lens-onnx/1",
+        "input": {"name": "x", "shape": ["n", *map(int, input_shape)], "dtype": "float32",
+                  "normalization": "x = (pixel scaled to 0..1 - mean) / std, per channel",
+                  "mean": list(mean), "std": list(std)},
         "output": {"name": "y", "shape": ["n", int(num_classes)], "meaning": "logits", "classes": list(classes)},
         "int8": "ONNX Runtime static quantization, QDQ, int8 weights per channel, uint8 activations, "
                 "calibrated on 256 training images",
