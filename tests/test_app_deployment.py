@@ -33,7 +33,9 @@ def test_deployment_page_shows_measured_beside_theory():
     assert costs.loc[0, "Parameters"] == "107,786" and costs.loc[1, "Parameters"] == "27,258"
     assert len(timing) == 6 and set(timing["Batch"]) == {1, 256}
     assert all("ms (IQR" in cell for cell in timing["Compressed"])
-    assert ratios.loc[1, "Measured"].startswith("3.4×")  # 693,000 / 202,860 MACs as it runs
+    ratios = ratios.set_index("What")["Measured"]
+    assert ratios["MACs"].startswith("3.4×")  # 693,000 / 202,860 MACs as it runs
+    assert ratios["Size, ONNX fp32 files"].startswith("3.7×")  # 432,727 / 117,010 bytes
     assert list(checks["Runtime"]) == ["ONNX Runtime fp32", "ONNX Runtime int8"]
     assert checks.loc[0, "Same answer as the simulation"] == "100 % of 1,000"
 
@@ -71,3 +73,11 @@ def test_deployable_downloads_work_without_a_session():
     report = ui.report(setup)
     blob = ui.packed_file(setup)()
     assert 0 <= len(blob) - packed.overhead(blob) - report.size_compressed_bytes < 2 * 5
+
+
+def test_extreme_settings_are_measured_without_error():
+    at = open_app("deployment", prune=100, bits=1)
+    healthy(at, TITLE)
+    text = " ".join(str(t.value.to_string()) for t in at.table)
+    assert "nan" not in text.lower() and "inf" not in text.lower()
+    assert at.info[0].value.startswith("A mask removes nothing: 100 % of the weights are zero")
