@@ -114,7 +114,9 @@ def test_unstructured_settings_keep_their_shape():
 def test_onnx_fp32_matches_pytorch_to_1e5_at_any_batch():
     model = shrink(_random("lenet5"), CompressionConfig(prune_amount=0.5, prune_method="structured",
                                                         prune_scope="layer", weight_bits=4), SHAPE)
+    before = _state(model)
     sess = onnx_export.session(onnx_export.onnx_fp32(model, SHAPE))
+    assert _unchanged(model, before) and not model.training
     for n in (1, 3, 7):
         x = torch.randn(n, *SHAPE)
         with torch.no_grad():
