@@ -31,6 +31,7 @@ PAGES = {
     "lessons": ("pages/lessons.py", "Lessons", ":material/school:"),
     "ab": ("pages/ab.py", "A/B", ":material/compare:"),
     "scrub": ("pages/scrub.py", "Scrub", ":material/swipe:"),
+    "deployment": ("pages/deployment.py", "Deployment", ":material/speed:"),
     "export": ("pages/export.py", "Export", ":material/download:"),
     "upload": ("pages/upload.py", "Your model", ":material/upload_file:"),
     "glossary": ("pages/glossary.py", "Glossary", ":material/menu_book:"),

@@ -46,8 +46,15 @@ GLOSSARY: dict[str, str] = {
     "MAC": "A multiply-accumulate, one multiplication and one addition (total = total + weight × input): the basic "
            "step of a neural network. A layer with 100 inputs and 10 outputs needs 1,000 MACs per image. A pruned "
            "weight needs none in theory, but only sparse hardware or code actually skips it.",
+    "IQR": "Interquartile range: the spread of the middle half of repeated measurements (from the 25th to the 75th "
+           "percentile). A small IQR beside a median says the timing is stable.",
+    "Latency": "How long one forward pass takes, measured on this server with one thread: for one image (batch 1) "
+               "or for 256 at once. It follows memory traffic and fixed per-layer costs as much as MACs.",
     "Magnitude pruning": "Removes the weights with the smallest absolute value |w|, on the idea that they "
                          "matter least. *Random* pruning removes weights by chance: the baseline it must beat.",
+    "ONNX": "An open file format for trained networks that many runtimes read. *ONNX Runtime* runs it on the CPU; "
+            "its *int8* version stores weights and activations as 8-bit integers (QDQ: quantize-dequantize steps "
+            "around each layer) and uses integer kernels.",
     "Per channel / per tensor": "Quantization rounds weights to steps of one size (the scale). Per tensor uses "
                                 "one scale for a whole layer; per channel one for each output neuron or filter, "
                                 "so a filter with small weights gets finer steps.",

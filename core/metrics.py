@@ -113,22 +113,28 @@ def coded_storage_bits(weight: torch.Tensor, code: WeightCode) -> int:
     a 32-bit one does). Dense needs 0 to be a value: without one only when z == n. The weight is
     only read; zeros made by rounding count as zeros.
     """
-    value_bits, nonzero_bits = _ceil_log2(code.levels), _ceil_log2(code.levels - code.has_zero)
+    value_bits, nonzero_bits = ceil_log2(code.levels), ceil_log2(code.levels - code.has_zero)
     n = weight.numel()
     rows = weight.detach().reshape(weight.shape[0] if weight.dim() > 0 else 1, -1)
     z = int(torch.count_nonzero(rows))
-    used = rows.ne(0).any(1)
-    groups, kept = (len(used), int(used.sum())) if code.groups == "channel" else (1, int(used.any()))
-    all_params, kept_params = code.params_per_group * groups, code.params_per_group * kept
-    index_bits = _ceil_log2(n)
+    all_params, kept_params = side_bits(rows, code)
+    index_bits = ceil_log2(n)
     candidates = [z * nonzero_bits + n + kept_params, z * (nonzero_bits + index_bits) + kept_params]
     if code.has_zero or z == n:
         candidates.append(n * value_bits + all_params)
     return min(candidates)
 
 
-def _ceil_log2(count: int) -> int:
-    return (count - 1).bit_length()  # == ceil(log2(count)) for count >= 1, exact in integers
+def side_bits(rows: torch.Tensor, code: WeightCode) -> tuple[int, int]:
+    """(bits of the side information of every group of `rows` (out, -1), of the groups with a nonzero)."""
+    used = rows.ne(0).any(1)
+    groups, kept = (len(used), int(used.sum())) if code.groups == "channel" else (1, int(used.any()))
+    return code.params_per_group * groups, code.params_per_group * kept
+
+
+def ceil_log2(count: int) -> int:
+    """ceil(log2(count)) for count >= 1, exact in integers: the bits that tell `count` values apart."""
+    return (count - 1).bit_length()
 
 
 def weight_sparsity(model: nn.Module) -> float:
@@ -180,7 +186,7 @@ def layer_stats(model: nn.Module, input_shape: tuple[int, ...], cfg: Compression
         code = FP32_CODE if cfg is None else cfg.weight_code(weight)
         stats.append(LayerStats(
             name=name, kind="conv" if is_conv(module) else "linear", shape=tuple(weight.shape),
-            params=n, nonzero=nonzero, sparsity=1.0 - nonzero / n if n else 0.0, bits=_ceil_log2(code.levels),
+            params=n, nonzero=nonzero, sparsity=1.0 - nonzero / n if n else 0.0, bits=ceil_log2(code.levels),
             size_bits=coded_storage_bits(weight, code) + FP32_BITS * bias_n,
             dense_size_bits=FP32_BITS * (n + bias_n),
             dense_macs=positions[name] * n, remaining_macs=positions[name] * nonzero, bias_params=bias_n,

@@ -1,8 +1,10 @@
-"""Export: this comparison as a self-contained HTML report, its metrics as CSV, the compressed weights as safetensors."""
+"""Export: this comparison as a self-contained HTML report, its metrics as CSV, the compressed weights (dense and
+packed as the Size card counts them) and the model as ONNX files (fp32 and int8)."""
 import streamlit as st
 
 import ui
 from core import export
+from core.figures import format_bytes
 
 setup = ui.current_setup()
 ui.trained_model(setup.train)
@@ -28,8 +30,37 @@ with csv_col:
 with weights_col:
     st.download_button("Compressed weights (safetensors)", data=ui.weights_file(setup), file_name=f"{stem}.safetensors",
                        mime="application/octet-stream", on_click="ignore", icon=":material/memory:", width="stretch")
-    st.caption("The compressed model's tensors, with its training and compression settings in the file's "
-               "metadata. Upload it on the *Your model* page to compress it once more.")
+    st.caption("The compressed model's tensors, dense: every weight as a 32-bit float, zeros included (as large as "
+               "the original), with the settings in the file's metadata. Upload it on the *Your model* page to "
+               "compress it once more.")
+
+st.subheader("Deployable files")
+fp32_col, int8_col, config_col, packed_col = st.columns(4)
+with fp32_col:
+    st.download_button("ONNX fp32", data=ui.onnx_file(setup, "fp32"), file_name=f"{stem}_fp32.onnx",
+                       mime="application/octet-stream", on_click="ignore", icon=":material/deployed_code:",
+                       width="stretch")
+    st.caption("The compressed model for ONNX Runtime or any ONNX tool (input `x`: N×C×H×W normalized images, "
+               "output `y`: logits). Structured pruning is cut out; other weights are stored as the simulation "
+               "has them.")
+with int8_col:
+    st.download_button("ONNX int8", data=ui.onnx_file(setup, "int8"), file_name=f"{stem}_int8.onnx",
+                       mime="application/octet-stream", on_click="ignore", icon=":material/deployed_code:",
+                       width="stretch")
+    st.caption("The same, quantized by ONNX Runtime (static, QDQ, int8 weights, uint8 activations, calibrated "
+               "on training images): real integer kernels, a slightly different model (see *Deployment*).")
+with config_col:
+    st.download_button("ONNX config (JSON)", data=ui.onnx_config_file(setup), file_name=f"{stem}_onnx.json",
+                       mime="application/json", on_click="ignore", icon=":material/data_object:", width="stretch")
+    st.caption("How to feed the ONNX files (names, shapes, the normalization's mean and std, the classes) and "
+               "the settings they were made from.")
+with packed_col:
+    st.download_button("Packed weights", data=ui.packed_file(setup), file_name=f"{stem}_packed.safetensors",
+                       mime="application/octet-stream", on_click="ignore", icon=":material/compress:",
+                       width="stretch")
+    st.caption(f"What the Size card counts ({format_bytes(report.size_compressed_bytes)}): packed b-bit codes, "
+               "scales and zero points, the sparsity mask or positions, fp32 biases, plus a header of a few kB. "
+               "`core.deploy.packed.unpack` rebuilds the compressed model from it, bit for bit.")
 
 st.subheader("The link to this view")
 st.code(link, language=None, wrap_lines=True)

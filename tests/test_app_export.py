@@ -71,11 +71,12 @@ def test_scrub_controls_change_the_board():
 
 
 # ---------------------------------------------------------------- export
-def test_export_page_offers_three_downloads_and_the_link():
+def test_export_page_offers_its_downloads_and_the_link():
     at = open_app("export", prune=50, bits=4)
     healthy(at, "Export this comparison")
     buttons = {b.proto.label: b.proto for b in at.get("download_button")}
-    assert set(buttons) == {"HTML report", "Metrics (CSV)", "Compressed weights (safetensors)"}
+    assert set(buttons) == {"HTML report", "Metrics (CSV)", "Compressed weights (safetensors)", "ONNX fp32",
+                            "ONNX int8", "ONNX config (JSON)", "Packed weights"}
     stem = "compression-lens_lenet5_mnist5k_prune50_magnitude_bits4"
     assert at.code[0].value.startswith("?") and "prune=50" in at.code[0].value and "page=overview" in at.code[0].value
     table = at.dataframe[0].value

@@ -56,3 +56,9 @@ __all__ = [
     "trained_model", "trained_models", "view_link",
     "weight_heatmaps", "weight_histograms", "weights_file", "wide_chart",
 ]
+
+# Deployment (issue 9 §1-2): real files, measured beside theory.
+from ui.cache import deployment, plain  # noqa: E402
+from ui.downloads import onnx_config_file, onnx_file, packed_file  # noqa: E402
+
+__all__ += ["deployment", "onnx_config_file", "onnx_file", "packed_file", "plain"]

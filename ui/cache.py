@@ -8,6 +8,7 @@ st.cache_data, which hands out copies.
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from dataclasses import replace
 
@@ -39,6 +40,8 @@ from core import upload as uploads
 from core import warm
 from core.studies import families
 from core.studies.families import FamiliesConfig
+from core.deploy import artifacts as deploy_artifacts_mod
+from core.deploy import latency as deploy_latency
 from ui.jobs import Job, Prefetcher, Progress, Turns, follow
 from ui.setup import UPLOAD_KEY, Setup, UploadedTrain
 
@@ -670,3 +673,47 @@ def families_table(train: TrainConfig, cfg: FamiliesConfig) -> pd.DataFrame:
     """Every family's line at the sidebar's other settings, per seed (measured once, shared; a copy)."""
     trained_models([replace(train, seed=train.seed + s) for s in cfg.seeds])
     return _finished(_families_job, (train, cfg), "Compressing with every family").copy()
+# ---------------------------------------------------------------- deployment (issue 9 §1-2: real files, measured)
+# One latency measurement at a time: two at once on the 2 shared cores would time each other.
+_DEPLOY_LOCK = threading.Lock()
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def deploy_artifacts(setup: Setup, _original: nn.Module) -> deploy_artifacts_mod.Artifacts:
+    """The deployable model and files of a setting (ONNX fp32 and int8, packed weights), built once, shared.
+
+    `_original` is the trained model (`_model(setup.train)`, resolved on the script thread so that uploaded
+    weights work in a background thread too); it keys nothing: `setup` names it.
+    """
+    data = dataset(setup.train.dataset)
+    return deploy_artifacts_mod.build(_original, setup.compression, setup.train, data.x_train, data.x_test,
+                                      data.y_test, data.num_classes)
+
+
+def plain(setup: Setup) -> Setup:
+    """The same trained model, compressed by nothing: the Deployment page's original."""
+    return replace(setup, compression=CompressionConfig())
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _deploy_job(setup: Setup, attempt: int = 0) -> Job:
+    """Export both models and time them (one setting, about 5 s); `attempt` > 0 measures once more."""
+    original, data, rep = _model(setup.train), dataset(setup.train.dataset), report(setup)
+
+    def work(progress: Progress) -> deploy_latency.Measurement:
+        progress(0.0, "exporting the original to ONNX (fp32 and int8)")
+        before = deploy_artifacts(plain(setup), original)
+        progress(0.05, "exporting the compressed model to ONNX (fp32 and int8) and packing its weights")
+        after = deploy_artifacts(setup, original)
+        progress(0.1, "waiting for another measurement to finish")
+        with _DEPLOY_LOCK:
+            return deploy_latency.measure(before, after, data.x_test, rep.compression_ratio, rep.theoretical_speedup,
+                                          rep.sparsity, progress=lambda fraction, message: progress(
+                                              0.1 + 0.9 * fraction, f"timing {message}"))
+    return Job("deploy-measure", work)
+
+
+def deployment(setup: Setup, attempt: int = 0) -> tuple[deploy_latency.Measurement, deploy_artifacts_mod.Artifacts]:
+    """The measurement of this setting (with a live progress bar while it runs) and its compressed artifacts."""
+    measured = _finished(_deploy_job, (setup, attempt), "Exporting and timing the original and the compressed model")
+    return measured, deploy_artifacts(setup, _model(setup.train))

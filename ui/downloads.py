@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from core import export
 from ui import url_state
-from ui.cache import Setup, _model, compressed_model, dataset, report
+from core.deploy import tables as deploy_tables
+from ui.cache import Setup, _model, compressed_model, dataset, deploy_artifacts, report
 
 
 def file_stem(setup: Setup) -> str:
@@ -43,3 +44,36 @@ def weights_file(setup: Setup) -> Callable[[], bytes]:
     compressed, data = compressed_model(setup), dataset(setup.train.dataset)
     return lambda: export.weights_safetensors(compressed, setup.train, setup.compression, data.input_shape,
                                               data.num_classes)
+
+
+# ---------------------------------------------------------------- deployable files (issue 9 §1)
+def _artifacts(setup: Setup):
+    """A callable giving this setting's shared Artifacts (the trained model resolved here, on the script thread)."""
+    original = _model(setup.train)
+    return lambda: deploy_artifacts(setup, original)
+
+
+def onnx_file(setup: Setup, precision: str) -> Callable[[], bytes]:
+    """A callable that gives the compressed model as an ONNX file, "fp32" or "int8" (ONNX Runtime's QDQ)."""
+    get = _artifacts(setup)
+
+    def build() -> bytes:
+        art = get()
+        blob = art.onnx_fp32 if precision == "fp32" else art.onnx_int8
+        if blob is None:
+            raise ValueError(" ".join(art.notes) or "ONNX Runtime could not quantize this model to int8.")
+        return blob
+    return build
+
+
+def onnx_config_file(setup: Setup) -> str:
+    """The JSON that goes with the ONNX files: input and output names, shapes, normalization, the settings."""
+    data = dataset(setup.train.dataset)
+    return deploy_tables.onnx_config(setup.train, setup.compression, data.input_shape, data.num_classes, data.mean,
+                                     data.std, data.classes)
+
+
+def packed_file(setup: Setup) -> Callable[[], bytes]:
+    """A callable that gives the packed weights file (what the Size card counts; core.deploy.packed.unpack reads it)."""
+    get = _artifacts(setup)
+    return lambda: get().packed

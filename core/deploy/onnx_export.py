@@ -1,0 +1,135 @@
+"""The compressed model as ONNX files (fp32 and int8) run by ONNX Runtime, checked against the simulation.
+
+- `onnx_fp32`: `torch.onnx.export` (the TorchScript exporter, `dynamo=False`; input "x" with a
+  dynamic batch axis, output "y" = logits) straight into memory. The file holds the simulated
+  weights as they are: b-bit levels stored as float32, pruned weights as stored zeros.
+- `onnx_int8`: ONNX Runtime's static quantization (`quantize_static`, QDQ format, int8 weights
+  per channel, uint8 activations) calibrated on training images through a `CalibrationDataReader`.
+  ONNX Runtime picks its own 8-bit grid: our b-bit levels are requantized, so the int8 model is
+  not the simulation, and `check` says by how much.
+- `check`: an exported model against the simulated PyTorch one on a whole labelled set:
+  accuracy of each and agreement of their predictions (`Check`).
+- `session`: a CPU InferenceSession with one intra-op and one inter-op thread.
+
+Files are built in memory or in a temporary folder that is removed; no model given is modified.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from torch import Tensor, nn
+
+from core.compression import CompressionConfig
+
+OPSET = 17
+CALIBRATION_IMAGES = 256
+CALIBRATION_BATCH = 32
+RUN_BATCH = 256
+
+
+def onnx_fp32(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
+    """The model (read only: a copy is exported) as ONNX fp32 bytes, batch size free."""
+    twin = copy.deepcopy(model).eval()
+    buffer = io.BytesIO()
+    # The TorchScript exporter (dynamo=False) warns that it is legacy; it is the one checked here (REFERENCE §9).
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(twin, (torch.zeros(1, *input_shape),), buffer, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, opset_version=OPSET, dynamo=False)
+    return buffer.getvalue()
+
+
+class _Images(CalibrationDataReader):
+    """Feeds calibration images to ONNX Runtime's quantizer in batches."""
+
+    def __init__(self, images: Tensor) -> None:
+        self._batches = iter([{"x": images[i:i + CALIBRATION_BATCH].numpy()}
+                              for i in range(0, len(images), CALIBRATION_BATCH)])
+
+    def get_next(self) -> dict | None:
+        return next(self._batches, None)
+
+
+def calibration_images(x_train: Tensor, count: int = CALIBRATION_IMAGES, seed: int = 0) -> Tensor:
+    """`count` training images chosen at random (fixed seed), float32, contiguous (x_train not changed)."""
+    order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed))[:count]
+    return x_train[order].detach().to(torch.float32).contiguous()
+
+
+def onnx_int8(fp32: bytes, calibration: Tensor) -> bytes:
+    """`fp32` (ONNX bytes) statically quantized to int8 (QDQ), calibrated on `calibration` (N, C, H, W)."""
+    quant_logger = logging.getLogger("onnxruntime.quantization")
+    with tempfile.TemporaryDirectory(prefix="compression-lens-onnx-") as folder:
+        source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+        source.write_bytes(fp32)
+        level = logging.getLogger().level
+        try:  # the quantizer logs a hint (run quant_pre_process first) on the root logger: not for the app's log
+            logging.getLogger().setLevel(logging.ERROR)
+            quant_logger.setLevel(logging.ERROR)
+            quantize_static(str(source), str(target), _Images(calibration), quant_format=QuantFormat.QDQ,
+                            per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+        finally:
+            logging.getLogger().setLevel(level)
+        return target.read_bytes()
+
+
+def session(blob: bytes) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session of `blob` with one thread (the machine's cores are shared)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(blob, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def run(sess: ort.InferenceSession, x: Tensor, batch: int = RUN_BATCH) -> np.ndarray:
+    """Logits (N, K) of the session on x (N, C, H, W), in batches of `batch`."""
+    images = x.detach().to(torch.float32).numpy()
+    return np.concatenate([sess.run(["y"], {"x": images[i:i + batch]})[0] for i in range(0, len(images), batch)])
+
+
+@dataclass(frozen=True)
+class Check:
+    """An exported model beside the simulated one on the same labelled images (fractions 0..1)."""
+
+    runtime: str            # "ONNX Runtime fp32" | "ONNX Runtime int8"
+    images: int
+    accuracy: float         # of the exported model
+    simulated_accuracy: float
+    agreement: float        # share of images where both predict the same class
+    max_logit_difference: float
+
+
+def check(blob: bytes, runtime: str, simulated: nn.Module, x: Tensor, y: Tensor) -> Check:
+    """Run `blob` in ONNX Runtime and the simulated model (eval mode, read only) in PyTorch on (x, y)."""
+    exported = run(session(blob), x)
+    with torch.inference_mode():
+        reference = torch.cat([simulated(x[i:i + RUN_BATCH]) for i in range(0, len(x), RUN_BATCH)]).numpy()
+    labels = torch.as_tensor(y).numpy()
+    mine, theirs = exported.argmax(1), reference.argmax(1)
+    return Check(runtime, len(labels), float((mine == labels).mean()), float((theirs == labels).mean()),
+                 float((mine == theirs).mean()), float(np.abs(exported - reference).max()))
+
+
+def export_notes(cfg: CompressionConfig) -> list[str]:
+    """What of this setting the ONNX files cannot carry as such, in words (empty: everything is real)."""
+    notes = []
+    if cfg.prune_amount > 0 and cfg.prune_method != "structured":
+        notes.append("Unstructured pruning is only a mask here: ONNX Runtime has no sparse kernel for these layers, "
+                     "so the files store the zeros and multiply by them (no smaller, no faster).")
+    if cfg.quantized:
+        notes.append(f"{cfg.weight_bits}-bit weights have no ONNX Runtime kernel: the fp32 file stores the "
+                     f"{cfg.weight_bits}-bit levels as 32-bit floats (the same model), and the int8 file lets "
+                     "ONNX Runtime requantize them onto its own 8-bit grid (a slightly different model: see the "
+                     "agreement).")
+    return notes
