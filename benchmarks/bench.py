@@ -19,6 +19,8 @@ d) Scrub page: benchmarks/bench_scrub.py (the in-figure Plotly slider dragged wi
    mousemove -> next painted frame, against a bare floor app); `--skip-scrub` leaves it out.
 e) The cross-family comparison: benchmarks/bench_families.py (every family's line, cold, against a
    naive loop of the same points; with c), so `--skip-sweep` leaves it out too).
+f) Deployed models: benchmarks/bench_deploy.py (file sizes, parameters, MACs, PyTorch / ONNX Runtime
+   fp32 / int8 latency of original and compressed, theory beside measurement; with c) too).
 
 Run with `make bench` (or `.venv/bin/python benchmarks/bench.py --help`). What-ifs:
 `--gc-freeze` (server part without full-heap GC pauses) and
@@ -60,7 +62,7 @@ for _name in ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.cac
 import ui  # noqa: E402  (for train_config and the page constants: the benchmark must not drift from the app)
 from ui.panels import IMAGES_PER_VIEW  # noqa: E402
 from ui.sidebar import DEFAULTS  # noqa: E402
-from benchmarks import bench_families, bench_pages, bench_sweep  # noqa: E402
+from benchmarks import bench_deploy, bench_families, bench_pages, bench_sweep  # noqa: E402
 from benchmarks.serve import CHROMIUM, CHROMIUM_ARGS, require_chromium, start_server  # noqa: E402
 from core import figures, layers  # noqa: E402
 from core.figures import maps as figures_maps  # noqa: E402
@@ -394,6 +396,8 @@ def main() -> None:
         pages = bench_pages.main(["--steps", "8"])
         print("\ne) the cross-family comparison (benchmarks/bench_families.py)")
         families = bench_families.main(["--repeats", "1"])
+        print("\nf) deployed models: measured cost beside theory (benchmarks/bench_deploy.py)")
+        bench_deploy.main()
 
     print("\nsummary (ms)                     value   target")
     for page in summary:
