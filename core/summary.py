@@ -22,6 +22,14 @@ from core.studies.diagnosis import Diagnosis
 MOVE = 0.05            # a stroke share that changes by 5 points or more "moved"
 SAME_RANKING = 0.9     # a rank correlation at least this high: the maps "barely moved" (if the share did not)
 HONEST = 0.02          # an ECE up by less than 2 points: confidence "still honest"
+# What the bright (ink) pixels of each data set's images are, in words.
+STROKE_WORDS = {"mnist5k": "the digit's stroke", "mnist": "the digit's stroke", "digits": "the digit's stroke",
+                "fashion_mnist": "the garment"}
+
+
+def stroke_words(dataset: str) -> str:
+    """What the bright pixels of `dataset`'s images are: "the digit's stroke", else "the bright pixels"."""
+    return STROKE_WORDS.get(dataset, "the bright pixels")
 
 
 @dataclass(frozen=True)

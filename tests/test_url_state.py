@@ -105,6 +105,9 @@ PAGE_CASES = [  # page, key, value in the link, value in the widget, another val
     ("scrub", "scrub_layer", "3", "3", "9", {}),
     ("scrub", "scrub_index", "12", 12, 13, {}),
     ("scrub", "scrub_method", "input_x_gradient", "input_x_gradient", "grad_cam", {}),
+    ("diagnosis", "diag_matrix", "original", "original", "compressed", {}),
+    ("diagnosis", "diag_group", "right_both", "right_both", "wrong_same", {}),
+    ("diagnosis", "diag_first", "5", 5, 6, {"diag_group": "right_both"}),
 ]
 
 

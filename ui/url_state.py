@@ -29,6 +29,7 @@ from core.explain import attribution
 from core.figures import sanity as figures_sanity
 from core.figures import tradeoff as figures_tradeoff
 from core.studies import scrub
+from core.studies import diagnosis as diagnosis_study
 from core import data as datasets
 from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, QUANT_RANGES, QUANT_SCHEMES,
                               WEIGHT_BITS)
@@ -157,6 +158,7 @@ SIDEBAR = {
     "range": choice(QUANT_RANGES, "mse"),  # a link without it (older links too) gets MSE clipping
 }
 METHODS = tuple(attribution.METHOD_LABELS)
+DIAGNOSIS_MATRICES = ("change", "original", "compressed")
 PAGE_SETTINGS = {
     "saliency_method": choice(METHODS, page="saliency"),
     "saliency_mode": choice(["by index", "by class", "where the models disagree"], page="saliency"),
@@ -181,6 +183,10 @@ PAGE_SETTINGS = {
     "scrub_layer": Setting(None, _layer_name, page="scrub"),
     "scrub_index": whole(0, None, 0, page="scrub"),
     "scrub_method": choice(METHODS, page="scrub"),
+    # Diagnosis (issue 10 §1): the confusion view, the group of test images shown, the gallery's first image.
+    "diag_matrix": choice(DIAGNOSIS_MATRICES, page="diagnosis"),
+    "diag_group": choice(diagnosis_study.GROUPS, page="diagnosis"),
+    "diag_first": whole(0, None, 0, page="diagnosis"),  # the page knows how many images the group holds
 }
 APP_WIDE = {
     "page": choice(page_names(), "overview"),      # read by app.py's router, checked here
