@@ -163,3 +163,47 @@ def test_explanation_shift_by_hand_and_inputs_unchanged():
         assert torch.equal(before, now)
     empty = explanation_shift(original, torch.zeros(2, 4, 4), x, "saliency")
     assert empty.stroke_compressed == 0.0 and empty.empty_compressed == 2
+
+
+# ---------------------------------------------------------------- figures
+from core.figures import diagnosis as figures_diagnosis  # noqa: E402
+from core.figures import figure_caption  # noqa: E402
+
+
+def test_confusion_figures_show_the_matrices_and_a_diverging_scale_centred_at_zero():
+    d = diagnose(evaluation(LABELS, BEFORE), evaluation(LABELS, AFTER), CLASSES)
+    fig = figures_diagnosis.confusion_heatmap(d.confusion_original, CLASSES, "Original model")
+    np.testing.assert_array_equal(np.array(fig.data[0].z), d.confusion_original)
+    assert fig.data[0].text[1][2] == "1" and figure_caption(fig)
+    change = figures_diagnosis.confusion_change_heatmap(d.confusion_change, CLASSES)
+    heat = change.data[0]
+    np.testing.assert_array_equal(np.array(heat.z), d.confusion_change)
+    assert heat.zmid == 0 and heat.zmin == -heat.zmax and heat.zmax == 1
+    assert heat.text[0][3] == "+1" and heat.text[1][3] == "\u22121" and heat.text[0][1] == ""
+    same = figures_diagnosis.confusion_change_heatmap(np.zeros((4, 4), int), CLASSES)  # nothing changed
+    assert same.data[0].zmax == 1 and np.isfinite(np.array(same.data[0].z, float)).all()
+
+
+def test_reliability_diagram_has_the_diagonal_both_models_and_their_errors():
+    a, b = evaluation(LABELS, BEFORE, confidence=0.7), evaluation(LABELS, AFTER, confidence=0.9)
+    d = diagnose(a, b, CLASSES)
+    fig = figures_diagnosis.reliability_diagram(d.calibration_original, d.calibration_compressed)
+    diagonal, original, compressed = fig.data
+    assert list(diagonal.x) == [0, 1] and list(diagonal.y) == [0, 1]
+    assert list(original.x) == pytest.approx([70.0], abs=1e-4) and list(original.y) == [60.0]   # 6 of 10 right
+    assert list(compressed.y) == [50.0]
+    assert f"{d.calibration_compressed.ece * 100:.1f} %" in compressed.name
+    assert "original 10.0 %, compressed 40.0 %" in figure_caption(fig)
+
+
+def test_gallery_tiles_carry_both_answers_and_sharp_pictures():
+    a, b = evaluation(LABELS, BEFORE), evaluation(LABELS, AFTER, confidence=0.55)
+    images = np.random.default_rng(0).normal(size=(2, 1, 8, 8)).astype(np.float32)
+    kept = images.copy()
+    tiles = figures_diagnosis.gallery_tiles(images, [1, 4], a, b, CLASSES)
+    assert [t.index for t in tiles] == [1, 4]
+    assert tiles[0].caption == "**#1** · a 0  \noriginal 0 (70 %) · compressed 3 (55 %)"
+    assert tiles[0].picture.shape == (80, 80, 3) and tiles[0].picture.dtype == np.uint8  # 8 px × 10
+    assert (tiles[0].picture[:10, :10] == tiles[0].picture[0, 0]).all()                  # one pixel, one block
+    assert tiles[0].picture.min() == 0 and tiles[0].picture.max() == 255
+    np.testing.assert_array_equal(images, kept)
