@@ -136,3 +136,15 @@ def test_inputs_are_unchanged(case):
     summarize(rep, diag, shift)
     for before, now in zip(kept, (original.predictions, original.probabilities, compressed.predictions)):
         np.testing.assert_array_equal(before, now)
+
+
+def test_the_html_report_carries_the_summary(case):
+    from core.export import report_html
+
+    original, compressed, shift = case
+    rep = report(original, compressed)
+    summary = summarize(rep, diagnose(original, compressed, CLASSES), shift)
+    page = report_html("Report", {"prune": "90"}, rep, [], summary=summary.sentences)
+    assert "<h2>In words</h2>" in page and "4 read as 9 (+23 images)" in page
+    assert page.index("In words") < page.index("<h2>Settings</h2>")
+    assert "In words" not in report_html("Report", {"prune": "90"}, rep, [])
