@@ -17,7 +17,7 @@ from core.explain.stroke import ExplanationShift
 from core.figures import format_bytes, format_percent, format_ratio
 from core.metrics import CompressionReport
 from core.stats import accuracy_interval, format_interval
-from core.studies.diagnosis import Diagnosis
+from core.studies.diagnosis import ECE_BINS, Diagnosis
 
 MOVE = 0.05            # a stroke share that changes by 5 points or more "moved"
 SAME_RANKING = 0.9     # a rank correlation at least this high: the maps "barely moved" (if the share did not)
@@ -34,9 +34,13 @@ def stroke_words(dataset: str) -> str:
 
 @dataclass(frozen=True)
 class Summary:
-    """The sentences, in order (overall, classes, explanations, confidence, cost); `text` joins them."""
+    """The sentences, in order (overall, classes, explanations, confidence, cost); `text` joins them.
+
+    note: the small print to show under them (what the map and calibration figures are).
+    """
 
     sentences: tuple[str, ...]
+    note: str = ""
 
     @property
     def text(self) -> str:
@@ -65,11 +69,11 @@ def summarize(report: CompressionReport, diagnosis: Diagnosis, shift: Explanatio
     if shift is not None:
         sentences.append(explanations(shift, stroke))
     sentences += [confidence(diagnosis), cost(report)]
-    return Summary(tuple(s for s in sentences if s))
+    return Summary(tuple(s for s in sentences if s), note(shift))
 
 
 def overall(report: CompressionReport) -> str:
-    """Accuracy before and after with the compressed model's 95 % interval, and the agreement."""
+    """Accuracy before and after, and whether the change is inside the compressed model's 95 % interval."""
     n = len(report.original.labels)
     before, after = report.original.accuracy, report.compressed.accuracy
     if report.agreement == 1.0:
@@ -78,28 +82,28 @@ def overall(report: CompressionReport) -> str:
     low, high = accuracy_interval(after, n)
     noise = "within" if low <= before <= high else "beyond"
     return (f"Accuracy went from {percent(before)} to {percent(after)} ({signed_points(after - before)}), "
-            f"{noise} the test set's noise (95 % interval {format_interval(low, high)}); the two models agree "
-            f"on {format_percent(report.agreement)} of the {n:,} test images.")
+            f"{noise} the test set's noise (95 % interval {format_interval(low, high)}); the models agree on "
+            f"{format_percent(report.agreement)} of the {n:,} test images.")
 
 
 def classes(report: CompressionReport, diagnosis: Diagnosis) -> str:
-    """Which answers changed, the class that lost most and the confusion that grew most ("" if none changed)."""
+    """The answers that changed, the class that lost most and the confusion that grew most ("" if none changed)."""
     if report.agreement == 1.0:
         return ""
     wrong, right = diagnosis.counts["newly_wrong"], diagnosis.counts["newly_right"]
-    changed = f"{wrong:,} right {_answers(wrong)} became wrong, {right:,} wrong {_ones(right)} became right"
+    changed = f"Compression turned {wrong:,} right {_answers(wrong)} wrong and {right:,} wrong {_ones(right)} right"
     count = report.original.per_class_count
     drop = np.where(count > 0, report.compressed.per_class_accuracy - report.original.per_class_accuracy, np.inf)
     worst = int(np.argmin(drop))
     if drop[worst] >= 0:
-        return f"{_first_up(changed)}; no class lost accuracy."
+        return f"{changed}; no class lost accuracy."
     paid = (f"class {diagnosis.classes[worst]} paid most ({percent(report.original.per_class_accuracy[worst])} → "
             f"{percent(report.compressed.per_class_accuracy[worst])})")
     if diagnosis.pairs:
         pair = diagnosis.pairs[0]
-        paid += (f"; the confusion that grew most: {diagnosis.classes[pair.true]} read as "
-                 f"{diagnosis.classes[pair.predicted]} ({pair.change:+d} {_images(pair.change)})")
-    return f"{_first_up(changed)}; {paid}."
+        paid += (f", and {pair.change:,} more {_images(pair.change)} of {diagnosis.classes[pair.true]} "
+                 f"{'is' if pair.change == 1 else 'are'} now read as {diagnosis.classes[pair.predicted]}")
+    return f"{changed}; {paid}."
 
 
 def explanations(shift: ExplanationShift, stroke: str = "the digit's stroke") -> str:
@@ -108,18 +112,17 @@ def explanations(shift: ExplanationShift, stroke: str = "the digit's stroke") ->
         return (f"The compressed model's {shift.method} maps are zero on all {shift.probes} test images tried: "
                 "it no longer responds to its input.")
     change = shift.stroke_compressed - shift.stroke_original
-    if change <= -MOVE:
-        verdict = "moved off it, onto the background"
-    elif change >= MOVE:
-        verdict = "moved onto it"
-    elif shift.rank_correlation >= SAME_RANKING:
-        verdict = "barely moved"
-    else:
-        verdict = "reshuffled but stay as much on it"
-    return (f"{format_percent(shift.stroke_compressed)} of the {shift.method} maps' weight lies on {stroke} "
-            f"({format_percent(shift.stroke_original)} before, {format_percent(shift.stroke_chance)} for an even "
-            f"spread; rank correlation {shift.rank_correlation:.2f}, 1 = same order; {shift.probes} test images): "
-            f"the explanations {verdict}.")
+    now, before = format_percent(shift.stroke_compressed), format_percent(shift.stroke_original)
+    even, rank = format_percent(shift.stroke_chance), f"rank correlation {shift.rank_correlation:.2f}"
+    if change <= -MOVE or change >= MOVE:
+        where = f"off {stroke}" if change < 0 else f"onto {stroke}"
+        return (f"The explanations moved {where}: it holds {now} of the {shift.method} maps' weight, {before} "
+                f"before ({even} if spread evenly; {rank}).")
+    if shift.rank_correlation >= SAME_RANKING:
+        return (f"The explanations barely moved ({rank}): {stroke} holds {now} of the {shift.method} maps' weight, "
+                f"{before} before ({even} if spread evenly).")
+    return (f"The explanations reshuffled ({rank}) but stay on {stroke}: it holds {now} of the {shift.method} "
+            f"maps' weight, {before} before ({even} if spread evenly).")
 
 
 def confidence(diagnosis: Diagnosis) -> str:
@@ -151,13 +154,18 @@ def _answers(count: int) -> str:
     return "answer" if count == 1 else "answers"
 
 
-def _first_up(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
 def _ones(count: int) -> str:
     return "one" if count == 1 else "ones"
 
 
 def _images(count: int) -> str:
     return "image" if abs(count) == 1 else "images"
+
+
+def note(shift: ExplanationShift | None) -> str:
+    """The small print under the summary: what the explanation and confidence figures are."""
+    maps = ("" if shift is None else
+            f"Explanations: {shift.method} maps of {shift.probes} fixed test images, both explaining the original's "
+            "answer; rank correlation 1 = the same order of pixels. ")
+    return (f"{maps}Calibration error: how far the confidence is from the share of right answers, over {ECE_BINS} "
+            "bands of confidence (0 % = honest). Interval: 95 % Wilson interval of the compressed model's accuracy.")

@@ -2,7 +2,7 @@
 import streamlit as st
 
 import ui
-from core.studies.diagnosis import GROUP_LABELS, GROUPS
+from core.studies.diagnosis import GROUP_LABELS, GROUP_NAMES, GROUPS
 from ui import diagnosis_view
 
 MATRIX_LABELS = {"change": "Change", "original": "Original", "compressed": "Compressed"}
@@ -28,10 +28,9 @@ st.header("Right and wrong, image by image")
 st.markdown("Every test image is in one group, by whether each model answers it right.")
 counts = st.columns(len(GROUPS))
 for column, name in zip(counts, GROUPS):
-    column.metric(GROUP_LABELS[name].split(" (")[0].capitalize(), f"{diag.counts[name]:,}",
-                  help=GROUP_LABELS[name])
+    column.metric(GROUP_NAMES[name], f"{diag.counts[name]:,}", help=GROUP_LABELS[name].capitalize())
 group = st.radio("Show the images that are", GROUPS, key="diag_group", horizontal=True,
-                 format_func=lambda g: f"{GROUP_LABELS[g].split(' (')[0]} ({diag.counts[g]:,})")
+                 format_func=lambda g: f"{GROUP_NAMES[g]} ({diag.counts[g]:,})")
 diagnosis_view.group_gallery(setup, group)
 
 st.header("Is the confidence still honest?")

@@ -189,7 +189,7 @@ def test_reliability_diagram_has_the_diagonal_both_models_and_their_errors():
     d = diagnose(a, b, CLASSES)
     fig = figures_diagnosis.reliability_diagram(d.calibration_original, d.calibration_compressed)
     diagonal, original, compressed = fig.data
-    assert list(diagonal.x) == [0, 1] and list(diagonal.y) == [0, 1]
+    assert list(diagonal.x) == [0, 100] and list(diagonal.y) == [0, 100]   # in %, like the points
     assert list(original.x) == pytest.approx([70.0], abs=1e-4) and list(original.y) == [60.0]   # 6 of 10 right
     assert list(compressed.y) == [50.0]
     assert f"{d.calibration_compressed.ece * 100:.1f} %" in compressed.name

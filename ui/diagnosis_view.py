@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.studies.diagnosis import GROUP_LABELS
+from core.studies.diagnosis import GROUP_NAMES
 from ui import cache
 from ui.setup import Setup
 from ui.url_state import fit
@@ -18,9 +18,10 @@ GALLERY_COLUMNS = 6
 
 def summary_box(setup: Setup) -> None:
     """The comparison in words (3-5 sentences from the report), in a box above the Overview's cards."""
-    text = cache.comparison_summary(setup).text
+    summary = cache.comparison_summary(setup)
     with st.container(border=True, key="comparison_summary"):
-        st.markdown(f"**In words.** {text}")
+        st.markdown(f"**In words.** {summary.text}")
+        st.caption(summary.note)
 
 
 def _open_on_saliency(index: int) -> None:
@@ -33,7 +34,7 @@ def group_gallery(setup: Setup, group: str) -> None:
     """Up to cache.GALLERY_SIZE images of `group`, from the page setting diag_first on, each with an Open button."""
     count = cache.diagnosis(setup).counts[group]
     if count == 0:
-        st.info(f"No test image is {GROUP_LABELS[group].split(' (')[0]} at this setting.", icon="ℹ️")
+        st.info(f"No test image is {GROUP_NAMES[group].lower()} at this setting.", icon="ℹ️")
         return
     fit("diag_first", high=count - 1)
     first = st.number_input(f"First image of the group (0 to {count - 1})", 0, count - 1, key="diag_first", step=1)

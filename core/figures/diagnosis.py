@@ -24,8 +24,8 @@ CAPTIONS = {
     "confusion_change": ("Compressed minus original, cell by cell: red cells gained images, blue ones lost them. "
                          "Red off the diagonal is a confusion compression added; blue on it, right answers lost."),
     "reliability": ("Each point is a group of test images the model was about equally sure of: across, how sure "
-                    "it was; up, how often it was right. An honest model lies on the dashed diagonal; below it, the "
-                    "model is surer than it is right."),
+                    "it was; up, how often it was right; the bigger the point, the more images. An honest model lies on "
+                    "the dashed diagonal; below it, the model is surer than it is right."),
 }
 
 
@@ -66,15 +66,17 @@ def _matrix_layout(title: str, text: str, classes: int) -> dict:
 
 def reliability_diagram(original: Calibration, compressed: Calibration) -> go.Figure:
     """Accuracy against confidence per non-empty bin for both models, the diagonal, both ECEs in the legend."""
-    data = [go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="honest (accuracy = confidence)",
+    data = [go.Scatter(x=[0, 100], y=[0, 100], mode="lines", name="honest (right as often as sure)",
                        line=dict(dash="dash", color=OVERALL_COLOR, width=2), hoverinfo="skip")]
     for name, cal, color in (("original", original, ORIGINAL_COLOR), ("compressed", compressed, COMPRESSED_COLOR)):
         full = cal.count > 0
         sizes = 6 + 18 * np.sqrt(cal.count[full] / max(int(cal.count.max()), 1))
         data.append(go.Scatter(
-            x=cal.confidence[full] * 100, y=cal.accuracy[full] * 100, mode="lines+markers",
-            name=f"{name}: calibration error {cal.ece * 100:.1f} %", line=dict(color=color, width=2),
-            marker=dict(size=sizes, color=color), customdata=cal.count[full],
+            # Markers only, their area by the band's images: a line would make a band of 2 images as loud as one of 900.
+            x=cal.confidence[full] * 100, y=cal.accuracy[full] * 100, mode="markers",
+            name=f"{name}: calibration error {cal.ece * 100:.1f} %",
+            marker=dict(size=sizes, color=color, opacity=0.8, line=dict(width=1, color="white")),
+            customdata=cal.count[full],
             hovertemplate=f"{name}<br>sure %{{x:.1f}} %, right %{{y:.1f}} %<br>%{{customdata}} images<extra></extra>"))
     facts = (f"Expected calibration error (15 bins): original {original.ece * 100:.1f} %, compressed "
              f"{compressed.ece * 100:.1f} %; 0 % would be perfectly honest.")

@@ -27,6 +27,9 @@ GROUP_LABELS = {
     "wrong_different": "wrong in both, different wrong answers",
     "right_both": "right in both",
 }
+# Short names, for buttons and cards.
+GROUP_NAMES = {"newly_wrong": "Newly wrong", "newly_right": "Newly right", "wrong_same": "Wrong, same answer",
+               "wrong_different": "Wrong, other answers", "right_both": "Right in both"}
 TOP_PAIRS = 3
 
 
