@@ -87,3 +87,15 @@ def test_the_summary_follows_the_pruning_slider(app_url, page):
     _expect(summary).not_to_have_text(before, timeout=RERUN_TIMEOUT_MS)
     assert page.locator('[data-testid="stException"]').count() == 0
     _screenshot(page, "overview-summary")
+
+
+def test_the_diagnosis_page_on_a_phone(app_url, page):
+    """At 390 px wide the page draws without an error; the screenshot is kept to look at."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{app_url}/?page=diagnosis&prune=90&bits=4")
+    page.get_by_role("heading", name="Which mistakes did compression add?").wait_for(timeout=TRAIN_TIMEOUT_MS)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
+                           timeout=RERUN_TIMEOUT_MS)
+    _wait_idle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    _screenshot(page, "diagnosis-phone")

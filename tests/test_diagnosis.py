@@ -202,7 +202,7 @@ def test_gallery_tiles_carry_both_answers_and_sharp_pictures():
     kept = images.copy()
     tiles = figures_diagnosis.gallery_tiles(images, [1, 4], a, b, CLASSES)
     assert [t.index for t in tiles] == [1, 4]
-    assert tiles[0].caption == "**#1** · a 0  \noriginal 0 (70 %) · compressed 3 (55 %)"
+    assert tiles[0].caption == "**#1** · a 0  \noriginal 0 (70 %)  \ncompressed 3 (55 %)"
     assert tiles[0].picture.shape == (80, 80, 3) and tiles[0].picture.dtype == np.uint8  # 8 px × 10
     assert (tiles[0].picture[:10, :10] == tiles[0].picture[0, 0]).all()                  # one pixel, one block
     assert tiles[0].picture.min() == 0 and tiles[0].picture.max() == 255

@@ -665,7 +665,7 @@ from core.studies import diagnosis as diagnosis_study  # noqa: E402
 
 SUMMARY_PROBES = 64          # test images whose maps tell whether the explanations moved (class-stratified, fixed)
 SUMMARY_METHOD = "saliency"  # the cheapest map (one gradient): the summary is on the slider's path
-GALLERY_SIZE = 12            # tiles per view of a group
+GALLERY_SIZE = 10            # tiles per view of a group (two rows of five beside the sidebar at 1280 px)
 
 
 @st.cache_data(max_entries=128, show_spinner=False)

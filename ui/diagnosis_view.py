@@ -13,7 +13,7 @@ from ui import cache
 from ui.setup import Setup
 from ui.url_state import fit
 
-GALLERY_COLUMNS = 6
+TILE_WIDTH = 150  # px: room for a caption's two answers on three short lines
 
 
 def summary_box(setup: Setup) -> None:
@@ -41,9 +41,10 @@ def group_gallery(setup: Setup, group: str) -> None:
     tiles = cache.diagnosis_gallery(setup, group, int(first))
     st.caption(f"Images {first + 1}–{first + len(tiles)} of {count:,}. *Open* shows the image on the Saliency page, "
                "with both models' maps.")
-    for start in range(0, len(tiles), GALLERY_COLUMNS):
-        for column, tile in zip(st.columns(GALLERY_COLUMNS), tiles[start:start + GALLERY_COLUMNS]):
-            with column:
+    # A wrapping row of fixed-width tiles: six to a row on a laptop, two on a phone.
+    with st.container(horizontal=True, gap="small", key="diag_gallery"):
+        for tile in tiles:
+            with st.container(width=TILE_WIDTH, key=f"diag_tile_{tile.index}"):
                 st.image(tile.picture, width="content")
                 st.markdown(tile.caption)
                 if st.button("Open", key=f"diag_open_{tile.index}", on_click=_open_on_saliency, args=(tile.index,),

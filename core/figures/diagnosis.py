@@ -81,7 +81,7 @@ def reliability_diagram(original: Calibration, compressed: Calibration) -> go.Fi
     facts = (f"Expected calibration error (15 bins): original {original.ece * 100:.1f} %, compressed "
              f"{compressed.ece * 100:.1f} %; 0 % would be perfectly honest.")
     axis = dict(range=[0, 101], tickvals=[0, 20, 40, 60, 80, 100])
-    return go.Figure(data, house_layout("Is the confidence honest?", "confidence (%)", "right (%)", height=480,
+    return go.Figure(data, house_layout("How sure vs how often right", "confidence (%)", "right (%)", height=480,
                                         legend_rows=3, xaxis=axis, yaxis=axis,
                                         meta={"caption": f"{CAPTIONS['reliability']} {facts}", "facts": facts}))
 
@@ -99,8 +99,8 @@ def gallery_tiles(images: np.ndarray, indices: Sequence[int], original: Evaluati
                   classes: Sequence[str]) -> list[Tile]:
     """Tiles for test images `indices`; images (n, C, H, W) or (n, H, W) are those images, in that order.
 
-    The evaluations cover the whole test set. A caption reads "**#12** · a 4" over "original 4 (99 %) ·
-    compressed 9 (54 %)": each model's answer and its confidence. Inputs are only read.
+    The evaluations cover the whole test set. A caption reads "**#12** · a 4", then "original 4 (99 %)"
+    and "compressed 9 (54 %)" on lines of their own: each model's answer and its confidence. Inputs are only read.
     """
     tiles = []
     for row, index in enumerate(indices):
@@ -108,7 +108,7 @@ def gallery_tiles(images: np.ndarray, indices: Sequence[int], original: Evaluati
         for name, evaluation in (("original", original), ("compressed", compressed)):
             p = int(evaluation.predictions[index])
             answers.append(f"{name} {classes[p]} ({evaluation.probabilities[index, p] * 100:.0f} %)")
-        caption = f"**#{index}** · a {classes[int(original.labels[index])]}  \n" + " · ".join(answers)
+        caption = f"**#{index}** · a {classes[int(original.labels[index])]}  \n" + "  \n".join(answers)
         tiles.append(Tile(int(index), _picture(as_array(images[row])), caption))
     return tiles
 
