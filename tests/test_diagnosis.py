@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import confusion_matrix
 
+from core.explain.agreement import saliency_agreement
 from core.explain.stroke import explanation_shift, ink_mask, stroke_share
 from core.metrics import Evaluation
 from core.studies.diagnosis import (ECE_BINS, GROUPS, ConfusionPair, calibration, confusion, diagnose, grown_pairs,
@@ -207,3 +208,12 @@ def test_gallery_tiles_carry_both_answers_and_sharp_pictures():
     assert (tiles[0].picture[:10, :10] == tiles[0].picture[0, 0]).all()                  # one pixel, one block
     assert tiles[0].picture.min() == 0 and tiles[0].picture.max() == 255
     np.testing.assert_array_equal(images, kept)
+
+
+def test_the_rank_correlation_is_saliency_agreements():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 1, 6, 6, generator=gen)
+    a, b = torch.randn(5, 6, 6, generator=gen), torch.randn(5, 6, 6, generator=gen)
+    a[0], b[0] = 0.0, 0.0   # both empty: defined as 1, as saliency_agreement does
+    expected = float(saliency_agreement(a, b)["spearman_abs"].double().mean())
+    assert explanation_shift(a, b, x, "saliency").rank_correlation == pytest.approx(expected, abs=1e-6)
