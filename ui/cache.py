@@ -224,7 +224,7 @@ def report(setup: Setup) -> CompressionReport:
 
 @st.cache_resource(max_entries=1, show_spinner=False)
 def _prefetcher() -> Prefetcher:
-    return Prefetcher(report)
+    return Prefetcher(_prefetch_move)  # the report and the summary in words (issue 10 §4, below)
 
 
 def prefetch_neighbours(setup: Setup) -> None:
@@ -690,6 +690,12 @@ def comparison_summary(setup: Setup) -> summary.Summary:
     """The comparison in words (core.summary) for the sidebar's setting."""
     return summary.summarize(report(setup), diagnosis(setup), explanation_shift(setup),
                              summary.stroke_words(setup.train.dataset))
+
+
+def _prefetch_move(setup: Setup) -> None:
+    """What the Overview needs after a pruning step: the report, then the summary (its maps ~30 ms more)."""
+    report(setup)
+    comparison_summary(setup)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
