@@ -19,8 +19,8 @@ GLOSSARY: dict[str, str] = {
                  "(4 bits: 16 values). 32 means ordinary floating-point numbers, no quantization.",
     "Bitmask": "One bit per weight saying *kept* or *pruned*. With it, only the kept weights need storing; the app "
                "counts whichever costs less, the bitmask or a list of the kept weights' positions.",
-    "Calibration error": "How far a model's confidence is from how often it is right. Group the test images by "
-                         "how sure the model was; in each band compare the average confidence with the "
+    "Calibration error": "How far a model's confidence is from how often it is right. Sort the test images into bands "
+                         "by how sure the model was; in each band compare the average confidence with the "
                          "share of right answers, and average the gaps, weighted by the band's images (the expected "
                          "calibration error of Guo et al.). 0 % means honest: of the answers given with 80 % "
                          "confidence, 80 % are right.",
