@@ -95,7 +95,8 @@ def test_ece_against_a_hand_computation():
     assert cal.accuracy[13] == 0.5 and cal.confidence[13] == pytest.approx(0.9)
     assert cal.accuracy[0] == 0.0 and cal.count[0] == 0   # empty bins: 0, never NaN
     assert np.isfinite(cal.accuracy).all() and np.isfinite(cal.confidence).all()
-    assert cal.mean_confidence == pytest.approx((4 * 0.9 + 2 * 0.99) / 6) and cal.accuracy_overall == pytest.approx(4 / 6)
+    assert cal.mean_confidence == pytest.approx((4 * 0.9 + 2 * 0.99) / 6)
+    assert cal.accuracy_overall == pytest.approx(4 / 6)
 
 
 def test_a_confidence_on_an_edge_goes_to_the_bin_below():

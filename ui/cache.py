@@ -656,7 +656,7 @@ def metrics_csv(setup: Setup) -> str:
     return export.metrics_csv(report(setup))
 
 
-# ---------------------------------------------------------------- diagnosis and the summary in words (issue 10, §1 and §4)
+# ---------------------------------------------------------------- diagnosis and the summary in words (issue 10 §1, §4)
 # Imported here so that this part stays one block (E402 is intended).
 from core import summary  # noqa: E402
 from core.explain import stroke  # noqa: E402

@@ -24,8 +24,8 @@ CAPTIONS = {
     "confusion_change": ("Compressed minus original, cell by cell: red cells gained images, blue ones lost them. "
                          "Red off the diagonal is a confusion compression added; blue on it, right answers lost."),
     "reliability": ("Each point is a group of test images the model was about equally sure of: across, how sure "
-                    "it was; up, how often it was right; the bigger the point, the more images. An honest model lies on "
-                    "the dashed diagonal; below it, the model is surer than it is right."),
+                    "it was; up, how often it was right; the bigger the point, the more images. An honest model lies "
+                    "on the dashed diagonal; below it, the model is surer than it is right."),
 }
 
 
