@@ -149,3 +149,22 @@ def test_the_html_report_carries_the_summary(case):
     assert "<h2>In words</h2>" in page and "23 more images of 4 are now read as 9" in page
     assert page.index("In words") < page.index("<h2>Settings</h2>")
     assert "In words" not in report_html("Report", {"prune": "90"}, rep, [])
+
+
+def test_a_class_without_test_images_is_left_out_of_who_paid(case):
+    original, compressed, shift = case
+    count = original.per_class_count.copy()
+    count[4] = 0  # as if no 4 were in the test set: its accuracies are 0.0 (core.metrics' convention)
+    per_class = [e.per_class_accuracy.copy() for e in (original, compressed)]
+    per_class[1][4] = per_class[0][4] = 0.0
+    hollow = [Evaluation(e.predictions, e.probabilities, e.labels, e.accuracy, p, count)
+              for e, p in zip((original, compressed), per_class)]
+    text = summarize(report(*hollow), diagnose(original, compressed, CLASSES), shift).text
+    assert "class 4 paid most" not in text and "no class lost accuracy" in text and "nan" not in text.lower()
+
+
+def test_the_stroke_is_named_for_the_data_set():
+    from core.summary import stroke_words
+
+    assert stroke_words("mnist5k") == stroke_words("digits") == "the digit's stroke"
+    assert stroke_words("cifar10") == "the bright pixels"
