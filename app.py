@@ -27,6 +27,7 @@ PAGES = {
     "families": ("pages/families.py", "Compare families", ":material/stacked_line_chart:"),
     "forgotten": ("pages/forgotten.py", "Forgotten examples", ":material/psychology_alt:"),
     "sanity": ("pages/sanity.py", "Sanity check", ":material/shuffle:"),
+    "diagnosis": ("pages/diagnosis.py", "Diagnosis", ":material/troubleshoot:"),
     "draw": ("pages/draw.py", "Your digit", ":material/draw:"),
     "lessons": ("pages/lessons.py", "Lessons", ":material/school:"),
     "ab": ("pages/ab.py", "A/B", ":material/compare:"),

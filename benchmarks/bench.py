@@ -72,9 +72,14 @@ from core.compression import (PRUNE_METHODS, PRUNE_SCOPES, QUANT_GRANULARITIES, 
 from core.data import load_dataset  # noqa: E402
 from core.metrics import compression_report, evaluate  # noqa: E402
 from core.training import load_or_train  # noqa: E402
+from core.explain.stroke import explanation_shift  # noqa: E402
+from core.figures import diagnosis as figures_diagnosis  # noqa: E402
+from core.studies.diagnosis import diagnose  # noqa: E402
+from core.studies.sweeps import probe_indices  # noqa: E402
+from core.summary import summarize  # noqa: E402
 
-PAGES = ("overview", "weights", "sparsity", "saliency")
-PHASES = ("compress", "report", "attribution", "figures", "to_json")
+PAGES = ("overview", "weights", "sparsity", "saliency", "diagnosis")
+PHASES = ("compress", "report", "attribution", "figures", "summary", "to_json")
 TARGET_SERVER_P95_MS = 150.0
 TARGET_BROWSER_RATIO = 1.5
 TARGET_SWEEP_S = 10.0       # issue 12: the default model's whole table, cold, on 2 cores
@@ -94,6 +99,8 @@ class Context:
     method: str = "saliency"  # the first entry of the saliency page's method list
     images: tuple[int, ...] = tuple(range(IMAGES_PER_VIEW))  # "by index", starting at 0
     original_maps: torch.Tensor | None = None  # (N, H, W) for `images`: cached by the app, not per move
+    summary_probes: tuple[int, ...] = ()        # issue 10: the summary's probe images, their original maps
+    summary_maps: torch.Tensor | None = None
 
 
 @dataclass
@@ -129,7 +136,23 @@ def load_context() -> Context:
     ctx = Context(model, data, evaluate(model, data.x_test, data.y_test), names, largest)
     x, target = _probe(ctx)
     ctx.original_maps = attribute(model, x, target, ctx.method)  # as ui.cache.original_maps: once per method
+    ctx.summary_probes = tuple(int(i) for i in probe_indices(data.y_test, ui.cache.SUMMARY_PROBES))
+    rows = list(ctx.summary_probes)
+    ctx.summary_maps = attribute(model, data.x_test[rows], torch.as_tensor(ctx.original_eval.predictions[rows]),
+                                 ui.cache.SUMMARY_METHOD)
     return ctx
+
+
+def _summary(ctx: Context, compressed, rep, t: Phases):
+    """As ui.cache.comparison_summary: the diagnosis, the compressed model's probe maps, the words."""
+    with t("summary"):
+        diag = diagnose(rep.original, rep.compressed, ctx.data.classes)
+        rows = list(ctx.summary_probes)
+        x, target = ctx.data.x_test[rows], torch.as_tensor(ctx.original_eval.predictions[rows])
+        shift = explanation_shift(ctx.summary_maps, attribute(compressed, x, target, ui.cache.SUMMARY_METHOD), x,
+                                  ui.cache.SUMMARY_METHOD)
+        summarize(rep, diag, shift)
+    return diag
 
 
 def _probe(ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,6 +188,7 @@ def page_work(page: str, ctx: Context, cfg: CompressionConfig, t: Phases) -> Non
             figs.append(figures.per_class_accuracy(ctx.data.classes, rep.original.per_class_accuracy,
                                                    rep.compressed.per_class_accuracy))
             rep.to_frame()  # the "Layer by layer" table
+        _summary(ctx, compressed, rep, t)  # issue 10 §4: the summary in words at the top of the page
     elif page == "weights":
         with t("figures"):
             figs += [figures.weight_histogram(layers.weight_of(ctx.model, n), layers.weight_of(compressed, n),
@@ -180,6 +204,16 @@ def page_work(page: str, ctx: Context, cfg: CompressionConfig, t: Phases) -> Non
     elif page == "saliency":
         rep = _report(ctx, compressed, cfg, t)
         figs += _saliency_figures(ctx, compressed, rep, t)
+    elif page == "diagnosis":  # issue 10 §1 (the page's own diagnosis is the summary's, cached once)
+        rep = _report(ctx, compressed, cfg, t)
+        with t("summary"):
+            diag = diagnose(rep.original, rep.compressed, ctx.data.classes)
+        with t("figures"):
+            figs += [figures_diagnosis.confusion_change_heatmap(diag.confusion_change, diag.classes),
+                     figures_diagnosis.reliability_diagram(diag.calibration_original, diag.calibration_compressed)]
+            shown = [int(i) for i in diag.members("newly_wrong")[:ui.cache.GALLERY_SIZE]]
+            figures_diagnosis.gallery_tiles(ctx.data.x_test[shown].numpy(), shown, rep.original, rep.compressed,
+                                            ctx.data.classes)
     with t("to_json"):
         for fig in figs:
             pio.to_json(fig, validate=False)  # exactly what st.plotly_chart sends

@@ -154,9 +154,11 @@ def _figure(fig: go.Figure, title: str) -> str:
 
 
 def report_html(title: str, settings: Mapping[str, str], report: CompressionReport,
-                figures: Sequence[tuple[str, go.Figure]], link: str = "", note: str = "") -> str:
-    """A self-contained HTML page: settings, headline metrics, per-layer table, interactive figures.
+                figures: Sequence[tuple[str, go.Figure]], link: str = "", note: str = "",
+                summary: Sequence[str] = ()) -> str:
+    """A self-contained HTML page: the summary in words, settings, headline metrics, per-layer table, figures.
 
+    summary: the sentences of `core.summary.summarize` (left out when empty).
     figures: (heading, figure) pairs, drawn in order with their captions. link: the URL that
     reproduces this view (shown only when it is http(s)). Every text is HTML-escaped; plotly.js
     is inlined once, so the file needs no network. Figures are only read.
@@ -168,6 +170,7 @@ def report_html(title: str, settings: Mapping[str, str], report: CompressionRepo
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>",
              f"<style>{_STYLE}</style><script>{plotly.offline.get_plotlyjs()}</script></head><body>",
              f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(note)}</p>" if note else "", link_html,
+             f"<h2>In words</h2><p>{html.escape(' '.join(summary))}</p>" if summary else "",
              "<h2>Settings</h2>", _table(settings), "<h2>Metrics</h2>", _table(headline_rows(report)),
              "<h2>Layer by layer</h2>", layers, "<h2>Figures</h2>",
              *(_figure(fig, heading) for heading, fig in figures), "</body></html>"]

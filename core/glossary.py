@@ -19,6 +19,14 @@ GLOSSARY: dict[str, str] = {
                  "(4 bits: 16 values). 32 means ordinary floating-point numbers, no quantization.",
     "Bitmask": "One bit per weight saying *kept* or *pruned*. With it, only the kept weights need storing; the app "
                "counts whichever costs less, the bitmask or a list of the kept weights' positions.",
+    "Calibration error": "How far a model's confidence is from how often it is right. Sort the test images into bands "
+                         "by how sure the model was; in each band compare the average confidence with the "
+                         "share of right answers, and average the gaps, weighted by the band's images (the expected "
+                         "calibration error of Guo et al.). 0 % means honest: of the answers given with 80 % "
+                         "confidence, 80 % are right.",
+    "Confusion matrix": "A table of test images by true class (rows) and answer given (columns). The diagonal "
+                        "holds the right answers; a cell off it counts one kind of mistake, such as a 4 read as "
+                        "a 9.",
     "Compression ratio": "Original size ÷ compressed size. 4× means the compressed model needs a quarter of the "
                          "storage.",
     "Deletion / insertion": "Two tests of whether a saliency map is faithful. Deletion blanks the pixels the map "
@@ -60,6 +68,9 @@ GLOSSARY: dict[str, str] = {
                                 "so a filter with small weights gets finer steps.",
     "Pruning": "Setting weights to exactly zero, so they no longer take part and need not be stored.",
     "Quantization": "Storing each weight with fewer bits by rounding it to one of a few allowed values.",
+    "Reliability diagram": "The chart behind the calibration error: for each band of confidence, how often the "
+                           "model was right. An honest model's points lie on the diagonal; points below it mean "
+                           "the model is surer than it is right (over-confident).",
     "Saliency map": "A picture of which pixels the model's answer depends on most. Each explanation method "
                     "(gradient, Integrated Gradients, Occlusion, ...) defines *depends on* in its own way.",
     "Sanity check": "Adebayo et al.'s test of an explanation: randomize the model's weights layer by layer. A map "

@@ -13,6 +13,7 @@ st.title("Original vs compressed")
 st.markdown("Drag the **Pruning rate** and **Bit width** sliders: the compressed copy is rebuilt from the original each time, "
             "and every number below compares the two on the same test images.")
 st.caption(ui.describe_setup(setup))
+ui.summary_box(setup)
 ui.metric_cards(report)
 rounded = report.sparsity - setup.compression.prune_amount
 if setup.compression.quantized and rounded > 0.01:

@@ -130,6 +130,9 @@ PAGE_CASES = [  # page, key, value in the link, value in the widget, another val
     ("families", "families_metric", "agreement", "agreement", "spearman_abs_mean", {}),
     ("families", "families_method", "grad_cam", "grad_cam", "integrated_gradients", {}),
     ("families", "families_seeds", "2", 2, 3, {}),
+    ("diagnosis", "diag_matrix", "original", "original", "compressed", {}),
+    ("diagnosis", "diag_group", "right_both", "right_both", "wrong_same", {}),
+    ("diagnosis", "diag_first", "5", 5, 6, {"diag_group": "right_both"}),
 ]
 
 

@@ -10,6 +10,8 @@
 
 Pages import what they need from here: `setup = ui.current_setup()`, then cached calls.
 """
+from ui.cache import comparison_summary, diagnosis, diagnosis_figures  # issue 10 §1, §4
+from ui.diagnosis_view import summary_box
 from ui.cache import (_training_job, available_methods, compressed_maps, compressed_model,
                       dataset, families_table, freeze_heap, largest_layer, layer_labels, metrics_csv, original_evaluation,
                       original_maps, own_input, own_maps, own_predictions, pie_table, population_saliency, prefetch_population,
@@ -42,6 +44,7 @@ from ui.url_state import fit as fit_setting
 from ui.url_state import sync as sync_url
 
 __all__ = [
+    "comparison_summary", "diagnosis", "diagnosis_figures", "summary_box",  # issue 10 §1, §4
     "OWN_MODEL_FILE_KEY", "SETTINGS", "Setup", "UploadedTrain", "_training_job", "ab_clear", "ab_freeze",
     "ab_frozen_setup", "ab_swap", "accept_own_model",
     "all_lessons", "available_methods", "chart", "compressed_maps", "compressed_model", "current_setup",

@@ -229,7 +229,7 @@ def report(setup: Setup) -> CompressionReport:
 
 @st.cache_resource(max_entries=1, show_spinner=False)
 def _prefetcher() -> Prefetcher:
-    return Prefetcher(report)
+    return Prefetcher(_prefetch_move)  # the report and the summary in words (issue 10 §4, below)
 
 
 def prefetch_neighbours(setup: Setup) -> None:
@@ -673,6 +673,8 @@ def families_table(train: TrainConfig, cfg: FamiliesConfig) -> pd.DataFrame:
     """Every family's line at the sidebar's other settings, per seed (measured once, shared; a copy)."""
     trained_models([replace(train, seed=train.seed + s) for s in cfg.seeds])
     return _finished(_families_job, (train, cfg), "Compressing with every family").copy()
+
+
 # ---------------------------------------------------------------- deployment (issue 9 §1-2: real files, measured)
 # One latency measurement at a time: two at once on the 2 shared cores would time each other.
 _DEPLOY_LOCK = threading.Lock()
@@ -717,3 +719,66 @@ def deployment(setup: Setup, attempt: int = 0) -> tuple[deploy_latency.Measureme
     """The measurement of this setting (with a live progress bar while it runs) and its compressed artifacts."""
     measured = _finished(_deploy_job, (setup, attempt), "Exporting and timing the original and the compressed model")
     return measured, deploy_artifacts(setup, _model(setup.train))
+
+
+# ---------------------------------------------------------------- diagnosis and the summary in words (issue 10 §1, §4)
+# Imported here so that this part stays one block (E402 is intended).
+from core import summary  # noqa: E402
+from core.explain import stroke  # noqa: E402
+from core.figures import diagnosis as figures_diagnosis  # noqa: E402
+from core.studies import diagnosis as diagnosis_study  # noqa: E402
+
+SUMMARY_PROBES = 64          # test images whose maps tell whether the explanations moved (class-stratified, fixed)
+SUMMARY_METHOD = "saliency"  # the cheapest map (one gradient): the summary is on the slider's path
+GALLERY_SIZE = 10            # tiles per view of a group (two rows of five beside the sidebar at 1280 px)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def diagnosis(setup: Setup) -> diagnosis_study.Diagnosis:
+    """Confusion matrices, image groups and calibration of original vs compressed (from the cached report)."""
+    rep = report(setup)
+    return diagnosis_study.diagnose(rep.original, rep.compressed, dataset(setup.train.dataset).classes)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def explanation_shift(setup: Setup) -> stroke.ExplanationShift:
+    """How far the compressed model's saliency maps moved, on SUMMARY_PROBES fixed test images."""
+    data = dataset(setup.train.dataset)
+    probes = tuple(int(i) for i in probe_indices(data.y_test, SUMMARY_PROBES))
+    return stroke.explanation_shift(original_maps(setup.train, probes, SUMMARY_METHOD),
+                                    compressed_maps(setup, probes, SUMMARY_METHOD), data.x_test[list(probes)],
+                                    SUMMARY_METHOD)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def comparison_summary(setup: Setup) -> summary.Summary:
+    """The comparison in words (core.summary) for the sidebar's setting."""
+    return summary.summarize(report(setup), diagnosis(setup), explanation_shift(setup),
+                             summary.stroke_words(setup.train.dataset))
+
+
+def _prefetch_move(setup: Setup) -> None:
+    """What the Overview needs after a pruning step: the report, then the summary (its maps ~30 ms more)."""
+    report(setup)
+    comparison_summary(setup)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def diagnosis_figures(setup: Setup) -> dict[str, go.Figure]:
+    """The Diagnosis page's charts: "original", "compressed", "change" (confusion) and "reliability"."""
+    diag = diagnosis(setup)
+    return {"change": figures_diagnosis.confusion_change_heatmap(diag.confusion_change, diag.classes),
+            "original": figures_diagnosis.confusion_heatmap(diag.confusion_original, diag.classes, "Original model"),
+            "compressed": figures_diagnosis.confusion_heatmap(diag.confusion_compressed, diag.classes,
+                                                              "Compressed model"),
+            "reliability": figures_diagnosis.reliability_diagram(diag.calibration_original,
+                                                                 diag.calibration_compressed)}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def diagnosis_gallery(setup: Setup, group: str, first: int) -> list[figures_diagnosis.Tile]:
+    """Up to GALLERY_SIZE tiles of group `group`'s test images, from its `first` on."""
+    rep, data = report(setup), dataset(setup.train.dataset)
+    indices = [int(i) for i in diagnosis(setup).members(group)[first:first + GALLERY_SIZE]]
+    return figures_diagnosis.gallery_tiles(data.x_test[indices].numpy(), indices, rep.original, rep.compressed,
+                                           data.classes)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from core import export
 from ui import url_state
 from core.deploy import tables as deploy_tables
-from ui.cache import Setup, _model, compressed_model, dataset, deploy_artifacts, report
+from ui.cache import Setup, _model, comparison_summary, compressed_model, dataset, deploy_artifacts, report
 
 
 def file_stem(setup: Setup) -> str:
@@ -29,13 +29,15 @@ def report_file(setup: Setup, link: str) -> Callable[[], str]:
     """A callable that writes the self-contained HTML report of this comparison (about 5 MB)."""
     original, compressed = _model(setup.train), compressed_model(setup)
     rep, data = report(setup), dataset(setup.train.dataset)
+    sentences = comparison_summary(setup).sentences
     settings = export.settings_rows(setup.train, setup.compression)
     note = ("Made with Compression Lens. The charts are interactive and work offline: hover for values, drag the "
             "sliders under the scrub boards.")
 
     def build() -> str:
         figs = export.comparison_figures(original, compressed, rep, data)
-        return export.report_html("Compression Lens: original vs compressed", settings, rep, figs, link, note)
+        return export.report_html("Compression Lens: original vs compressed", settings, rep, figs, link, note,
+                                  summary=sentences)
     return build
 
 

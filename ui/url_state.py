@@ -29,6 +29,7 @@ from core.explain import attribution
 from core.figures import sanity as figures_sanity
 from core.figures import tradeoff as figures_tradeoff
 from core.studies import scrub
+from core.studies import diagnosis as diagnosis_study
 from core import data as datasets
 from core.compression import CompressionConfig
 from core.compression import controls as compression_controls
@@ -182,6 +183,7 @@ SIDEBAR = {
     **_compression_settings(),
 }
 METHODS = tuple(attribution.METHOD_LABELS)
+DIAGNOSIS_MATRICES = ("change", "original", "compressed")
 PAGE_SETTINGS = {
     "saliency_method": choice(METHODS, page="saliency"),
     "saliency_mode": choice(["by index", "by class", "where the models disagree"], page="saliency"),
@@ -209,6 +211,10 @@ PAGE_SETTINGS = {
     "families_metric": choice(families.METRICS, page="families"),
     "families_method": choice(METHODS, page="families"),
     "families_seeds": whole(1, 3, 1, page="families"),
+    # Diagnosis (issue 10 §1): the confusion view, the group of test images shown, the gallery's first image.
+    "diag_matrix": choice(DIAGNOSIS_MATRICES, page="diagnosis"),
+    "diag_group": choice(diagnosis_study.GROUPS, page="diagnosis"),
+    "diag_first": whole(0, None, 0, page="diagnosis"),  # the page knows how many images the group holds
 }
 APP_WIDE = {
     "page": choice(page_names(), "overview"),      # read by app.py's router, checked here

@@ -1,0 +1,101 @@
+"""Real-browser test of the Diagnosis page and the summary in words, in Debian's Chromium.
+
+Uses the shared server of conftest.py (a fresh model cache: the first page trains LeNet-5, about 10 s).
+Screenshots go to artifacts/ (git-ignored).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
+TRAIN_TIMEOUT_MS = 180_000
+RERUN_TIMEOUT_MS = 60_000
+IDLE_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return app && app.getAttribute('data-test-script-state') === 'notRunning'
+    && !document.querySelector('[data-testid="stStatusWidget"]');
+}"""
+SUMMARY = ".st-key-comparison_summary"
+
+pytestmark = pytest.mark.browser
+
+
+def _expect(locator):
+    from playwright.sync_api import expect
+    return expect(locator)
+
+
+def _wait_idle(page, timeout: float = RERUN_TIMEOUT_MS) -> None:
+    page.wait_for_function(IDLE_JS, timeout=timeout)
+
+
+def _screenshot(page, name: str) -> None:
+    height = page.evaluate("""() => Math.max(...[...document.querySelectorAll(
+        '[data-testid="stMain"], [data-testid="stAppViewContainer"]')].map(e => e.scrollHeight), 720)""")
+    width = page.viewport_size["width"]
+    page.set_viewport_size({"width": width, "height": min(int(height) + 40, 8000)})
+    page.wait_for_timeout(300)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"))
+    page.set_viewport_size({"width": width, "height": 720})
+
+
+def test_open_an_image_from_the_diagnosis_on_the_saliency_page(app_url, page):
+    """The Diagnosis page draws its charts and gallery; a click on Open shows that image on the Saliency page."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(f"{app_url}/?page=diagnosis&prune=90&bits=4")
+    page.get_by_role("heading", name="Which mistakes did compression add?").wait_for(timeout=TRAIN_TIMEOUT_MS)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
+                           timeout=RERUN_TIMEOUT_MS)
+    _wait_idle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text(re.compile(r"now read as")).count() >= 1
+    _screenshot(page, "diagnosis")
+
+    first = page.locator('[class*="st-key-diag_open_"]').first
+    index = int(re.search(r"st-key-diag_open_(\d+)", first.get_attribute("class")).group(1))
+    first.locator("button").first.click()
+    page.get_by_role("heading", name="Do the explanations survive?").wait_for(timeout=RERUN_TIMEOUT_MS)
+    _wait_idle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    _expect(page.get_by_label(re.compile(r"First test image"))).to_have_value(str(index))
+    page.locator(f".st-key-saliency_{index}").wait_for(timeout=RERUN_TIMEOUT_MS)
+    assert f"saliency_index={index}" in page.url and "page=saliency" in page.url
+
+
+def test_the_summary_follows_the_pruning_slider(app_url, page):
+    """The Overview's summary in words changes when the pruning slider moves (keyboard, two PageUps: 20 %)."""
+    page.goto(f"{app_url}/?page=overview&prune=60")
+    summary = page.locator(SUMMARY)
+    summary.wait_for(timeout=TRAIN_TIMEOUT_MS)
+    _wait_idle(page)
+    before = summary.inner_text()
+    assert before.startswith("In words.")
+    slider = page.get_by_role("slider", name="Pruning rate")
+    slider.focus()
+    page.keyboard.press("PageUp")
+    _expect(slider).to_have_attribute("aria-valuetext", "70%", timeout=RERUN_TIMEOUT_MS)
+    _wait_idle(page)
+    slider.focus()
+    page.keyboard.press("PageUp")
+    _expect(slider).to_have_attribute("aria-valuetext", "80%", timeout=RERUN_TIMEOUT_MS)
+    _wait_idle(page)
+    _expect(summary).not_to_have_text(before, timeout=RERUN_TIMEOUT_MS)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    _screenshot(page, "overview-summary")
+
+
+def test_the_diagnosis_page_on_a_phone(app_url, page):
+    """At 390 px wide the page draws without an error; the screenshot is kept to look at."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{app_url}/?page=diagnosis&prune=90&bits=4")
+    page.get_by_role("heading", name="Which mistakes did compression add?").wait_for(timeout=TRAIN_TIMEOUT_MS)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
+                           timeout=RERUN_TIMEOUT_MS)
+    _wait_idle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    _screenshot(page, "diagnosis-phone")
