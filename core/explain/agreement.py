@@ -42,13 +42,13 @@ def saliency_agreement(a: Tensor, b: Tensor, k: int | None = None) -> dict[str, 
     if not 1 <= k <= pixels:
         raise ValueError(f"k must be between 1 and the number of pixels ({pixels}), got {k}")
     support = (flat_a != 0) | (flat_b != 0)
-    spearman_abs, degenerate = _spearman(flat_a.abs(), flat_b.abs(), support)
+    spearman_abs, degenerate = spearman_on_support(flat_a.abs(), flat_b.abs(), support)
     # Non-negative maps (saliency, SmoothGrad, Grad-CAM) are their own absolute values: the
     # signed correlation is the same number, and ranking is half of this function's cost.
     non_negative = bool((flat_a >= 0).all() and (flat_b >= 0).all())
     result = {
         "spearman_abs": spearman_abs,
-        "spearman": spearman_abs if non_negative else _spearman(flat_a, flat_b, support)[0],
+        "spearman": spearman_abs if non_negative else spearman_on_support(flat_a, flat_b, support)[0],
         "topk": topk_overlap(flat_a.abs(), flat_b.abs(), k),
         "ssim": _ssim(_unit_scale(a3), _unit_scale(b3)),
     }
@@ -57,7 +57,7 @@ def saliency_agreement(a: Tensor, b: Tensor, k: int | None = None) -> dict[str, 
     return {key: v[0] if single else v for key, v in result.items()}
 
 
-def _spearman(x: Tensor, y: Tensor, support: Tensor) -> tuple[Tensor, Tensor]:
+def spearman_on_support(x: Tensor, y: Tensor, support: Tensor) -> tuple[Tensor, Tensor]:
     """Row-wise Spearman (Pearson of average ranks) on the `support` pixels only; (rho, degenerate).
 
     Outside the support the values become NaN, which scipy's rankdata leaves unranked

@@ -15,7 +15,7 @@ from torch import Tensor
 
 # The agreement module's own rank correlation, alone: saliency_agreement also computes top-k overlap and
 # SSIM, which the summary does not show, and doubles the cost on the slider's path (30 vs 14 ms, 64 maps).
-from core.explain.agreement import _spearman
+from core.explain.agreement import spearman_on_support
 
 INK_THRESHOLD = 0.3  # of the black-to-white range: MNIST strokes' anti-aliased rims stay ink, faint noise does not
 
@@ -75,7 +75,7 @@ def explanation_shift(original_maps: Tensor, compressed_maps: Tensor, x: Tensor,
     if original_maps.shape != compressed_maps.shape:
         raise ValueError(f"maps differ in shape: {tuple(original_maps.shape)} vs {tuple(compressed_maps.shape)}")
     a, b = (m.detach().to(torch.float64).flatten(1).abs() for m in (original_maps, compressed_maps))
-    rank, _ = _spearman(a, b, (a != 0) | (b != 0))  # as saliency_agreement's "spearman_abs"
+    rank, _ = spearman_on_support(a, b, (a != 0) | (b != 0))  # as saliency_agreement's "spearman_abs"
     (share_o, empty_o), (share_c, empty_c) = (stroke_share(m, x) for m in (original_maps, compressed_maps))
     chance = ink_mask(x).to(torch.float64).mean(dim=(1, 2))
     return ExplanationShift(method, len(x), float(rank.mean()), _mean_of_full(share_o, empty_o),
