@@ -72,6 +72,9 @@ class Step:
     summary: ClassVar[str] = ""     # one line: what the family does (sidebar help, README, lessons)
     off_words: ClassVar[str] = ""   # words for the step switched off, when a description should say so
     always_open: ClassVar[bool] = False  # its sidebar group is always shown open (else collapsed while off)
+    # Steps this one takes the place of when both are set (both set the stored values, say): the pipeline
+    # skips them, and cfg.problems() says which one applies.
+    replaces: ClassVar[tuple[str, ...]] = ()
 
     def active(self) -> bool:
         """Whether this setting changes the model at all (inactive steps are skipped)."""
