@@ -30,7 +30,7 @@ from core.studies.population import (class_accuracy, class_impact, compress_popu
 from core.explain.sanity import cascading_randomization, randomized_maps
 from core.studies import sweeps
 from core.studies.sweeps import SPARSITIES, SweepConfig, probe_indices, sweep_problem
-from core.training import TrainConfig, TrainResult, checkpoint_path, load_or_train
+from core.training import TrainConfig, TrainResult, checkpoint_path, load_or_train, with_calibration
 from core import digits as own_digit
 from core import export
 from core.figures import scrub as figures_scrub
@@ -617,7 +617,8 @@ def _session_upload(digest: str) -> uploads.UploadedWeights:
 def _uploaded_model(digest: str, _upload: uploads.UploadedWeights) -> nn.Module:
     """The shared model holding uploaded weights, keyed by their sha256 (`_upload` is not hashed)."""
     data = dataset(_upload.dataset)
-    return uploads.build_model(_upload, data.input_shape, data.num_classes).requires_grad_(False)
+    model = uploads.build_model(_upload, data.input_shape, data.num_classes).requires_grad_(False)
+    return with_calibration(model, data)  # activation ranges calibrate on the data set's training images
 
 
 @st.cache_data(max_entries=16, show_spinner="Compressing and measuring every stop of the slider…")

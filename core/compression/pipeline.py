@@ -143,6 +143,9 @@ def compress(model: nn.Module, cfg: Any, calibration: Tensor | None = None) -> n
     """
     compressed = copy.deepcopy(model)
     context = Context(model, calibration)
+    images = calibration if calibration is not None else registry.calibration_of(model)
+    if images is not None:  # a compressed copy calibrates like its source (compressed again, fine-tuned)
+        registry.set_calibration(compressed, images)
     with torch.no_grad():
         for step in cfg.pipeline():
             step.apply(compressed, context)

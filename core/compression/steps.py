@@ -160,6 +160,11 @@ def set_calibration(model: nn.Module, images: Tensor) -> None:
     _CALIBRATION[model] = images
 
 
+def calibration_of(model: nn.Module) -> Tensor | None:
+    """The training images registered for `model` (None: none)."""
+    return _CALIBRATION.get(model)
+
+
 STEPS: dict[str, type[Step]] = {}
 
 
