@@ -183,3 +183,12 @@ def test_calibration_images_come_with_every_trained_model(tmp_path):
     with pytest.raises(ValueError, match="calibration images"):
         compress(bare, CompressionConfig(act_bits=8))
     assert compress(bare, CompressionConfig(act_bits=8), calibration=data.x_train[:64]) is not None
+
+
+def test_scrub_walks_the_new_controls_at_16_bit_precision(small):
+    from core.studies import scrub
+
+    data, model = small
+    for control in ("act_bits", "share"):
+        series = scrub.scrub_series(model, CompressionConfig(precision="bf16"), control, data.x_test, data.y_test)
+        assert len(series.accuracy) == len(scrub.stops(control)) and np.isfinite(series.size_bytes).all()
