@@ -1,6 +1,8 @@
 """The weight sharing and activations/precision controls in the app: generated sidebar groups, links, notices."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import open_app
 
@@ -39,6 +41,8 @@ def test_sharing_with_a_bit_width_says_which_applies():
     _healthy(at)
     assert any("bit width set under Quantization is not used" in c.value for c in at.sidebar.caption)
     assert "quantization" not in at.caption[0].value and "3-bit weight sharing" in at.caption[0].value
+    titles = [json.loads(e.proto.spec)["layout"]["title"]["text"] for e in at.get("plotly_chart")]
+    assert titles and all("3-bit" in t for t in titles), titles  # the histograms name sharing's bits
 
 
 @pytest.mark.parametrize("key, raw, expected, notice", [

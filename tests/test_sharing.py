@@ -157,3 +157,12 @@ def test_a_layer_without_weights_left_is_all_zeros():
     with torch.no_grad():
         layer.weight.zero_()
     assert torch.equal(sharing.share_weight(layer.weight, 3), torch.zeros(2, 3))
+
+
+def test_stored_codes_rebuild_the_weights(setup):
+    _, model = setup
+    shared = compress(model, CompressionConfig(share_bits=3, prune_amount=0.7))
+    for name, (codebook, indices) in sharing.stored_codes(shared).items():
+        weight = dict(prunable_layers(shared))[name].weight
+        assert codebook.numel() <= 8 and indices.dtype == torch.uint8
+        assert torch.equal(torch.cat([torch.zeros(1), codebook])[indices.long()], weight)

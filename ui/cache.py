@@ -276,8 +276,20 @@ def weight_histograms(setup: Setup) -> dict[str, go.Figure]:
     """One overlaid histogram per prunable layer, keyed by layer name."""
     original, compressed = _model(setup.train), compressed_model(setup)
     return {name: figures.weight_histogram(layers.weight_of(original, name), layers.weight_of(compressed, name),
-                                           label, setup.compression.weight_bits)
+                                           label, _stored_bits(setup.compression))
             for name, label in layer_labels(setup.train).items()}
+
+
+# ---- weight sharing, activations and precision (issue 8, part "codes")
+def _stored_bits(cfg: CompressionConfig) -> int:
+    """Bits per weight a histogram's title names: sharing's index bits (it replaces the bit width),
+    else the bit width in use, else the number format (16 for fp16/bf16)."""
+    running = {step.name for step in cfg.pipeline()}
+    if "share" in running:
+        return cfg.share_bits
+    if "quantize" in running:
+        return cfg.weight_bits
+    return 16 if cfg.precision != "fp32" else 32
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

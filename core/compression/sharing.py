@@ -71,6 +71,23 @@ def share_weight(weight: Tensor, bits: int) -> Tensor:
     return _rebuild(weight, centroids, labels)
 
 
+def stored_codes(model: nn.Module) -> dict[str, tuple[Tensor, Tensor]]:
+    """Each prunable layer of a weight-shared `model` as stored: {layer: (codebook (m,) float32, indices)}.
+
+    indices has the weight's shape, dtype uint8 when m < 256 (else int64): 0 for a zero (pruned)
+    weight, k + 1 for codebook[k]; so `cat([0, codebook])[indices]` is the weight. For Export.
+    The model is only read.
+    """
+    out = {}
+    for name, module in prunable_layers(model):
+        flat = module.weight.detach().to(torch.float32).reshape(-1)
+        codebook, inverse = torch.unique(flat[flat != 0], return_inverse=True)
+        indices = torch.zeros(flat.numel(), dtype=torch.uint8 if codebook.numel() < 256 else torch.int64)
+        indices[flat != 0] = (inverse + 1).to(indices.dtype)
+        out[name] = (codebook, indices.view(module.weight.shape))
+    return out
+
+
 def _codebook(weight: Tensor, bits: int) -> tuple[np.ndarray, np.ndarray]:
     flat = weight.detach().to(torch.float32).reshape(-1)
     values = flat[flat != 0].numpy()
