@@ -120,6 +120,9 @@ def test_deep_copies_and_pickles_keep_their_hooks(small):
     for twin in (copy.deepcopy(compressed), pickle.loads(pickle.dumps(compressed))):
         assert torch.equal(twin(data.x_test[:20]), expected)
     assert torch.equal(compress(compressed, CompressionConfig())(data.x_test[:20]), expected)
+    again = compress(compressed, CompressionConfig(act_bits=3, precision="bf16"))  # re-done, not stacked
+    hooks = sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in again.modules())
+    assert hooks == len(prunable_layers(again)) + 2 and torch.isfinite(again(data.x_test[:20])).all()
 
 
 def _agreement(model, x, dtype):

@@ -134,6 +134,15 @@ class CastOutput:
         return output.to(torch.float32) if isinstance(output, Tensor) else output
 
 
+def _undo(model: nn.Module) -> None:
+    """Remove this step's hooks from `model` (the pipeline's copy) and bring it back to float32."""
+    for module in model.modules():
+        for hooks in (module._forward_pre_hooks, module._forward_hooks):
+            for key in [k for k, hook in hooks.items() if isinstance(hook, (FakeQuantInput, CastInputs, CastOutput))]:
+                del hooks[key]
+    model.to(torch.float32)  # exact: fp16 and bf16 values are fp32 values
+
+
 def _digest(model: nn.Module) -> str:
     h = hashlib.blake2b(digest_size=16)
     for name, tensor in model.state_dict().items():
@@ -176,6 +185,7 @@ class Activations(Step):
         return tuple({"act_bits": b} for b in (8, 6, 5, 4, 3, 2))
 
     def apply(self, model: nn.Module, context: Context) -> None:
+        _undo(model)  # a model this step already made (compressed again): start from its float32 self
         if self.act_bits != ACT_OFF:
             self._quantize_inputs(model, context)
         if self.precision != "fp32":
