@@ -28,6 +28,7 @@ def test_groups_are_collapsed_while_off_and_open_when_a_link_sets_them():
     _healthy(at)
     assert not at.warning
     assert _groups(at) == {"Weight sharing": True, "Activations and precision": True}
+    assert any("not a speed-up" in c.value for c in at.sidebar.caption)
     assert (at.session_state["share"], at.session_state["act_bits"], at.session_state["precision"]) == (4, 8, "fp16")
     setup = at.caption[0].value
     assert "4-bit weight sharing" in setup and "8-bit activations (histogram range)" in setup and "fp16" in setup

@@ -184,6 +184,15 @@ class Activations(Step):
     def sweep_points(self) -> tuple[dict[str, Any], ...]:
         return tuple({"act_bits": b} for b in (8, 6, 5, 4, 3, 2))
 
+    def notes(self) -> list[str]:
+        out = []
+        if self.act_bits == ACT_OFF and self.act_observer != "minmax":
+            out.append("The activation range is used only when activation bits are set (below 32).")
+        if self.precision != "fp32":
+            out.append("16-bit floats run slower than fp32 on this computer: they show what the precision "
+                       "does, not a speed-up.")
+        return out
+
     def apply(self, model: nn.Module, context: Context) -> None:
         _undo(model)  # a model this step already made (compressed again): start from its float32 self
         if self.act_bits != ACT_OFF:
