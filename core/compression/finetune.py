@@ -16,7 +16,8 @@ What is held fixed and what is trained, per family:
   (w + (q(w) - w).detach()). The mask holds pruned weights at zero (`fine_tune_quantized`).
 
 `compress_fine_tuned` runs the steps that make the structure (up to pruning), fine-tunes as above
-for the code in use (sharing if set, else quantization, else the mask alone), then runs the
+for the code in use (sharing if set, else quantization when asked for `quantization_aware`, else
+the mask alone, then rounding), then runs the
 remaining steps on the result: sharing leaves an already shared layer as it is, quantization of
 the QAT-trained latent weights gives the very codes the forward used, and activation ranges are
 calibrated on the fine-tuned model (they are not trained).
@@ -153,13 +154,16 @@ def fine_tune_quantized(model: nn.Module, code: Quantize, x: Tensor, y: Tensor, 
 
 
 def compress_fine_tuned(model: nn.Module, cfg: CompressionConfig, x: Tensor, y: Tensor, epochs: int,
-                        lr: float = 1e-3, seed: int = 0) -> nn.Module:
+                        lr: float = 1e-3, seed: int = 0, quantization_aware: bool = False) -> nn.Module:
     """Compress as `cfg` says with recovery fine-tuning for `epochs` on (x, y) (see the module docstring).
 
     The structure (steps up to pruning) first; then, with epochs > 0: sharing set, its centroids are
-    trained (assignments fixed); else quantization set, quantization-aware training with the
-    straight-through estimator; else pruning set, the weights left (mask fixed). Then the remaining
-    steps. With epochs == 0 this equals `compress(model, cfg)`. The input model is not modified.
+    trained (assignments and zeros fixed); else, quantization set and `quantization_aware`,
+    quantization-aware training with the straight-through estimator (mask fixed); else, pruning set,
+    the weights left are trained (mask fixed) and quantization, if set, rounds them afterwards (the
+    default, which the Trade-offs tables reproduce: one fine-tuned model serves every bit width).
+    Then the remaining steps. With epochs == 0 this equals `compress(model, cfg)`. The input model is
+    not modified.
     """
     # The steps up to pruning change which weights exist; the later ones (codes, activations) are
     # applied to the fine-tuned weights. They keep exact zeros, so the mask survives the second pass.
@@ -169,7 +173,7 @@ def compress_fine_tuned(model: nn.Module, cfg: CompressionConfig, x: Tensor, y: 
     running = {step.name for step in cfg.pipeline()}
     if epochs > 0 and "share" in running:
         tuned = fine_tune_codebooks(compress(tuned, cfg.only("share")), x, y, epochs, lr=lr, seed=seed)
-    elif epochs > 0 and "quantize" in running:
+    elif epochs > 0 and "quantize" in running and quantization_aware:
         tuned = fine_tune_quantized(tuned, cfg.step("quantize"), x, y, epochs, lr=lr, seed=seed)
     elif epochs > 0 and cfg.prune_amount > 0:
         tuned = fine_tune(tuned, x, y, epochs, lr=lr, seed=seed)
