@@ -30,7 +30,7 @@ from core.figures import maps as figures_maps
 from core.figures import scrub as figures_scrub
 from core.studies import scrub
 from core.explain.attribution import attribute
-from core.compression import CompressionConfig
+from core.compression import CompressionConfig, controls
 from core.data import Dataset
 from core.figures import figure_caption, format_bytes, format_percent, format_ratio
 from core.layers import labels_for, layer_labels, weight_of
@@ -177,13 +177,21 @@ def report_html(title: str, settings: Mapping[str, str], report: CompressionRepo
     return "".join(parts)
 
 
+def _scrubbed(cfg: CompressionConfig) -> list[str]:
+    """The scrub boards a report shows: the main sliders', and those of the families `cfg` uses."""
+    owners = {c.url: step for step, c in controls().values()}
+    running = {step.name for step in cfg.pipeline()}
+    return [key for key, (_, c) in scrub.SCRUBBED.items() if c.main or owners[key] in running]
+
+
 def comparison_figures(original: nn.Module, compressed: nn.Module, report: CompressionReport, data: Dataset,
                        images: Sequence[int] = (0, 1, 2), method: str = "saliency") -> list[tuple[str, go.Figure]]:
     """The figures of a report, as (heading, figure): what the app's pages show for this comparison.
 
     Per-class accuracy, sparsity per layer, every layer's weight histogram, saliency rows of test
-    images `images` (both maps explain the original's prediction), and the two scrub boards
-    (pruning rate and bit width, each opening at the report's own setting). Models only read.
+    images `images` (both maps explain the original's prediction), and the scrub boards of the
+    pruning rate and bit width, plus those of other families the setting uses (each opening at the
+    report's own setting). Models only read.
     """
     cfg, labels = report.config, layer_labels(original)
     out = [("Accuracy per class", figures.per_class_accuracy(data.classes, report.original.per_class_accuracy,
@@ -200,7 +208,7 @@ def comparison_figures(original: nn.Module, compressed: nn.Module, report: Compr
     out += [(f"Saliency, test image {i}", figures_maps.saliency_row(data.x_test[i], maps_o[n], maps_c[n]))
             for n, i in enumerate(rows)]
     largest = max(labels, key=lambda name: weight_of(original, name).numel())
-    for control in scrub.CONTROLS:
+    for control in _scrubbed(cfg):
         base = scrub.neutral(cfg, control)
         series = scrub.scrub_series(original, base, control, data.x_test, data.y_test, report.original)
         maps = scrub.scrub_maps(original, base, control, data.x_test[rows[0]], method)

@@ -1,6 +1,7 @@
 """Which layers of a model are compressed, named the same way everywhere."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
@@ -38,5 +39,8 @@ def labels_for(layers: list[tuple[bool, tuple[int, ...]]]) -> list[str]:
 
 
 def weight_of(model: nn.Module, name: str):
-    """The weight tensor of the prunable layer called `name` (shared: do not modify it)."""
-    return dict(prunable_layers(model))[name].weight.detach()
+    """The weight tensor of the prunable layer called `name`, as float32 (shared: do not modify it).
+
+    A model computed in fp16 or bf16 (core.compression.activations) holds its weights in that dtype;
+    figures read them as float32 (exact: both are subsets of fp32)."""
+    return dict(prunable_layers(model))[name].weight.detach().to(torch.float32)

@@ -17,6 +17,8 @@ import torch
 from torch import Tensor, nn
 
 import models
+from core.compression import set_calibration
+from core.compression.activations import CALIBRATION_IMAGES
 from core.data import Dataset, cache_folder, load_dataset
 
 Progress = Callable[[float, str], None]   # (fraction done 0..1, message)
@@ -171,6 +173,13 @@ def load_checkpoint(cfg: TrainConfig, path: Path, data: Dataset) -> nn.Module:
     return model.eval()
 
 
+def with_calibration(model: nn.Module, data: Dataset) -> nn.Module:
+    """`model`, with its first training images registered for compression steps that calibrate
+    (activation ranges): every trained model of the app comes through here (`load_or_train`)."""
+    set_calibration(model, data.x_train[:CALIBRATION_IMAGES])
+    return model
+
+
 def load_or_train(cfg: TrainConfig, data: Dataset | None = None, cache_dir: str | Path | None = None,
                   progress: Progress | None = None) -> TrainResult:
     """The trained model for `cfg`: from the disk cache when it is intact, else trained and cached.
@@ -183,10 +192,10 @@ def load_or_train(cfg: TrainConfig, data: Dataset | None = None, cache_dir: str 
     notice = None
     if path.exists():
         try:
-            return TrainResult(load_checkpoint(cfg, path, data), from_cache=True)
+            return TrainResult(with_calibration(load_checkpoint(cfg, path, data), data), from_cache=True)
         except (ValueError, RuntimeError) as err:
             notice = f"The saved model at {path} was damaged ({err}); it was retrained."
-    model = train(cfg, data, progress)
+    model = with_calibration(train(cfg, data, progress), data)
     try:
         save_checkpoint(model, cfg, path)
     except OSError as err:

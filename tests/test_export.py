@@ -14,7 +14,7 @@ from safetensors.torch import load as safetensors_load
 
 import models
 from core import export
-from core.compression import CompressionConfig, compress
+from core.compression import CompressionConfig, compress, set_calibration
 from core.data import Dataset
 from core.metrics import compression_report, layer_table
 from core.training import TrainConfig
@@ -32,6 +32,7 @@ def setting():
     x, y = torch.randn(30, *SHAPE, generator=g), torch.randint(0, K, (30,), generator=g)
     data = Dataset(name="tiny", classes=tuple(str(i) for i in range(K)), input_shape=SHAPE, x_train=x, y_train=y,
                    x_test=x, y_test=y)
+    set_calibration(original, x)  # as every trained model has (the activation scrub calibrates on them)
     cfg = CompressionConfig(prune_amount=0.6, weight_bits=4)
     compressed = compress(original, cfg)
     report = compression_report(original, compressed, cfg, x, y)
@@ -142,3 +143,13 @@ def test_report_opens_offline_in_chromium_with_every_figure(setting, tmp_path, b
     assert frames[-2:] == [21, 9]  # the scrub boards kept their frames
     others = [u for u in requests if not u.startswith("data:") and u != path.as_uri()]
     assert others == [], others
+
+
+def test_a_shared_setting_adds_its_own_scrub_board(setting):
+    original, _, _, data, _, _ = setting
+    cfg = CompressionConfig(prune_amount=0.6, share_bits=3, act_bits=8)
+    compressed = compress(original, cfg)
+    report = compression_report(original, compressed, cfg, data.x_test, data.y_test)
+    headings = [h for h, _ in export.comparison_figures(original, compressed, report, data, images=(0,))]
+    assert headings[-4:] == ["Scrub: pruning rate", "Scrub: shared values per layer", "Scrub: bit width",
+                             "Scrub: activation bits"]

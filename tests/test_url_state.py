@@ -70,6 +70,10 @@ SIDEBAR_CASES = [  # key, value in the link, value in the widget, another value 
     ("scheme", "affine", "affine", "symmetric"),
     ("granularity", "per_tensor", "per_tensor", "per_channel"),
     ("range", "twn", "twn", "minmax"),
+    ("share", "4", 4, 2),
+    ("act_bits", "8", 8, 4),
+    ("act_range", "histogram", "histogram", "minmax"),
+    ("precision", "bf16", "bf16", "fp16"),
 ]
 
 

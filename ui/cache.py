@@ -31,7 +31,7 @@ from core.studies.population import (class_accuracy, class_impact, compress_popu
 from core.explain.sanity import cascading_randomization, randomized_maps
 from core.studies import sweeps
 from core.studies.sweeps import SPARSITIES, SweepConfig, probe_indices, sweep_problem
-from core.training import TrainConfig, TrainResult, checkpoint_path, load_or_train
+from core.training import TrainConfig, TrainResult, checkpoint_path, load_or_train, with_calibration
 from core import digits as own_digit
 from core import export
 from core.figures import scrub as figures_scrub
@@ -281,8 +281,20 @@ def weight_histograms(setup: Setup) -> dict[str, go.Figure]:
     """One overlaid histogram per prunable layer, keyed by layer name."""
     original, compressed = _model(setup.train), compressed_model(setup)
     return {name: figures.weight_histogram(layers.weight_of(original, name), layers.weight_of(compressed, name),
-                                           label, setup.compression.weight_bits)
+                                           label, _stored_bits(setup.compression))
             for name, label in layer_labels(setup.train).items()}
+
+
+# ---- weight sharing, activations and precision (issue 8, part "codes")
+def _stored_bits(cfg: CompressionConfig) -> int:
+    """Bits per weight a histogram's title names: sharing's index bits (it replaces the bit width),
+    else the bit width in use, else the number format (16 for fp16/bf16)."""
+    running = {step.name for step in cfg.pipeline()}
+    if "share" in running:
+        return cfg.share_bits
+    if "quantize" in running:
+        return cfg.weight_bits
+    return 16 if cfg.precision != "fp32" else 32
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -622,7 +634,8 @@ def _session_upload(digest: str) -> uploads.UploadedWeights:
 def _uploaded_model(digest: str, _upload: uploads.UploadedWeights) -> nn.Module:
     """The shared model holding uploaded weights, keyed by their sha256 (`_upload` is not hashed)."""
     data = dataset(_upload.dataset)
-    return uploads.build_model(_upload, data.input_shape, data.num_classes).requires_grad_(False)
+    model = uploads.build_model(_upload, data.input_shape, data.num_classes).requires_grad_(False)
+    return with_calibration(model, data)  # activation ranges calibrate on the data set's training images
 
 
 @st.cache_data(max_entries=16, show_spinner="Compressing and measuring every stop of the slider…")

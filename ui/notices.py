@@ -32,8 +32,14 @@ WHAT = {
 
 
 def describe(key: str) -> str:
-    """What setting `key` is, as a noun phrase ("a bit width"); a plain fallback for new settings."""
-    return WHAT.get(key, f"a value for {key.replace('_', ' ')}")
+    """What setting `key` is, as a noun phrase ("a bit width"); for a compression control not named in
+    WHAT, its sidebar label ("a setting of “Activation bits”"); else a plain fallback."""
+    if key in WHAT:
+        return WHAT[key]
+    from core.compression import controls  # the registry names every compression control
+
+    labels = {c.url: c.label for _, c in controls().values()}
+    return f"a setting of “{labels[key]}”" if key in labels else f"a value for {key.replace('_', ' ')}"
 
 
 def quoted(key: str, raw: str) -> str:

@@ -58,30 +58,48 @@ def _step(self, name: str) -> Step:
     return cls(**{f.name: getattr(self, f.name) for f in dataclasses.fields(cls)})
 
 
-def _pipeline(self) -> list[Step]:
-    """The steps this config switches on, in pipeline order."""
+def _switched_on(self) -> list[Step]:
     return [step for step in (self.step(name) for name in registry.ordered()) if step.active()]
 
 
+def _replaced(self) -> set[str]:
+    return {name for step in _switched_on(self) for name in step.replaces}
+
+
+def _pipeline(self) -> list[Step]:
+    """The steps this config switches on, in pipeline order (less those another active step replaces)."""
+    replaced = _replaced(self)
+    return [step for step in _switched_on(self) if step.name not in replaced]
+
+
+FLOAT_LEVELS = 2**16  # a code with this many values or more is a float format (fp16, bf16, fp32)
+
+
 def _weight_code(self, weight: Tensor) -> WeightCode:
-    """How a compressed layer weight is stored: the code of the last active step that sets one."""
-    for step in reversed(self.pipeline()):
-        code = step.weight_code(weight)
-        if code is not None:
-            return code
-    return FP32_CODE
+    """How a compressed layer weight is stored: the code of the last active step that sets one.
+
+    A float format (fp16 computation) is the code only where no step sets a discrete one: a 4-bit
+    code computed in fp16 is still stored as 4-bit codes."""
+    codes = [code for step in self.pipeline() if (code := step.weight_code(weight)) is not None]
+    discrete = [code for code in codes if code.levels < FLOAT_LEVELS]
+    return (discrete or codes or [FP32_CODE])[-1]
 
 
 def _problems(self) -> list[str]:
-    """Every active step's words for settings that make no sense together (never raised)."""
-    return [text for step in self.pipeline() for text in step.problems()]
+    """Every active step's words for settings that make no sense (never raised), and which step
+    applies where two set the same thing."""
+    replaced = [f"{step.title} and {self.step(name).title.lower()} both set the stored weights: "
+                f"{step.title.lower()} applies, so {self.step(name).describe()} is not used."
+                for step in self.pipeline() for name in step.replaces if self.step(name).active()]
+    return replaced + [text for step in self.pipeline() for text in step.problems()]
 
 
 def _describe(self) -> str:
     """Every step in words, in pipeline order: the active ones' settings, "no pruning" for main ones off."""
+    running, replaced = {step.name for step in self.pipeline()}, _replaced(self)
     steps = (self.step(name) for name in registry.ordered())
-    return ", ".join(step.describe() if step.active() else step.off_words
-                     for step in steps if step.active() or step.off_words)
+    return ", ".join(step.describe() if step.name in running else step.off_words for step in steps
+                     if step.name in running or (step.off_words and step.name not in replaced))
 
 
 def _only(self, *names: str) -> Any:
@@ -113,7 +131,7 @@ def _build_config() -> type:
         "__post_init__": _post_init, "step": _step, "pipeline": _pipeline, "weight_code": _weight_code,
         "problems": _problems, "notes": _notes, "describe": _describe, "only": _only, "split": _split,
         # The two settings most pages speak of, by their old names.
-        "quantized": property(lambda self: self.step("quantize").active()),
+        "quantized": property(lambda self: any(step.name == "quantize" for step in self.pipeline())),
         "range_used": property(lambda self: self.step("quantize").range_used),
     }
     cls = dataclasses.make_dataclass("CompressionConfig", _config_fields(), frozen=True, namespace=namespace)
@@ -136,6 +154,9 @@ def compress(model: nn.Module, cfg: Any, calibration: Tensor | None = None) -> n
     """
     compressed = copy.deepcopy(model)
     context = Context(model, calibration)
+    images = calibration if calibration is not None else registry.calibration_of(model)
+    if images is not None:  # a compressed copy calibrates like its source (compressed again, fine-tuned)
+        registry.set_calibration(compressed, images)
     with torch.no_grad():
         for step in cfg.pipeline():
             step.apply(compressed, context)

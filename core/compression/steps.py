@@ -73,6 +73,9 @@ class Step:
     off_words: ClassVar[str] = ""   # words for the step switched off, when a description should say so
     always_open: ClassVar[bool] = False  # its sidebar group is always shown open (else collapsed while off)
     pairs_with: ClassVar[tuple[str, ...]] = ()  # steps it is commonly combined with (a line of the comparison)
+    # Steps this one takes the place of when both are set (both set the stored values, say): the pipeline
+    # skips them, and cfg.problems() says which one applies.
+    replaces: ClassVar[tuple[str, ...]] = ()
 
     def active(self) -> bool:
         """Whether this setting changes the model at all (inactive steps are skipped)."""
@@ -156,6 +159,11 @@ _CALIBRATION: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def set_calibration(model: nn.Module, images: Tensor) -> None:
     """Register training images (N, C, H, W) for steps that calibrate on `model` (read-only use)."""
     _CALIBRATION[model] = images
+
+
+def calibration_of(model: nn.Module) -> Tensor | None:
+    """The training images registered for `model` (None: none)."""
+    return _CALIBRATION.get(model)
 
 
 STEPS: dict[str, type[Step]] = {}

@@ -22,6 +22,8 @@ import pandas as pd
 from torch import nn
 
 from core.compression import STEPS, CompressionConfig, compress, get_step, ordered
+from core.compression.activations import CALIBRATION_IMAGES
+from core.compression.steps import calibration_of
 from core.data import Dataset
 from core.metrics import FP32_BITS, layer_stats, model_storage_bits, parameter_count
 from core.studies.sweep_plan import CONFIG_COLUMNS, SweepConfig
@@ -89,10 +91,13 @@ def measure_families(originals: nn.Module | Sequence[nn.Module], data: Dataset, 
              for line in [*lines(cfg.base), Line("current", "Sidebar setting", (cfg.base,))]
              for k, point in enumerate(line.points)]
     input_shape = tuple(data.x_test.shape[1:])
+    # Steps that calibrate (activations) use the model's registered training images, else the data's.
+    images = [calibration_of(m) if calibration_of(m) is not None else data.x_train[:CALIBRATION_IMAGES]
+              for m in models]
 
     def run(task: tuple) -> dict:
         i, key, label, k, point = task
-        compressed = compress(models[i], point)
+        compressed = compress(models[i], point, calibration=images[i])
         size = model_storage_bits(compressed, layer_stats(compressed, input_shape, point)) / 8
         measured = measure_point(compressed, refs[i], data, sweep, full=False)
         original = FP32_BITS * parameter_count(models[i]) / 8

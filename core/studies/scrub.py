@@ -126,8 +126,8 @@ def scrub_series(original: nn.Module, base: CompressionConfig, control: str, x_t
         cfg = stop_config(base, control, stop)
         compressed = compress(original, cfg)
         reports.append(compression_report(original, compressed, cfg, x_test, y_test, original_eval=original_eval))
-        weights.append({name: m.weight.detach().numpy().ravel() for name, m in prunable_layers(compressed)})
-    before = {name: m.weight.detach().numpy().ravel() for name, m in prunable_layers(original)}
+        weights.append({name: m.weight.detach().float().numpy().ravel() for name, m in prunable_layers(compressed)})
+    before = {name: m.weight.detach().float().numpy().ravel() for name, m in prunable_layers(original)}
     rows = [(r.compressed.accuracy, r.size_compressed_bytes, r.compression_ratio, r.sparsity, r.agreement)
             for r in reports]
     accuracy, size, ratio, sparsity, agreement = (np.array(column, dtype=np.float64) for column in zip(*rows))
