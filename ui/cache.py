@@ -23,7 +23,7 @@ from core import data as datasets
 from core import figures, layers
 from core.figures import maps as figures_maps
 from core.explain.attribution import attribute, methods_for
-from core.compression import CompressionConfig, compress
+from core.compression import CompressionConfig, compress, set_calibration
 from core.metrics import CompressionReport, Evaluation, compression_report, evaluate, weight_sparsity
 from core.studies.population import (class_accuracy, class_impact, compress_population, forgotten_examples, pie_curve,
                              population_configs, population_maps, population_predictions)
@@ -51,9 +51,13 @@ def dataset(name: str) -> datasets.Dataset:
     return datasets.load_dataset(name)
 
 
+CALIBRATION_IMAGES = 512  # training images registered with each shared model, for steps that calibrate (APoZ)
+
+
 def _load_shared(cfg: TrainConfig, data: datasets.Dataset, progress: Progress) -> TrainResult:
     result = load_or_train(cfg, data, progress=progress)
     result.model.requires_grad_(False)  # shared: nobody trains it (maps need input grads only)
+    set_calibration(result.model, data.x_train[:CALIBRATION_IMAGES])
     return result
 
 
@@ -617,7 +621,9 @@ def _session_upload(digest: str) -> uploads.UploadedWeights:
 def _uploaded_model(digest: str, _upload: uploads.UploadedWeights) -> nn.Module:
     """The shared model holding uploaded weights, keyed by their sha256 (`_upload` is not hashed)."""
     data = dataset(_upload.dataset)
-    return uploads.build_model(_upload, data.input_shape, data.num_classes).requires_grad_(False)
+    model = uploads.build_model(_upload, data.input_shape, data.num_classes).requires_grad_(False)
+    set_calibration(model, data.x_train[:CALIBRATION_IMAGES])
+    return model
 
 
 @st.cache_data(max_entries=16, show_spinner="Compressing and measuring every stop of the slider…")
