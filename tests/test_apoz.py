@@ -103,3 +103,8 @@ def test_apoz_leaves_the_input_and_its_hooks_alone():
     assert not any(m._forward_hooks for m in model.modules())
     assert Context(model).memo("unused", lambda: 1) == 1  # the memo is per model, no side effect
     assert len(prunable_layers(model)) == 2
+
+
+def test_apoz_is_described_in_words():
+    assert CompressionConfig(prune_amount=0.4, prune_method="apoz").describe().startswith(
+        "40% pruning by activations (APoZ, global)")

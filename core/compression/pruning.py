@@ -93,6 +93,8 @@ class Prune(Step):
         return float(self.prune_amount) > 0.0
 
     def describe(self) -> str:
+        if self.prune_method == "apoz":
+            return f"{self.prune_amount:.0%} pruning by activations (APoZ, {self.prune_scope})"
         return f"{self.prune_amount:.0%} {self.prune_method} pruning ({self.prune_scope})"
 
     def sweep_points(self) -> tuple[dict[str, Any], ...]:
@@ -213,4 +215,5 @@ def _prune_structured(model: nn.Module, amount: float, scope: str, ranking: Rank
             weight = modules[name].weight
             keep = torch.ones(weight.shape[0], dtype=weight.dtype)
             keep[gone] = 0.0
-            prune.custom_from_mask(modules[name], "weight", keep.view(-1, *([1] * (weight.dim() - 1))).expand_as(weight))
+            mask = keep.view(-1, *([1] * (weight.dim() - 1))).expand_as(weight)
+            prune.custom_from_mask(modules[name], "weight", mask)
