@@ -188,3 +188,14 @@ def test_inputs_unchanged_by_coupled_and_apoz_pruning():
         compress(model, CompressionConfig(prune_amount=0.6, prune_method=method))
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_a_coupled_layer_replaced_by_a_sequential_resolves_to_its_last_layer():
+    # As a factoring step would leave it: the stem becomes conv (r filters) -> conv (8 filters).
+    model = _model("resnet_small")
+    stem = model.stem
+    model.stem = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.Conv2d(3, stem.out_channels, 1))
+    groups = {g.layers for g in unit_groups(model)}
+    assert ("stem.1", "block1.conv2") in groups and ("stem.0",) in groups
+    model.coupled_channels = (("missing", "block1.conv2"),)  # instance attribute: a stale declaration
+    assert ("block1.conv2",) in {g.layers for g in unit_groups(model)}

@@ -54,7 +54,9 @@ def unit_groups(model: nn.Module) -> list[UnitGroup]:
     order = {name: i for i, (name, _) in enumerate(layers)}
     grouped: dict[str, tuple[str, ...]] = {}
     for declared in getattr(model, "coupled_channels", ()):
-        names = tuple(dict.fromkeys(n for n in (_producer(modules, name) for name in declared) if n in units))
+        names = tuple(sorted({_producer(modules, d) for d in declared} & units.keys(), key=order.get))
+        if len(names) < 2:
+            continue  # nothing left to couple
         if len({units[n].weight.shape[0] for n in names}) != 1:
             raise ValueError(f"coupled layers {declared} must have the same number of output channels")
         for name in names:
