@@ -54,4 +54,4 @@ def _check(name: str) -> None:
 
 
 # Importing the modules registers their models.
-from models import lenet, mlp  # noqa: E402,F401
+from models import lenet, mlp, resnet, separable  # noqa: E402,F401

@@ -53,7 +53,7 @@ def _unchanged(model, snapshot):
 def test_uncompressed_points_equal_the_original(model, data, curves):
     dense = curves[(curves.prune_amount == 0) & (curves.weight_bits == 32)]
     # reference + every baseline's sparsity and bits curve + the sidebar's own setting (the star)
-    assert len(dense) == 1 + 2 * len(BASELINES) + 1
+    assert len(dense) == 1 + 2 * len(SMALL.baselines) + 1
     assert (dense.accuracy == evaluate(model, data.x_test, data.y_test).accuracy).all()
     for column in ("agreement", "spearman_abs_mean", "spearman_mean", "topk_mean", "ssim_mean"):
         assert np.allclose(dense[column], 1.0), column
@@ -110,6 +110,11 @@ def test_structured_curve_follows_the_sidebar_scope():
         chosen = baselines_for(SweepConfig(base=CompressionConfig(prune_scope=scope)))
         assert chosen[name] == ("structured", scope)
         assert sum(method == "structured" for method, _ in chosen.values()) == 1
+    # APoZ is opt-in; it follows the sidebar's scope too, and is measured whenever the sidebar uses it.
+    assert "apoz" in BASELINES and "apoz" not in SweepConfig().baselines
+    assert baselines_for(SweepConfig(baselines=("apoz",)))["global apoz"] == ("apoz", "global")
+    mine = baselines_for(SweepConfig(base=CompressionConfig(prune_method="apoz", prune_scope="layer")))
+    assert next(iter(mine.items())) == ("layer-wise apoz", ("apoz", "layer"))
     # The sidebar's own method comes first (its table is measured first).
     own = baselines_for(SweepConfig(base=CompressionConfig(prune_method="random", prune_scope="layer")))
     assert next(iter(own.items())) == ("layer-wise random", ("random", "layer"))

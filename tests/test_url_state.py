@@ -204,7 +204,7 @@ def test_page_settings_at_their_default_stay_out_of_the_link():
 # ---------------------------------------------------------------- bad values: a notice in words, never an exception
 BAD = [  # page, link settings, setting, value used, words the notice must contain
     ("lessons", {"method": "pruned"}, "method", "magnitude",
-     "`method=pruned` in the link is not a pruning method (one of magnitude, random or structured); using magnitude."),
+     "`method=pruned` in the link is not a pruning method (one of magnitude, random, structured or apoz); using magnitude."),
     ("lessons", {"scope": ""}, "scope", "global", "`scope=` in the link is not a pruning scope"),
     ("lessons", {"scheme": "log"}, "scheme", "symmetric", "`scheme=log` in the link is not a quantization scheme"),
     ("lessons", {"granularity": "per_pixel"}, "granularity", "per_channel", "using per_channel"),

@@ -59,7 +59,7 @@ def dataset(name: str) -> datasets.Dataset:
 def _load_shared(cfg: TrainConfig, data: datasets.Dataset, progress: Progress) -> TrainResult:
     result = load_or_train(cfg, data, progress=progress)
     result.model.requires_grad_(False)  # shared: nobody trains it (maps need input grads only)
-    return result
+    return result  # load_or_train registered its calibration images (core.training.with_calibration)
 
 
 @st.cache_resource(max_entries=24, show_spinner=False)

@@ -15,6 +15,7 @@ import models
 from core import data as datasets
 from core.compression import controls as compression_controls
 from core.compression import get_step, structured_limit
+from core.compression.pruning import STRUCTURED
 from core.compression import ordered as ordered_steps
 from core.compression.steps import Control
 from ui import ab, glossary, lessons, notices, url_state
@@ -24,7 +25,8 @@ from ui.setup import Setup, UploadedTrain, compression_from, setup_from, train_c
 SHORT_NAMES = {"mnist5k": "MNIST, 5k digits (offline)", "digits": "Digits 8×8 (offline)",
                "mnist": "MNIST, 70k (download)", "fashion_mnist": "Fashion-MNIST (download)",
                "cifar10": "CIFAR-10 (download)", "mlp": "MLP 128-64", "lenet300": "LeNet-300-100 (MLP)",
-               "lenet5": "LeNet-5 (CNN)"}
+               "lenet5": "LeNet-5 (CNN)",
+               "resnet_small": "Small ResNet (skip connections)", "separable": "Depthwise-separable CNN"}
 # Every sidebar control: session-state key == URL parameter (registry: ui/url_state.py).
 DEFAULTS = {key: setting.default for key, setting in url_state.SIDEBAR.items()}
 CHOICES = {key: setting.options for key, setting in url_state.SIDEBAR.items() if setting.options}
@@ -234,7 +236,7 @@ def _measured(setup: Setup) -> None:
     text = f"Measured: {pruned * 100:.1f} % of weights zero"
     if total - pruned >= 0.0005:
         text += f" after pruning, {total * 100:.1f} % after rounding to {c.weight_bits} bits"
-    if c.prune_method == "structured" and c.prune_amount > (limit := structured_limit(compressed_model(setup))):
+    if c.prune_method in STRUCTURED and c.prune_amount > (limit := structured_limit(compressed_model(setup))):
         text += f". Structured pruning keeps the output classes: at most {limit * 100:.1f} % here"
     slot.caption(text + ".")
 

@@ -23,7 +23,14 @@ plain module with no `weight_orig`, `weight_mask` or forward pre-hooks):
   network's total matches `prune_amount`). The output units of the LAST prunable layer are
   the classes and are never removed, so structured pruning reaches at most
   `structured_limit(model)` of the weights (about 99 % for LeNet-5). Unstructured methods prune
-  all layers, the last included (as in Han et al. 2015).
+  all layers, the last included (as in Han et al. 2015). Coupled channels (a residual
+  stream, a depthwise conv's inputs: core/compression/units.py) are one unit across their
+  layers, ranked by the mean |w| of all its rows, removed together; "layer" scope then means
+  every group of coupled layers loses the same share of its units.
+- "apoz": structured as above (same units, same rate, scopes and limit), but the units ranked by
+  how rarely they fire: the highest APoZ first (average percentage of zeros after the unit's
+  ReLU over the calibration images, Hu et al. 2016), ties by mean |w|. Units without a ReLU after
+  them have APoZ 0: last. Measured once per original model (`context.memo`).
 - `prune_amount` 0 skips pruning; 1.0 zeroes every prunable weight (unstructured) or
   every unit but the classes (structured); the model still runs on its biases.
 """
@@ -36,17 +43,25 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
+from core.compression import units
 from core.compression.steps import Context, Step, control, register
 from core.layers import prunable_layers
 
-PRUNE_METHODS = ("magnitude", "random", "structured")
+PRUNE_METHODS = ("magnitude", "random", "structured", "apoz")
 PRUNE_SCOPES = ("global", "layer")
 
 Layers = list[tuple[str, nn.Module]]
+Ranking = tuple[list[units.UnitGroup], list[tuple[Tensor, ...]]]  # groups, their order keys
+STRUCTURED = ("structured", "apoz")  # methods that remove whole units
 PRUNE_HELP = ("Share of the weights (of Linear and Conv layers; biases stay) set to exactly zero, for every "
               "method. *Structured* removes whole neurons or filters, the weakest first, until that share is "
               "reached as nearly as whole units allow; it never removes the output classes, so it stops "
               "short of 100 %. The caption below says how many weights are zero in the compressed model.")
+METHOD_HELP = ("*Magnitude*: the smallest weights. *Random*: any weights (a baseline). *Structured*: whole "
+               "neurons or filters with the smallest weights. *By activations (APoZ)*: whole neurons or filters "
+               "whose output is most often zero after their ReLU on training images (Hu et al. 2016): units "
+               "that rarely fire go first. Channels joined by a skip connection, or read by a depthwise "
+               "filter, are removed together.")
 
 
 @register("prune", order=20)
@@ -64,7 +79,9 @@ class Prune(Step):
                                   help=PRUNE_HELP)
     prune_method: str = control("magnitude", label="Pruning method", url="method", choices=PRUNE_METHODS,
                                 labels={"magnitude": "Magnitude (smallest |w|)", "random": "Random",
-                                        "structured": "Structured (whole neurons / filters)"})
+                                        "structured": "Structured (whole neurons / filters)",
+                                        "apoz": "By activations (APoZ: filters that rarely fire)"},
+                                help=METHOD_HELP)
     prune_scope: str = control("global", label="Pruning scope", url="scope", choices=PRUNE_SCOPES,
                                horizontal=True,
                                labels={"global": "Global (one threshold)", "layer": "Per layer (same rate each)"},
@@ -76,24 +93,26 @@ class Prune(Step):
         return float(self.prune_amount) > 0.0
 
     def describe(self) -> str:
+        if self.prune_method == "apoz":
+            return f"{self.prune_amount:.0%} pruning by activations (APoZ, {self.prune_scope})"
         return f"{self.prune_amount:.0%} {self.prune_method} pruning ({self.prune_scope})"
 
     def sweep_points(self) -> tuple[dict[str, Any], ...]:
         return tuple({"prune_amount": a} for a in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99))
 
     def apply(self, model: nn.Module, context: Context) -> None:
-        layers = prunable_layers(model)
-        if layers:
-            _prune(layers, self)
+        if prunable_layers(model):
+            _prune(model, self, context)
 
 
-def _prune(layers: Layers, cfg: Prune) -> None:
-    """Prune the given layers of a copy in place and make the pruning permanent."""
+def _prune(model: nn.Module, cfg: Prune, context: Context) -> None:
+    """Prune the prunable layers of a copy in place and make the pruning permanent."""
     # float(): an int amount means "that many weights" to torch.nn.utils.prune.
     amount = float(cfg.prune_amount)
+    layers = prunable_layers(model)
     orders = [list(module._parameters) for _, module in layers]
-    if cfg.prune_method == "structured":
-        _prune_structured(layers, amount, cfg.prune_scope)
+    if cfg.prune_method in STRUCTURED:
+        _prune_structured(model, amount, cfg.prune_scope, _unit_ranking(model, cfg.prune_method, context))
     else:
         scores = _random_scores(layers, cfg.seed) if cfg.prune_method == "random" else None
         _prune_unstructured(layers, amount, cfg.prune_scope, scores)
@@ -143,27 +162,58 @@ def structured_limit(model: nn.Module) -> float:
     return (sum(sizes) - sizes[-1]) / sum(sizes) if len(sizes) > 1 else 0.0
 
 
-def _prune_structured(layers: Layers, amount: float, scope: str) -> None:
+def _unit_ranking(model: nn.Module, method: str, context: Context) -> Ranking:
+    """The unit groups of `model` and, per group, its units' pruning order keys (smallest first)."""
+    groups = units.unit_groups(model)
+    weights = units.weight_scores(model, groups)
+    if method == "structured":
+        return groups, [(w,) for w in weights]
+    activity = _apoz(model, groups, context)
+    return groups, [(-a, w) for a, w in zip(activity, weights)]  # most zeros first, then the weakest
+
+
+def _apoz(model: nn.Module, groups: list[units.UnitGroup], context: Context) -> list[Tensor]:
+    """APoZ per unit: of the original model, once (memo), when `model` has its layers; else of `model`."""
+    def shape(m: nn.Module) -> tuple:
+        return tuple((name, tuple(layer.weight.shape)) for name, layer in prunable_layers(m))
+    images = context.calibration()
+    if shape(model) != shape(context.original):  # an earlier step refactored the layers: measure the copy
+        return units.apoz(model, images, groups)
+    return context.memo(("apoz", tuple(images.shape)), lambda: units.apoz(context.original, images, groups))
+
+
+def _order(keys: tuple[Tensor, ...]) -> Tensor:
+    """Indices sorting units by keys[0], ties by keys[1], ... (stable: ties keep forward order)."""
+    order = torch.arange(len(keys[0]))
+    for key in reversed(keys):
+        order = order[torch.argsort(key[order], stable=True)]
+    return order
+
+
+def _prune_structured(model: nn.Module, amount: float, scope: str, ranking: Ranking) -> None:
     """Whole units of every layer but the last, until about amount * (all prunable weights) are zero."""
-    units = layers[:-1]  # the last layer's units are the classes
-    if not units:
+    groups, keys = ranking
+    if not groups:
         return
+    layers = prunable_layers(model)
     target = round(amount * sum(m.weight.numel() for _, m in layers))
-    if scope == "layer":
-        share = min(1.0, target / sum(m.weight.numel() for _, m in units))
-        for _, module in units:
-            count = round(share * module.weight.shape[0])
-            if count:  # an int amount is a number of units to torch.nn.utils.prune
-                prune.ln_structured(module, "weight", count, n=1, dim=0)
-        return
-    scores = torch.cat([m.weight.detach().abs().flatten(1).mean(1) for _, m in units])
-    sizes = torch.cat([torch.full((m.weight.shape[0],), m.weight[0].numel()) for _, m in units])
-    order = torch.argsort(scores, stable=True)
-    removed = torch.cat([torch.zeros(1, dtype=sizes.dtype), sizes[order].cumsum(0)])
-    count = int((removed - target).abs().argmin())  # the nearest reachable total (first of a tie: fewer)
-    keep = torch.ones_like(scores)
-    keep[order[:count]] = 0.0
-    for (_, module), unit_keep in zip(units, keep.split([m.weight.shape[0] for _, m in units])):
-        weight = module.weight
-        unit_keep = unit_keep.to(weight.dtype).view(-1, *([1] * (weight.dim() - 1)))
-        prune.custom_from_mask(module, "weight", unit_keep.expand_as(weight))
+    if scope == "layer":  # every group loses the same share of its units
+        share = min(1.0, target / sum(g.count * g.size for g in groups))
+        removed = [_order(k)[:round(share * g.count)] for g, k in zip(groups, keys)]
+    else:
+        flat = tuple(torch.cat(parts) for parts in zip(*keys))
+        sizes = torch.cat([torch.full((g.count,), g.size) for g in groups])
+        order = _order(flat)
+        total = torch.cat([torch.zeros(1, dtype=sizes.dtype), sizes[order].cumsum(0)])
+        count = int((total - target).abs().argmin())  # the nearest reachable total (first of a tie: fewer)
+        starts = torch.tensor([0, *[g.count for g in groups]]).cumsum(0)
+        chosen = order[:count]
+        removed = [chosen[(chosen >= lo) & (chosen < hi)] - lo for lo, hi in zip(starts[:-1], starts[1:])]
+    modules = dict(layers)
+    for group, gone in zip(groups, removed):
+        for name in group.layers:
+            weight = modules[name].weight
+            keep = torch.ones(weight.shape[0], dtype=weight.dtype)
+            keep[gone] = 0.0
+            mask = keep.view(-1, *([1] * (weight.dim() - 1))).expand_as(weight)
+            prune.custom_from_mask(modules[name], "weight", mask)

@@ -19,7 +19,8 @@ from core.studies.sweeps import SALIENCY_METRICS
 
 BASELINE_COLORS = {  # Tableau 10, leaving blue/orange to original/compressed as on the other pages
     "global magnitude": "#2ca02c", "layer-wise magnitude": "#9467bd", "random": "#7f7f7f",
-    "global structured": "#8c564b", "layer-wise structured": "#8c564b"}  # structured follows the sidebar's scope
+    "global structured": "#8c564b", "layer-wise structured": "#8c564b",  # structured follows the sidebar's scope
+    "global apoz": "#bcbd22", "layer-wise apoz": "#bcbd22"}               # and so does APoZ
 OTHER_COLOR = "#e377c2"              # the sidebar's own method when it is not a baseline
 CURRENT_COLOR = COMPRESSED_COLOR     # the current setting is "the compressed model" everywhere
 BITS_OFF_POSITION = 9.5              # 32 bits sits after 8 with a gap: it is "no quantization", not a step
