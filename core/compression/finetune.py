@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from core.compression import CompressionConfig, compress, get_step, ordered
-from core.layers import prunable_layers
+from core.layers import stored_layers
 from core.training import train_one_epoch
 
 
@@ -27,7 +27,7 @@ def fine_tune(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float = 1
     """
     tuned = copy.deepcopy(model)
     tuned.requires_grad_(True)
-    layers = prunable_layers(tuned)
+    layers = stored_layers(tuned)
     for _, module in layers:
         prune.custom_from_mask(module, "weight", (module.weight.detach() != 0).to(module.weight.dtype))
     if epochs > 0:

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from core.compression.steps import Context, Step, control, register
-from core.layers import prunable_layers
+from core.layers import stored_layers
 
 PRUNE_METHODS = ("magnitude", "random", "structured")
 PRUNE_SCOPES = ("global", "layer")
@@ -82,7 +82,7 @@ class Prune(Step):
         return tuple({"prune_amount": a} for a in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99))
 
     def apply(self, model: nn.Module, context: Context) -> None:
-        layers = prunable_layers(model)
+        layers = stored_layers(model)
         if layers:
             _prune(layers, self)
 
@@ -139,7 +139,7 @@ def _keep_mask(scores: Tensor, amount: float) -> Tensor:
 
 def structured_limit(model: nn.Module) -> float:
     """The largest share of prunable weights structured pruning can zero: all but the classes' layer."""
-    sizes = [m.weight.numel() for _, m in prunable_layers(model)]
+    sizes = [m.weight.numel() for _, m in stored_layers(model)]
     return (sum(sizes) - sizes[-1]) / sum(sizes) if len(sizes) > 1 else 0.0
 
 

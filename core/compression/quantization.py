@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from core.compression.steps import Context, Step, WeightCode, control, register
-from core.layers import prunable_layers
+from core.layers import stored_layers
 
 QUANT_SCHEMES = ("symmetric", "affine")
 QUANT_GRANULARITIES = ("per_channel", "per_tensor")
@@ -300,7 +300,7 @@ class Quantize(Step):
         return tuple({"weight_bits": b} for b in (8, 6, 5, 4, 3, 2, 1))
 
     def apply(self, model: nn.Module, context: Context) -> None:
-        for _, module in prunable_layers(model):
+        for _, module in stored_layers(model):
             module.weight.copy_(quantize_weight(module.weight, self.weight_bits, self.quant_scheme,
                                                 self.quant_granularity, self.quant_range))
 
