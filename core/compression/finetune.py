@@ -5,6 +5,10 @@ with the pruned ones held at zero. Here the mask is held by torch.nn.utils.prune
 (`custom_from_mask`: the forward uses weight_orig * mask, so pruned weights get no
 gradient and stay zero), then made permanent; quantization is applied afterwards, as
 in the app's normal order (prune, then quantize).
+
+After low-rank factorization the weights that are trained are the factors (core.layers.stored_layers):
+the rank is held fixed by the shapes of the two factor layers, and their zeros (from pruning after
+low-rank) by the mask, as for any layer. The factored model is fine-tuned as a whole, like any other.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ def fine_tune(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float = 1
               batch_size: int = 64, seed: int = 0) -> nn.Module:
     """A copy of `model` trained for `epochs` on (x, y) with every zero weight held at zero.
 
+    A factored (low-rank) layer trains its two factors: its rank stays what it is.
     x: (N, C, H, W) training images, y: (N,) labels. The input model is not modified;
     the copy is returned in eval mode, with no pruning hooks left on it.
     """
@@ -43,7 +48,7 @@ def fine_tune(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float = 1
 
 def compress_fine_tuned(model: nn.Module, cfg: CompressionConfig, x: Tensor, y: Tensor, epochs: int,
                         lr: float = 1e-3, seed: int = 0) -> nn.Module:
-    """Prune as `cfg` says, fine-tune `epochs` with the mask fixed, then quantize as `cfg` says.
+    """Factor and prune as `cfg` says, fine-tune `epochs` (factors and masks fixed in shape), then quantize.
 
     With epochs == 0 this equals `compress(model, cfg)`. The input model is not modified.
     """
@@ -52,7 +57,7 @@ def compress_fine_tuned(model: nn.Module, cfg: CompressionConfig, x: Tensor, y: 
     before = [name for name in ordered() if get_step(name).order <= get_step("prune").order]
     after = [name for name in ordered() if name not in before]
     pruned = compress(model, cfg.only(*before))
-    if epochs > 0 and cfg.prune_amount > 0:
+    if epochs > 0 and cfg.only(*before).pipeline():  # low-rank, pruning or both made the model lose something
         pruned = fine_tune(pruned, x, y, epochs, lr=lr, seed=seed)
     rest = cfg.only(*after)
     return compress(pruned, rest) if rest.pipeline() else pruned
