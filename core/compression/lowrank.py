@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from core.compression.steps import Context, Step, control, register
-from core.layers import FactoredConv2d, FactoredLinear, prunable_layers
+from core.layers import FactoredConv2d, FactoredLinear, PointwiseConv2d, prunable_layers
 
 RANK_MODES = ("energy", "fraction")
 RANK_SCOPES = ("layer", "global")
@@ -152,7 +152,7 @@ def factor_layer(layer: nn.Module, svd: SVD, rank: int) -> nn.Module | None:
     if isinstance(layer, nn.Conv2d):
         first = nn.Conv2d(layer.in_channels, rank, layer.kernel_size, stride=layer.stride, padding=layer.padding,
                           dilation=layer.dilation, bias=False, padding_mode=layer.padding_mode)
-        second = nn.Conv2d(rank, out, 1, bias=bias is not None)
+        second = PointwiseConv2d(rank, out, 1, bias=bias is not None)
         shapes = ((rank, *weight.shape[1:]), (out, rank, 1, 1))
         factored: nn.Module = FactoredConv2d(first, second)
     else:
