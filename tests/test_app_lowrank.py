@@ -55,3 +55,16 @@ def test_bad_link_values_get_a_notice(digits, raw, expected, words):
     assert not at.exception and not at.error
     assert at.session_state["rank"] == expected
     assert any(words in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+@pytest.mark.parametrize("page, extra", [("weights", {}), ("sparsity", {}), ("saliency", {}),
+                                         ("saliency", {"saliency_method": "grad_cam"}), ("sanity", {}),
+                                         ("sanity", {"sanity_method": "grad_cam"}), ("scrub", {}), ("export", {}),
+                                         ("ab", {}), ("draw", {})])
+def test_every_page_renders_a_factored_model(digits, page, extra):
+    """Pages that pair the original's layers with the compressed model's work on factored layers
+    (the effective weights under the original names), with pruning and quantization on the factors;
+    Grad-CAM explains the factored last conv by its original name."""
+    at = open_app(page, **digits, rank=0.6, prune=50, bits=4, **extra)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]

@@ -215,3 +215,18 @@ def test_pointwise_conv_equals_torch_conv():
     torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-6)
     (grad,) = torch.autograd.grad(fast(x).sum(), x)  # Captum needs the gradient
     torch.testing.assert_close(grad, torch.autograd.grad(plain(x).sum(), x)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_grad_cam_and_sanity_see_a_factored_conv_by_its_original_name():
+    from core.explain.attribution import describe_grad_cam, grad_cam_layer
+    from core.explain.sanity import cascade
+    model = _cnn()
+    compressed = compress(model, CompressionConfig(rank_kept=0.5, rank_mode="fraction"))
+    assert isinstance(compressed[2], FactoredConv2d)
+    assert grad_cam_layer(compressed) == grad_cam_layer(model) == ("3", True)  # the ReLU after conv 2
+    assert "conv 2 (12×8×3×3)" in describe_grad_cam(compressed)
+    steps = [(name, [m.weight.detach().clone() for m in (twin[2].first, twin[2].second)])
+             for _, name, _, twin in cascade(compressed)]
+    assert [name for name, _ in steps] == ["", "5", "2", "0"]  # output layer first, by original names
+    (_, before), (_, after) = steps[1], steps[2]
+    assert not any(torch.equal(a, b) for a, b in zip(before, after))  # both factors were re-initialized
