@@ -24,6 +24,8 @@ plain module with no `weight_orig`, `weight_mask` or forward pre-hooks):
   the classes and are never removed, so structured pruning reaches at most
   `structured_limit(model)` of the weights (about 99 % for LeNet-5). Unstructured methods prune
   all layers, the last included (as in Han et al. 2015).
+- After low-rank factorization the weights pruned are the two factors of each factored layer
+  (`core.layers.stored_layers`): they are what is stored.
 - `prune_amount` 0 skips pruning; 1.0 zeroes every prunable weight (unstructured) or
   every unit but the classes (structured); the model still runs on its biases.
 """

@@ -29,6 +29,8 @@ The range setting (`quant_range`) chooses c (symmetric) or [lo, hi] (affine):
   TWN is a ternary method: at other bit widths "twn" falls back to "mse" (`range_used`,
   and `range_notice` says so in words).
 
+After low-rank factorization each of a layer's two factors is quantized on its own (`core.layers.stored_layers`).
+
 A channel or tensor with no nonzero weight (e.g. 100 % pruned) would get scale 0; it gets
 the placeholder scale 1.0 instead and its weights stay 0. No NaN, ever.
 """
