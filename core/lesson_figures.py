@@ -49,7 +49,7 @@ PLACEHOLDERS: dict[str, str] = {
     "macs": "multiply-accumulates per image left in the compressed model (nonzero weights)",
     "macs_original": "multiply-accumulates per image of the dense original",
     "speedup": "original MACs ÷ compressed MACs, a theoretical speed-up (2.5×)",
-    "lowrank": "the low-rank setting in words (\"low-rank (90% of the energy kept, layer)\", or \"off\")",
+    "lowrank": "the low-rank setting in words (\"low-rank (90% of the energy kept, per layer)\", or \"off\")",
     "first_layer_rank": "the rank the first layer keeps after low-rank (\"2 of 6\"; \"all 6 (dense)\")",
     "largest_layer_rank": "the rank the largest layer keeps after low-rank (\"41 of 120\")",
 }

@@ -230,3 +230,10 @@ def test_grad_cam_and_sanity_see_a_factored_conv_by_its_original_name():
     assert [name for name, _ in steps] == ["", "5", "2", "0"]  # output layer first, by original names
     (_, before), (_, after) = steps[1], steps[2]
     assert not any(torch.equal(a, b) for a, b in zip(before, after))  # both factors were re-initialized
+
+
+def test_describe_in_words():
+    assert LowRank(rank_kept=0.9).describe() == "low-rank (90% of the energy kept, per layer)"
+    assert LowRank(rank_kept=0.999, rank_mode="fraction", rank_scope="global").describe() == (
+        "low-rank (99.9% of the rank kept, global)")
+    assert CompressionConfig(rank_kept=0.57).describe().startswith("low-rank (57% of the energy kept, per layer), ")

@@ -71,7 +71,8 @@ class LowRank(Step):
 
     def describe(self) -> str:
         what = "energy" if self.rank_mode == "energy" else "rank"
-        return f"low-rank ({self.rank_kept:.0%} of the {what} kept, {self.rank_scope})"
+        scope = "per layer" if self.rank_scope == "layer" else "global"
+        return f"low-rank ({round(100 * float(self.rank_kept), 1):g}% of the {what} kept, {scope})"
 
     def sweep_points(self) -> tuple[dict[str, Any], ...]:
         return tuple({"rank_kept": e} for e in (0.999, 0.995, 0.99, 0.98, 0.95, 0.9, 0.8, 0.7, 0.5, 0.3))
