@@ -70,6 +70,9 @@ SIDEBAR_CASES = [  # key, value in the link, value in the widget, another value 
     ("scheme", "affine", "affine", "symmetric"),
     ("granularity", "per_tensor", "per_tensor", "per_channel"),
     ("range", "twn", "twn", "minmax"),
+    ("rank", "0.5", 0.5, 0.8),
+    ("rank_mode", "fraction", "fraction", "energy"),
+    ("rank_scope", "global", "global", "layer"),
 ]
 
 
