@@ -237,3 +237,17 @@ def test_describe_in_words():
     assert LowRank(rank_kept=0.999, rank_mode="fraction", rank_scope="global").describe() == (
         "low-rank (99.9% of the rank kept, global)")
     assert CompressionConfig(rank_kept=0.57).describe().startswith("low-rank (57% of the energy kept, per layer), ")
+
+
+def test_the_weights_file_holds_the_factors_as_stored():
+    from safetensors.torch import load
+    from core import export
+    from core.upload import UploadError, check_state_dict
+    model = _cnn()
+    cfg = CompressionConfig(rank_kept=0.5, rank_mode="fraction")
+    compressed = compress(model, cfg)
+    state = load(export.weights_safetensors(compressed, TrainConfig(), cfg, (1, 8, 8), 5))
+    assert {"2.first.weight", "2.second.weight", "2.second.bias"} <= set(state) and "2.weight" not in state
+    assert state["2.first.weight"].shape == (6, 8, 3, 3) and state["2.second.weight"].shape == (12, 6, 1, 1)
+    with pytest.raises(UploadError, match="unexpected"):  # a factored file is refused in words, not a crash
+        check_state_dict(state, "lenet5", (1, 8, 8), 5)
