@@ -87,17 +87,17 @@ def readable_layer_table(report: CompressionReport) -> pd.DataFrame:
     factored = any(a.rank is not None for a in report.compressed_layers) or report.config.step("lowrank").active()
     bits = lambda b: "32 (float)" if b == FP32_BITS else str(b)  # noqa: E731
     return pd.DataFrame([
-        {"Layer": name, "Weights": f"{a.params:,}", "Zero in the original": format_percent(b.sparsity),
+        {"Layer": name, "Weights": f"{a.params:,}", **({"Rank kept": _rank_words(a)} if factored else {}),
+         "Zero in the original": format_percent(b.sparsity),
          "Zero after compression": format_percent(a.sparsity), "Bits per weight": bits(a.bits),
          "Size, original": format_bytes(b.dense_size_bits / 8), "Size, compressed": format_bytes(a.size_bits / 8),
-         "MACs per image, original": f"{a.dense_macs:,}", "MACs per image, compressed": f"{a.remaining_macs:,}",
-         **({"Rank kept": _rank_words(a)} if factored else {})}
+         "MACs per image, original": f"{a.dense_macs:,}", "MACs per image, compressed": f"{a.remaining_macs:,}"}
         for name, b, a in zip(names, report.original_layers, report.compressed_layers)])
 
 
 def _rank_words(stats) -> str:
-    """"12 of 84" for a factored layer; "84 (dense)" for one low-rank left whole."""
-    return f"{stats.full_rank} (dense)" if stats.rank is None else f"{stats.rank} of {stats.full_rank}"
+    """"12 of 84" for a factored layer; "all 84 (dense)" for one low-rank left whole."""
+    return f"all {stats.full_rank} (dense)" if stats.rank is None else f"{stats.rank} of {stats.full_rank}"
 
 
 

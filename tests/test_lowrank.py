@@ -251,3 +251,19 @@ def test_the_weights_file_holds_the_factors_as_stored():
     assert state["2.first.weight"].shape == (6, 8, 3, 3) and state["2.second.weight"].shape == (12, 6, 1, 1)
     with pytest.raises(UploadError, match="unexpected"):  # a factored file is refused in words, not a crash
         check_state_dict(state, "lenet5", (1, 8, 8), 5)
+
+
+def test_the_layer_tables_show_the_rank():
+    from core import export
+    from core.metrics import layer_table
+    model = _mlp()
+    x, y = torch.randn(10, 1, 8, 8), torch.randint(0, 10, (10,))
+    cfg = CompressionConfig(rank_kept=0.2, rank_mode="fraction")  # fc 1 keeps 8 of 40, fc 2 2 of 10
+    report = compression_report(model, compress(model, cfg), cfg, x, y)
+    assert list(export.readable_layer_table(report)["Rank kept"]) == ["8 of 40", "2 of 10"]
+    assert list(layer_table(report)["rank"]) == [8, 2] and list(layer_table(report)["full_rank"]) == [40, 10]
+    dense = CompressionConfig(rank_kept=0.8, rank_mode="fraction")  # both layers would grow: kept dense
+    report = compression_report(model, compress(model, dense), dense, x, y)
+    assert list(export.readable_layer_table(report)["Rank kept"]) == ["all 40 (dense)", "all 10 (dense)"]
+    off = compression_report(model, compress(model, CompressionConfig()), CompressionConfig(), x, y)
+    assert "Rank kept" not in export.readable_layer_table(off).columns

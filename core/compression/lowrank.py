@@ -84,7 +84,7 @@ class LowRank(Step):
 
     def notes(self) -> list[str]:
         return ["Every layer keeps at least rank 1. A layer whose two factors would hold as many weights as "
-                "it does stays dense; the layer table on the Overview shows each layer's rank."]
+                "it does stays dense; \"Layer by layer\" on the Overview shows each layer's rank."]
 
     def apply(self, model: nn.Module, context: Context) -> None:
         names = [name for name, m in prunable_layers(model) if _factorable(m)]
