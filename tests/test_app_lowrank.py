@@ -68,3 +68,10 @@ def test_every_page_renders_a_factored_model(digits, page, extra):
     at = open_app(page, **digits, rank=0.6, prune=50, bits=4, **extra)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("page", ["weights", "sparsity"])
+def test_pages_of_weights_say_what_a_factored_layer_shows(digits, page):
+    assert not any("Low-rank is on" in c.value for c in open_app(page, **digits).caption)
+    at = open_app(page, **digits, rank=0.6)
+    assert any("Low-rank is on" in c.value and "effective weights" in c.value for c in at.caption)
