@@ -75,3 +75,13 @@ def test_pages_of_weights_say_what_a_factored_layer_shows(digits, page):
     assert not any("Low-rank is on" in c.value for c in open_app(page, **digits).caption)
     at = open_app(page, **digits, rank=0.6)
     assert any("Low-rank is on" in c.value and "effective weights" in c.value for c in at.caption)
+
+
+def test_scrub_walks_the_share_kept(digits):
+    at = open_app("scrub", **digits, rank=0.9, scrub_control="rank")
+    assert not at.exception and not at.error, [e.value for e in at.exception]
+    import json
+    (board,) = [json.loads(e.proto.spec) for e in at.get("plotly_chart") if e.key == "scrub_board_rank"]
+    steps = board["layout"]["sliders"][0]["steps"]
+    assert [s["label"] for s in steps][-3:] == ["0.98", "0.99", "1.00 (off)"]
+    assert board["layout"]["sliders"][0]["active"] == [s["label"] for s in steps].index("0.9")  # the sidebar's value

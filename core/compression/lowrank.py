@@ -43,6 +43,8 @@ RANK_HELP = ("Each layer's weight matrix is replaced by two thinner ones (a trun
              "squared Frobenius norm). Rank: keep this share of each layer's singular values. 1.00 is off. "
              "Every layer keeps at least rank 1; a layer whose two factors would not be smaller stays dense.")
 
+# Scrub stops of the share kept: coarse where accuracy has long gone, fine near 1 where it changes.
+RANK_STOPS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0)
 SVD = tuple[Tensor, Tensor, Tensor]  # U (out, R), S (R,), Vh (R, in·k·k) of one layer
 
 
@@ -55,7 +57,8 @@ class LowRank(Step):
     summary = "Each layer's weight matrix replaced by two thinner ones (a truncated SVD): fewer weights and MACs."
 
     rank_kept: float = control(1.0, label="Low-rank: share kept", url="rank", widget="slider", low=0.05,
-                               high=1.0, step=0.01, format="%.2f", help=RANK_HELP)
+                               high=1.0, step=0.01, format="%.2f", help=RANK_HELP, stops=RANK_STOPS,
+                               stop_labels={1.0: "1.00 (off)"})
     rank_mode: str = control("energy", label="Low-rank: keep", url="rank_mode", choices=RANK_MODES,
                              horizontal=True, labels={"energy": "Energy (Σσ²)", "fraction": "Rank"},
                              help="Energy: the share of the squared singular values kept. Rank: the share of "
