@@ -31,6 +31,7 @@ from core.figures import scrub as figures_scrub
 from core.studies import scrub
 from core.explain.attribution import attribute
 from core.compression import CompressionConfig
+from core.compression import controls as compression_controls
 from core.data import Dataset
 from core.figures import figure_caption, format_bytes, format_percent, format_ratio
 from core.layers import labels_for, layer_labels, weight_of
@@ -189,8 +190,9 @@ def comparison_figures(original: nn.Module, compressed: nn.Module, report: Compr
     """The figures of a report, as (heading, figure): what the app's pages show for this comparison.
 
     Per-class accuracy, sparsity per layer, every layer's weight histogram, saliency rows of test
-    images `images` (both maps explain the original's prediction), and the two scrub boards
-    (pruning rate and bit width, each opening at the report's own setting). Models only read.
+    images `images` (both maps explain the original's prediction), and the scrub boards (pruning rate
+    and bit width, and the share kept when low-rank is on; each opening at the report's own setting).
+    Models only read.
     """
     cfg, labels = report.config, layer_labels(original)
     out = [("Accuracy per class", figures.per_class_accuracy(data.classes, report.original.per_class_accuracy,
@@ -208,6 +210,9 @@ def comparison_figures(original: nn.Module, compressed: nn.Module, report: Compr
             for n, i in enumerate(rows)]
     largest = max(labels, key=lambda name: weight_of(original, name).numel())
     for control in scrub.CONTROLS:
+        field, c = scrub.SCRUBBED[control]
+        if not c.main and not cfg.step(compression_controls()[field][0]).active():
+            continue  # another family's board (low-rank) only when the report uses that family
         base = scrub.neutral(cfg, control)
         series = scrub.scrub_series(original, base, control, data.x_test, data.y_test, report.original)
         maps = scrub.scrub_maps(original, base, control, data.x_test[rows[0]], method)

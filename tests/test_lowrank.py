@@ -267,3 +267,15 @@ def test_the_layer_tables_show_the_rank():
     assert list(export.readable_layer_table(report)["Rank kept"]) == ["all 40 (dense)", "all 10 (dense)"]
     off = compression_report(model, compress(model, CompressionConfig()), CompressionConfig(), x, y)
     assert "Rank kept" not in export.readable_layer_table(off).columns
+
+
+def test_the_report_adds_the_low_rank_scrub_board_only_when_low_rank_is_on():
+    from core import export
+    data = load_dataset("digits")
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)).eval()
+    headings = {}
+    for name, cfg in (("off", CompressionConfig()), ("on", CompressionConfig(rank_kept=0.5))):
+        compressed = compress(model, cfg)
+        report = compression_report(model, compressed, cfg, data.x_test, data.y_test)
+        headings[name] = [h for h, _ in export.comparison_figures(model, compressed, report, data, images=(0,))]
+    assert headings["on"] == [*headings["off"], "Scrub: low-rank: share kept"]
