@@ -62,13 +62,16 @@ def metrics_frame(report: CompressionReport) -> pd.DataFrame:
     layer rows). The model row's sizes include biases, like the report's; inf ratios stay inf.
     """
     m = headline_metrics(report)
-    original_zero = 1.0 - sum(s.nonzero for s in report.original_layers) / max(report.prunable_params, 1)
+    layers = layer_table(report).assign(scope="layer")  # the model row's ranks: singular values of all layers
+    original_params = sum(s.params for s in report.original_layers)  # more than the compressed model's when factored
+    original_zero = 1.0 - sum(s.nonzero for s in report.original_layers) / max(original_params, 1)
     model = {"scope": "model", "layer": "(all)", "kind": "", "shape": "", "params": report.prunable_params,
              "sparsity_original": original_zero, "sparsity_compressed": report.sparsity,
              "bits": report.config.weight_bits, "size_original_bytes": report.size_original_bytes,
              "size_compressed_bytes": report.size_compressed_bytes, "dense_macs": report.dense_macs,
-             "remaining_macs": report.remaining_macs, **{k: m[k] for k in HEADLINE_COLUMNS}}
-    layers = layer_table(report).assign(scope="layer")
+             "remaining_macs": report.remaining_macs,
+             "rank": int(layers["rank"].sum()), "full_rank": int(layers["full_rank"].sum()),
+             **{k: m[k] for k in HEADLINE_COLUMNS}}
     return pd.concat([pd.DataFrame([model]), layers], ignore_index=True)[list(model)]
 
 
@@ -81,13 +84,20 @@ def readable_layer_table(report: CompressionReport) -> pd.DataFrame:
     column names in words, shares as percentages and sizes in kB (`layer_table` is the raw one, for CSV).
     """
     names = labels_for([(a.kind == "conv", a.shape) for a in report.compressed_layers])
+    factored = any(a.rank is not None for a in report.compressed_layers) or report.config.step("lowrank").active()
     bits = lambda b: "32 (float)" if b == FP32_BITS else str(b)  # noqa: E731
     return pd.DataFrame([
-        {"Layer": name, "Weights": f"{a.params:,}", "Zero in the original": format_percent(b.sparsity),
+        {"Layer": name, "Weights": f"{a.params:,}", **({"Rank kept": _rank_words(a)} if factored else {}),
+         "Zero in the original": format_percent(b.sparsity),
          "Zero after compression": format_percent(a.sparsity), "Bits per weight": bits(a.bits),
          "Size, original": format_bytes(b.dense_size_bits / 8), "Size, compressed": format_bytes(a.size_bits / 8),
          "MACs per image, original": f"{a.dense_macs:,}", "MACs per image, compressed": f"{a.remaining_macs:,}"}
         for name, b, a in zip(names, report.original_layers, report.compressed_layers)])
+
+
+def _rank_words(stats) -> str:
+    """"12 of 84" for a factored layer; "all 84 (dense)" for one low-rank left whole."""
+    return f"all {stats.full_rank} (dense)" if stats.rank is None else f"{stats.rank} of {stats.full_rank}"
 
 
 

@@ -51,6 +51,10 @@ GLOSSARY: dict[str, str] = {
                 "convolutions.",
     "Infidelity": "A faithfulness measure from Captum: nudge the image a little at random and compare how much "
                   "the class score changes with what the map predicts. Lower is more faithful.",
+    "Low-rank factorization": "Replaces a layer's weight matrix (out × in) by the product of two thin ones, "
+                              "out × r and r × in, so the layer becomes two smaller layers with r·(in + out) "
+                              "weights instead of in·out. The best such product for a given r comes from the "
+                              "singular value decomposition: keep the r largest singular values.",
     "MAC": "A multiply-accumulate, one multiplication and one addition (total = total + weight × input): the basic "
            "step of a neural network. A layer with 100 inputs and 10 outputs needs 1,000 MACs per image. A pruned "
            "weight needs none in theory, but only sparse hardware or code actually skips it.",
@@ -77,6 +81,10 @@ GLOSSARY: dict[str, str] = {
                     "that explains the model should change; one that stays the same was only showing the image.",
     "Seed": "The number that starts the random number generator. Another seed gives other starting weights and "
             "another order of training images, so a different model of the same kind.",
+    "Singular values (energy)": "A weight matrix can be written as a sum of simple layers of rank one, each "
+                                "scaled by a singular value σ, largest first. The squares σ² add up to the sum of "
+                                "all squared weights, its *energy*: keeping 90 % of the energy keeps the fewest "
+                                "of them whose σ² make up 90 % of that sum.",
     "Sparsity": "The share of weights that are exactly zero. 90 % sparsity: nine of every ten weights are removed.",
     "Spearman correlation": "Compares two maps by ranks: sort the pixels from most to least important in each map "
                             "and compare the orders. 1 means the same order, 0 unrelated, −1 reversed. Only the "

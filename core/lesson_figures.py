@@ -43,6 +43,15 @@ PLACEHOLDERS: dict[str, str] = {
     "worst_class": "the class whose accuracy changed most for the worse (for digits: the digit)",
     "worst_class_accuracy": "that class's accuracy in the compressed model",
     "worst_class_accuracy_original": "that class's accuracy in the original model",
+    "weights": "number of weights the compressed model stores in its Linear and Conv layers (a factored "
+               "layer's two factors; 61,706)",
+    "weights_original": "number of weights of the original's Linear and Conv layers",
+    "macs": "multiply-accumulates per image left in the compressed model (nonzero weights)",
+    "macs_original": "multiply-accumulates per image of the dense original",
+    "speedup": "original MACs ÷ compressed MACs, a theoretical speed-up (2.5×)",
+    "lowrank": "the low-rank setting in words (\"low-rank (90% of the energy kept, per layer)\", or \"off\")",
+    "first_layer_rank": "the rank the first layer keeps after low-rank (\"2 of 6\"; \"all 6 (dense)\")",
+    "largest_layer_rank": "the rank the largest layer keeps after low-rank (\"41 of 120\")",
 }
 
 _TOKEN = re.compile(r"\{(?:step(\d+)\.)?([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -138,5 +147,18 @@ def figures(report: CompressionReport) -> dict[str, str]:
         "worst_class": str(worst),
         "worst_class_accuracy": format_percent(compressed.per_class_accuracy[worst]),
         "worst_class_accuracy_original": format_percent(original.per_class_accuracy[worst]),
+        "weights": f"{report.prunable_params:,}",
+        "weights_original": f"{sum(s.params for s in report.original_layers):,}",
+        "macs": f"{report.remaining_macs:,}",
+        "macs_original": f"{report.dense_macs:,}",
+        "speedup": format_ratio(report.theoretical_speedup),
+        "lowrank": report.config.step("lowrank").describe() if report.config.step("lowrank").active() else "off",
+        "first_layer_rank": _rank(layers[0]),
+        "largest_layer_rank": _rank(layers[largest]),
     }
     return values
+
+
+def _rank(stats) -> str:
+    """"41 of 120" for a factored layer, "all 120 (dense)" for a dense one."""
+    return f"all {stats.full_rank} (dense)" if stats.rank is None else f"{stats.rank} of {stats.full_rank}"

@@ -18,7 +18,7 @@ from torch import nn
 from core.compression import CompressionConfig
 from core.compression.quantization import Quantize
 from core.compression.steps import FP32_CODE, WeightCode
-from core.layers import is_conv, prunable_layers
+from core.layers import factors, is_conv, prunable_layers, rank_of, stored_layers
 
 FP32_BITS = 32
 
@@ -138,8 +138,9 @@ def ceil_log2(count: int) -> int:
 
 
 def weight_sparsity(model: nn.Module) -> float:
-    """Share (0..1) of the prunable weights (Linear, Conv2d) that are exactly zero; the model is only read."""
-    layers = prunable_layers(model)
+    """Share (0..1) of the stored weights (Linear, Conv2d; a factored layer's factors) that are exactly zero;
+    the model is only read."""
+    layers = stored_layers(model)
     total = sum(m.weight.numel() for _, m in layers)
     zeros = sum(m.weight.numel() - int(torch.count_nonzero(m.weight.detach())) for _, m in layers)
     return zeros / total if total else 0.0
@@ -147,11 +148,17 @@ def weight_sparsity(model: nn.Module) -> float:
 
 @dataclass(frozen=True)
 class LayerStats:
-    """Sparsity, storage and per-sample MACs of one prunable layer (Linear or Conv2d).
+    """Sparsity, storage and per-sample MACs of one prunable layer (Linear or Conv2d, or the two
+    factors a low-rank step made of one, core.layers.FactoredLinear / FactoredConv2d).
 
-    params/nonzero/sparsity count the weight only; the bias stays fp32 and dense and is
-    in size_bits and dense_size_bits. remaining_macs counts nonzero weights only (a
-    zeroed channel's effect on later layers is not propagated, as in ShrinkBench).
+    shape is the layer's weight shape in the original architecture (a factored layer's effective
+    weight). params/nonzero/sparsity count the stored weights only: a factored layer's two factors,
+    r·(in + out) for a Linear, r·(in·k·k + out) for a conv. The bias stays fp32 and dense and is in
+    size_bits and dense_size_bits (the stored weights and bias as fp32). dense_macs is the layer
+    computed as the dense, unfactored original (out·in·k·k per output position); remaining_macs
+    counts the nonzero stored weights (a factored conv: positions·(nonzero of r·in·k·k + out·r)); a
+    zeroed channel's effect on later layers is not propagated, as in ShrinkBench. rank: the rank a
+    factored layer keeps, None for a dense layer.
     """
 
     name: str
@@ -166,32 +173,44 @@ class LayerStats:
     dense_macs: int
     remaining_macs: int
     bias_params: int = 0
+    rank: int | None = None
+
+    @property
+    def full_rank(self) -> int:
+        """The rank of a dense weight of this shape: min(out, in·k·k)."""
+        return min(self.shape[0], int(np.prod(self.shape[1:])))
 
 
 def layer_stats(model: nn.Module, input_shape: tuple[int, ...], cfg: CompressionConfig | None = None) -> list[LayerStats]:
     """One LayerStats per `prunable_layers(model)` entry, for inputs of shape (C, H, W).
 
-    Storage follows `cfg.weight_code` (the code of the compression that made `model`); None: fp32.
+    Storage follows `cfg.weight_code` (the code of the compression that made `model`), applied to
+    each stored weight (each factor of a factored layer); None: fp32.
 
     Output sizes come from a forward pass of a deep copy (cached per architecture and
     input shape), so no hook is ever registered on `model`; the model is only read.
     """
     positions = _output_positions(model, tuple(input_shape))
-    stats = []
-    for name, module in prunable_layers(model):
-        weight = module.weight.detach()  # with a pruning mask, `weight` is the masked tensor
-        bias = getattr(module, "bias", None)
-        n, bias_n = weight.numel(), (0 if bias is None else bias.numel())
-        nonzero = int(torch.count_nonzero(weight))
-        code = FP32_CODE if cfg is None else cfg.weight_code(weight)
-        stats.append(LayerStats(
-            name=name, kind="conv" if is_conv(module) else "linear", shape=tuple(weight.shape),
-            params=n, nonzero=nonzero, sparsity=1.0 - nonzero / n if n else 0.0, bits=ceil_log2(code.levels),
-            size_bits=coded_storage_bits(weight, code) + FP32_BITS * bias_n,
-            dense_size_bits=FP32_BITS * (n + bias_n),
-            dense_macs=positions[name] * n, remaining_macs=positions[name] * nonzero, bias_params=bias_n,
-        ))
-    return stats
+    return [_one_layer(name, module, positions[name], cfg) for name, module in prunable_layers(model)]
+
+
+def _one_layer(name: str, module: nn.Module, positions: int, cfg: CompressionConfig | None) -> LayerStats:
+    # with a pruning mask, `weight` is the masked tensor; a factored layer's weights are its factors'
+    weights = [m.weight.detach() for m in factors(module)]
+    bias = getattr(module, "bias", None)
+    n, bias_n = sum(w.numel() for w in weights), (0 if bias is None else bias.numel())
+    nonzero = sum(int(torch.count_nonzero(w)) for w in weights)
+    codes = [FP32_CODE if cfg is None else cfg.weight_code(w) for w in weights]
+    shape = tuple(module.weight.shape)
+    return LayerStats(
+        name=name, kind="conv" if is_conv(module) else "linear", shape=shape,
+        params=n, nonzero=nonzero, sparsity=1.0 - nonzero / n if n else 0.0,
+        bits=max(ceil_log2(c.levels) for c in codes),
+        size_bits=sum(coded_storage_bits(w, c) for w, c in zip(weights, codes)) + FP32_BITS * bias_n,
+        dense_size_bits=FP32_BITS * (n + bias_n),
+        dense_macs=positions * int(np.prod(shape)), remaining_macs=positions * nonzero, bias_params=bias_n,
+        rank=rank_of(module),
+    )
 
 
 _POSITIONS_CACHE: dict[tuple, dict[str, int]] = {}  # (architecture, input shape) -> positions
@@ -201,7 +220,8 @@ _POSITIONS_CACHE_SIZE = 128
 def _output_positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
     """Per prunable layer, output positions per sample (H_out*W_out for conv, 1 for a flat Linear).
 
-    MACs of a layer are positions * weight.numel() (for grouped convs too). The repr
+    MACs of a layer are positions * weight.numel() (for grouped convs too; for both factors of a
+    factored conv, whose first factor has the original's stride and padding, the second is 1×1). The repr
     of a model lists every layer's hyper-parameters, so with the class it identifies
     the architecture; a race between threads merely computes the same entry twice.
     """
@@ -342,13 +362,15 @@ def _ratio(numerator: int, denominator: int) -> float:
 
 
 def layer_table(report: CompressionReport) -> pd.DataFrame:
-    """One row per prunable layer, for display and CSV export (sizes in bytes, MACs per sample)."""
+    """One row per prunable layer, for display and CSV export (sizes in bytes, MACs per sample; rank: the
+    singular values a factored layer keeps, full_rank for a dense layer, full_rank = min(out, in·k·k))."""
     rows = [
         {
             "layer": a.name, "kind": a.kind, "shape": "x".join(map(str, a.shape)), "params": a.params,
             "sparsity_original": b.sparsity, "sparsity_compressed": a.sparsity, "bits": a.bits,
             "size_original_bytes": b.dense_size_bits / 8, "size_compressed_bytes": a.size_bits / 8,
             "dense_macs": a.dense_macs, "remaining_macs": a.remaining_macs,
+            "rank": a.full_rank if a.rank is None else a.rank, "full_rank": a.full_rank,
         }
         for b, a in zip(report.original_layers, report.compressed_layers)
     ]

@@ -28,13 +28,15 @@ state["scrub_index"] = min(int(state.get("scrub_index", 0)), n_test - 1)
 
 left, middle, right, far = st.columns([2, 3, 2, 3])
 control = left.radio("The slider moves", tuple(scrub.CONTROLS), format_func=scrub.LABELS.get, key="scrub_control",
-                     help="Pruning rate: 0 to 100 % in steps of 5. Bit width: 1 to 8 bits, and 32 (no quantization).")
+                     help="Pruning rate: 0 to 100 % in steps of 5. Bit width: 1 to 8 bits, and 32 (no quantization). "
+                          "Low-rank: the share kept, from 0.05 to 1.00 (off), finer near 1.")
 layer = middle.selectbox("Layer in the histogram", list(labels), format_func=labels.get, key="scrub_layer")
 index = right.number_input(f"Test image (0 to {n_test - 1})", 0, n_test - 1, step=1, key="scrub_index")
 method = far.selectbox("Explanation method", methods, format_func=attribution.METHOD_LABELS.get, key="scrub_method")
 
 fig = ui.scrub_figure(setup, control, layer, int(index), method)
 ui.wide_chart(fig, key=f"scrub_board_{control}")  # on a phone the board scrolls sideways
-fixed = " and ".join(label.lower() for key, label in scrub.LABELS.items() if key != control)
+others = [label.lower() for key, label in scrub.LABELS.items() if key != control]
+fixed = ", ".join(others[:-1]) + " and " + others[-1] if len(others) > 1 else "".join(others)
 st.caption(f"Fixed while you drag: everything else from the sidebar, including the {fixed}. "
            f"{attribution.METHOD_LABELS[method]}: {attribution.describe_method(method)}")

@@ -15,6 +15,10 @@ if c.quantized and c.quant_granularity == "per_channel":
     st.caption("Per-channel quantization gives every output neuron its own step size, so the levels of "
                "different neurons fall in different places; switch the granularity to *per tensor* to see "
                f"the {c.weight_bits}-bit levels line up.")
+if c.step("lowrank").active():
+    st.caption("Low-rank is on: a factored layer's chart shows its effective weights, the product of its two "
+               "factors, which is what the layer computes. The factors are what is stored, pruned and quantized, "
+               "so their zeros and levels do not show here; the Overview's *Layer by layer* counts them.")
 figs = list(ui.weight_histograms(setup).items())
 # One row of two per pair of layers: on a phone the columns stack, and the layers still read in order.
 for row in range(0, len(figs), 2):

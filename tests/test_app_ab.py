@@ -60,7 +60,7 @@ def test_the_glossary_is_on_every_page_and_has_its_own_page():
     _healthy(at)
     text = "\n".join(_texts(at.markdown))
     for term in ("MAC", "Sparsity", "SSIM", "Spearman correlation", "Per channel", "Welch test", "÷ max",
-                 "Wilson interval", "Fake quantization", "Bitmask"):
+                 "Wilson interval", "Fake quantization", "Bitmask", "Low-rank factorization", "Singular values"):
         assert f"**{term}" in text, term
     assert "97.5–99.1 %" in text  # the example interval, computed by core.stats
     overview = open_app("overview")

@@ -267,6 +267,8 @@ def test_figures_of_a_hand_computed_report():
         "first_layer": "fc 1", "first_layer_sparsity": "88 %", "largest_layer": "fc 1",
         "largest_layer_sparsity": "88 %", "lowest_layer_sparsity": "88 %", "highest_layer_sparsity": "88 %",
         "worst_class": "2", "worst_class_accuracy": "0 %", "worst_class_accuracy_original": "100 %",
+        "weights": "8", "weights_original": "8", "macs": "1", "macs_original": "8", "speedup": "8.0×",
+        "lowrank": "off", "first_layer_rank": "all 2 (dense)", "largest_layer_rank": "all 2 (dense)",
     }
     assert set(lesson_figures.figures(_tiny_report())) == set(lesson_figures.PLACEHOLDERS)
 
@@ -284,7 +286,8 @@ def test_every_compression_setting_reaches_the_lesson_figures(key):
     control changes the Setup (a new control that setup_from ignores would fail here)."""
     defaults = {k: s.default for k, s in url_state.SIDEBAR.items()}
     setting = url_state.SIDEBAR[key]
-    other = next(o for o in setting.options if o != setting.default) if setting.options else 50
+    numbers = (setting.parse(raw) for raw in ("50", "0.5"))  # a rate in percent, or a share such as rank=0.5
+    other = next(o for o in (setting.options or numbers) if o != setting.default)
     assert setup_from({**defaults, key: other}) != setup_from(defaults)
 
 

@@ -74,6 +74,9 @@ SIDEBAR_CASES = [  # key, value in the link, value in the widget, another value 
     ("act_bits", "8", 8, 4),
     ("act_range", "histogram", "histogram", "minmax"),
     ("precision", "bf16", "bf16", "fp16"),
+    ("rank", "0.5", 0.5, 0.8),
+    ("rank_mode", "fraction", "fraction", "energy"),
+    ("rank_scope", "global", "global", "layer"),
 ]
 
 

@@ -102,8 +102,9 @@ def metric_cards(rep: CompressionReport) -> None:
     cols[1].metric("Size", figures.format_bytes(rep.size_compressed_bytes), delta(size_change * 100, 0, "%"),
                    delta_color="inverse",
                    help=f"Original: {figures.format_bytes(rep.size_original_bytes)} as 32-bit floats. "
-                        "Compressed: non-zero weights at the chosen bits + the cheaper index (bitmask or "
-                        "sparse positions) + quantization scales; biases stay 32-bit.")
+                        "Compressed: non-zero weights at the chosen bits (after low-rank: those of the two "
+                        "factors of each layer) + the cheaper index (bitmask or sparse positions) + "
+                        "quantization scales; biases stay 32-bit.")
     cols[2].metric("Compression ratio", figures.format_ratio(rep.compression_ratio),
                    help="Original size ÷ compressed size.")
     cols[3].metric("Sparsity", figures.format_percent(rep.sparsity),
@@ -111,8 +112,9 @@ def metric_cards(rep: CompressionReport) -> None:
     ratio = figures.format_ratio(rep.theoretical_speedup)
     fewer = "all weights removed" if rep.remaining_macs == 0 else None if ratio == "1.0×" else f"{ratio} fewer"
     cols[4].metric("MACs per image", f"{rep.remaining_macs:,}", fewer, delta_color="off", delta_arrow="off",
-                   help=f"Multiply-accumulates left after pruning (dense: {rep.dense_macs:,}). "
-                                           "A theoretical speed-up: masks alone make nothing faster.")
+                   help=f"Multiply-accumulates left after compression (dense: {rep.dense_macs:,}). Pruning's "
+                        "zeros are a theoretical speed-up: masks alone make nothing faster. Low-rank's thinner "
+                        "layers compute less for real.")
     cols[5].metric("Agreement", figures.format_percent(rep.agreement),
                    help="Share of test images on which both models predict the same class.")
     st.caption(accuracy_caption(rep))

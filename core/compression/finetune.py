@@ -21,6 +21,10 @@ the mask alone, then rounding), then runs the
 remaining steps on the result: sharing leaves an already shared layer as it is, quantization of
 the QAT-trained latent weights gives the very codes the forward used, and activation ranges are
 calibrated on the fine-tuned model (they are not trained).
+
+After low-rank factorization the weights that are trained are the factors (core.layers.stored_layers):
+the rank is held fixed by the shapes of the two factor layers, and their zeros (from pruning after
+low-rank) by the mask, as for any layer. The factored model is fine-tuned as a whole, like any other.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from core.compression import CompressionConfig, compress
 from core.compression.activations import CALIBRATION_IMAGES
 from core.compression.quantization import Quantize, quantize_weight
 from core.compression.steps import calibration_of, set_calibration
-from core.layers import prunable_layers
+from core.layers import stored_layers
 from core.training import train_one_epoch
 
 
@@ -47,7 +51,7 @@ def _train_copy(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float, 
     if images is not None:
         set_calibration(tuned, images)  # calibrates like its source
     tuned.requires_grad_(True)
-    layers = prunable_layers(tuned)
+    layers = stored_layers(tuned)  # after low-rank: the two factors (their shapes hold the rank)
     orders = [list(module._parameters) for _, module in layers]
     for _, module in layers:
         hold(module)
@@ -69,6 +73,7 @@ def fine_tune(model: nn.Module, x: Tensor, y: Tensor, epochs: int, lr: float = 1
               batch_size: int = 64, seed: int = 0) -> nn.Module:
     """A copy of `model` trained for `epochs` on (x, y) with every zero weight held at zero.
 
+    A factored (low-rank) layer trains its two factors: its rank stays what it is.
     x: (N, C, H, W) training images, y: (N,) labels. The input model is not modified;
     the copy is returned in eval mode, with no pruning hooks left on it.
     """
@@ -174,7 +179,7 @@ def compress_fine_tuned(model: nn.Module, cfg: CompressionConfig, x: Tensor, y: 
         tuned = fine_tune_codebooks(compress(tuned, cfg.only("share")), x, y, epochs, lr=lr, seed=seed)
     elif epochs > 0 and "quantize" in running and quantization_aware:
         tuned = fine_tune_quantized(tuned, cfg.step("quantize"), x, y, epochs, lr=lr, seed=seed)
-    elif epochs > 0 and cfg.prune_amount > 0:
+    elif epochs > 0 and first.pipeline():  # low-rank, pruning or both lost something: train what is left
         tuned = fine_tune(tuned, x, y, epochs, lr=lr, seed=seed)
     images = calibration_of(model)
     return compress(tuned, rest, calibration=images if images is not None else x[:CALIBRATION_IMAGES]) \

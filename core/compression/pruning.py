@@ -31,6 +31,9 @@ plain module with no `weight_orig`, `weight_mask` or forward pre-hooks):
   how rarely they fire: the highest APoZ first (average percentage of zeros after the unit's
   ReLU over the calibration images, Hu et al. 2016), ties by mean |w|. Units without a ReLU after
   them have APoZ 0: last. Measured once per original model (`context.memo`).
+- After low-rank factorization the weights pruned are the two factors of each factored layer
+  (`core.layers.stored_layers`): they are what is stored. Structured methods remove a factored
+  layer's unit by zeroing the row of its second factor.
 - `prune_amount` 0 skips pruning; 1.0 zeroes every prunable weight (unstructured) or
   every unit but the classes (structured); the model still runs on its biases.
 """
@@ -45,7 +48,7 @@ from torch.nn.utils import prune
 
 from core.compression import units
 from core.compression.steps import Context, Step, control, register
-from core.layers import prunable_layers
+from core.layers import prunable_layers, stored_layers
 
 PRUNE_METHODS = ("magnitude", "random", "structured", "apoz")
 PRUNE_SCOPES = ("global", "layer")
@@ -109,7 +112,7 @@ def _prune(model: nn.Module, cfg: Prune, context: Context) -> None:
     """Prune the prunable layers of a copy in place and make the pruning permanent."""
     # float(): an int amount means "that many weights" to torch.nn.utils.prune.
     amount = float(cfg.prune_amount)
-    layers = prunable_layers(model)
+    layers = stored_layers(model)  # a factored layer's two factors (core.layers), else the layers themselves
     orders = [list(module._parameters) for _, module in layers]
     if cfg.prune_method in STRUCTURED:
         _prune_structured(model, amount, cfg.prune_scope, _unit_ranking(model, cfg.prune_method, context))
@@ -158,7 +161,7 @@ def _keep_mask(scores: Tensor, amount: float) -> Tensor:
 
 def structured_limit(model: nn.Module) -> float:
     """The largest share of prunable weights structured pruning can zero: all but the classes' layer."""
-    sizes = [m.weight.numel() for _, m in prunable_layers(model)]
+    sizes = [m.weight.numel() for _, m in stored_layers(model)]
     return (sum(sizes) - sizes[-1]) / sum(sizes) if len(sizes) > 1 else 0.0
 
 
@@ -209,7 +212,8 @@ def _prune_structured(model: nn.Module, amount: float, scope: str, ranking: Rank
         starts = torch.tensor([0, *[g.count for g in groups]]).cumsum(0)
         chosen = order[:count]
         removed = [chosen[(chosen >= lo) & (chosen < hi)] - lo for lo, hi in zip(starts[:-1], starts[1:])]
-    modules = dict(layers)
+    # A factored layer (low-rank) loses a unit as the row of its second factor, which makes that output.
+    modules = {name: getattr(module, "second", module) for name, module in layers}
     for group, gone in zip(groups, removed):
         for name in group.layers:
             weight = modules[name].weight

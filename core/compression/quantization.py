@@ -29,6 +29,8 @@ The range setting (`quant_range`) chooses c (symmetric) or [lo, hi] (affine):
   TWN is a ternary method: at other bit widths "twn" falls back to "mse" (`range_used`,
   and `range_notice` says so in words).
 
+After low-rank factorization each of a layer's two factors is quantized on its own (`core.layers.stored_layers`).
+
 A channel or tensor with no nonzero weight (e.g. 100 % pruned) would get scale 0; it gets
 the placeholder scale 1.0 instead and its weights stay 0. No NaN, ever.
 """
@@ -41,7 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from core.compression.steps import Context, Step, WeightCode, control, register
-from core.layers import prunable_layers
+from core.layers import stored_layers
 
 QUANT_SCHEMES = ("symmetric", "affine")
 QUANT_GRANULARITIES = ("per_channel", "per_tensor")
@@ -301,7 +303,7 @@ class Quantize(Step):
         return tuple({"weight_bits": b} for b in (8, 6, 5, 4, 3, 2, 1))
 
     def apply(self, model: nn.Module, context: Context) -> None:
-        for _, module in prunable_layers(model):
+        for _, module in stored_layers(model):
             module.weight.copy_(quantize_weight(module.weight, self.weight_bits, self.quant_scheme,
                                                 self.quant_granularity, self.quant_range))
 

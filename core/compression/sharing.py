@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
 from core.compression.steps import Context, Step, WeightCode, control, register
-from core.layers import prunable_layers
+from core.layers import stored_layers
 
 SHARE_OFF = 0
 SHARE_BITS = (SHARE_OFF, 1, 2, 3, 4, 5, 6, 7, 8)
@@ -79,7 +79,7 @@ def stored_codes(model: nn.Module) -> dict[str, tuple[Tensor, Tensor]]:
     The model is only read.
     """
     out = {}
-    for name, module in prunable_layers(model):
+    for name, module in stored_layers(model):
         flat = module.weight.detach().to(torch.float32).reshape(-1)
         codebook, inverse = torch.unique(flat[flat != 0], return_inverse=True)
         indices = torch.zeros(flat.numel(), dtype=torch.uint8 if codebook.numel() < 256 else torch.int64)
@@ -141,7 +141,7 @@ class Share(Step):
                 "while sharing is on."] if self.active() else []
 
     def apply(self, model: nn.Module, context: Context) -> None:
-        for name, module in prunable_layers(model):
+        for name, module in stored_layers(model):  # after low-rank: each factor has its own codebook
             weight = module.weight
             key = ("share", name, self.share_bits, _digest(weight))
             centroids, labels = context.memo(key, lambda w=weight: _codebook(w, self.share_bits))

@@ -26,7 +26,7 @@ from captum.attr import (
 from torch import Tensor, nn
 
 from core.explain.agreement import saliency_agreement  # noqa: F401  (re-exported: callers import it from here)
-from core.layers import is_conv, layer_labels
+from core.layers import is_conv, layer_labels, prunable_layers
 
 METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad", "grad_cam", "occlusion")
 
@@ -193,7 +193,7 @@ def grad_cam_layer(model: nn.Module) -> tuple[str, bool]:
 def describe_grad_cam(model: nn.Module) -> str:
     """Which layer Grad-CAM explains in `model`, in words for a caption (model only read)."""
     name, after_relu = grad_cam_layer(model)
-    conv = [n for n, m in model.named_modules() if is_conv(m)][-1]
+    conv = [n for n, m in prunable_layers(model) if is_conv(m)][-1]  # a factored conv by its own name
     where = "after its ReLU" if after_relu else "its raw output (no ReLU module follows it)"
     return (f"Grad-CAM explains the last convolution layer, {layer_labels(model)[conv]}, {where}: each of its "
             "feature maps is weighted by its average gradient for the class, the weighted sum is cut at 0 "

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from core.explain.attribution import attribute, methods_for, saliency_agreement
-from core.layers import layer_labels, prunable_layers
+from core.layers import factors, layer_labels, prunable_layers
 
 METRICS = ("spearman", "spearman_abs", "ssim", "topk")  # rank correlations on pixels nonzero in either map
 
@@ -73,7 +73,8 @@ def cascade(model: nn.Module, seed: int = 0) -> Iterator[tuple[int, str, str, nn
     yield 0, "", "none", twin
     for step, (name, module) in enumerate(reversed(prunable_layers(twin)), start=1):
         with torch.no_grad():
-            _reinitialize(module, generator)
+            for layer in factors(module):  # a low-rank layer's two factors, else the layer itself
+                _reinitialize(layer, generator)
         yield step, name, f"+ {labels[name]}", twin
 
 

@@ -72,9 +72,15 @@ def _positions(series: ScrubSeries) -> tuple[list[float], dict]:
         pad = (high - low) * 0.06  # the first stop clear of the y axis' labels
         return [float(s) for s in series.stops], dict(range=[low - pad, high + pad / 2],
                                                       ticksuffix=SCRUBBED[series.control][1].unit,
-                                                      dtick=(high - low) / 5)
+                                                      dtick=_tick_step(low, high))
     x = [float(i) if s != 32 else i + 0.5 for i, s in enumerate(series.stops)]
     return x, dict(range=[-0.5, x[-1] + 0.5], tickvals=x, ticktext=[str(s) for s in series.stops])
+
+
+def _tick_step(low: float, high: float) -> float | None:
+    """A fifth of the range when that is a whole number (pruning: 20 %), else Plotly's own ticks (a share 0.05-1)."""
+    step = (high - low) / 5
+    return step if float(step).is_integer() else None
 
 
 def _headline(series: ScrubSeries, i: int) -> str:

@@ -32,7 +32,9 @@ from core.layers import prunable_layers
 from core.metrics import Evaluation, compression_report, evaluate
 
 # Every compression control with scrub stops (core/compression/steps.py): URL key -> (config field, Control).
-SCRUBBED: dict[str, tuple[str, Control]] = {c.url: (name, c) for name, (_, c) in compression_controls().items() if c.stops}
+# The main sliders first (pruning rate, bit width: the page opens on the first), then other families' controls.
+SCRUBBED: dict[str, tuple[str, Control]] = {c.url: (name, c) for name, (_, c) in sorted(
+    compression_controls().items(), key=lambda item: not item[1][1].main) if c.stops}
 CONTROLS = {key: tuple(c.stops) for key, (_, c) in SCRUBBED.items()}  # e.g. prune: 0-100 % in 5s; bits: 1..8, 32
 LABELS = {key: c.label for key, (_, c) in SCRUBBED.items()}
 PRUNE_STOPS, BIT_STOPS = CONTROLS["prune"], CONTROLS["bits"]

@@ -50,7 +50,7 @@ from core.compression import CompressionConfig, compress
 from core.data import Dataset
 from core.explain.faithfulness import RANDOM_ORDERINGS, deletion_insertion, infidelity_against_random
 from core.compression.finetune import fine_tune
-from core.layers import prunable_layers
+from core.layers import prunable_layers, stored_layers
 from core.metrics import Evaluation, evaluate, prediction_agreement
 from core.studies.sweep_plan import (BASELINES, BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS,  # noqa: F401
                              GRID_BITS, GRID_SPARSITIES, SALIENCY_METRICS, SETTING_COLUMNS, SPARSITIES,
@@ -293,7 +293,7 @@ def _faithfulness(model: nn.Module, ref: _Reference, maps: Tensor, cfg: SweepCon
 
 
 def _sparsity(model: nn.Module) -> float:
-    weights = [m.weight.detach() for _, m in prunable_layers(model)]
+    weights = [m.weight.detach() for _, m in stored_layers(model)]  # the factors of a low-rank layer
     total = sum(w.numel() for w in weights)
     return sum(int((w == 0).sum()) for w in weights) / total if total else 0.0
 
