@@ -130,3 +130,21 @@ def load_or_train_subset(cfg: SubsetConfig, data: Dataset, features: np.ndarray 
     """The model trained on `cfg`'s subset, from the disk cache or trained and cached (features: for k-center)."""
     rows = select_subset(data.y_train.numpy(), cfg.fraction, cfg.selection, cfg.train.seed, features)
     return load_or_make(cfg, data, lambda p: train_on_subset(cfg, data, rows, p), "subset", cache_dir, progress)
+
+
+def subset_models(train: TrainConfig, teacher: nn.Module, data: Dataset, fraction: float,
+                  progress: Progress | None = None, cache_dir=None) -> dict[str, TrainResult]:
+    """The model of `train` trained on a k-center subset and on a random one of the same size (selection -> result).
+
+    `teacher` (the model of `train` on all the data; only read) gives the features k-center greedy uses.
+    """
+    report = progress or (lambda fraction, message: None)
+    features = penultimate_features(teacher, data.x_train)
+    found = {}
+    for i, selection in enumerate(SELECTIONS):
+        cfg = SubsetConfig(train=train, features=train, fraction=fraction, selection=selection)
+        found[selection] = load_or_train_subset(
+            cfg, data, features, lambda f, m, i=i, s=selection: report((i + f) / len(SELECTIONS), f"{s} subset, {m}"),
+            cache_dir)
+    report(1.0, "done")
+    return found
