@@ -9,7 +9,7 @@ No model is modified (evaluate and attribute only read them; compress works on a
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,14 +17,19 @@ import pandas as pd
 import torch
 from torch import nn
 
+import models
 from core.compression import compress, CompressionConfig
 from core.data import Dataset
 from core.explain.agreement import saliency_agreement
-from core.explain.attribution import attribute
+from core.explain.attribution import attribute, methods_for
 from core.metrics import compression_report, evaluate, layer_stats, model_storage_bits, parameter_count
 from core.figures import format_bytes
 from core.stats import accuracy_interval
 
+PROBE_SIZE = 64  # class-balanced test images whose maps give the mean map agreement (as the sweeps' probes)
+# Panel titles of the maps (about 10 characters fit above a panel on a phone), per kind of distillation.
+SHORT_LABELS = {"knowledge": {"teacher": "teacher", "distilled": "distilled", "label_only": "labels only"},
+                "data": {"teacher": "all data", "kcenter": "k-center", "random": "random"}}
 COLUMNS = ["model", "label", "accuracy", "accuracy_low", "accuracy_high", "parameters", "size_bytes", "agreement",
            "map_spearman", "map_spearman_std"]
 
@@ -50,7 +55,8 @@ def storage_bytes(model: nn.Module, input_shape: tuple[int, int, int]) -> float:
 
 
 def compare(teacher: nn.Module, students: Mapping[str, tuple[str, nn.Module]], data: Dataset, method: str,
-            probe: np.ndarray, shown: np.ndarray, compression: CompressionConfig | None = None) -> Comparison:
+            probe: np.ndarray, shown: np.ndarray, compression: CompressionConfig | None = None,
+            teacher_label: str = "teacher") -> Comparison:
     """The teacher (row "teacher") and every student (name -> (label, model)) on the test set.
 
     probe: test rows whose maps give the mean map agreement; shown: test rows whose maps are
@@ -65,7 +71,7 @@ def compare(teacher: nn.Module, students: Mapping[str, tuple[str, nn.Module]], d
     where = np.searchsorted(rows_all, shown)
     in_probe = np.isin(rows_all, probe)
     table, maps, predictions, spearman = [], {}, {}, {}
-    for name, (label, model) in {"teacher": ("teacher", teacher), **students}.items():
+    for name, (label, model) in {"teacher": (teacher_label, teacher), **students}.items():
         own = reference if model is teacher else evaluate(model, x, y)
         own_maps = teacher_maps if model is teacher else attribute(model, inputs, target, method)
         rho = saliency_agreement(teacher_maps, own_maps)["spearman_abs"].numpy()
@@ -111,3 +117,22 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         "same answer as the teacher": [f"{100 * a:.1f} %" for a in table["agreement"]],
         "map rank correlation with the teacher's": [maps(row) for _, row in table.iterrows()],
     })
+
+
+def methods_for_all(names: Sequence[str], data: Dataset) -> list[str]:
+    """The explanation methods every registered model in `names` offers (Grad-CAM needs a conv layer in each)."""
+    with torch.random.fork_rng(devices=[]):
+        offered = [methods_for(models.create_model(n, data.input_shape, data.num_classes)) for n in names]
+    return [m for m in offered[0] if all(m in o for o in offered[1:])]
+
+
+def verdict(table: pd.DataFrame, baseline: str, candidate: str, n: int) -> str:
+    """One sentence: `candidate`'s accuracy against `baseline`'s (rows by model name), and whether it is noise."""
+    rows = table.set_index("model")
+    a, b = rows.loc[baseline], rows.loc[candidate]
+    change = f"{100 * (b['accuracy'] - a['accuracy']):+.1f}".replace("-", "\u2212")
+    overlap = max(a["accuracy_low"], b["accuracy_low"]) <= min(a["accuracy_high"], b["accuracy_high"])
+    noise = (f"their 95 % intervals overlap, so on {n:,} test images this difference may be noise"
+             if overlap else f"their 95 % intervals do not overlap: more than the noise of {n:,} test images")
+    return (f"The {b['label']} scores **{100 * b['accuracy']:.1f} %**, the {a['label']} {100 * a['accuracy']:.1f} % "
+            f"({change} points); {noise}.")

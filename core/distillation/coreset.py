@@ -148,3 +148,8 @@ def subset_models(train: TrainConfig, teacher: nn.Module, data: Dataset, fractio
             cache_dir)
     report(1.0, "done")
     return found
+
+
+def subset_total(labels: np.ndarray, fraction: float) -> int:
+    """How many training images a per-class subset of `fraction` keeps in all."""
+    return sum(subset_size(int(n), fraction) for n in np.unique(labels, return_counts=True)[1])
