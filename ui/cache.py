@@ -39,6 +39,7 @@ from core import upload as uploads
 from core import warm
 from core.distillation.compare import PROBE_SIZE, Comparison, compare, methods_for_all
 from core.distillation.coreset import subset_models, subset_total
+from core.distillation import lesson as distillation_lesson
 from core.distillation.knowledge import DistillConfig, DistillResult, distill, student_problem
 from ui.jobs import Job, Prefetcher, Progress, Turns, follow
 from ui.setup import UPLOAD_KEY, Setup, UploadedTrain
@@ -730,3 +731,22 @@ def subset_comparison(train: TrainConfig, fraction: float, method: str, images: 
     probe = probe_indices(data.y_test, PROBE_SIZE)
     return compare(_model(train), students, data, method, probe, probe[:: max(1, len(probe) // images)][:images],
                    teacher_label=f"model trained on all {len(data.y_train):,} images")
+
+
+def distillation_figures(setup: Setup, settings: dict, names: set[str]) -> dict[str, str]:
+    """A lesson step's Distillation placeholders among `names`, from the comparisons the page shows for
+    `settings` (the step's page settings; the distilled student also compressed with the step's sidebar setting)."""
+    kinds, found = distillation_lesson.needs(names), {}
+    if "knowledge" in kinds:
+        cfg = DistillConfig(teacher=setup.train, model=str(settings["distill_student"]),
+                            temperature=float(settings["distill_t"]), alpha=float(settings["distill_alpha"]))
+        if distill_problem(cfg):
+            return distillation_lesson.unavailable()
+        table = distill_comparison(cfg, str(settings["distill_method"]), setup.compression).table
+        found.update(distillation_lesson.knowledge_figures(table, cfg.temperature, cfg.alpha))
+    if "data" in kinds:
+        fraction = float(settings["distill_subset"]) / 100
+        table = subset_comparison(setup.train, fraction, str(settings["distill_method"])).table
+        found.update(distillation_lesson.data_figures(
+            table, subset_total(dataset(setup.train.dataset).y_train.numpy(), fraction)))
+    return found
