@@ -81,11 +81,12 @@ else:
 
 n_test = len(data.y_test)
 st.markdown(verdict(result.table, *pair, n_test))
-ui.chart(figures_distillation.accuracy_intervals(result.table, 1 / data.num_classes), key="distill_accuracy")
+ui.chart(figures_distillation.accuracy_intervals(result.table, 1 / data.num_classes, SHORT_LABELS[kind]),
+         key="distill_accuracy")
 st.dataframe(display_table(result.table), hide_index=True)
 st.caption("Size is the stored size as the Overview counts it (32 bits per parameter, fewer once compressed). "
-           "Same answer: share of the test images on which the model answers as the teacher does. Map rank "
-           f"correlation: mean ± std over {PROBE_SIZE} class-balanced test images, |map| ranked on the pixels either map marks.")
+           "Same answer: share of the test images on which the model answers as the teacher does. Maps like the "
+           f"teacher's: rank correlation ρ of the maps, mean ± std over {PROBE_SIZE} class-balanced test images, |map| ranked on the pixels either map marks.")
 
 st.header("Do students explain like their teachers?")
 names = ["teacher", *pair[::-1]]

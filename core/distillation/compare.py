@@ -28,7 +28,8 @@ from core.stats import accuracy_interval
 
 PROBE_SIZE = 64  # class-balanced test images whose maps give the mean map agreement (as the sweeps' probes)
 # Panel titles of the maps (about 10 characters fit above a panel on a phone), per kind of distillation.
-SHORT_LABELS = {"knowledge": {"teacher": "teacher", "distilled": "distilled", "label_only": "labels only"},
+SHORT_LABELS = {"knowledge": {"teacher": "teacher", "distilled": "distilled", "label_only": "labels only",
+                              "compressed": "compressed"},
                 "data": {"teacher": "all data", "kcenter": "k-center", "random": "random"}}
 COLUMNS = ["model", "label", "accuracy", "accuracy_low", "accuracy_high", "parameters", "size_bytes", "agreement",
            "map_spearman", "map_spearman_std"]
@@ -115,7 +116,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         "parameters": [f"{int(p):,}" for p in table["parameters"]],
         "size": [format_bytes(s) for s in table["size_bytes"]],
         "same answer as the teacher": [f"{100 * a:.1f} %" for a in table["agreement"]],
-        "map rank correlation with the teacher's": [maps(row) for _, row in table.iterrows()],
+        "maps like the teacher's (ρ)": [maps(row) for _, row in table.iterrows()],
     })
 
 

@@ -22,23 +22,35 @@ MAPS_CAPTION = ("The maps colour the pixels each model's answer is most sensitiv
                 "(1: the same pixels in the same order).")
 
 
-def accuracy_intervals(table: pd.DataFrame, chance: float) -> go.Figure:
-    """Accuracy (dot) and 95 % interval (bar) per model (`table`: core.distillation.compare's rows), chance dashed."""
-    rows = table.iloc[::-1]  # the teacher on top
-    acc, low, high = (100 * rows[c].to_numpy() for c in ("accuracy", "accuracy_low", "accuracy_high"))
+def accuracy_intervals(table: pd.DataFrame, chance: float, names: dict[str, str] | None = None) -> go.Figure:
+    """Accuracy (dot) and 95 % interval (bar) per model (`table`: core.distillation.compare's rows).
+
+    The axis spans the intervals (a few points wide, so that the bars can be told apart); guessing
+    (`chance`) is drawn as a dashed line when it lies on the axis and named in the caption when not.
+    names: short row names by model (phones have room for about 12 characters beside the axis).
+    """
+    rows = table.iloc[::-1].copy()  # the teacher on top
+    rows["label"] = [(names or {}).get(m, label) for m, label in zip(rows["model"], rows["label"])]
+    acc, low, high = (100 * rows[c].to_numpy(dtype=float) for c in ("accuracy", "accuracy_low", "accuracy_high"))
     colors = [COLORS.get(m, ORIGINAL_COLOR) for m in rows["model"]]
     dots = go.Scatter(x=acc, y=list(rows["label"]), mode="markers+text", marker=dict(size=14, color=colors),
-                      text=[format_percent(a / 100) for a in acc], textposition="top center", showlegend=False,
+                      text=[f"{a:.1f} %" for a in acc], textposition="top center", showlegend=False,
                       error_x=dict(type="data", symmetric=False, array=high - acc, arrayminus=acc - low,
                                    thickness=3, width=6),
                       hovertemplate="%{y}: %{x:.1f} %<extra></extra>")
-    guess = go.Scatter(x=[100 * chance] * 2, y=[rows["label"].iloc[0], rows["label"].iloc[-1]], mode="lines",
-                       line=dict(dash="dash", color="#999999"), name="guessing", hoverinfo="skip")
-    span = max(5.0, float(high.max() - min(low.min(), 100 * chance)))
-    layout = house_layout("Test accuracy with its 95 % interval", "test accuracy (%)", "", height=120 + 60 * len(rows),
-                          meta={"caption": ACCURACY_CAPTION})
-    layout["xaxis"] = dict(layout.get("xaxis", {}), range=[max(0.0, float(high.max()) - span - 2), 100.5])
-    return go.Figure([dots, guess], layout)
+    start = max(0.0, float(np.floor(low.min())) - 2.0)
+    traces, caption = [dots], ACCURACY_CAPTION
+    if 100 * chance >= start:
+        traces.append(go.Scatter(x=[100 * chance] * 2, y=[rows["label"].iloc[0], rows["label"].iloc[-1]],
+                                 mode="lines", line=dict(dash="dash", color="#999999"), name="guessing",
+                                 hoverinfo="skip"))
+    else:
+        caption += f" Guessing would score {format_percent(chance)}, far left of this axis."
+    layout = house_layout("Test accuracy with its 95 % interval", "test accuracy (%)", "",
+                          height=150 + 60 * len(rows), legend_rows=int(len(traces) > 1), meta={"caption": caption},
+                          xaxis=dict(range=[start, 100.5]),
+                          yaxis=dict(range=[-0.5, len(rows) - 0.2]))  # room above the top dot's label
+    return go.Figure(traces, layout)
 
 
 def maps_row(image: torch.Tensor, maps: Sequence[tuple[str, torch.Tensor]]) -> go.Figure:
