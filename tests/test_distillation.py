@@ -9,6 +9,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -206,3 +207,52 @@ def test_compare_rows_and_maps(data, teacher, cache):
 def test_methods_for_all_drops_grad_cam_without_convolutions(data):
     assert "grad_cam" in methods_for_all(["lenet5"], data)
     assert "grad_cam" not in methods_for_all(["lenet5", "mlp32"], data)
+
+
+# ---------------------------------------------------------------- figures
+def _table(accuracies):
+    rows = []
+    for name, acc in accuracies.items():
+        rows.append({"model": name, "label": f"{name} long label", "accuracy": acc, "accuracy_low": acc - 0.01,
+                     "accuracy_high": acc + 0.01, "parameters": 1, "size_bytes": 4.0, "agreement": 1.0,
+                     "map_spearman": 1.0, "map_spearman_std": 0.0})
+    return pd.DataFrame(rows)
+
+
+def test_accuracy_figure_spans_the_intervals_and_names_guessing():
+    from core.figures.distillation import accuracy_intervals
+    fig = accuracy_intervals(_table({"teacher": 0.98, "distilled": 0.94, "label_only": 0.93}), 0.1,
+                             {"distilled": "distilled"})
+    dots = fig.data[0]
+    assert list(dots.y) == ["label_only long label", "distilled", "teacher long label"]  # teacher on top
+    assert list(dots.text) == ["93.0 %", "94.0 %", "98.0 %"]
+    assert fig.layout.xaxis.range[0] <= 92.0 and len(fig.data) == 1  # guessing is far off this axis ...
+    assert "Guessing would score 10 %" in fig.layout.meta["caption"]  # ... so the caption names it
+    low = accuracy_intervals(_table({"teacher": 0.3, "distilled": 0.2, "label_only": 0.12}), 0.1)
+    assert len(low.data) == 2 and list(low.data[1].x) == [10.0, 10.0]
+
+
+def test_maps_row_puts_three_maps_on_one_scale():
+    from core.figures.distillation import maps_row
+    maps = [("a", torch.ones(4, 4)), ("b", 2 * torch.ones(4, 4)), ("c", torch.zeros(4, 4))]
+    fig = maps_row(torch.zeros(1, 4, 4), maps)
+    assert [t.coloraxis for t in fig.data[1:]] == ["coloraxis"] * 3
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, 2.0)
+    signed = maps_row(torch.zeros(1, 4, 4), [("a", -torch.ones(4, 4)), *maps[1:]])
+    assert (signed.layout.coloraxis.cmin, signed.layout.coloraxis.cmax) == (-2.0, 2.0)
+    with pytest.raises(ValueError, match="three maps"):
+        maps_row(torch.zeros(1, 4, 4), maps[:2])
+
+
+def test_lesson_figures_of_a_hand_made_table():
+    from core.distillation import lesson
+    table = _table({"teacher": 0.98, "distilled": 0.95, "label_only": 0.93, "compressed": 0.9})
+    table.loc[table["model"] == "teacher", "size_bytes"] = 16.0
+    found = lesson.knowledge_figures(table, 4.0, 0.9)
+    assert set(found) == set(lesson.KNOWLEDGE)
+    assert (found["student_accuracy"], found["label_only_accuracy"], found["student_change"]) == \
+        ("95.0 %", "93.0 %", "+2.0 points")
+    assert found["student_noise"] == "within the test set's noise"  # 94-96 % and 92-94 % touch
+    assert (found["student_ratio"], found["temperature"], found["alpha"]) == ("4.0×", "4", "0.9")
+    assert lesson.needs({"student_maps", "accuracy"}) == {"knowledge"}
+    assert lesson.needs({"kcenter_accuracy"}) == {"data"} and lesson.needs({"accuracy"}) == set()
