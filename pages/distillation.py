@@ -97,6 +97,6 @@ st.caption(figures_distillation.MAPS_CAPTION + f" Mean over the {PROBE_SIZE} tes
 for row, index in enumerate(result.shown):
     titles = [f"{SHORT_LABELS[kind][name]}<br>says "
               f"{data.classes[result.predictions[name][row]]}"
-              + ("" if name == "teacher" else f" · ρ {result.spearman[name][row]:.2f}") for name in names]
+              + ("" if name == "teacher" else f"<br>ρ {result.spearman[name][row]:.2f}") for name in names]
     fig = figures_distillation.maps_row(data.x_test[int(index)], [(t, result.maps[n][row]) for t, n in zip(titles, names)])
     ui.chart(fig, key=f"distill_maps_{index}", caption=False)

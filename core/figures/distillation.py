@@ -11,14 +11,14 @@ import plotly.graph_objects as go
 import torch
 
 from core.figures import ORIGINAL_COLOR, COMPRESSED_COLOR, as_array, format_percent, house_layout
-from core.figures.maps import _colorbar, _display_rgb, _saliency_layout
+from core.figures.maps import SALIENCY_MARGIN, _colorbar, _display_rgb, _saliency_layout
 
 COLORS = {"teacher": ORIGINAL_COLOR, "distilled": COMPRESSED_COLOR, "label_only": "#7f7f7f",
           "kcenter": COMPRESSED_COLOR, "random": "#7f7f7f", "compressed": "#d62728"}
 ACCURACY_CAPTION = ("Each dot is one model's accuracy on the test images; the bar is its 95 % Wilson interval, the "
                     "range the test set's noise allows. Two bars that overlap do not show a real difference.")
 MAPS_CAPTION = ("The maps colour the pixels each model's answer is most sensitive to, for the teacher's answer, on one "
-                "colour scale. The number under a student is the rank correlation of its map with the teacher's "
+                "colour scale. The ρ above a student's map is the rank correlation of that map with the teacher's "
                 "(1: the same pixels in the same order).")
 
 
@@ -61,6 +61,9 @@ def maps_row(image: torch.Tensor, maps: Sequence[tuple[str, torch.Tensor]]) -> g
     signed = bool(min(np.nanmin(a) for a in arrays) < 0)
     vmax = float(max(np.nanmax(np.abs(a)) for a in arrays)) or 1.0
     layout = _saliency_layout(signed, vmax, {"caption": MAPS_CAPTION}, ["input", *(title for title, _ in maps)])
+    lines = max(title.count("<br>") + 1 for title, _ in maps)  # titles of up to three short lines (phones)
+    layout["margin"] = dict(layout["margin"], t=max(layout["margin"]["t"], 8 + 19 * lines))
+    layout["height"] += layout["margin"]["t"] - SALIENCY_MARGIN["t"]
     layout["coloraxis"] = dict(layout["coloraxis"], showscale=True,
                                colorbar=_colorbar(1, 3, -vmax if signed else 0.0, vmax))
     layout["coloraxis2"] = dict(layout["coloraxis2"], showscale=False)
