@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -139,7 +139,3 @@ def distill(cfg: DistillConfig, teacher: nn.Module, data: Dataset, progress: Pro
     report(1.0, "done")
     return DistillResult(soft.model, plain.model, tuple(n for n in (plain.notice, soft.notice) if n))
 
-
-def canonical(cfg: DistillConfig) -> DistillConfig:
-    """α = 0 ignores T: one config (T = 1) for every such request, so they share one cache entry."""
-    return replace(cfg, temperature=1.0) if cfg.alpha == 0 else cfg
