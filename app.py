@@ -28,6 +28,7 @@ PAGES = {
     "forgotten": ("pages/forgotten.py", "Forgotten examples", ":material/psychology_alt:"),
     "sanity": ("pages/sanity.py", "Sanity check", ":material/shuffle:"),
     "diagnosis": ("pages/diagnosis.py", "Diagnosis", ":material/troubleshoot:"),
+    "distillation": ("pages/distillation.py", "Distillation", ":material/model_training:"),
     "draw": ("pages/draw.py", "Your digit", ":material/draw:"),
     "lessons": ("pages/lessons.py", "Lessons", ":material/school:"),
     "ab": ("pages/ab.py", "A/B", ":material/compare:"),

@@ -19,6 +19,7 @@ from difflib import get_close_matches
 
 import numpy as np
 
+from core.distillation import lesson as distillation_lesson
 from core.figures import format_bytes, format_percent, format_ratio
 from core.metrics import CompressionReport
 
@@ -54,6 +55,10 @@ PLACEHOLDERS: dict[str, str] = {
     "largest_layer_rank": "the rank the largest layer keeps after low-rank (\"41 of 120\")",
 }
 
+# Placeholders of the Distillation page's figures, filled from its comparison (core.distillation.lesson).
+PAGE_PLACEHOLDERS: dict[str, str] = dict(distillation_lesson.PLACEHOLDERS)
+KNOWN: dict[str, str] = {**PLACEHOLDERS, **PAGE_PLACEHOLDERS}
+
 _TOKEN = re.compile(r"\{(?:step(\d+)\.)?([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -74,9 +79,9 @@ def placeholders(text: str) -> list[Placeholder]:
 
 def problem(placeholder: Placeholder, steps: int) -> str | None:
     """What is wrong with `placeholder` in a lesson of `steps` steps, in words; None when it is fine."""
-    if placeholder.name not in PLACEHOLDERS:
-        close = get_close_matches(placeholder.name, list(PLACEHOLDERS), n=1)
-        hint = f"did you mean {{{close[0]}}}?" if close else f"known: {', '.join(PLACEHOLDERS)}"
+    if placeholder.name not in KNOWN:
+        close = get_close_matches(placeholder.name, list(KNOWN), n=1)
+        hint = f"did you mean {{{close[0]}}}?" if close else f"known: {', '.join(KNOWN)}"
         return f"unknown placeholder {placeholder.token} ({hint})"
     if placeholder.step is not None and not 1 <= placeholder.step <= steps:
         return f"{placeholder.token} names step {placeholder.step}, but the lesson has {steps} steps"
@@ -86,6 +91,11 @@ def problem(placeholder: Placeholder, steps: int) -> str | None:
 def without_placeholders(text: str) -> str:
     """`text` with every placeholder replaced by a space (to check what an author typed in)."""
     return _TOKEN.sub(" ", text)
+
+
+def names_needed(text: str, number: int, step: int) -> set[str]:
+    """The placeholder names `text` (the text of step `number`) takes from step `step`'s figures."""
+    return {p.name for p in placeholders(text) if (p.step or number) == step}
 
 
 def steps_needed(text: str, number: int) -> set[int]:

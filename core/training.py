@@ -22,6 +22,9 @@ from core.compression.activations import CALIBRATION_IMAGES
 from core.data import Dataset, cache_folder, load_dataset
 
 Progress = Callable[[float, str], None]   # (fraction done 0..1, message)
+# The loss of one batch from the model's logits and the batch's row numbers in the training set
+# (so a loss may look up per-image targets, as knowledge distillation does with soft targets).
+BatchLoss = Callable[[Tensor, Tensor], Tensor]
 CHECKPOINT_FORMAT = 1                     # bump when the model code changes what a checkpoint means
 
 
@@ -70,10 +73,12 @@ def augment(x: Tensor, generator: torch.Generator, shift: float = 1 / 14, degree
 
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor,
-                    batch_size: int, generator: torch.Generator, augmented: bool = False) -> float:
+                    batch_size: int, generator: torch.Generator, augmented: bool = False,
+                    loss_fn: BatchLoss | None = None) -> float:
     """One pass over (x, y) in a shuffled order drawn from `generator`; returns the mean loss.
 
-    Trains `model` in place (it must be a private model, never a shared one).
+    Trains `model` in place (it must be a private model, never a shared one). `loss_fn(logits, rows)`
+    replaces cross-entropy on y[rows] (core.distillation's soft targets); the order is the same.
     """
     model.train()
     order = torch.randperm(len(x), generator=generator)
@@ -81,7 +86,8 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tenso
     for start in range(0, len(x), batch_size):
         idx = order[start:start + batch_size]
         inputs = augment(x[idx], generator) if augmented else x[idx]
-        loss = nn.functional.cross_entropy(model(inputs), y[idx])
+        logits = model(inputs)
+        loss = nn.functional.cross_entropy(logits, y[idx]) if loss_fn is None else loss_fn(logits, idx)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -95,11 +101,12 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
     return (model(x).argmax(1) == y).float().mean().item()
 
 
-def train(cfg: TrainConfig, data: Dataset | None = None, progress: Progress | None = None) -> nn.Module:
+def train(cfg: TrainConfig, data: Dataset | None = None, progress: Progress | None = None,
+          loss_fn: BatchLoss | None = None) -> nn.Module:
     """Train a fresh model for `cfg`; the same config always gives the same weights.
 
     The global RNG is left as it was (seeded work happens inside `fork_rng`). Returns
-    the model in eval mode.
+    the model in eval mode. `loss_fn` replaces cross-entropy (see `train_one_epoch`).
     """
     data = data if data is not None else load_dataset(cfg.dataset)
     with torch.random.fork_rng(devices=[]):
@@ -111,7 +118,7 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: Progress | No
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
     for epoch in range(cfg.epochs):
         loss = train_one_epoch(model, optimizer, data.x_train, data.y_train, cfg.batch_size, generator,
-                               augmented=cfg.augment)
+                               augmented=cfg.augment, loss_fn=loss_fn)
         schedule.step()
         if progress is not None:
             progress((epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs}, loss {loss:.3f}")

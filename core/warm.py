@@ -26,7 +26,7 @@ from core.training import TrainConfig
 
 BIG_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 SHORT_NAMES = {"lenet5": "LeNet-5", "lenet300": "LeNet-300-100", "mlp": "MLP 128-64", "resnet_small": "Small ResNet",
-               "separable": "Separable CNN"}
+               "separable": "Separable CNN", "mlp32": "MLP 32"}
 Report = Callable[[float, str], None]  # (overall fraction 0..1, message)
 
 

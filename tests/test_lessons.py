@@ -25,7 +25,12 @@ from torch import nn
 from core import data as datasets
 from core import lesson_figures
 from core.compression import CompressionConfig, compress
+from core.distillation import compare as compare_students
+from core.distillation import lesson as distillation_lesson
+from core.distillation.coreset import subset_models, subset_total
+from core.distillation.knowledge import DistillConfig, distill
 from core.lessons import Lesson, LessonError, load_lessons, parse_lesson
+from core.studies.sweep_plan import probe_indices
 from core.metrics import compression_report
 from core.training import load_or_train
 from ui import url_state
@@ -163,8 +168,37 @@ def step_figures():
             model = load_or_train(setup.train, data).model
             reports[setup] = compression_report(model, compress(model, setup.compression), setup.compression,
                                                 data.x_test, data.y_test)
-        return lesson_figures.figures(reports[setup])
+        return {**lesson_figures.figures(reports[setup]), **distillation_figures(lesson, number, setup)}
     return figures
+
+
+def distillation_figures(lesson: Lesson, number: int, setup) -> dict[str, str]:
+    """The Distillation page's placeholders of a step, computed with core functions for the step's settings
+    (the page's comparison: the distilled student also compressed with the step's sidebar setting)."""
+    settings = _settings_at(lesson, number)
+    names = {name for at, step in enumerate(lesson.steps, 1) for name in lesson_figures.names_needed(step.text, at, number)}
+    kinds = distillation_lesson.needs(names)
+    if not kinds:
+        return {}
+    data = datasets.load_dataset(setup.train.dataset)
+    teacher = load_or_train(setup.train, data).model
+    probe = probe_indices(data.y_test, compare_students.PROBE_SIZE)
+    found = {}
+    if "knowledge" in kinds:
+        cfg = DistillConfig(teacher=setup.train, model=settings["distill_student"],
+                            temperature=float(settings["distill_t"]), alpha=float(settings["distill_alpha"]))
+        result = distill(cfg, teacher, data)
+        table = compare_students.compare(teacher, {"distilled": ("d", result.distilled),
+                                                   "label_only": ("l", result.label_only)}, data,
+                                         settings["distill_method"], probe, probe[:1], setup.compression).table
+        found.update(distillation_lesson.knowledge_figures(table, cfg.temperature, cfg.alpha))
+    if "data" in kinds:
+        fraction = settings["distill_subset"] / 100
+        models_ = subset_models(setup.train, teacher, data, fraction)
+        table = compare_students.compare(teacher, {k: (k, r.model) for k, r in models_.items()}, data,
+                                         settings["distill_method"], probe, probe[:1]).table
+        found.update(distillation_lesson.data_figures(table, subset_total(data.y_train.numpy(), fraction)))
+    return found
 
 
 UNIT = r"(?:%|kB|MB|GB|B\b|×|x\b|points?\b|pts\b)"

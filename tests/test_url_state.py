@@ -140,6 +140,14 @@ PAGE_CASES = [  # page, key, value in the link, value in the widget, another val
     ("diagnosis", "diag_matrix", "original", "original", "compressed", {}),
     ("diagnosis", "diag_group", "right_both", "right_both", "wrong_same", {}),
     ("diagnosis", "diag_first", "5", 5, 6, {"diag_group": "right_both"}),
+    # The teacher is LeNet-5 on digits (21,386 parameters): MLP 128-64 and MLP 32 are both smaller students.
+    ("distillation", "distill_kind", "data", "data", "knowledge", {}),
+    ("distillation", "distill_student", "mlp", "mlp", "mlp32", {}),
+    ("distillation", "distill_t", "2", 2, 8, {}),
+    ("distillation", "distill_alpha", "0.5", 0.5, 0.7, {}),
+    ("distillation", "distill_subset", "10", 10, 25, {"distill_kind": "data"}),
+    ("distillation", "distill_method", "integrated_gradients", "integrated_gradients", "input_x_gradient", {}),
+    ("distillation", "distill_compress", "1", True, False, {}),
 ]
 
 
@@ -235,6 +243,8 @@ BAD = [  # page, link settings, setting, value used, words the notice must conta
     ("lessons", {"sweep_seeds": "9"}, "sweep_seeds", 5, "using 5, the nearest"),
     ("lessons", {"sweep_epochs": "4"}, "sweep_epochs", 3, "using 3, the nearest"),
     ("lessons", {"pie_size": "1e9"}, "pie_size", 7, "using 7, the nearest"),
+    ("lessons", {"distill_alpha": "7"}, "distill_alpha", 1.0, "using 1.0, the nearest"),
+    ("lessons", {"distill_t": "hot"}, "distill_t", 4, "one of 1, 2, 3"),
     ("lessons", {"sparsity_layer": "<script>"}, "sparsity_layer", None, "`sparsity_layer=<script>` in the link is not "
      "a layer name"),
     ("saliency", {**DIGITS, "saliency_index": "5000"}, "saliency_index", N_TEST_DIGITS - 1, "out of range"),

@@ -12,7 +12,8 @@ Pages import what they need from here: `setup = ui.current_setup()`, then cached
 """
 from ui.cache import comparison_summary, diagnosis, diagnosis_figures  # issue 10 §1, §4
 from ui.diagnosis_view import summary_box
-from ui.cache import (_training_job, available_methods, compressed_maps, compressed_model,
+from ui.cache import (_training_job, available_methods, distill_comparison, distill_methods, distill_problem,
+                      distilled_students, subset_comparison, compressed_maps, compressed_model,
                       dataset, families_table, freeze_heap, largest_layer, layer_labels, metrics_csv, original_evaluation,
                       original_maps, own_input, own_maps, own_predictions, pie_table, population_saliency, prefetch_population,
                       population_view, prefetch_neighbours, randomization, randomization_pictures, report,
@@ -48,7 +49,8 @@ __all__ = [
     "OWN_MODEL_FILE_KEY", "SETTINGS", "Setup", "UploadedTrain", "_training_job", "ab_clear", "ab_freeze",
     "ab_frozen_setup", "ab_swap", "accept_own_model",
     "all_lessons", "available_methods", "chart", "compressed_maps", "compressed_model", "current_setup",
-    "dataset", "delta", "families_table", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
+    "dataset", "delta", "families_table", "distill_comparison", "distill_methods", "distill_problem", "distilled_students",
+    "subset_comparison", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
     "largest_layer", "layer_labels", "metric_cards", "metrics_csv", "original_evaluation", "original_maps",
     "own_input", "own_maps", "own_model", "own_model_refusal", "own_model_refusal_detail", "own_model_toggle",
     "own_predictions", "page_header", "percent", "pick_images", "pie_table", "prefetch_population", "prepare_panel",

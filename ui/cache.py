@@ -42,6 +42,10 @@ from core.studies import families
 from core.studies.families import FamiliesConfig
 from core.deploy import artifacts as deploy_artifacts_mod
 from core.deploy import latency as deploy_latency
+from core.distillation.compare import PROBE_SIZE, Comparison, compare, methods_for_all
+from core.distillation.coreset import subset_models, subset_total
+from core.distillation import lesson as distillation_lesson
+from core.distillation.knowledge import DistillConfig, DistillResult, distill, student_problem
 from ui.jobs import Job, Prefetcher, Progress, Turns, follow
 from ui.setup import UPLOAD_KEY, Setup, UploadedTrain
 
@@ -795,3 +799,95 @@ def diagnosis_gallery(setup: Setup, group: str, first: int) -> list[figures_diag
     indices = [int(i) for i in diagnosis(setup).members(group)[first:first + GALLERY_SIZE]]
     return figures_diagnosis.gallery_tiles(data.x_test[indices].numpy(), indices, rep.original, rep.compressed,
                                            data.classes)
+
+
+# ---------------------------------------------------------------- distillation (issue 8: knowledge and data distillation)
+# Students and subset models are trained once per config in a shared background job (like training) and
+# cached on disk by core.distillation; the teacher is the shared trained model, only read.
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _distill_job(cfg: DistillConfig) -> Job:
+    teacher, data = _model(cfg.teacher), dataset(cfg.dataset)
+
+    def work(progress: Progress) -> DistillResult:
+        result = distill(cfg, teacher, data, progress)
+        for model in (result.distilled, result.label_only):
+            model.requires_grad_(False)  # shared from here on: maps need input gradients only
+        return result
+    return Job(f"distill-{cfg.key()}", work)
+
+
+def distill_problem(cfg: DistillConfig) -> str | None:
+    """Why this student cannot be distilled from this teacher (not smaller), or None."""
+    return student_problem(cfg, dataset(cfg.dataset))
+
+
+def distill_methods(names: tuple[str, ...], dataset_name: str) -> list[str]:
+    """The explanation methods every one of the registered models `names` offers."""
+    return methods_for_all(names, dataset(dataset_name))
+
+
+def distilled_students(cfg: DistillConfig) -> DistillResult:
+    """Both students of `cfg` (trained on first use, with a live progress bar); shared, read only."""
+    trained_model(cfg.teacher)
+    return _finished(_distill_job, (cfg,), "Training the two students (first time only)")
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _subset_job(train: TrainConfig, fraction: float) -> Job:
+    teacher, data = _model(train), dataset(train.dataset)
+
+    def work(progress: Progress) -> dict:
+        found = subset_models(train, teacher, data, fraction, progress)
+        for result in found.values():
+            result.model.requires_grad_(False)
+        return found
+    return Job(f"subset-{train.key()}-{fraction}", work)
+
+
+def subset_students(train: TrainConfig, fraction: float) -> dict:
+    """The model of `train` trained on a k-center and on a random subset (selection -> TrainResult); shared."""
+    trained_model(train)
+    return _finished(_subset_job, (train, fraction), "Training the model on both subsets (first time only)")
+
+
+@st.cache_data(max_entries=32, show_spinner="Measuring and explaining the students…")
+def distill_comparison(cfg: DistillConfig, method: str, compression: CompressionConfig | None,
+                       images: int = 4) -> Comparison:
+    """Teacher, distilled and label-only student (and the distilled one compressed with `compression`)."""
+    result, data = distilled_students(cfg), dataset(cfg.dataset)
+    students = {"distilled": (f"distilled student (T = {cfg.temperature:g}, α = {cfg.alpha:g})", result.distilled),
+                "label_only": ("label-only student", result.label_only)}
+    probe = probe_indices(data.y_test, PROBE_SIZE)
+    return compare(_model(cfg.teacher), students, data, method, probe, probe[:: max(1, len(probe) // images)][:images],
+                   compression)
+
+
+@st.cache_data(max_entries=32, show_spinner="Measuring and explaining the models…")
+def subset_comparison(train: TrainConfig, fraction: float, method: str, images: int = 4) -> Comparison:
+    """The model trained on all the data, on a k-center subset and on a random subset of the same size."""
+    found, data = subset_students(train, fraction), dataset(train.dataset)
+    kept = subset_total(data.y_train.numpy(), fraction)
+    students = {"kcenter": (f"k-center model ({kept:,} images)", found["kcenter"].model),
+                "random": (f"random-subset model ({kept:,} images)", found["random"].model)}
+    probe = probe_indices(data.y_test, PROBE_SIZE)
+    return compare(_model(train), students, data, method, probe, probe[:: max(1, len(probe) // images)][:images],
+                   teacher_label=f"model trained on all {len(data.y_train):,} images")
+
+
+def distillation_figures(setup: Setup, settings: dict, names: set[str]) -> dict[str, str]:
+    """A lesson step's Distillation placeholders among `names`, from the comparisons the page shows for
+    `settings` (the step's page settings; the distilled student also compressed with the step's sidebar setting)."""
+    kinds, found = distillation_lesson.needs(names), {}
+    if "knowledge" in kinds:
+        cfg = DistillConfig(teacher=setup.train, model=str(settings["distill_student"]),
+                            temperature=float(settings["distill_t"]), alpha=float(settings["distill_alpha"]))
+        if distill_problem(cfg):
+            return distillation_lesson.unavailable()
+        table = distill_comparison(cfg, str(settings["distill_method"]), setup.compression).table
+        found.update(distillation_lesson.knowledge_figures(table, cfg.temperature, cfg.alpha))
+    if "data" in kinds:
+        fraction = float(settings["distill_subset"]) / 100
+        table = subset_comparison(setup.train, fraction, str(settings["distill_method"])).table
+        found.update(distillation_lesson.data_figures(
+            table, subset_total(dataset(setup.train.dataset).y_train.numpy(), fraction)))
+    return found

@@ -70,9 +70,11 @@ def step_text(lesson: Lesson, number: int) -> str:
         try:
             if not isinstance(setup.train, UploadedTrain):
                 cache.trained_model(setup.train)
-            figures[needed] = lesson_figures.figures(cache.report(setup))
+            figures[needed] = {**lesson_figures.figures(cache.report(setup)),
+                               **cache.distillation_figures(setup, _settings_of(lesson, needed),
+                                                            lesson_figures.names_needed(text, number, needed))}
         except datasets.DatasetUnavailable:  # the sidebar has said why; the text stays readable
-            figures[needed] = dict.fromkeys(lesson_figures.PLACEHOLDERS, "(not available)")
+            figures[needed] = dict.fromkeys(lesson_figures.KNOWN, "(not available)")
     return lesson_figures.fill(text, figures, number)
 
 

@@ -78,7 +78,8 @@ def percent(fraction: float, decimals: int = 1) -> str:
 
 def describe_setup(setup: Setup) -> str:
     """One line naming the model and every compression setting, for page headers."""
-    return (f"{SHORT_NAMES.get(setup.train.model)} on {SHORT_NAMES.get(setup.train.dataset)}: "
+    return (f"{SHORT_NAMES.get(setup.train.model, setup.train.model)} on "
+            f"{SHORT_NAMES.get(setup.train.dataset, setup.train.dataset)}: "
             f"{setup.compression.describe()}.")
 
 

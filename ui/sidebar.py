@@ -26,7 +26,8 @@ SHORT_NAMES = {"mnist5k": "MNIST, 5k digits (offline)", "digits": "Digits 8×8 (
                "mnist": "MNIST, 70k (download)", "fashion_mnist": "Fashion-MNIST (download)",
                "cifar10": "CIFAR-10 (download)", "mlp": "MLP 128-64", "lenet300": "LeNet-300-100 (MLP)",
                "lenet5": "LeNet-5 (CNN)",
-               "resnet_small": "Small ResNet (skip connections)", "separable": "Depthwise-separable CNN"}
+               "resnet_small": "Small ResNet (skip connections)", "separable": "Depthwise-separable CNN",
+               "mlp32": "MLP 32 (small student)"}
 # Every sidebar control: session-state key == URL parameter (registry: ui/url_state.py).
 DEFAULTS = {key: setting.default for key, setting in url_state.SIDEBAR.items()}
 CHOICES = {key: setting.options for key, setting in url_state.SIDEBAR.items() if setting.options}

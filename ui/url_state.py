@@ -215,6 +215,15 @@ PAGE_SETTINGS = {
     "diag_matrix": choice(DIAGNOSIS_MATRICES, page="diagnosis"),
     "diag_group": choice(diagnosis_study.GROUPS, page="diagnosis"),
     "diag_first": whole(0, None, 0, page="diagnosis"),  # the page knows how many images the group holds
+    # Distillation: a student (any registered model; one not smaller than the teacher gets a message), Hinton's
+    # T and α, the share of the training set kept by data distillation (in %), the maps' method.
+    "distill_kind": choice(["knowledge", "data"], page="distillation"),
+    "distill_student": choice(models.list_models(), "mlp32", page="distillation"),
+    "distill_t": nearest((1, 2, 3, 4, 5, 6, 8, 10, 15, 20), 4, page="distillation"),
+    "distill_alpha": nearest(tuple(round(i / 10, 1) for i in range(11)), 0.9, page="distillation"),
+    "distill_subset": nearest((1, 5, 10, 25), 5, page="distillation"),
+    "distill_method": choice(METHODS, page="distillation"),
+    "distill_compress": Setting(False, flag, page="distillation"),
 }
 APP_WIDE = {
     "page": choice(page_names(), "overview"),      # read by app.py's router, checked here

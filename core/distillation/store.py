@@ -1,0 +1,40 @@
+"""The disk cache of distilled models: core.training's checkpoints (atomic write, SHA-256 of every
+tensor, the config checked on load, weights_only=True) under another file name.
+
+A config here is any frozen dataclass with `model` (the architecture to build), `dataset` and
+`key()`: core.training's save_checkpoint / load_checkpoint only need those, so the checkpoint
+format, its checks and its folder are shared with the trained models instead of copied.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from torch import nn
+
+from core.data import Dataset
+from core.training import Progress, TrainResult, default_cache_dir, load_checkpoint, save_checkpoint
+
+
+def cache_path(cfg: Any, kind: str, cache_dir: str | Path | None = None) -> Path:
+    """Where a `kind` ("distilled", "subset") model for `cfg` is stored, beside the trained models."""
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return folder / f"{kind}-{cfg.model}-{cfg.dataset}-{cfg.key()}.pt"
+
+
+def load_or_make(cfg: Any, data: Dataset, make: Callable[[Progress], nn.Module], kind: str,
+                 cache_dir: str | Path | None = None, progress: Progress | None = None) -> TrainResult:
+    """The model for `cfg` from the disk cache when intact, else `make(progress)` and cached (as load_or_train)."""
+    path = cache_path(cfg, kind, cache_dir)
+    notice = None
+    if path.exists():
+        try:
+            return TrainResult(load_checkpoint(cfg, path, data), from_cache=True)
+        except (ValueError, RuntimeError) as err:
+            notice = f"The saved model at {path} was damaged ({err}); it was trained again."
+    model = make(progress or (lambda fraction, message: None))
+    try:
+        save_checkpoint(model, cfg, path)
+    except OSError as err:
+        notice = (notice + " " if notice else "") + f"Could not save the trained model to {path} ({err})."
+    return TrainResult(model, from_cache=False, notice=notice)
