@@ -436,7 +436,7 @@ def tradeoff_rows(train: TrainConfig, sweep: SweepConfig, metric: str,
     star) comes from its own table, or is measured as one extra cell when off the axes.
     """
     plan = sweeps.table_plan(sweep)
-    faithful = metric in sweeps.FAITHFULNESS_METRICS
+    faithful = metric in sweeps.CURVE_METRICS  # faithfulness and explanation quality: along the curves only
     if faithful:
         cells = tuple(sweeps.slice_cells(sweep))
         for key, table in tables.items():
