@@ -26,6 +26,7 @@ PAGES = {
     "tradeoffs": ("pages/tradeoffs.py", "Trade-offs", ":material/show_chart:"),
     "forgotten": ("pages/forgotten.py", "Forgotten examples", ":material/psychology_alt:"),
     "sanity": ("pages/sanity.py", "Sanity check", ":material/shuffle:"),
+    "quality": ("pages/quality.py", "Explanation quality", ":material/fact_check:"),
     "draw": ("pages/draw.py", "Your digit", ":material/draw:"),
     "lessons": ("pages/lessons.py", "Lessons", ":material/school:"),
     "ab": ("pages/ab.py", "A/B", ":material/compare:"),

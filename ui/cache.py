@@ -23,6 +23,7 @@ from core import data as datasets
 from core import figures, layers
 from core.figures import maps as figures_maps
 from core.explain.attribution import attribute, methods_for
+from core.explain import quality as explain_quality
 from core.compression import CompressionConfig, compress
 from core.metrics import CompressionReport, Evaluation, compression_report, evaluate, weight_sparsity
 from core.studies.population import (class_accuracy, class_impact, compress_population, forgotten_examples, pie_curve,
@@ -654,3 +655,24 @@ def scrub_figure(setup: Setup, control: str, layer: str, index: int, method: str
 def metrics_csv(setup: Setup) -> str:
     """The headline and per-layer metrics of this comparison as CSV text."""
     return export.metrics_csv(report(setup))
+
+
+# ---------------------------------------------------------------- explanation quality (issue 10 §3)
+@st.cache_data(max_entries=32, show_spinner=False)
+def _original_quality(train: TrainConfig, method: str, probe_size: int) -> dict[str, torch.Tensor]:
+    x, target = _probe(train, tuple(probe_indices(dataset(train.dataset).y_test, probe_size)))
+    return explain_quality.measure(_model(train), x, target, method)
+
+
+@st.cache_data(max_entries=64, show_spinner="Measuring the explanation quality on the probe images…")
+def explanation_quality(setup: Setup, method: str, probe_size: int = 64) -> tuple[pd.DataFrame, dict, dict]:
+    """Quality of both models' `method` maps on the probe set (core.explain.quality.compare) and both summaries.
+
+    The original's is computed once per model and method; the compressed model's per setting. Both explain
+    the original's predicted class, as the Saliency page does.
+    """
+    x, target = _probe(setup.train, tuple(probe_indices(dataset(setup.train.dataset).y_test, probe_size)))
+    original = _original_quality(setup.train, method, probe_size)
+    compressed = explain_quality.measure(compressed_model(setup), x, target, method)
+    return (explain_quality.compare(original, compressed), explain_quality.summary(original),
+            explain_quality.summary(compressed))

@@ -174,6 +174,7 @@ PAGE_SETTINGS = {
     "sanity_method": choice(METHODS, page="sanity"),
     "sanity_metric": choice(figures_sanity.METRIC_LABELS, page="sanity"),
     "sanity_index": whole(0, None, 0, page="sanity"),
+    "quality_method": choice(METHODS, page="quality"),
     "pie_size": whole(3, 7, 5, page="forgotten"),
     "pie_method": choice(METHODS, page="forgotten"),
     # The Scrub page fits these itself (a model without Grad-CAM, fewer test images, other layers).

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -190,3 +191,33 @@ def summary(measured: dict[str, Tensor]) -> dict[str, float | int]:
             value = float(values.double().mean()) if len(values) else 0.0
             out[name] = value if math.isfinite(value) else 0.0
     return out
+
+
+# name -> (label, which way is better, the chance column or None: chance is 0 by construction)
+MEASURES: dict[str, tuple[str, str, str | None]] = {
+    "sparseness": ("Sparseness (Gini index of |map|)", "higher", "sparseness_random"),
+    "complexity": ("Complexity (entropy of |map|)", "lower", "complexity_random"),
+    "sensitivity": ("Max-sensitivity (change under a 2 % nudge)", "lower", "sensitivity_random"),
+    "deletion_gain": ("Deletion gain over random orderings", "higher", None),
+    "insertion_gain": ("Insertion gain over random orderings", "higher", None),
+    "completeness": ("Completeness gap |Σ map − Δ score| ÷ |Δ score|", "lower", "completeness_random"),
+}
+
+
+def compare(original: dict[str, Tensor], compressed: dict[str, Tensor]) -> pd.DataFrame:
+    """One row per measure of `measure`'s outputs for the same probes: original, compressed, their change,
+    its noise (twice the standard error of the paired per-probe differences), a random map's value
+    (0 for the gains, where chance is 0 by construction) and "better" (higher | lower). Always finite."""
+    rows = []
+    for name, (label, better, chance) in MEASURES.items():
+        if name not in original or name not in compressed:
+            continue
+        a, b = original[name].double(), compressed[name].double()
+        diff = b - a
+        noise = 2 * float(diff.std(correction=1)) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
+        random = float(compressed[chance].double().mean()) if chance else 0.0
+        rows.append({"measure": name, "label": label, "better": better, "original": float(a.mean()),
+                     "compressed": float(b.mean()), "change": float(diff.mean()), "noise": noise, "random": random})
+    table = pd.DataFrame(rows, columns=["measure", "label", "better", "original", "compressed", "change", "noise",
+                                        "random"])
+    return table.fillna(0.0)
