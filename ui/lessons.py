@@ -71,8 +71,13 @@ def step_text(lesson: Lesson, number: int) -> str:
             if not isinstance(setup.train, UploadedTrain):
                 cache.trained_model(setup.train)
             figures[needed] = lesson_figures.figures(cache.report(setup))
+            if needed in lesson_figures.quality_steps_needed(text, number):
+                method = _settings_of(lesson, needed)["quality_method"]
+                table, _, _ = cache.explanation_quality(setup, method)
+                figures[needed].update(lesson_figures.quality_figures(table))
         except datasets.DatasetUnavailable:  # the sidebar has said why; the text stays readable
-            figures[needed] = dict.fromkeys(lesson_figures.PLACEHOLDERS, "(not available)")
+            figures[needed] = dict.fromkeys([*lesson_figures.PLACEHOLDERS, *lesson_figures.QUALITY_PLACEHOLDERS],
+                                            "(not available)")
     return lesson_figures.fill(text, figures, number)
 
 
