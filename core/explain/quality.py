@@ -157,19 +157,24 @@ def explainer(model: nn.Module, method: str) -> Explain:
 
 
 def measure(model: nn.Module, inputs: Tensor, target: Tensor, method: str, maps: Tensor | None = None,
-            samples: int = SAMPLES, faithfulness: bool = True, seed: int = 0) -> dict[str, Tensor]:
+            samples: int = SAMPLES, faithfulness: bool = True, seed: int = 0,
+            sensitivity_images: int | None = None) -> dict[str, Tensor]:
     """Every quality measure of `model`'s `method` maps on `inputs` (N, C, H, W) for `target` (N,), per image.
 
     Keys: sparseness, complexity, sensitivity (and each with "_random"), empty; with
     faithfulness also deletion_gain and insertion_gain (core.explain.faithfulness, 0 = chance);
     for Integrated Gradients also completeness (relative gap), completeness_random, no_change.
+    sensitivity_images: measure max-sensitivity on about that many images, evenly spaced (it explains
+    `samples` nudged copies of each: the costly part for Integrated Gradients); None: on all.
     """
     explain = explainer(model, method)
     maps = explain(inputs.detach(), target) if maps is None else maps
     noise = random_maps(tuple(maps.shape), seed + 2)
     out = {"sparseness": sparseness(maps), "sparseness_random": sparseness(noise),
-           "complexity": complexity(maps), "complexity_random": complexity(noise)}
-    out.update(max_sensitivity(explain, inputs, target, maps, samples=samples, seed=seed))
+           "complexity": complexity(maps), "complexity_random": complexity(noise), "empty": empty(maps)}
+    pick = slice(None, None, max(1, len(maps) // sensitivity_images) if sensitivity_images else 1)
+    steady = max_sensitivity(explain, inputs[pick], target[pick], maps[pick], samples=samples, seed=seed)
+    out.update(sensitivity=steady["sensitivity"], sensitivity_random=steady["sensitivity_random"])
     if faithfulness:
         faith = deletion_insertion(model, inputs, maps, target, steps=8, random_orderings=RANDOM_ORDERINGS, seed=seed)
         out.update(deletion_gain=faith["deletion_gain"], insertion_gain=faith["insertion_gain"])

@@ -71,8 +71,8 @@ _MEANING = {
                    "as shares of their sum, 0 for one pixel, the log of the number of pixels for a flat map "
                    "(lower = a simpler map)"),
     "sensitivity": ("how much the compressed model's map changes when the image gets a tiny random nudge "
-                    "(2 % of the pixel range): the largest change over a few nudges, as a share of the map's size "
-                    "(lower = a steadier map)"),
+                    "(up to 2 % of the pixel range per pixel): the largest change over three nudges, as a share of the "
+                    "map's size, on 16 of the probe images (lower = a steadier map)"),
 }
 
 

@@ -52,7 +52,8 @@ class SweepConfig:
     probe_size: int = 64                            # class-stratified test images for the maps
     deletion_steps: int = 8                         # deletion/insertion curve points - 1
     infidelity_samples: int = 5                     # perturbations per probe
-    sensitivity_samples: int = 5                    # perturbed inputs per probe for max-sensitivity
+    sensitivity_samples: int = 3                    # nudged copies per image for max-sensitivity ...
+    sensitivity_images: int = 16                    # ... of this many probes (IG: about 3x one point's maps)
     fine_tune_epochs: int = 0                       # > 0: also measure fine-tuned models
     fine_tune_lr: float = 1e-3
     seeds: tuple[int, ...] = (0,)                   # one original model per seed
@@ -70,6 +71,7 @@ class SweepConfig:
         if not self.sparsities or not all(0.0 <= a <= 1.0 for a in self.sparsities):
             raise ValueError("sparsities must lie between 0 and 1 (at least one)")
         if (not self.seeds or self.deletion_steps < 1 or self.infidelity_samples < 1 or self.sensitivity_samples < 1
+                or self.sensitivity_images < 1
                 or self.fine_tune_epochs < 0):
             raise ValueError("need at least one seed, deletion_steps, infidelity_samples and sensitivity_samples >= 1, "
                              "epochs >= 0")

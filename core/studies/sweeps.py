@@ -33,7 +33,8 @@ quant_scheme, quant_granularity, ...), fine_tuned, then
                       are NaN where not measured (only along the curves the page shows)
   sparseness, complexity, sensitivity and each with _random  explanation quality of the compressed
                       model's own maps (core.explain.quality): Gini index and entropy of |map|,
-                      max-sensitivity; beside them a random map's value; means over the probes, measured
+                      max-sensitivity (on cfg.sensitivity_images of the probes); beside them a random map's
+                      value; means over the probes, measured
                       with the faithfulness columns (only along the curves), NaN elsewhere
 Curves (`curve_rows`, `tradeoff_sweep`; also the downloadable CSV) add curve ("sparsity" |
 "bits" | "reference" | "current"), baseline and matches_sidebar.
@@ -284,7 +285,7 @@ def _measure(model: nn.Module, ref: _Reference, data: Dataset, cfg: SweepConfig,
 def _quality(model: nn.Module, ref: _Reference, maps: Tensor, cfg: SweepConfig) -> dict:
     """Sparseness, complexity and max-sensitivity of the maps, each beside a random map's (means over probes)."""
     measured = quality.measure(model, ref.probes, ref.target, cfg.method, maps=maps, samples=cfg.sensitivity_samples,
-                               faithfulness=False)
+                               faithfulness=False, sensitivity_images=cfg.sensitivity_images)
     means = quality.summary(measured)
     return {name: means[name] for name in QUALITY_METRICS}
 
