@@ -390,6 +390,8 @@ def main() -> None:
         print("\nc) trade-off tables (benchmarks/bench_sweep.py) and page steps (benchmarks/bench_pages.py)")
         sweep = bench_sweep.main(naive=args.naive)
         pages = bench_pages.main(["--steps", "8"])
+        import bench_quality  # e) explanation quality on the probe set (issue 10 §3)
+        bench_quality.main()
 
     print("\nsummary (ms)                     value   target")
     for page in summary:
