@@ -27,6 +27,7 @@ PAGES = {
     "forgotten": ("pages/forgotten.py", "Forgotten examples", ":material/psychology_alt:"),
     "sanity": ("pages/sanity.py", "Sanity check", ":material/shuffle:"),
     "quality": ("pages/quality.py", "Explanation quality", ":material/fact_check:"),
+    "global_view": ("pages/global_view.py", "Global view", ":material/hub:"),
     "draw": ("pages/draw.py", "Your digit", ":material/draw:"),
     "lessons": ("pages/lessons.py", "Lessons", ":material/school:"),
     "ab": ("pages/ab.py", "A/B", ":material/compare:"),

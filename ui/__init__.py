@@ -11,7 +11,7 @@
 Pages import what they need from here: `setup = ui.current_setup()`, then cached calls.
 """
 from ui.cache import (_training_job, available_methods, compressed_maps, compressed_model,
-                      explanation_quality,
+                      explanation_quality, class_maps, first_filters, global_embedding, silent_units,
                       dataset, freeze_heap, largest_layer, layer_labels, metrics_csv, original_evaluation,
                       original_maps, own_input, own_maps, own_predictions, pie_table, population_saliency, prefetch_population,
                       population_view, prefetch_neighbours, randomization, randomization_pictures, report,
