@@ -100,6 +100,8 @@ PAGE_CASES = [  # page, key, value in the link, value in the widget, another val
     ("sanity", "sanity_metric", "ssim", "ssim", "topk", {}),
     ("sanity", "sanity_index", "5", 5, 6, {}),
     ("quality", "quality_method", "grad_cam", "grad_cam", "saliency", {}),
+    ("global_view", "global_view_embedding", "tsne", "tsne", "pca", {}),
+    ("global_view", "global_view_method", "grad_cam", "grad_cam", "saliency", {}),
     ("forgotten", "pie_size", "3", 3, 4, {}),
     ("forgotten", "pie_method", "integrated_gradients", "integrated_gradients", "input_x_gradient", {"pie_size": 3}),
     ("scrub", "scrub_control", "bits", "bits", "prune", {}),

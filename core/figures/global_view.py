@@ -108,7 +108,7 @@ def silent_notes(table: pd.DataFrame, model: str) -> list[str]:
     out = []
     for row in table.itertuples():
         name = row.layer.split(" (")[0]
-        if row.empty:
+        if row.no_units:
             out.append(f"{model}: {name} has no units left; counted as 100 % silent.")
         elif row.silent == row.units:
             out.append(f"{model}: no unit of {name} fires on any test image, so every later layer sees only its "

@@ -119,8 +119,8 @@ def unit_activity(model: nn.Module, x: Tensor) -> pd.DataFrame:
     """Per hidden layer (every Linear/Conv2d but the last layer): units, how many never fire on x, their share.
 
     A unit fires when its output (a conv channel: at any position) is above 0 for some image. A layer
-    with no units (none left) gets share 1.0 and is flagged `empty`. Columns: layer, units, silent,
-    silent_share, empty.
+    with no units (none left) gets share 1.0 and is flagged `no_units`. Columns: layer, units, silent,
+    silent_share, no_units.
     """
     layers = prunable_layers(model)[:-1]  # the last layer's units are the classes
     labels = layer_labels(model)
@@ -132,5 +132,5 @@ def unit_activity(model: nn.Module, x: Tensor) -> pd.DataFrame:
         units = int(out.shape[1]) if out.dim() > 1 else 0
         silent = units - int(fired.sum())
         rows.append({"layer": labels[name], "units": units, "silent": silent,
-                     "silent_share": silent / units if units else 1.0, "empty": units == 0})
-    return pd.DataFrame(rows, columns=["layer", "units", "silent", "silent_share", "empty"])
+                     "silent_share": silent / units if units else 1.0, "no_units": units == 0})
+    return pd.DataFrame(rows, columns=["layer", "units", "silent", "silent_share", "no_units"])
