@@ -7,7 +7,7 @@ stay fast (p95 150 ms), while these are averages over the 64 probe images that c
 import streamlit as st
 
 import ui
-from core.explain import attribution
+from core.explain import attribution, quality
 from core.figures import quality as figures_quality
 
 PROBES = 64
@@ -32,7 +32,9 @@ st.caption("Change: compressed minus original, ± twice its standard error over 
            "that noise reads as \"no clear change\". Random map: the same measure for Gaussian noise (redrawn for "
            "every nudged image for max-sensitivity); for the deletion and insertion gains chance is 0 by "
            "construction (random pixel orderings on the same model). Max-sensitivity nudges each pixel by up to "
-           "2 % of the pixel range, 10 times, and keeps the largest change of the map.")
+           "2 % of the pixel range, 10 times, and keeps the largest change of the map"
+           + (f" (on {quality.COSTLY_IMAGES} of the probe images: each nudge costs a whole "
+              f"{attribution.METHOD_LABELS[method]} map)." if quality.sensitivity_images_for(method) else "."))
 if method != "integrated_gradients":
     st.caption("Completeness (do the attributions add up to the change of the class score?) is an axiom of "
                "Integrated Gradients: choose it to see the gap.")

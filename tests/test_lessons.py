@@ -172,7 +172,9 @@ def step_figures():
             if (setup, method) not in qualities:
                 probes = data.x_test[torch.as_tensor(probe_indices(data.y_test, 64))]
                 target = model(probes).argmax(1)
-                measured = [quality.measure(m, probes, target, method) for m in (model, compress(model, setup.compression))]
+                measured = [quality.measure(m, probes, target, method,
+                                            sensitivity_images=quality.sensitivity_images_for(method))
+                            for m in (model, compress(model, setup.compression))]
                 qualities[setup, method] = lesson_figures.quality_figures(quality.compare(*measured))
             out.update(qualities[setup, method])
         return out

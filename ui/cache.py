@@ -661,7 +661,8 @@ def metrics_csv(setup: Setup) -> str:
 @st.cache_data(max_entries=32, show_spinner=False)
 def _original_quality(train: TrainConfig, method: str, probe_size: int) -> dict[str, torch.Tensor]:
     x, target = _probe(train, tuple(probe_indices(dataset(train.dataset).y_test, probe_size)))
-    return explain_quality.measure(_model(train), x, target, method)
+    return explain_quality.measure(_model(train), x, target, method,
+                                   sensitivity_images=explain_quality.sensitivity_images_for(method))
 
 
 @st.cache_data(max_entries=64, show_spinner="Measuring the explanation quality on the probe images…")
@@ -673,7 +674,8 @@ def explanation_quality(setup: Setup, method: str, probe_size: int = 64) -> tupl
     """
     x, target = _probe(setup.train, tuple(probe_indices(dataset(setup.train.dataset).y_test, probe_size)))
     original = _original_quality(setup.train, method, probe_size)
-    compressed = explain_quality.measure(compressed_model(setup), x, target, method)
+    compressed = explain_quality.measure(compressed_model(setup), x, target, method,
+                                         sensitivity_images=explain_quality.sensitivity_images_for(method))
     return (explain_quality.compare(original, compressed), explain_quality.summary(original),
             explain_quality.summary(compressed))
 

@@ -47,6 +47,9 @@ SAMPLES = 10           # perturbed inputs per image (Captum's default n_perturb_
 TINY = 1e-6            # |Δf| at or below this: the class score did not change
 EXPLAIN_CHUNK = 512    # images per attribution call in max_sensitivity (bounded memory for IG)
 
+COSTLY = ("integrated_gradients", "smoothgrad", "occlusion")  # one map costs tens of forward passes
+COSTLY_IMAGES = 16     # their max-sensitivity is measured on this many probes (the page says so)
+
 Explain = Callable[[Tensor, Tensor], Tensor]  # (inputs (M, C, H, W), target (M,)) -> maps (M, H, W)
 
 
@@ -149,6 +152,11 @@ def completeness(model: nn.Module, inputs: Tensor, maps: Tensor, target: Tensor,
     total = own.sum(1)
     return {"sum": total, "delta": delta, "gap": (total - delta).abs(), "relative_gap": relative(total),
             "relative_gap_random": relative(noise.sum(1)), "no_change": no_change}
+
+
+def sensitivity_images_for(method: str) -> int | None:
+    """How many probes the page measures max-sensitivity on: all (None) for gradient maps, COSTLY_IMAGES else."""
+    return COSTLY_IMAGES if method in COSTLY else None
 
 
 def explainer(model: nn.Module, method: str) -> Explain:
