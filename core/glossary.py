@@ -19,6 +19,12 @@ GLOSSARY: dict[str, str] = {
                  "(4 bits: 16 values). 32 means ordinary floating-point numbers, no quantization.",
     "Bitmask": "One bit per weight saying *kept* or *pruned*. With it, only the kept weights need storing; the app "
                "counts whichever costs less, the bitmask or a list of the kept weights' positions.",
+    "Completeness": "Integrated Gradients promises that a map's values add up to the change of the class score "
+                    "from a black image to this one. The gap, as a share of that change, shows how well it keeps "
+                    "the promise (0 = exactly).",
+    "Complexity (entropy)": "How spread out a map is: the entropy of its absolute values taken as shares of "
+                             "their sum. 0 when one pixel holds everything, largest (the log of the number of "
+                             "pixels) when every pixel counts the same. Lower means a simpler map.",
     "Compression ratio": "Original size ÷ compressed size. 4× means the compressed model needs a quarter of the "
                          "storage.",
     "Deletion / insertion": "Two tests of whether a saliency map is faithful. Deletion blanks the pixels the map "
@@ -43,11 +49,17 @@ GLOSSARY: dict[str, str] = {
                 "convolutions.",
     "Infidelity": "A faithfulness measure from Captum: nudge the image a little at random and compare how much "
                   "the class score changes with what the map predicts. Lower is more faithful.",
+    "Max-sensitivity": "How much a map changes when the image is nudged a little at random: the largest change "
+                       "over a few nudges, as a share of the map's size (Captum's sensitivity_max). Lower means a "
+                       "steadier map; a map that jumps at a nudge is hard to trust.",
     "MAC": "A multiply-accumulate, one multiplication and one addition (total = total + weight × input): the basic "
            "step of a neural network. A layer with 100 inputs and 10 outputs needs 1,000 MACs per image. A pruned "
            "weight needs none in theory, but only sparse hardware or code actually skips it.",
     "Magnitude pruning": "Removes the weights with the smallest absolute value |w|, on the idea that they "
                          "matter least. *Random* pruning removes weights by chance: the baseline it must beat.",
+    "PCA / t-SNE": "Two ways to draw many numbers per image as a point on a page. PCA keeps the two directions in "
+                   "which the points vary most (a projection, so distances mean something); t-SNE keeps neighbours "
+                   "together but can stretch or shrink the space between groups.",
     "Per channel / per tensor": "Quantization rounds weights to steps of one size (the scale). Per tensor uses "
                                 "one scale for a whole layer; per channel one for each output neuron or filter, "
                                 "so a filter with small weights gets finer steps.",
@@ -59,6 +71,9 @@ GLOSSARY: dict[str, str] = {
                     "that explains the model should change; one that stays the same was only showing the image.",
     "Seed": "The number that starts the random number generator. Another seed gives other starting weights and "
             "another order of training images, so a different model of the same kind.",
+    "Sparseness (Gini index)": "How concentrated a map is: the Gini index of its absolute values, 1 when one "
+                               "pixel holds everything, 0 when every pixel counts the same. Higher means fewer "
+                               "pixels carry the explanation.",
     "Sparsity": "The share of weights that are exactly zero. 90 % sparsity: nine of every ten weights are removed.",
     "Spearman correlation": "Compares two maps by ranks: sort the pixels from most to least important in each map "
                             "and compare the orders. 1 means the same order, 0 unrelated, −1 reversed. Only the "

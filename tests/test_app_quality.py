@@ -59,3 +59,14 @@ def test_everything_pruned_gets_a_note_and_no_nan(small):
     healthy(at)
     assert any("zero everywhere" in w.value for w in at.warning)
     assert "nan" not in table(at).to_string().lower()
+
+
+def test_the_tradeoff_curves_offer_sparseness_with_its_chance_line(small):
+    import ui.cache
+    at = open_app("tradeoffs", sweep_metric="sparseness", **small)
+    assert ui.cache.wait_for_tables(300)
+    at.run()
+    assert not at.exception and not at.error
+    captions = " ".join(c.value for c in at.caption)
+    assert "chance, a map of random noise" in captions and "Explanation quality of the compressed model" in captions
+    assert at.selectbox(key="sweep_metric").value == "sparseness"
