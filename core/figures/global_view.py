@@ -15,6 +15,7 @@ from core.figures import COMPRESSED_COLOR, DIVERGING, FONT_SIZE, ORIGINAL_COLOR,
 
 CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
                 "#17becf"]  # Tableau 10, one per class
+SUBPLOT_TITLE_PX = 28  # room above the first panel for its title (make_subplots puts it above the plot area)
 
 
 def embedding_figure(original: np.ndarray, compressed: np.ndarray, labels: np.ndarray, pred_original: np.ndarray,
@@ -42,6 +43,7 @@ def embedding_figure(original: np.ndarray, compressed: np.ndarray, labels: np.nd
                       row=1, col=col)
     fig.update_layout(house_layout("What the last hidden layer sees, in 2-D", "", "", height=560, legend_rows=2),
                       legend_font_size=FONT_SIZE - 3)
+    fig.update_layout(margin_t=fig.layout.margin.t + SUBPLOT_TITLE_PX)  # the panel titles sit under the legend
     fig.update_annotations(font_size=FONT_SIZE)
     changed = int(flipped.sum())
     fig.update_layout(meta={"caption": (
@@ -77,6 +79,7 @@ def tiles_figure(rows: dict[str, torch.Tensor], names: Sequence[str], title: str
                          showgrid=False, row=r, col=1)
         fig.update_yaxes(visible=False, scaleanchor=f"x{r if r > 1 else ''}", row=r, col=1)
     fig.update_layout(house_layout(title, "", "", height=170 + 150 * len(arrays), legend_rows=0))
+    fig.update_layout(margin_t=fig.layout.margin.t + SUBPLOT_TITLE_PX)  # row titles sit under the chart's title
     fig.update_annotations(font_size=FONT_SIZE)
     fig.update_layout(meta={"caption": caption})
     return fig
