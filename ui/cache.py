@@ -657,7 +657,8 @@ def metrics_csv(setup: Setup) -> str:
     return export.metrics_csv(report(setup))
 
 
-# ---------------------------------------------------------------- explanation quality (issue 10 §3)
+# ---------------------------------------------------------------- issue 10 §3 and §2: explanation quality, global view
+# Explanation quality page (and the lesson's quality figures).
 @st.cache_data(max_entries=32, show_spinner=False)
 def _original_quality(train: TrainConfig, method: str, probe_size: int) -> dict[str, torch.Tensor]:
     x, target = _probe(train, tuple(probe_indices(dataset(train.dataset).y_test, probe_size)))
@@ -680,7 +681,7 @@ def explanation_quality(setup: Setup, method: str, probe_size: int = 64) -> tupl
             explain_quality.summary(compressed))
 
 
-# ---------------------------------------------------------------- global view (issue 10 §2)
+# Global view page.
 TSNE_IMAGES = 500  # t-SNE embeds this many test images (evenly spaced) per model: about 5 s, PCA takes all
 
 
