@@ -38,8 +38,9 @@ signed = attribution.is_signed(method)
 ui.chart(figures_global.tiles_figure(
     {"original": maps_original, "compressed": maps_compressed}, classes, "The average map of each class",
     f"Each tile is the mean {attribution.METHOD_LABELS[method]} map of up to 50 test images of one class, explaining "
-    "that class; both rows share one colour scale. Compare the rows: where does the compressed model's idea of each "
-    "digit differ from the original's?", signed=signed), key="global_class_maps")
+    "that class; each row is divided by its own largest value (÷ max), so the rows compare by shape: where does the "
+    "compressed model's idea of each digit differ from the original's?", signed=signed, per_row=True),
+    key="global_class_maps")
 if missing := [classes[c] for c, n in enumerate(counts) if n == 0]:
     st.warning(f"No test images of class {', '.join(missing)}: its tiles are left blank (all zero).",
                icon=":material/info:")

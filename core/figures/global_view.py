@@ -44,6 +44,7 @@ def embedding_figure(original: np.ndarray, compressed: np.ndarray, labels: np.nd
     fig.update_layout(house_layout("What the last hidden layer sees, in 2-D", "", "", height=560, legend_rows=2),
                       legend_font_size=FONT_SIZE - 3)
     fig.update_layout(margin_t=fig.layout.margin.t + SUBPLOT_TITLE_PX)  # the panel titles sit under the legend
+    fig.update_xaxes(matches="x")  # one coordinate system: the same x range in both panels
     fig.update_annotations(font_size=FONT_SIZE)
     changed = int(flipped.sum())
     fig.update_layout(meta={"caption": (
@@ -64,23 +65,25 @@ def _tile_row(maps: np.ndarray) -> np.ndarray:
 
 
 def tiles_figure(rows: dict[str, torch.Tensor], names: Sequence[str], title: str, caption: str,
-                 signed: bool = True) -> go.Figure:
-    """One row of tiles per model ({"original": (K, H, W), "compressed": ...}), one shared colour scale
-    (symmetric about 0 when signed); `names` label the K columns."""
+                 signed: bool = True, per_row: bool = False) -> go.Figure:
+    """One row of tiles per model ({"original": (K, H, W), "compressed": ...}), named on its left; `names` label
+    the K columns. One colour scale for all (symmetric about 0 when signed), or with per_row each row ÷ its
+    own largest |value| (then rows compare by shape, not size)."""
     arrays = {model: maps.detach().float().numpy().copy() for model, maps in rows.items()}
+    if per_row:
+        arrays = {model: a / max(float(np.abs(a).max()), 1e-12) for model, a in arrays.items()}
     vmax = max([float(np.nanmax(np.abs(a))) for a in arrays.values()] + [1e-12])
     k, h, w = next(iter(arrays.values())).shape
-    fig = make_subplots(rows=len(arrays), cols=1, vertical_spacing=0.08, subplot_titles=list(arrays))
-    for r, array in enumerate(arrays.values(), 1):
+    fig = make_subplots(rows=len(arrays), cols=1, vertical_spacing=0.12)
+    fig.update_layout(house_layout(title, "", "", height=170 + 150 * len(arrays), legend_rows=0))  # before the axes
+    for r, (model, array) in enumerate(arrays.items(), 1):
         fig.add_trace(go.Heatmap(z=_tile_row(array)[::-1], colorscale=DIVERGING if signed else SEQUENTIAL,
                                  zmin=-vmax if signed else 0.0, zmax=vmax, showscale=r == 1, hoverinfo="skip",
                                  colorbar=dict(thickness=12, len=0.8)), row=r, col=1)
         fig.update_xaxes(tickvals=[i * (w + 1) + (w - 1) / 2 for i in range(k)], ticktext=list(names),
-                         showgrid=False, row=r, col=1)
-        fig.update_yaxes(visible=False, scaleanchor=f"x{r if r > 1 else ''}", row=r, col=1)
-    fig.update_layout(house_layout(title, "", "", height=170 + 150 * len(arrays), legend_rows=0))
-    fig.update_layout(margin_t=fig.layout.margin.t + SUBPLOT_TITLE_PX)  # row titles sit under the chart's title
-    fig.update_annotations(font_size=FONT_SIZE)
+                         showgrid=False, zeroline=False, row=r, col=1)
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, title_text=model,
+                         scaleanchor=f"x{r if r > 1 else ''}", row=r, col=1)
     fig.update_layout(meta={"caption": caption})
     return fig
 
