@@ -50,7 +50,8 @@ def embedding_figure(original: np.ndarray, compressed: np.ndarray, labels: np.nd
     fig.update_layout(meta={"caption": (
         "Each dot is a test image, placed by the features the model's last layer reads (the layer before the "
         "classes); colour is its true digit. Tight, separate colour groups mean the model tells the classes "
-        f"apart easily. Black rings: the {changed} image{'s' if changed != 1 else ''} whose answer changed "
+        "apart easily; in the same coordinates, a compressed model whose features shrink or blur draws a smaller "
+        f"or more mixed cloud. Black rings: the {changed} image{'s' if changed != 1 else ''} whose answer changed "
         f"with compression. {note}").strip()})
     return fig
 
