@@ -3,14 +3,16 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+# The stamp names a checksum of both requirement files, so editing either reinstalls.
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-test.txt | cksum | cut -d' ' -f1)
 PORT   ?= 8501
 
 .PHONY: run test bench warm chromium clean-cache
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-test.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 # The browser test drives Debian's Chromium (never `playwright install`: it downloads).

@@ -29,6 +29,8 @@ PAGES = {
     "sanity": ("pages/sanity.py", "Sanity check", ":material/shuffle:"),
     "diagnosis": ("pages/diagnosis.py", "Diagnosis", ":material/troubleshoot:"),
     "distillation": ("pages/distillation.py", "Distillation", ":material/model_training:"),
+    "quality": ("pages/quality.py", "Explanation quality", ":material/fact_check:"),
+    "global_view": ("pages/global_view.py", "Global view", ":material/hub:"),
     "draw": ("pages/draw.py", "Your digit", ":material/draw:"),
     "lessons": ("pages/lessons.py", "Lessons", ":material/school:"),
     "ab": ("pages/ab.py", "A/B", ":material/compare:"),

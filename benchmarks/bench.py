@@ -432,6 +432,9 @@ def main() -> None:
         families = bench_families.main(["--repeats", "1"])
         print("\nf) deployed models: measured cost beside theory (benchmarks/bench_deploy.py)")
         bench_deploy.main()
+        print("\ng) explanation quality on the probe set (benchmarks/bench_quality.py)")
+        import bench_quality  # e) explanation quality on the probe set (issue 10 §3)
+        bench_quality.main()
 
     print("\nsummary (ms)                     value   target")
     for page in summary:

@@ -27,6 +27,12 @@ GLOSSARY: dict[str, str] = {
     "Confusion matrix": "A table of test images by true class (rows) and answer given (columns). The diagonal "
                         "holds the right answers; a cell off it counts one kind of mistake, such as a 4 read as "
                         "a 9.",
+    "Completeness": "Integrated Gradients promises that a map's values add up to the change of the class score "
+                    "from a black image to this one. The gap, as a share of that change, shows how well it keeps "
+                    "the promise (0 = exactly).",
+    "Complexity (entropy)": "How spread out a map is: the entropy of its absolute values taken as shares of "
+                             "their sum. 0 when one pixel holds everything, largest (the log of the number of "
+                             "pixels) when every pixel counts the same. Lower means a simpler map.",
     "Compression ratio": "Original size ÷ compressed size. 4× means the compressed model needs a quarter of the "
                          "storage.",
     "Deletion / insertion": "Two tests of whether a saliency map is faithful. Deletion blanks the pixels the map "
@@ -55,6 +61,9 @@ GLOSSARY: dict[str, str] = {
                               "out × r and r × in, so the layer becomes two smaller layers with r·(in + out) "
                               "weights instead of in·out. The best such product for a given r comes from the "
                               "singular value decomposition: keep the r largest singular values.",
+    "Max-sensitivity": "How much a map changes when the image is nudged a little at random: the largest change "
+                       "over a few nudges, as a share of the map's size (Captum's sensitivity_max). Lower means a "
+                       "steadier map; a map that jumps at a nudge is hard to trust.",
     "MAC": "A multiply-accumulate, one multiplication and one addition (total = total + weight × input): the basic "
            "step of a neural network. A layer with 100 inputs and 10 outputs needs 1,000 MACs per image. A pruned "
            "weight needs none in theory, but only sparse hardware or code actually skips it.",
@@ -67,6 +76,9 @@ GLOSSARY: dict[str, str] = {
     "ONNX": "An open file format for trained networks that many runtimes read. *ONNX Runtime* runs it on the CPU; "
             "its *int8* version stores weights and activations as 8-bit integers (QDQ: quantize-dequantize steps "
             "around each layer) and uses integer kernels.",
+    "PCA / t-SNE": "Two ways to draw many numbers per image as a point on a page. PCA keeps the two directions in "
+                   "which the points vary most (a projection, so distances mean something); t-SNE keeps neighbours "
+                   "together but can stretch or shrink the space between groups.",
     "Per channel / per tensor": "Quantization rounds weights to steps of one size (the scale). Per tensor uses "
                                 "one scale for a whole layer; per channel one for each output neuron or filter, "
                                 "so a filter with small weights gets finer steps.",
@@ -85,6 +97,9 @@ GLOSSARY: dict[str, str] = {
                                 "scaled by a singular value σ, largest first. The squares σ² add up to the sum of "
                                 "all squared weights, its *energy*: keeping 90 % of the energy keeps the fewest "
                                 "of them whose σ² make up 90 % of that sum.",
+    "Sparseness (Gini index)": "How concentrated a map is: the Gini index of its absolute values, 1 when one "
+                               "pixel holds everything, 0 when every pixel counts the same. Higher means fewer "
+                               "pixels carry the explanation.",
     "Sparsity": "The share of weights that are exactly zero. 90 % sparsity: nine of every ten weights are removed.",
     "Spearman correlation": "Compares two maps by ranks: sort the pixels from most to least important in each map "
                             "and compare the orders. 1 means the same order, 0 unrelated, −1 reversed. Only the "

@@ -8,7 +8,10 @@ comparisons ("compare {accuracy} with {step2.accuracy}").
 
 Braces around one word (letters, digits, `_`), optionally after `stepN.`, are placeholders;
 other braces are left as they are. Unknown names and steps that do not exist are lesson errors
-(core.lessons reports them with file and line). The names are `PLACEHOLDERS`.
+(core.lessons reports them with file and line). The names are `PLACEHOLDERS`, and
+`QUALITY_PLACEHOLDERS` for explanation quality ({sparseness}, {deletion_gain_original}, ...), filled
+from core.explain.quality.compare's table for the step's `quality_method` on the probe set (as the
+Explanation quality page shows it), measured only for steps whose text names one.
 """
 from __future__ import annotations
 
@@ -18,9 +21,11 @@ from dataclasses import dataclass
 from difflib import get_close_matches
 
 import numpy as np
+import pandas as pd
 
 from core.distillation import lesson as distillation_lesson
 from core.figures import format_bytes, format_percent, format_ratio
+from core.figures.quality import number, reading
 from core.metrics import CompressionReport
 
 # name -> what it shows (the README and the lessons page list these).
@@ -55,9 +60,32 @@ PLACEHOLDERS: dict[str, str] = {
     "largest_layer_rank": "the rank the largest layer keeps after low-rank (\"41 of 120\")",
 }
 
+# name -> what it shows: explanation quality on the probe set (core.explain.quality, the Explanation quality
+# page), for the step's `quality_method`; computed only for the steps whose text names one of them.
+QUALITY_PLACEHOLDERS: dict[str, str] = {
+    "sparseness": "sparseness of the compressed model's maps, the Gini index of |map| (0.53; 1 = one pixel)",
+    "sparseness_original": "the same for the original model's maps",
+    "sparseness_random": "the same for maps of random noise (chance)",
+    "sparseness_reading": "the change of sparseness in words, against its noise (simpler, no clear change)",
+    "complexity": "complexity of the compressed model's maps, the entropy of |map| (6.17; lower = simpler)",
+    "complexity_original": "the same for the original model's maps",
+    "complexity_random": "the same for maps of random noise (chance)",
+    "complexity_reading": "the change of complexity in words (simpler, more complex, no clear change)",
+    "sensitivity": "max-sensitivity of the compressed model's maps, their largest change under a small nudge (0.41)",
+    "sensitivity_original": "the same for the original model's maps",
+    "sensitivity_random": "the same for a map redrawn at random for every nudged image (chance)",
+    "sensitivity_reading": "the change of max-sensitivity in words (steadier, less steady, no clear change)",
+    "deletion_gain": "deletion gain of the compressed model's maps over random pixel orderings (0.14; 0 = chance)",
+    "deletion_gain_original": "the same for the original model's maps",
+    "deletion_gain_reading": "the change of deletion gain in words (more faithful, less faithful, no clear change)",
+    "completeness": "completeness gap of the compressed model's Integrated Gradients maps (0.011; 0 = complete)",
+    "completeness_original": "the same for the original model's",
+    "completeness_reading": "the change of the completeness gap in words",
+}
+
 # Placeholders of the Distillation page's figures, filled from its comparison (core.distillation.lesson).
 PAGE_PLACEHOLDERS: dict[str, str] = dict(distillation_lesson.PLACEHOLDERS)
-KNOWN: dict[str, str] = {**PLACEHOLDERS, **PAGE_PLACEHOLDERS}
+KNOWN: dict[str, str] = {**PLACEHOLDERS, **PAGE_PLACEHOLDERS, **QUALITY_PLACEHOLDERS}
 
 _TOKEN = re.compile(r"\{(?:step(\d+)\.)?([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -96,6 +124,24 @@ def without_placeholders(text: str) -> str:
 def names_needed(text: str, number: int, step: int) -> set[str]:
     """The placeholder names `text` (the text of step `number`) takes from step `step`'s figures."""
     return {p.name for p in placeholders(text) if (p.step or number) == step}
+
+
+def quality_steps_needed(text: str, number: int) -> set[int]:
+    """The steps whose explanation-quality figures (QUALITY_PLACEHOLDERS) `text`, of step `number`, needs."""
+    return {p.step or number for p in placeholders(text) if p.name in QUALITY_PLACEHOLDERS}
+
+
+def quality_figures(table: pd.DataFrame) -> dict[str, str]:
+    """Every QUALITY_PLACEHOLDERS text from core.explain.quality.compare's table ("(not measured)" for the
+    completeness figures of a method other than Integrated Gradients)."""
+    values = dict.fromkeys(QUALITY_PLACEHOLDERS, "(not measured)")
+    for _, row in table.iterrows():
+        name = row["measure"]
+        values.update({name: number(row["compressed"]), f"{name}_original": number(row["original"]),
+                       f"{name}_reading": reading(row)})
+        if f"{name}_random" in values:
+            values[f"{name}_random"] = number(row["random"])
+    return {name: values[name] for name in QUALITY_PLACEHOLDERS}
 
 
 def steps_needed(text: str, number: int) -> set[int]:

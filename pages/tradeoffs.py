@@ -10,7 +10,7 @@ import ui
 from core.explain import attribution
 from core.figures import tradeoff as figures_tradeoff
 from core.figures import format_percent
-from core.studies.sweeps import FAITHFULNESS_METRICS, SweepConfig, nearest_sparsity, summarize
+from core.studies.sweeps import FAITHFULNESS_METRICS, QUALITY_METRICS, SweepConfig, nearest_sparsity, summarize
 
 setup = ui.current_setup()
 ui.trained_model(setup.train)
@@ -78,6 +78,11 @@ if metric in FAITHFULNESS_METRICS:
     st.caption("Faithfulness is measured on the compressed model's own maps for the original's predicted class: "
                "it asks whether the map still points at the pixels that model relies on. It costs more than the "
                "other measures, so it is measured only along the two curves shown (each point once, then kept).")
+elif metric in QUALITY_METRICS:
+    st.caption("Explanation quality of the compressed model's own maps, on the probe images, beside a map of random "
+               "noise: is a smaller model's explanation simpler? Read it with a faithfulness measure (deletion gain): "
+               "a simpler map only helps if it still points at what the model uses. Measured only along the two "
+               "curves shown; the Explanation quality page has every measure for the sidebar's setting.")
 
 st.header("The sparsity × bit-width map")
 grid_metric = st.radio("Colour by", ui.SETTINGS["grid_metric"].options, key="grid_metric", horizontal=True,

@@ -31,7 +31,8 @@ import ui
 import ui.cache
 import ui.panels
 from core.explain.attribution import METHOD_LABELS, METHODS
-from core.studies.sweeps import BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS, SALIENCY_METRICS, SPARSITIES
+from core.studies.sweeps import (BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS, QUALITY_METRICS, SALIENCY_METRICS,
+                                 SPARSITIES)
 from conftest import Calls
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -47,7 +48,7 @@ FAST = {"forgotten": {"pie_size": 3}}  # three models per population instead of 
 # The columns core/studies/sweeps.py documents for the sweep's DataFrame and its downloadable CSV.
 CSV_COLUMNS = ["curve", "baseline", "matches_sidebar", "seed", *CONFIG_COLUMNS, "sparsity", "fine_tuned", "accuracy",
                "agreement", *(f"{m}_{s}" for m in SALIENCY_METRICS for s in ("mean", "std")), "degenerate",
-               *FAITHFULNESS_METRICS]
+               *FAITHFULNESS_METRICS, *QUALITY_METRICS]
 
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,11 @@ from core.distillation import compare as compare_students
 from core.distillation import lesson as distillation_lesson
 from core.distillation.coreset import subset_models, subset_total
 from core.distillation.knowledge import DistillConfig, distill
+from core.explain import quality
 from core.lessons import Lesson, LessonError, load_lessons, parse_lesson
 from core.studies.sweep_plan import probe_indices
 from core.metrics import compression_report
+from core.studies.sweep_plan import probe_indices
 from core.training import load_or_train
 from ui import url_state
 from ui.setup import setup_from
@@ -159,16 +161,28 @@ def step_figures():
     Computed with core functions only (the default LeNet-5 on mnist5k, from the shared model cache),
     for the Setup the sidebar would build (ui.setup.setup_from); one report per distinct setup.
     """
-    reports = {}
+    reports, qualities = {}, {}
 
     def figures(lesson: Lesson, number: int) -> dict[str, str]:
         setup = setup_from(_settings_at(lesson, number))
+        data = datasets.load_dataset(setup.train.dataset)
+        model = load_or_train(setup.train, data).model
         if setup not in reports:
-            data = datasets.load_dataset(setup.train.dataset)
-            model = load_or_train(setup.train, data).model
             reports[setup] = compression_report(model, compress(model, setup.compression), setup.compression,
                                                 data.x_test, data.y_test)
-        return {**lesson_figures.figures(reports[setup]), **distillation_figures(lesson, number, setup)}
+        out = {**lesson_figures.figures(reports[setup]), **distillation_figures(lesson, number, setup)}
+        if any(number in lesson_figures.quality_steps_needed(step.text, k)
+               for k, step in enumerate(lesson.steps, 1)):  # explanation quality, as the Explanation quality page
+            method = _settings_at(lesson, number)["quality_method"]
+            if (setup, method) not in qualities:
+                probes = data.x_test[torch.as_tensor(probe_indices(data.y_test, 64))]
+                target = model(probes).argmax(1)
+                measured = [quality.measure(m, probes, target, method,
+                                            sensitivity_images=quality.sensitivity_images_for(method))
+                            for m in (model, compress(model, setup.compression))]
+                qualities[setup, method] = lesson_figures.quality_figures(quality.compare(*measured))
+            out.update(qualities[setup, method])
+        return out
     return figures
 
 
@@ -418,6 +432,21 @@ def test_a_lesson_step_shows_the_figures_of_its_report(step_figures):
     assert f"**{expected['accuracy']}**" in text  # the step's own settings, not the sidebar's
     assert next(m.value for m in at.metric if m.label == "Test accuracy") != card
     assert any("moved the controls" in c.value for c in at.caption)
+
+
+def test_a_lesson_step_shows_the_explanation_quality_of_its_settings(step_figures):
+    """Step 1 of "Is a smaller model easier to explain?": the sparseness figures in its text are the ones the
+    Explanation quality page measures for the step's settings (the page's table shows the same numbers)."""
+    lesson = next(lesson for lesson in LESSONS if lesson.name == "smaller-easier-to-explain")
+    at = open_app("lessons")
+    at.button(key="start_smaller-easier-to-explain").click().run()
+    assert_at_step(at, lesson, 1)
+    expected = step_figures(lesson, 1)
+    text = next(m.value for m in at.markdown if "sparseness (1 = one pixel" in m.value)
+    assert f"from {expected['sparseness_original']} for the original to {expected['sparseness']}" in text
+    (table,) = at.dataframe
+    row = table.value.set_index("Measure").loc["Sparseness (Gini index of |map|)"]
+    assert (row["Original"], row["Compressed"]) == (expected["sparseness_original"], expected["sparseness"])
 
 
 def test_leaving_a_lesson_keeps_the_settings():

@@ -259,3 +259,21 @@ def test_faithfulness_columns_come_with_their_chance_level(model, data, curves):
     assert np.allclose(fid.infidelity_gain, 1 - fid.infidelity / fid.infidelity_random, atol=1e-6)
     caption = tradeoff_curves(summarize(signed), metric="deletion_gain").layout.meta["caption"]
     assert "random ordering" in caption and "Not measured" not in caption
+
+
+def test_quality_columns_are_measured_along_the_curves_with_a_random_map_beside(model, data, curves):
+    from core.explain import quality
+    quality_columns = list(sweeps.QUALITY_METRICS)
+    assert curves[quality_columns].notna().all().all()  # the curves carry them
+    assert (curves.sparseness_random.nunique() == 1) and curves.sensitivity_random.gt(1).all()  # noise: model-free
+    # the dense reference row's sparseness is the original's maps' Gini index, mean over the probes
+    dense = curves[curves.curve == "reference"].iloc[0]
+    probes = data.x_test[torch.as_tensor(probe_indices(data.y_test, SMALL.probe_size))]
+    target = model(probes).argmax(1)
+    expected = quality.sparseness(attribute(model, probes, target, "saliency")).mean()
+    assert dense.sparseness == pytest.approx(float(expected), abs=1e-6)
+    table = method_table(model, data, table_config(SMALL, "magnitude", "global"))
+    assert table[quality_columns].isna().all().all()  # a whole table: not measured (only along the curves)
+    for metric in ("sparseness", "complexity", "sensitivity"):
+        caption = tradeoff_curves(summarize(curves), metric=metric).layout.meta["caption"]
+        assert "chance, a map of random noise" in caption

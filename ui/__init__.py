@@ -14,6 +14,7 @@ from ui.cache import comparison_summary, diagnosis, diagnosis_figures  # issue 1
 from ui.diagnosis_view import summary_box
 from ui.cache import (_training_job, available_methods, distill_comparison, distill_methods, distill_problem,
                       distilled_students, subset_comparison, compressed_maps, compressed_model,
+                      explanation_quality, class_maps, first_filters, global_embedding, silent_units,
                       dataset, families_table, freeze_heap, largest_layer, layer_labels, metrics_csv, original_evaluation,
                       original_maps, own_input, own_maps, own_predictions, pie_table, population_saliency, prefetch_population,
                       population_view, prefetch_neighbours, randomization, randomization_pictures, report,

@@ -24,12 +24,13 @@ from core import data as datasets
 from core import figures, layers
 from core.figures import maps as figures_maps
 from core.explain.attribution import attribute, methods_for
+from core.explain import quality as explain_quality
 from core.compression import CompressionConfig, compress
 from core.metrics import CompressionReport, Evaluation, compression_report, evaluate, weight_sparsity
 from core.studies.population import (class_accuracy, class_impact, compress_population, forgotten_examples, pie_curve,
                              population_configs, population_maps, population_predictions)
 from core.explain.sanity import cascading_randomization, randomized_maps
-from core.studies import sweeps
+from core.studies import global_view, sweeps
 from core.studies.sweeps import SPARSITIES, SweepConfig, probe_indices, sweep_problem
 from core.training import TrainConfig, TrainResult, checkpoint_path, load_or_train, with_calibration
 from core import digits as own_digit
@@ -457,7 +458,7 @@ def tradeoff_rows(train: TrainConfig, sweep: SweepConfig, metric: str,
     star) comes from its own table, or is measured as one extra cell when off the axes.
     """
     plan = sweeps.table_plan(sweep)
-    faithful = metric in sweeps.FAITHFULNESS_METRICS
+    faithful = metric in sweeps.CURVE_METRICS  # faithfulness and explanation quality: along the curves only
     if faithful:
         cells = tuple(sweeps.slice_cells(sweep))
         for key, table in tables.items():
@@ -891,3 +892,91 @@ def distillation_figures(setup: Setup, settings: dict, names: set[str]) -> dict[
         found.update(distillation_lesson.data_figures(
             table, subset_total(dataset(setup.train.dataset).y_train.numpy(), fraction)))
     return found
+
+
+# ---------------------------------------------------------------- issue 10 §3 and §2: explanation quality, global view
+# Explanation quality page (and the lesson's quality figures).
+@st.cache_data(max_entries=32, show_spinner=False)
+def _original_quality(train: TrainConfig, method: str, probe_size: int) -> dict[str, torch.Tensor]:
+    x, target = _probe(train, tuple(probe_indices(dataset(train.dataset).y_test, probe_size)))
+    return explain_quality.measure(_model(train), x, target, method,
+                                   sensitivity_images=explain_quality.sensitivity_images_for(method))
+
+
+@st.cache_data(max_entries=64, show_spinner="Measuring the explanation quality on the probe images…")
+def explanation_quality(setup: Setup, method: str, probe_size: int = 64) -> tuple[pd.DataFrame, dict, dict]:
+    """Quality of both models' `method` maps on the probe set (core.explain.quality.compare) and both summaries.
+
+    The original's is computed once per model and method; the compressed model's per setting. Both explain
+    the original's predicted class, as the Saliency page does.
+    """
+    x, target = _probe(setup.train, tuple(probe_indices(dataset(setup.train.dataset).y_test, probe_size)))
+    original = _original_quality(setup.train, method, probe_size)
+    compressed = explain_quality.measure(compressed_model(setup), x, target, method,
+                                         sensitivity_images=explain_quality.sensitivity_images_for(method))
+    return (explain_quality.compare(original, compressed), explain_quality.summary(original),
+            explain_quality.summary(compressed))
+
+
+# Global view page.
+TSNE_IMAGES = 500  # t-SNE embeds this many test images (evenly spaced) per model: about 5 s, PCA takes all
+
+
+@st.cache_data(max_entries=12, show_spinner=False)
+def _original_features(train: TrainConfig, rows: tuple[int, ...] | None) -> torch.Tensor:
+    x = dataset(train.dataset).x_test
+    return global_view.penultimate(_model(train), x if rows is None else x[list(rows)])
+
+
+@st.cache_data(max_entries=32, show_spinner="Placing the test images by what the last hidden layer sees…")
+def global_embedding(setup: Setup, kind: str) -> dict:
+    """Both models' penultimate features in 2-D (core.studies.global_view.embedding), with labels and answers."""
+    data = dataset(setup.train.dataset)
+    n = len(data.y_test)
+    rows = None if kind == "pca" or n <= TSNE_IMAGES else tuple(np.linspace(0, n - 1, TSNE_IMAGES).astype(int).tolist())
+    pick = np.arange(n) if rows is None else np.asarray(rows)
+    features = global_view.penultimate(compressed_model(setup), data.x_test[pick])
+    original, compressed, note = global_view.embedding(_original_features(setup.train, rows), features, kind)
+    if rows is not None:
+        note += f" t-SNE shows {len(pick):,} of the {n:,} test images, evenly spaced."
+    rep = report(setup)
+    return {"original": original, "compressed": compressed, "index": pick, "label": data.y_test.numpy()[pick],
+            "pred_original": rep.original.predictions[pick], "pred_compressed": rep.compressed.predictions[pick],
+            "note": note}
+
+
+@st.cache_data(max_entries=12, show_spinner=False)
+def _original_activity(train: TrainConfig) -> pd.DataFrame:
+    return global_view.unit_activity(_model(train), dataset(train.dataset).x_test)
+
+
+@st.cache_data(max_entries=64, show_spinner="Counting the units that never fire…")
+def silent_units(setup: Setup) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per hidden layer, the units that never fire on the test set: (original, compressed)."""
+    return (_original_activity(setup.train),
+            global_view.unit_activity(compressed_model(setup), dataset(setup.train.dataset).x_test))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _original_class_maps(train: TrainConfig, method: str) -> tuple[torch.Tensor, np.ndarray]:
+    data = dataset(train.dataset)
+    return global_view.class_average_maps(_model(train), data.x_test, data.y_test, method, data.num_classes)
+
+
+@st.cache_data(max_entries=64, show_spinner="Averaging the maps of every class…")
+def class_maps(setup: Setup, method: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """The mean `method` map of each class for both models (each class's own label explained), and the counts."""
+    data = dataset(setup.train.dataset)
+    original, counts = _original_class_maps(setup.train, method)
+    compressed, _ = global_view.class_average_maps(compressed_model(setup), data.x_test, data.y_test, method,
+                                                   data.num_classes)
+    return original, compressed, counts
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def first_filters(setup: Setup) -> tuple[str, torch.Tensor, torch.Tensor] | None:
+    """(layer label, original filters, compressed filters) of the first convolution; None without one."""
+    original = global_view.first_filters(_model(setup.train))
+    if original is None:
+        return None
+    return original[0], original[1], global_view.first_filters(compressed_model(setup))[1]

@@ -73,6 +73,10 @@ def step_text(lesson: Lesson, number: int) -> str:
             figures[needed] = {**lesson_figures.figures(cache.report(setup)),
                                **cache.distillation_figures(setup, _settings_of(lesson, needed),
                                                             lesson_figures.names_needed(text, number, needed))}
+            if needed in lesson_figures.quality_steps_needed(text, number):
+                method = _settings_of(lesson, needed)["quality_method"]
+                table, _, _ = cache.explanation_quality(setup, method)
+                figures[needed].update(lesson_figures.quality_figures(table))
         except datasets.DatasetUnavailable:  # the sidebar has said why; the text stays readable
             figures[needed] = dict.fromkeys(lesson_figures.KNOWN, "(not available)")
     return lesson_figures.fill(text, figures, number)

@@ -28,7 +28,7 @@ from core.studies import ab, families
 from core.explain import attribution
 from core.figures import sanity as figures_sanity
 from core.figures import tradeoff as figures_tradeoff
-from core.studies import scrub
+from core.studies import global_view, scrub
 from core.studies import diagnosis as diagnosis_study
 from core import data as datasets
 from core.compression import CompressionConfig
@@ -201,6 +201,9 @@ PAGE_SETTINGS = {
     "sanity_method": choice(METHODS, page="sanity"),
     "sanity_metric": choice(figures_sanity.METRIC_LABELS, page="sanity"),
     "sanity_index": whole(0, None, 0, page="sanity"),
+    "quality_method": choice(METHODS, page="quality"),
+    "global_view_embedding": choice(global_view.EMBEDDINGS, page="global_view"),
+    "global_view_method": choice(METHODS, page="global_view"),
     "pie_size": whole(3, 7, 5, page="forgotten"),
     "pie_method": choice(METHODS, page="forgotten"),
     # The Scrub page fits these itself (a model without Grad-CAM, fewer test images, other layers).

@@ -39,9 +39,13 @@ METRICS: dict[str, str] = {
     "deletion_gain": "deletion gain over random (0 = chance)",
     "insertion_gain": "insertion gain over random (0 = chance)",
     "infidelity_gain": "infidelity gain over random (0 = chance)",
+    "sparseness": "map sparseness: Gini index (1 = one pixel)",
+    "complexity": "map complexity: entropy (lower = simpler)",
+    "sensitivity": "map max-sensitivity (lower = steadier)",
 }
 PERCENT = ("accuracy", "agreement", "sparsity")
 GAIN_METRICS = ("deletion_gain", "insertion_gain", "infidelity_gain")  # 0 = chance: a line marks it
+QUALITY_CHANCE = ("sparseness", "complexity", "sensitivity")  # a random map's value (column <metric>_random): a line
 SIGNED_ONLY = ("infidelity_gain",)  # measured only for maps with a sign (core.explain.attribution.is_signed)
 CHANCE_COLOR = "#999999"
 _TOLERANCE = {"accuracy": (0.01, "1 point"), "agreement": (0.01, "1 point")}  # others: 0.1 of similarity
@@ -61,6 +65,15 @@ _MEANING = {
                         "the class score: 1 − its infidelity ÷ a random map's (0 = no better than random, 1 = "
                         "perfect). Only for maps with a sign (Gradient × Input, Integrated Gradients, Occlusion): "
                         "an absolute-value map cannot say whether a change raises or lowers the score"),
+    "sparseness": ("how concentrated the compressed model's own maps are: the Gini index of the map's absolute "
+                   "values, 1 when one pixel holds everything, 0 when every pixel counts the same (higher = a "
+                   "simpler map to read)"),
+    "complexity": ("how spread out the compressed model's own maps are: the entropy of the map's absolute values "
+                   "as shares of their sum, 0 for one pixel, the log of the number of pixels for a flat map "
+                   "(lower = a simpler map)"),
+    "sensitivity": ("how much the compressed model's map changes when the image gets a tiny random nudge "
+                    "(up to 2 % of the pixel range per pixel): the largest change over three nudges, as a share of the "
+                    "map's size, on 16 of the probe images (lower = a steadier map)"),
 }
 
 
@@ -154,6 +167,11 @@ def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str 
         _add_chance(fig)
         chance = (" The thin grey line at 0 is chance: where random "
                   f"{'maps' if metric == 'infidelity_gain' else 'pixel orderings'} score.")
+    elif metric in QUALITY_CHANCE and rows[f"{metric}_random"].notna().any():
+        level = float(rows[f"{metric}_random"].mean())
+        _add_chance(fig, level)
+        chance = (f" The thin grey line is chance, a map of random noise: {level:.2f}"
+                  + (" (redrawn for every nudged image)." if metric == "sensitivity" else "."))
     if current is not None:
         mine = summary[(summary["curve"] == "current") & np.isclose(summary[x], float(current))]
         _mark_current(fig, mine if len(mine) else rows, x, metric, current, scale)
@@ -161,7 +179,7 @@ def tradeoff_curves(summary: pd.DataFrame, x: str = "prune_amount", metric: str 
     tuned_note = " Dashed lines: the same pruning followed by fine-tuning with the mask held fixed." \
         if rows["fine_tuned"].any() else ""
     unmeasured = " Not measured for this explanation method: its maps have no sign." \
-        if rows[metric].isna().all() else ""
+        if rows[metric].isna().all() and metric in SIGNED_ONLY else ""
     text = (f"Each line is one pruning method; the height shows {_meaning(metric)}.{unmeasured}{chance} "
             f"The orange line marks the sidebar's setting.{tuned_note} {band_text} {facts} {note}")
     fig.update_layout(meta={"caption": " ".join(text.split())})
@@ -196,7 +214,7 @@ def _axes(fig: go.Figure, x: str, metric: str, rows: pd.DataFrame) -> None:
         fig.update_xaxes(range=[-5, 102], ticksuffix=" %")  # "0 %" clear of the y axis' "0 %"
     if metric in PERCENT:
         fig.update_yaxes(range=[0, 102], ticksuffix=" %")
-    elif metric in ("spearman_abs", "topk", "ssim"):
+    elif metric in ("spearman_abs", "topk", "ssim", "sparseness"):
         fig.update_yaxes(range=[min(0.0, float(rows[metric].min()) - 0.05), 1.05])
 
 
@@ -207,11 +225,12 @@ def _add_reference(fig: go.Figure, value: float) -> None:
                              line=dict(dash="dash", color=OVERALL_COLOR, width=2)))
 
 
-def _add_chance(fig: go.Figure) -> None:
-    """A thin line at 0 (no better than random), labelled "chance" under its right end."""
-    fig.add_hline(y=0.0, line_color=CHANCE_COLOR, line_width=1, layer="below", annotation_text="chance",
+def _add_chance(fig: go.Figure, level: float = 0.0) -> None:
+    """A thin line at `level` (0: no better than random), labelled "chance" under its right end."""
+    fig.add_hline(y=level, line_color=CHANCE_COLOR, line_width=1, layer="below", annotation_text="chance",
                   annotation_position="bottom right", annotation_font=dict(color=CHANCE_COLOR, size=FONT_SIZE - 2))
-    fig.update_yaxes(rangemode="tozero")  # chance stays in view when every curve is above it
+    if level == 0.0:
+        fig.update_yaxes(rangemode="tozero")  # chance stays in view when every curve is above it
 
 
 def _mark_current(fig: go.Figure, rows: pd.DataFrame, x: str, metric: str, current: float | int,

@@ -38,6 +38,10 @@ DEFAULT_BASELINES = tuple(name for name in BASELINES if name != "apoz")
 SALIENCY_METRICS = ("spearman_abs", "spearman", "topk", "ssim")
 FAITHFULNESS_METRICS = ("deletion_gain", "insertion_gain", "infidelity_gain", "deletion_auc", "deletion_random_auc",
                         "insertion_auc", "insertion_random_auc", "infidelity", "infidelity_random")
+# Explanation quality of the compressed model's own maps (core.explain.quality), each beside a random map's.
+QUALITY_METRICS = ("sparseness", "sparseness_random", "complexity", "complexity_random", "sensitivity",
+                   "sensitivity_random")
+CURVE_METRICS = FAITHFULNESS_METRICS + QUALITY_METRICS  # measured only along the curves the page shows
 # Every CompressionConfig field but the random seed is a column (a field added later joins by itself).
 CONFIG_COLUMNS = tuple(f.name for f in fields(CompressionConfig) if f.name != "seed")
 SETTING_COLUMNS = ("curve", "baseline", "matches_sidebar", *CONFIG_COLUMNS, "fine_tuned")
@@ -52,6 +56,8 @@ class SweepConfig:
     probe_size: int = 64                            # class-stratified test images for the maps
     deletion_steps: int = 8                         # deletion/insertion curve points - 1
     infidelity_samples: int = 5                     # perturbations per probe
+    sensitivity_samples: int = 3                    # nudged copies per image for max-sensitivity ...
+    sensitivity_images: int = 16                    # ... of this many probes (IG: about 3x one point's maps)
     fine_tune_epochs: int = 0                       # > 0: also measure fine-tuned models
     fine_tune_lr: float = 1e-3
     seeds: tuple[int, ...] = (0,)                   # one original model per seed
@@ -68,8 +74,11 @@ class SweepConfig:
             raise ValueError(f"bit widths must be among {WEIGHT_BITS}, got {bad}")
         if not self.sparsities or not all(0.0 <= a <= 1.0 for a in self.sparsities):
             raise ValueError("sparsities must lie between 0 and 1 (at least one)")
-        if not self.seeds or self.deletion_steps < 1 or self.infidelity_samples < 1 or self.fine_tune_epochs < 0:
-            raise ValueError("need at least one seed, deletion_steps >= 1, infidelity_samples >= 1, epochs >= 0")
+        if (not self.seeds or self.deletion_steps < 1 or self.infidelity_samples < 1 or self.sensitivity_samples < 1
+                or self.sensitivity_images < 1
+                or self.fine_tune_epochs < 0):
+            raise ValueError("need at least one seed, deletion_steps, infidelity_samples and sensitivity_samples >= 1, "
+                             "epochs >= 0")
 
 
 def baseline_name(method: str, scope: str) -> str:

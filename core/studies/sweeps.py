@@ -31,6 +31,11 @@ quant_scheme, quant_granularity, ...), fine_tuned, then
   infidelity, infidelity_random  normalized infidelity of the maps and of random maps, for signed
                       methods only (NaN for saliency, SmoothGrad, Grad-CAM); faithfulness columns
                       are NaN where not measured (only along the curves the page shows)
+  sparseness, complexity, sensitivity and each with _random  explanation quality of the compressed
+                      model's own maps (core.explain.quality): Gini index and entropy of |map|,
+                      max-sensitivity (on cfg.sensitivity_images of the probes); beside them a random map's
+                      value; means over the probes, measured
+                      with the faithfulness columns (only along the curves), NaN elsewhere
 Curves (`curve_rows`, `tradeoff_sweep`; also the downloadable CSV) add curve ("sparsity" |
 "bits" | "reference" | "current"), baseline and matches_sidebar.
 """
@@ -52,8 +57,9 @@ from core.explain.faithfulness import RANDOM_ORDERINGS, deletion_insertion, infi
 from core.compression.finetune import fine_tune
 from core.layers import prunable_layers, stored_layers
 from core.metrics import Evaluation, evaluate, prediction_agreement
-from core.studies.sweep_plan import (BASELINES, BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS,  # noqa: F401
-                             GRID_BITS, GRID_SPARSITIES, SALIENCY_METRICS, SETTING_COLUMNS, SPARSITIES,
+from core.explain import quality
+from core.studies.sweep_plan import (BASELINES, BIT_WIDTHS, CONFIG_COLUMNS, CURVE_METRICS,  # noqa: F401
+                             FAITHFULNESS_METRICS, GRID_BITS, QUALITY_METRICS, GRID_SPARSITIES, SALIENCY_METRICS, SETTING_COLUMNS, SPARSITIES,
                              SweepConfig, baseline_name, baselines_for, current_rows, curve_rows, nearest_sparsity,
                              probe_indices, seeded, slice_cells, table_cells, table_config, table_plan)
 
@@ -206,17 +212,17 @@ def tradeoff_sweep(original: nn.Module | Sequence[nn.Module], data: Dataset, cfg
         tables[key] = rows
     own = next(iter(plan.values()))
     current = current_rows(tables[next(iter(plan))], cfg)
-    if current is None or (full and current[list(FAITHFULNESS_METRICS)].isna().any(axis=None)):
+    if current is None or (full and current[list(CURVE_METRICS)].isna().any(axis=None)):
         current = measure_table(models, data, own, [(cfg.base.prune_amount, cfg.base.weight_bits)], full,
                                 workers=workers, refs=refs)
     return curve_rows(tables, cfg, current)
 
 
 def with_faithfulness(table: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFrame:
-    """`table` with its faithfulness columns taken from `measured` rows (same cells) where they exist."""
+    """`table` with its faithfulness and quality columns (CURVE_METRICS) from `measured` rows (same cells) where they exist."""
     keys = ["seed", "prune_amount", "weight_bits", "fine_tuned"]
-    extra = measured[keys + list(FAITHFULNESS_METRICS)]
-    merged = table.drop(columns=list(FAITHFULNESS_METRICS)).merge(extra, on=keys, how="left")
+    extra = measured[keys + list(CURVE_METRICS)]
+    merged = table.drop(columns=list(CURVE_METRICS)).merge(extra, on=keys, how="left")
     return merged[list(table.columns)]
 
 
@@ -273,7 +279,16 @@ def measure_point(model: nn.Module, ref: _Reference, data: Dataset, cfg: SweepCo
         out[f"{name}_std"] = float(agreement[name].std(correction=0))
     out["degenerate"] = int(agreement["degenerate"].sum())
     out.update(_faithfulness(model, ref, maps, cfg) if full else dict.fromkeys(FAITHFULNESS_METRICS, math.nan))
+    out.update(_quality(model, ref, maps, cfg) if full else dict.fromkeys(QUALITY_METRICS, math.nan))
     return out
+
+
+def _quality(model: nn.Module, ref: _Reference, maps: Tensor, cfg: SweepConfig) -> dict:
+    """Sparseness, complexity and max-sensitivity of the maps, each beside a random map's (means over probes)."""
+    measured = quality.measure(model, ref.probes, ref.target, cfg.method, maps=maps, samples=cfg.sensitivity_samples,
+                               faithfulness=False, sensitivity_images=cfg.sensitivity_images)
+    means = quality.summary(measured)
+    return {name: means[name] for name in QUALITY_METRICS}
 
 
 def _faithfulness(model: nn.Module, ref: _Reference, maps: Tensor, cfg: SweepConfig) -> dict:
@@ -308,7 +323,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     work = df.copy()
     for name in SALIENCY_METRICS:
         work[name], work[f"{name}_probe_std"] = work[f"{name}_mean"], work[f"{name}_std"]
-    values = ["accuracy", "agreement", "sparsity", *SALIENCY_METRICS, *FAITHFULNESS_METRICS, "degenerate"]
+    values = ["accuracy", "agreement", "sparsity", *SALIENCY_METRICS, *CURVE_METRICS, "degenerate"]
     spread = [f"{name}_probe_std" for name in SALIENCY_METRICS]
     groups = work.groupby(list(SETTING_COLUMNS), sort=False, dropna=False)
     mean = groups[values + spread].mean()
