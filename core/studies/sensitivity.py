@@ -193,7 +193,7 @@ def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, na
             continue
         part = slice(k * probes, (k + 1) * probes)
         row.update(layer_sparsity=float((weight == 0).float().mean()),
-                   layer_size_bits=_layer_bits(module, weight, bits, cfg.base), **outcomes[k],
+                   layer_size_bits=layer_size_bits(module, weight, bits, cfg.base), **outcomes[k],
                    **{m: float(agreement[m][part].mean()) for m in SALIENCY_METRICS},
                    degenerate=int(agreement["degenerate"][part].sum()),
                    weight_sqnr_db=sqnr_db(module.weight, weight))
@@ -202,7 +202,7 @@ def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, na
     return rows
 
 
-def _layer_bits(module: nn.Module, weight: Tensor, bits: int, base: CompressionConfig) -> int:
+def layer_size_bits(module: nn.Module, weight: Tensor, bits: int, base: CompressionConfig) -> int:
     """Storage of the layer as core.metrics counts it: the weight's cheapest code plus the fp32 bias."""
     bias = getattr(module, "bias", None)
     return weight_storage_bits(weight, bits, base.quant_scheme, base.quant_granularity, base.quant_range) \
