@@ -129,10 +129,14 @@ def smallest_uniform_meeting(uniform: pd.DataFrame, min_accuracy: float, min_exp
 
 
 def search_size(model: nn.Module, data: Dataset, cfg: SensitivityConfig, table: pd.DataFrame, target_bits: float,
-                uniform: pd.DataFrame, refs: list | None = None, progress: Progress | None = None) -> SearchResult:
-    """Greedy per-layer pairs until the model fits `target_bits` (module docstring); the plan is then measured."""
+                uniform: pd.DataFrame, refs: list | None = None, progress: Progress | None = None,
+                sizes: dict | None = None) -> SearchResult:
+    """Greedy per-layer pairs until the model fits `target_bits` (module docstring); the plan is then measured.
+
+    uniform: `uniform_table`; sizes: `layer_options` (computed when None).
+    """
     ref = (refs or references(model, data, cfg.sweep))[0]
-    sizes, losses = layer_options(model, cfg), estimated_losses(table)
+    sizes, losses = sizes or layer_options(model, cfg), estimated_losses(table)
     current = {key: (0.0, 32) for key in sizes}
     fixed = sum_fixed_bits(model)
     cost = lambda key, pair: losses[key][pair][0] + 1e-3 * losses[key][pair][1]  # noqa: E731 (accuracy first)
@@ -162,13 +166,15 @@ def sum_fixed_bits(model: nn.Module) -> int:
 def search_constraints(model: nn.Module, data: Dataset, cfg: SensitivityConfig, table: pd.DataFrame,
                        max_drop: float, min_explanation: float, uniform: pd.DataFrame,
                        explanation: str = "spearman_abs", refs: list | None = None,
-                       progress: Progress | None = None, max_evals: int = MAX_EVALS) -> SearchResult:
+                       progress: Progress | None = None, max_evals: int = MAX_EVALS,
+                       sizes: dict | None = None) -> SearchResult:
     """The smallest plan found whose MEASURED accuracy >= original - max_drop (fractions) and explanation >= min.
 
     Greedy with a measurement per move (module docstring); at most `max_evals` moves are measured.
+    uniform: `uniform_table`; sizes: `layer_options` (computed when None).
     """
     ref = (refs or references(model, data, cfg.sweep))[0]
-    sizes, losses = layer_options(model, cfg), estimated_losses(table, explanation)
+    sizes, losses = sizes or layer_options(model, cfg), estimated_losses(table, explanation)
     floor = ref.evaluation.accuracy - max_drop
     budget_acc, budget_expl = max(max_drop, 1e-3), max(1.0 - min_explanation, 1e-3)
     cost = lambda key, pair: losses[key][pair][0] / budget_acc + losses[key][pair][1] / budget_expl  # noqa: E731

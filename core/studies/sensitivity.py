@@ -35,7 +35,6 @@ from dataclasses import dataclass, replace
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from core.compression import CompressionConfig, compress
 from core.data import Dataset
@@ -217,13 +216,17 @@ def _outcomes(model: nn.Module, name: str, weights: list[Tensor], data: Dataset,
     if split is None:  # not a top-level layer of an nn.Sequential: whole models, a hook for the output
         return [_outcome_whole(model, name, w, data.x_test, labels, ref) for w in weights]
     prefix, module, suffix = split
+    # The weights are set on a private copy of the layer: the model is shared with other threads
+    # (torch.func.functional_call would swap the shared module's weight while it runs).
+    layer = copy.deepcopy(module)
     predictions = [[] for _ in weights]
     clean, noisy = None, [None] * len(weights)
     with torch.inference_mode():
         for start in range(0, len(data.x_test), CHUNK):
             inputs = prefix(data.x_test[start:start + CHUNK])  # shared by every setting of this layer
             for k, w in enumerate(weights):
-                out = functional_call(module, {"weight": w}, (inputs,))
+                layer.weight.copy_(w)
+                out = layer(inputs)
                 if start == 0:
                     noisy[k] = out[:ACTIVATION_IMAGES]
                 predictions[k].append(suffix(out).argmax(1))
