@@ -24,6 +24,7 @@ PAGES = {
     "sparsity": ("pages/sparsity.py", "Sparsity", ":material/grid_on:"),
     "saliency": ("pages/saliency.py", "Saliency", ":material/visibility:"),
     "tradeoffs": ("pages/tradeoffs.py", "Trade-offs", ":material/show_chart:"),
+    "sensitivity": ("pages/sensitivity.py", "Layer sensitivity", ":material/layers:"),
     "forgotten": ("pages/forgotten.py", "Forgotten examples", ":material/psychology_alt:"),
     "sanity": ("pages/sanity.py", "Sanity check", ":material/shuffle:"),
     "draw": ("pages/draw.py", "Your digit", ":material/draw:"),
