@@ -178,8 +178,7 @@ def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, na
                for (kind, rate, bits, _), fine in zip(columns, ok)]
     used = [w for w in weights if w is not None]
     outcomes = _outcomes(model, name, used, data, ref.evaluation.predictions)
-    maps = torch.cat([attribute(with_weight(model, name, w), ref.probes, ref.target, cfg.method) for w in used]) \
-        if used else None
+    maps = _maps(model, name, used, ref, cfg.method) if used else None
     agreement = saliency_agreement(maps, ref.maps.repeat(len(used), 1, 1)) if used else {}
     key, label = layer_keys(model)[name], layer_labels(model)[name]
     rows, k, probes = [], 0, len(ref.probes)
@@ -199,6 +198,21 @@ def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, na
         rows.append(row)
         k += 1
     return rows
+
+
+def _maps(model: nn.Module, name: str, weights: list[Tensor], ref, method: str) -> Tensor:
+    """Maps of the probes by the model with each of `weights` in layer `name`, (K * P, H, W), in order.
+
+    One private copy of the model takes each weight in turn (attribution leaves nothing on it).
+    """
+    twin = copy.deepcopy(model)
+    layer = dict(prunable_layers(twin))[name]
+    maps = []
+    for weight in weights:
+        with torch.no_grad():
+            layer.weight.copy_(weight)
+        maps.append(attribute(twin, ref.probes, ref.target, method))
+    return torch.cat(maps)
 
 
 def layer_size_bits(module: nn.Module, weight: Tensor, bits: int, base: CompressionConfig) -> int:
