@@ -108,3 +108,18 @@ def test_a_plan_for_other_layers_says_so(small):
     at = open_page(**small, sens_plan="conv1:b4")
     assert not at.exception, at.exception
     assert "no layer called conv1" in " ".join(w.value for w in at.warning)
+
+
+def test_structured_pruning_marks_the_classes_layer_not_applicable_and_searches(small):
+    at = open_page(**small, method="structured", sens_goal="size", sens_target=4)
+    assert not at.exception, at.exception
+    assert "n/a: structured pruning never removes the classes' units" in _text(at)
+    at.button(key="sens_search").click().run()
+    assert not at.exception, at.exception
+    assert not at.session_state["sens_plan"] or "fc3:p" not in at.session_state["sens_plan"]
+
+
+def test_grad_cam_on_an_mlp_falls_back_with_a_notice(small):
+    at = open_page(**small, sens_method="grad_cam")
+    assert not at.exception, at.exception
+    assert "Grad-CAM is not available here" in " ".join(w.value for w in at.warning)
