@@ -63,6 +63,9 @@ if st.button("Search", key="sens_search", type="primary",
     found = ui.plan_search_result(setup.train, cfg, goal, values)
     st.session_state["sens_plan"] = found.plan.text()  # before its text box is drawn; into the URL with it
     st.session_state["_sens_steps"] = found.steps
+    if not found.met:
+        st.warning(f"{values[0]:g}× smaller cannot be reached with these rates and bit widths: the plan below is "
+                   f"the smallest the search found ({format_ratio(found.figures['ratio'])}).", icon="⚠️")
 text = st.text_input("Per-layer plan (edit it, or open a link with one)", key="sens_plan",
                      help="layer:p<share pruned>b<bits>, comma-separated, e.g. conv1:p0.5b4,fc1:p0.9b2; "
                           "layers left out stay dense fp32.") or ""

@@ -123,3 +123,4 @@ def test_grad_cam_on_an_mlp_falls_back_with_a_notice(small):
     at = open_page(**small, sens_method="grad_cam")
     assert not at.exception, at.exception
     assert "Grad-CAM is not available here" in " ".join(w.value for w in at.warning)
+

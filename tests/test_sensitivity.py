@@ -212,6 +212,13 @@ def test_size_search_squeezes_the_insensitive_layer_first(tiny, digits, cfg, tab
     assert result.baseline is None or result.baseline["size_bits"] <= target
 
 
+def test_an_unreachable_size_target_is_reported_with_the_smallest_plan(tiny, digits, cfg, table, uniform, sizes):
+    result = plan_search.search_size(tiny, digits, cfg, table, 1.0, uniform, sizes=sizes)
+    assert not result.met
+    assert result.figures["size_bits"] == sum(min(options.values()) for options in sizes.values())
+    assert result.baseline is not None  # compared with the most accurate uniform setting no larger than it
+
+
 @pytest.mark.parametrize("drop, floor", [(0.0, 0.999), (0.02, 0.9)])
 def test_constrained_search_respects_both_constraints(tiny, digits, cfg, table, uniform, sizes, drop, floor):
     before = _snapshot(tiny)
