@@ -25,6 +25,7 @@ PAGES = {
     "saliency": ("pages/saliency.py", "Saliency", ":material/visibility:"),
     "tradeoffs": ("pages/tradeoffs.py", "Trade-offs", ":material/show_chart:"),
     "families": ("pages/families.py", "Compare families", ":material/stacked_line_chart:"),
+    "sensitivity": ("pages/sensitivity.py", "Layer sensitivity", ":material/layers:"),
     "forgotten": ("pages/forgotten.py", "Forgotten examples", ":material/psychology_alt:"),
     "sanity": ("pages/sanity.py", "Sanity check", ":material/shuffle:"),
     "diagnosis": ("pages/diagnosis.py", "Diagnosis", ":material/troubleshoot:"),

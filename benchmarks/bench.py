@@ -14,7 +14,8 @@ b) Browser: key release on the slider -> the page updated, in Debian's Chromium,
 c) Trade-off tables: benchmarks/bench_sweep.py (the default method's whole table and the default
    page's four tables, cold; `--naive` adds a naive implementation and the ratio); and
    benchmarks/bench_pages.py (warm slider steps and map clicks on Trade-offs, Forgotten examples
-   and Sanity check, server time through AppTest); `--skip-sweep` leaves both out.
+   and Sanity check, server time through AppTest); benchmarks/bench_sensitivity.py (the layer
+   sensitivity analysis against a naive loop, with the ratio); `--skip-sweep` leaves them out.
 d) Scrub page: benchmarks/bench_scrub.py (the in-figure Plotly slider dragged with the mouse,
    mousemove -> next painted frame, against a bare floor app); `--skip-scrub` leaves it out.
 e) The cross-family comparison: benchmarks/bench_families.py (every family's line, cold, against a
@@ -62,7 +63,7 @@ for _name in ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.cac
 import ui  # noqa: E402  (for train_config and the page constants: the benchmark must not drift from the app)
 from ui.panels import IMAGES_PER_VIEW  # noqa: E402
 from ui.sidebar import DEFAULTS  # noqa: E402
-from benchmarks import bench_deploy, bench_families, bench_pages, bench_sweep  # noqa: E402
+from benchmarks import bench_deploy, bench_families, bench_pages, bench_sensitivity, bench_sweep  # noqa: E402
 from benchmarks.serve import CHROMIUM, CHROMIUM_ARGS, require_chromium, start_server  # noqa: E402
 from core import figures, layers  # noqa: E402
 from core.figures import maps as figures_maps  # noqa: E402
@@ -428,6 +429,8 @@ def main() -> None:
         print("\nc) trade-off tables (benchmarks/bench_sweep.py) and page steps (benchmarks/bench_pages.py)")
         sweep = bench_sweep.main(naive=args.naive)
         pages = bench_pages.main(["--steps", "8"])
+        print("\nc2) layer sensitivity (benchmarks/bench_sensitivity.py): batched vs a naive loop")
+        bench_sensitivity.main()
         print("\ne) the cross-family comparison (benchmarks/bench_families.py)")
         families = bench_families.main(["--repeats", "1"])
         print("\nf) deployed models: measured cost beside theory (benchmarks/bench_deploy.py)")

@@ -104,6 +104,11 @@ GLOSSARY: dict[str, str] = {
     "Spearman correlation": "Compares two maps by ranks: sort the pixels from most to least important in each map "
                             "and compare the orders. 1 means the same order, 0 unrelated, −1 reversed. Only the "
                             "order counts, not the values.",
+    "SQNR": "Signal-to-quantization-noise ratio, in decibels (dB): 10·log10 of the signal's energy over the energy "
+            "of what rounding changed, ‖w‖² / ‖w − q(w)‖². Each bit fewer costs about 6 dB; 20 dB means the error "
+            "holds 1 % of the energy. \"exact\" means rounding changed nothing.",
+    "Layer sensitivity": "How much a model loses when ONE layer is compressed and every other layer is left as "
+                         "trained. Layers that lose little can be compressed harder than the others.",
     "SSIM": "Structural similarity: compares two images patch by patch in brightness, contrast and structure. "
             "1 means identical; values near 0 mean the maps look unrelated.",
     "Structured pruning": "Removes whole neurons or convolution filters (the ones whose weights are smallest in "

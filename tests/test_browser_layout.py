@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ARTIFACTS / "layout"
 SIZES = {"phone": (390, 844), "projector": (1280, 720), "laptop": (1366, 768), "desktop": (1920, 1080)}
 # Every page app.py routes (one file each in pages/), the slow ones last so the quick ones report first.
-SLOW = ("tradeoffs", "forgotten", "sanity", "scrub")
+SLOW = ("tradeoffs", "forgotten", "sanity", "scrub", "sensitivity")
 PAGES = sorted((p.stem for p in (ROOT / "pages").glob("*.py")), key=lambda name: (name in SLOW, name))
 MIN_PLOT_PX = 60     # a plot area smaller than this (either side) cannot be read or clicked
 OVERLAP_PX = 3       # boxes may touch (rounding, line boxes); they must not overlap by more than this

@@ -52,7 +52,7 @@ def warnings(at: AppTest) -> list[str]:
 
 def widget(at: AppTest, key: str):
     """The widget drawn for setting `key`, whatever its kind."""
-    for kind in ("selectbox", "radio", "slider", "select_slider", "number_input", "toggle"):
+    for kind in ("selectbox", "radio", "slider", "select_slider", "number_input", "toggle", "text_input"):
         found = [w for w in getattr(at, kind) if w.key == key]
         if found:
             return found[0]
@@ -151,6 +151,13 @@ PAGE_CASES = [  # page, key, value in the link, value in the widget, another val
     ("distillation", "distill_subset", "10", 10, 25, {"distill_kind": "data"}),
     ("distillation", "distill_method", "integrated_gradients", "integrated_gradients", "input_x_gradient", {}),
     ("distillation", "distill_compress", "1", True, False, {}),
+    ("sensitivity", "sens_metric", "agreement", "agreement", "spearman_abs", {}),
+    ("sensitivity", "sens_method", "input_x_gradient", "input_x_gradient", "saliency", {}),
+    ("sensitivity", "sens_goal", "size", "size", "reasons", {}),
+    ("sensitivity", "sens_target", "8", 8, 4, {"sens_goal": "size"}),
+    ("sensitivity", "sens_drop", "2", 2, 3, {}),
+    ("sensitivity", "sens_floor", "0.8", 0.8, 0.95, {}),
+    ("sensitivity", "sens_plan", "fc1:b4", "fc1:b4", "fc2:p0.5", {}),
 ]
 
 

@@ -21,6 +21,9 @@ from ui.cache import (_training_job, available_methods, distill_comparison, dist
                       scrub_figure, sparsity_figure, sweep_check, sweep_table, sweep_tables, trained_model,
                       tradeoff_rows,
                       trained_models, weight_heatmaps, weight_histograms)
+# Layer sensitivity (issue 9 §3)
+from ui.cache import (plan_check, plan_figures, plan_search_result, sensitivity_problem, sensitivity_table,
+                      uniform_settings)
 from ui.ab import clear as ab_clear
 from ui.ab import freeze as ab_freeze
 from ui.ab import frozen_setup as ab_frozen_setup
@@ -61,6 +64,9 @@ __all__ = [
     "start_lesson", "sweep_check", "sweep_table", "sweep_tables", "sync_url", "tradeoff_rows", "train_config",
     "trained_model", "trained_models", "view_link",
     "weight_heatmaps", "weight_histograms", "weights_file", "wide_chart",
+    # Layer sensitivity (issue 9 §3)
+    "plan_check", "plan_figures", "plan_search_result", "sensitivity_problem", "sensitivity_table",
+    "uniform_settings",
 ]
 
 # Deployment (issue 9 §1-2): real files, measured beside theory.

@@ -30,7 +30,8 @@ from core.metrics import CompressionReport, Evaluation, compression_report, eval
 from core.studies.population import (class_accuracy, class_impact, compress_population, forgotten_examples, pie_curve,
                              population_configs, population_maps, population_predictions)
 from core.explain.sanity import cascading_randomization, randomized_maps
-from core.studies import global_view, sweeps
+from core.studies import global_view, plan_search, sensitivity, sweeps
+from core.studies.layer_plan import LayerPlan, measure_plan, plan_problem
 from core.studies.sweeps import SPARSITIES, SweepConfig, probe_indices, sweep_problem
 from core.training import TrainConfig, TrainResult, checkpoint_path, load_or_train, with_calibration
 from core import digits as own_digit
@@ -980,3 +981,77 @@ def first_filters(setup: Setup) -> tuple[str, torch.Tensor, torch.Tensor] | None
     if original is None:
         return None
     return original[0], original[1], global_view.first_filters(compressed_model(setup))[1]
+
+
+# ---------------------------------------------------------------- layer sensitivity (issue 9 §3)
+# One analysis per (model, SensitivityConfig): its base is `sensitivity.neutral(...)`, so the two
+# sliders never start a new one. Jobs get their model, data and references on the script thread.
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _sensitivity_job(train: TrainConfig, cfg: sensitivity.SensitivityConfig) -> Job:
+    model, data, refs = _model(train), dataset(train.dataset), _references(train, _reference_key(cfg.sweep))
+    return Job("sensitivity", lambda progress: sensitivity.sensitivity_table(model, data, cfg, progress, refs=refs))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _alternatives_job(train: TrainConfig, cfg: sensitivity.SensitivityConfig) -> Job:
+    """Every uniform setting measured, and every layer's size at every (rate, bits) pair."""
+    model, data, refs = _model(train), dataset(train.dataset), _references(train, _reference_key(cfg.sweep))
+    return Job("sensitivity-uniform", lambda progress: (plan_search.uniform_table(model, data, cfg, refs, progress),
+                                                       plan_search.layer_options(model, cfg)))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _search_job(train: TrainConfig, cfg: sensitivity.SensitivityConfig, goal: str, values: tuple) -> Job:
+    """goal "size": values (times smaller than fp32,); goal "reasons": (accuracy drop allowed, explanation floor)."""
+    model, data, refs = _model(train), dataset(train.dataset), _references(train, _reference_key(cfg.sweep))
+    table_job, alternatives = _sensitivity_job(train, cfg), _alternatives_job(train, cfg)
+
+    def work(progress: Progress) -> plan_search.SearchResult:
+        progress(0.0, "waiting for the analysis and the uniform settings")
+        table, (uniform, sizes) = table_job.wait(), alternatives.wait()
+        if goal == "size":
+            target = 32 * sum(p.numel() for p in model.parameters()) / values[0]
+            return plan_search.search_size(model, data, cfg, table, target, uniform, refs, progress, sizes)
+        return plan_search.search_constraints(model, data, cfg, table, values[0], values[1], uniform, refs=refs,
+                                              progress=progress, sizes=sizes)
+    return Job("sensitivity-search", work)
+
+
+def sensitivity_problem(train: TrainConfig, cfg: sensitivity.SensitivityConfig) -> str | None:
+    """Why the analysis cannot run for this model (an empty probe set, Grad-CAM on an MLP), or None."""
+    return sensitivity.analysis_problem(_model(train), dataset(train.dataset), cfg)
+
+
+def sensitivity_table(train: TrainConfig, cfg: sensitivity.SensitivityConfig) -> pd.DataFrame:
+    """Every layer x setting of the analysis (measured once, shared, with a progress bar); a copy."""
+    table = _finished(_sensitivity_job, (train, cfg), "Compressing each layer alone")
+    out = table.copy()
+    out.attrs = dict(table.attrs)
+    return out
+
+
+def uniform_settings(train: TrainConfig, cfg: sensitivity.SensitivityConfig) -> pd.DataFrame:
+    """Every uniform setting (each layer the same rate and bits), measured once; a copy."""
+    return _finished(_alternatives_job, (train, cfg), "Measuring every uniform setting")[0].copy()
+
+
+def plan_search_result(train: TrainConfig, cfg: sensitivity.SensitivityConfig, goal: str,
+                       values: tuple) -> plan_search.SearchResult:
+    """The greedy search's result (shared by every visitor asking the same), with a progress bar."""
+    return _finished(_search_job, (train, cfg, goal, values), "Searching per-layer settings")
+
+
+@st.cache_data(max_entries=64, show_spinner="Compressing every layer as the plan says…")
+def plan_figures(train: TrainConfig, cfg: sensitivity.SensitivityConfig, plan_text: str) -> dict:
+    """Size, accuracy, agreement and explanation agreement of the plan written as `plan_text` (valid)."""
+    model, data = _model(train), dataset(train.dataset)
+    ref = _references(train, _reference_key(cfg.sweep))[0]
+    return measure_plan(model, ref, data, cfg.base, LayerPlan.parse(plan_text), cfg.method)
+
+
+def plan_check(train: TrainConfig, cfg: sensitivity.SensitivityConfig, plan_text: str) -> str | None:
+    """Why `plan_text` is no plan for this model (bad text, unknown layers), in words, or None."""
+    try:
+        return plan_problem(_model(train), LayerPlan.parse(plan_text), cfg.base)
+    except ValueError as err:
+        return str(err)

@@ -27,9 +27,11 @@ import models
 from core.studies import ab, families
 from core.explain import attribution
 from core.figures import sanity as figures_sanity
+from core.figures import sensitivity as figures_sensitivity
 from core.figures import tradeoff as figures_tradeoff
 from core.studies import global_view, scrub
 from core.studies import diagnosis as diagnosis_study
+from core.studies.layer_plan import LayerPlan
 from core import data as datasets
 from core.compression import CompressionConfig
 from core.compression import controls as compression_controls
@@ -170,6 +172,11 @@ def _lesson_name(raw: str) -> str:
     return raw
 
 
+def _plan_text(raw: str) -> str:
+    """A per-layer plan (core.studies.layer_plan) in its own compact words: conv1:p0.5b4,fc1:b2."""
+    return LayerPlan.parse(raw).text()
+
+
 def _layer_name(raw: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.]{1,40}", raw):
         raise ValueError("a layer name such as 0 or 3")
@@ -184,6 +191,9 @@ SIDEBAR = {
 }
 METHODS = tuple(attribution.METHOD_LABELS)
 DIAGNOSIS_MATRICES = ("change", "original", "compressed")
+SENS_TARGETS = (2, 4, 8, 12, 16, 24, 32)                     # times smaller than the fp32 model
+SENS_DROPS = (0, 0.5, 1, 2, 3, 5)                            # accuracy points the search may lose
+SENS_FLOORS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)    # explanation agreement it must keep
 PAGE_SETTINGS = {
     "saliency_method": choice(METHODS, page="saliency"),
     "saliency_mode": choice(["by index", "by class", "where the models disagree"], page="saliency"),
@@ -227,6 +237,14 @@ PAGE_SETTINGS = {
     "distill_subset": nearest((1, 5, 10, 25), 5, page="distillation"),
     "distill_method": choice(METHODS, page="distillation"),
     "distill_compress": Setting(False, flag, page="distillation"),
+    # Layer sensitivity (issue 9 §3): the map's measure, the maps' method, the search and its result.
+    "sens_metric": choice(figures_sensitivity.METRICS, page="sensitivity"),
+    "sens_method": choice(METHODS, page="sensitivity"),
+    "sens_goal": choice(["reasons", "size"], page="sensitivity"),
+    "sens_target": nearest(SENS_TARGETS, 16, page="sensitivity"),
+    "sens_drop": nearest(SENS_DROPS, 1, page="sensitivity"),
+    "sens_floor": nearest(SENS_FLOORS, 0.9, page="sensitivity"),
+    "sens_plan": Setting("", _plan_text, page="sensitivity"),
 }
 APP_WIDE = {
     "page": choice(page_names(), "overview"),      # read by app.py's router, checked here
