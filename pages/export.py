@@ -4,6 +4,7 @@ import streamlit as st
 
 import ui
 from core import export
+from core.deploy.packed import packable
 from core.figures import format_bytes
 
 setup = ui.current_setup()
@@ -55,12 +56,17 @@ with config_col:
     st.caption("How to feed the ONNX files (names, shapes, the normalization's mean and std, the classes) and "
                "the settings they were made from.")
 with packed_col:
-    st.download_button("Packed weights", data=ui.packed_file(setup), file_name=f"{stem}_packed.safetensors",
-                       mime="application/octet-stream", on_click="ignore", icon=":material/compress:",
-                       width="stretch")
-    st.caption(f"What the Size card counts ({format_bytes(report.size_compressed_bytes)}): packed b-bit codes, "
-               "scales and zero points, the sparsity mask or positions, fp32 biases, plus a header of a few kB. "
-               "`core.deploy.packed.unpack` rebuilds the compressed model from it, bit for bit.")
+    refusal = packable(setup.compression)  # a family the packed file does not store yet: say so
+    if refusal is not None:
+        st.button("Packed weights", disabled=True, icon=":material/compress:", width="stretch")
+        st.caption(refusal)
+    else:
+        st.download_button("Packed weights", data=ui.packed_file(setup), file_name=f"{stem}_packed.safetensors",
+                           mime="application/octet-stream", on_click="ignore", icon=":material/compress:",
+                           width="stretch")
+        st.caption(f"What the Size card counts ({format_bytes(report.size_compressed_bytes)}): packed b-bit codes, "
+                   "scales and zero points, the sparsity mask or positions, fp32 biases, plus a header of a few "
+                   "kB. `core.deploy.packed.unpack` rebuilds the compressed model from it, bit for bit.")
 
 st.subheader("The link to this view")
 st.code(link, language=None, wrap_lines=True)

@@ -13,8 +13,8 @@ st.title("Original vs compressed")
 st.markdown("Drag the **Pruning rate** and **Bit width** sliders: the compressed copy is rebuilt from the original each time, "
             "and every number below compares the two on the same test images.")
 st.caption(ui.describe_setup(setup))
-ui.summary_box(setup)
 ui.metric_cards(report)
+ui.summary_box(setup)  # under the cards: a lesson step above the page must leave the cards in view at 720p
 rounded = report.sparsity - setup.compression.prune_amount
 if setup.compression.quantized and rounded > 0.01:
     below = "TWN's threshold" if setup.compression.range_used == "twn" and setup.compression.weight_bits == 2 \

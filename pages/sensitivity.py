@@ -33,7 +33,8 @@ if problem := ui.sensitivity_problem(setup.train, cfg):
     st.warning(problem)
     st.stop()
 table = ui.sensitivity_table(setup.train, cfg)
-ui.chart(figures_sensitivity.sensitivity_heatmap(table, metric, c.prune_amount, c.weight_bits), key="sens_map")
+ui.wide_chart(figures_sensitivity.sensitivity_heatmap(table, metric, c.prune_amount, c.weight_bits), key="sens_map",
+              min_width=640)  # on a phone the cells keep room for their numbers: it scrolls sideways
 weights, outputs = st.columns(2)
 with weights:
     ui.chart(figures_sensitivity.sqnr_bars(table, "weight"), key="sens_sqnr_weights")

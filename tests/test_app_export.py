@@ -84,6 +84,14 @@ def test_export_page_offers_its_downloads_and_the_link():
     assert any(stem in c.value for c in at.code)  # the loading snippet names the file
 
 
+def test_export_page_says_why_a_setting_has_no_packed_file():
+    at = open_app("export", prune=50, share=4)
+    healthy(at, "Export this comparison")
+    assert "Packed weights" not in {b.proto.label for b in at.get("download_button")}
+    (button,) = [b for b in at.button if b.label == "Packed weights"]
+    assert button.disabled and any("weight sharing" in c.value for c in at.caption)
+
+
 def test_report_and_weights_builders_work_without_a_session():
     """The deferred downloads run in a worker thread: their callables must not need the script run."""
     setup = ui.Setup(ui.train_config("lenet5", "mnist5k"), CompressionConfig(prune_amount=0.5, weight_bits=4))

@@ -299,3 +299,22 @@ def test_measure_fills_every_cell(trained_mlp, digits):
     assert all(t.runs >= latency.MIN_RUNS for t in m.compressed.timings.values())
     assert seen == sorted(seen) and len(seen) == len(cells)
     assert m.units_removed > 0 and m.mac_ratio > 1 and isinstance(latency.explain(m), str)
+
+
+@pytest.mark.parametrize("settings, word", [({"rank_kept": 0.6}, "low-rank"), ({"share_bits": 4}, "weight sharing"),
+                                            ({"precision": "fp16"}, "activations and precision")])
+def test_a_family_the_packed_file_does_not_store_is_refused_in_words_and_still_exports(settings, word, trained_mlp,
+                                                                                       digits):
+    train, model = trained_mlp
+    cfg = CompressionConfig(prune_amount=0.3, **settings)
+    assert word in packed.packable(cfg)
+    with pytest.raises(ValueError, match="does not write"):
+        packed.pack(model, cfg, train, SHAPE, 10)
+    art = artifacts.build(model, cfg, train, digits.x_train, digits.x_test, digits.y_test, 10)
+    assert art.packed is None and "packed weights" not in art.file_bytes and any(word in n for n in art.notes)
+    assert art.checks[0].agreement >= 0.99  # the ONNX file still carries the simulated model
+
+
+def test_activation_ranges_alone_keep_the_weights_packable():
+    assert packed.packable(CompressionConfig(weight_bits=4, act_bits=8)) is None
+    assert packed.packable(CompressionConfig(prune_amount=0.5, weight_bits=2)) is None

@@ -17,7 +17,7 @@ TILE_WIDTH = 150  # px: room for a caption's two answers on three short lines
 
 
 def summary_box(setup: Setup) -> None:
-    """The comparison in words (3-5 sentences from the report), in a box above the Overview's cards."""
+    """The comparison in words (3-5 sentences from the report), in a box under the Overview's cards."""
     summary = cache.comparison_summary(setup)
     with st.container(border=True, key="comparison_summary"):
         st.markdown(f"**In words.** {summary.text}")

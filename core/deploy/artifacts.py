@@ -36,7 +36,7 @@ class Artifacts:
     model: nn.Module
     onnx_fp32: bytes
     onnx_int8: bytes | None
-    packed: bytes
+    packed: bytes | None  # None: the setting uses a family the packed file does not store (see notes)
     params: int
     macs: int
     units: int
@@ -46,7 +46,9 @@ class Artifacts:
     @property
     def file_bytes(self) -> dict[str, int]:
         """Bytes on disk of each file (the int8 one is missing when it could not be made)."""
-        sizes = {"ONNX fp32": len(self.onnx_fp32), "packed weights": len(self.packed)}
+        sizes = {"ONNX fp32": len(self.onnx_fp32)}
+        if self.packed is not None:
+            sizes["packed weights"] = len(self.packed)
         if self.onnx_int8 is not None:
             sizes["ONNX int8"] = len(self.onnx_int8)
         return sizes
@@ -69,7 +71,10 @@ def build(original: nn.Module, cfg: CompressionConfig, train: TrainConfig, x_tra
         notes.append(f"ONNX Runtime could not quantize this model to int8 ({type(err).__name__}: {err}).")
     macs, params = counts(deployed, input_shape)
     units = sum(m.weight.shape[0] for _, m in prunable_layers(deployed)[:-1])
-    blob = packed.pack(original, cfg, train, input_shape, num_classes)
+    problem = packed.packable(cfg)
+    blob = None if problem else packed.pack(original, cfg, train, input_shape, num_classes)
+    if problem:
+        notes.append(problem)
     return Artifacts(cfg, deployed.requires_grad_(False), fp32, int8, blob, params, macs, units,
                      tuple(checks), tuple(notes))
 

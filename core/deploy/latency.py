@@ -109,9 +109,15 @@ class Measurement:
         return self.original.macs / self.compressed.macs if self.compressed.macs else float("inf")
 
     @property
+    def file_kind(self) -> str:
+        """The compressed model's smallest faithful file: the packed weights, else (a family the packed file
+        does not store) its ONNX fp32 file."""
+        return "packed weights" if "packed weights" in self.compressed.file_bytes else "ONNX fp32"
+
+    @property
     def file_ratio(self) -> float:
-        """Dense fp32 ONNX file of the original / the compressed packed weights file."""
-        return self.original.file_bytes["ONNX fp32"] / self.compressed.file_bytes["packed weights"]
+        """Dense fp32 ONNX file of the original / the compressed model's `file_kind` file."""
+        return self.original.file_bytes["ONNX fp32"] / self.compressed.file_bytes[self.file_kind]
 
 
 def _runners(art: Artifacts) -> dict[str, Callable[[Tensor], object]]:

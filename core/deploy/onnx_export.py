@@ -132,4 +132,10 @@ def export_notes(cfg: CompressionConfig) -> list[str]:
                      f"{cfg.weight_bits}-bit levels as 32-bit floats (the same model), and the int8 file lets "
                      "ONNX Runtime requantize them onto its own 8-bit grid (a slightly different model: see the "
                      "agreement).")
+    for step in cfg.pipeline():
+        if step.name == "lowrank":
+            notes.append("Low-rank layers are exported as they are stored: two smaller layers each (real savings).")
+        elif step.name not in ("prune", "quantize"):
+            notes.append(f"{step.title} is simulated: the ONNX files compute its values with ordinary float "
+                         "operations, not with a kernel of its own (no smaller, no faster for it).")
     return notes

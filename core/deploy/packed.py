@@ -150,9 +150,30 @@ def _pack_layer(name: str, weight: Tensor, pruned: Tensor, cfg: CompressionConfi
     return layout, out
 
 
+# The steps whose codes this file stores; any other family in a setting makes `pack` refuse, in words.
+PACKED_STEPS = ("prune", "quantize")
+
+
+def packable(cfg: CompressionConfig) -> str | None:
+    """Why this setting cannot be packed (a family whose stored form this file does not write yet), or None."""
+    # Activation ranges are not weights: W4A8 stores the same weight codes as W4 (16-bit numbers would not).
+    others = [step.title.lower() for step in cfg.pipeline() if step.name not in PACKED_STEPS
+              and not (step.name == "activations" and getattr(step, "precision", "fp32") == "fp32")]
+    if not others:
+        return None
+    return (f"The packed file stores pruning masks and uniform quantization codes; this setting also uses "
+            f"{' and '.join(others)}, whose stored form (factors, codebooks, 16-bit numbers) it does not write "
+            "yet. Download the ONNX file or the dense weights instead.")
+
+
 def pack(original: nn.Module, cfg: CompressionConfig, train: TrainConfig, input_shape: tuple[int, ...],
          num_classes: int) -> bytes:
-    """`compress(original, cfg)` as packed safetensors bytes (see the module docstring); `original` only read."""
+    """`compress(original, cfg)` as packed safetensors bytes (see the module docstring); `original` only read.
+
+    Raises ValueError (`packable`'s words) for a setting with a family this file does not store.
+    """
+    if (problem := packable(cfg)) is not None:
+        raise ValueError(problem)
     compressed = compress(original, cfg)
     pruned = compress(original, replace(cfg, weight_bits=FP32_BITS)) if cfg.quantized else compressed
     pruned_layers = dict(prunable_layers(pruned))

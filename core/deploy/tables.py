@@ -57,7 +57,7 @@ def latency_table(m: Measurement) -> pd.DataFrame:
 def ratio_table(m: Measurement, batch: int = 256) -> pd.DataFrame:
     """Theory beside measurement: size, MACs and latency, each as original ÷ compressed."""
     rows = [{"What": "Size", "Theory": format_ratio(m.theory_size_ratio) + " (Size card)",
-             "Measured": format_ratio(m.file_ratio) + " (original's ONNX fp32 file ÷ packed weights file)"},
+             "Measured": format_ratio(m.file_ratio) + f" (original's ONNX fp32 file ÷ {m.file_kind} file)"},
             *({"What": f"Size, {kind} files", "Theory": "–",
                "Measured": format_ratio(m.original.file_bytes[kind] / m.compressed.file_bytes[kind])
                + " (original's ÷ compressed's)"}

@@ -38,7 +38,7 @@ def confusion_heatmap(matrix: np.ndarray, classes: Sequence[str], title: str) ->
     hover = "true %{y}, answered %{x}<br>%{z:.0f} images<extra></extra>"
     trace = go.Heatmap(z=z, x=names, y=names, text=z.astype(int).astype(str), texttemplate="%{text}",
                        colorscale="Blues", zmin=0, zmax=top, hovertemplate=hover,
-                       colorbar=dict(title=dict(text="images"), thickness=12))
+                       colorbar=dict(title=dict(text="images", side="right"), thickness=12))
     return go.Figure([trace], _matrix_layout(title, CAPTIONS["confusion"], len(names)))
 
 
@@ -52,7 +52,7 @@ def confusion_change_heatmap(change: np.ndarray, classes: Sequence[str]) -> go.F
     hover = "true %{y}, answered %{x}<br>%{z:+.0f} images<extra></extra>"
     trace = go.Heatmap(z=z, x=names, y=names, text=text, texttemplate="%{text}", colorscale=DIVERGING,
                        zmid=0, zmin=-top, zmax=top, hovertemplate=hover,
-                       colorbar=dict(title=dict(text="change"), thickness=12))
+                       colorbar=dict(title=dict(text="change", side="right"), thickness=12))
     return go.Figure([trace], _matrix_layout("Change: compressed − original", CAPTIONS["confusion_change"],
                                              len(names)))
 

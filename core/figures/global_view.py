@@ -91,9 +91,11 @@ def tiles_figure(rows: dict[str, torch.Tensor], names: Sequence[str], title: str
 
 def silent_units_figure(original: pd.DataFrame, compressed: pd.DataFrame) -> go.Figure:
     """Per hidden layer, the share of units that never fire on the test set, original vs compressed."""
-    bars = [go.Bar(x=t["layer"], y=100 * t["silent_share"], name=name, marker_color=color,
+    # The short layer name under each pair of bars ("fc 1"); the shape is in the hover (long names overlapped).
+    bars = [go.Bar(x=[layer.split(" (")[0] for layer in t["layer"]], y=100 * t["silent_share"], name=name,
+                   marker_color=color, customdata=t["layer"],
                    text=[f"{s} of {u}" for s, u in zip(t["silent"], t["units"])], textposition="outside",
-                   hovertemplate="%{x}: %{y:.0f} % of the units never fire<extra>" + name + "</extra>")
+                   hovertemplate="%{customdata}: %{y:.0f} % of the units never fire<extra>" + name + "</extra>")
             for name, t, color in (("original", original, ORIGINAL_COLOR), ("compressed", compressed,
                                                                              COMPRESSED_COLOR))]
     layout = house_layout("Units that never fire on the test set", "layer", "share of the layer's units (%)",

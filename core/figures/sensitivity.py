@@ -52,10 +52,12 @@ def sensitivity_heatmap(table: pd.DataFrame, metric: str = "accuracy", prune_amo
     shapes = [dict(type="rect", xref="x", yref="paper", x0=settings.index(s) - 0.5, x1=settings.index(s) + 0.5,
                    y0=0, y1=1, line=dict(color=CURRENT_COLOR, width=4)) for s in marked]
     title = f"{METRICS[metric]} when one layer alone is compressed"
-    layout = house_layout(title, "setting of that one layer (the others stay dense)", "", legend_rows=0,
+    layout = house_layout(title, "setting of that layer alone", "", legend_rows=0,
                           height=len(layers) * CELL_PX + 230, shapes=shapes)
     fig = go.Figure([heat], layout)
-    fig.update_xaxes(type="category", showgrid=False)
+    # Two short lines per column ("prune / 50 %"), upright: slanted labels ran into each other on a projector.
+    fig.update_xaxes(type="category", showgrid=False, tickangle=0, tickvals=settings,
+                     ticktext=[s.replace(" ", "<br>", 1) for s in settings])
     fig.update_yaxes(type="category", autorange="reversed", showgrid=False)
     fig.update_layout(meta={"caption": _heatmap_caption(table, metric, marked, prune_amount, weight_bits)})
     return fig
