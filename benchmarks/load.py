@@ -32,6 +32,7 @@ KINDS = ("open", "prune", "page", "bits")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
+SETTLE = 5.0  # seconds after a class before the server's RSS is read again
 
 
 def proc_sample(pid: int | None) -> tuple[float, float] | None:
@@ -59,8 +60,9 @@ async def monitor(pid: int | None, out: dict, stop: asyncio.Event) -> None:
             pass
 
 
-async def run_class(url: str, n: int, seed: int, ramp: float, limit: float, pid: int | None) -> dict:
-    students = [Student(url, seed * 10_000 + i) for i in range(n)]
+async def run_class(url: str, n: int, seed: int, ramp: float, limit: float, pid: int | None,
+                    settle: float = 0.0) -> dict:
+    students = [Student(url, seed * 1_000_000 + n * 1000 + i) for i in range(n)]  # no class repeats another's moves
     before = proc_sample(pid)
     stats: dict = {"load_before": os.getloadavg()[0]}
     stop = asyncio.Event()
@@ -82,6 +84,8 @@ async def run_class(url: str, n: int, seed: int, ramp: float, limit: float, pid:
     stats["load_end"] = os.getloadavg()[0]
     stats["cut"] = len(pending)
     after = proc_sample(pid)
+    await asyncio.sleep(settle)  # the sessions have closed: what the server gives back
+    stats["rss_settled"] = (proc_sample(pid) or (None,))[0]
     if before and after:
         stats["rss_before"], stats["rss_after"] = before[0], after[0]
         stats["server_cpu"] = after[1] - before[1]
@@ -114,7 +118,8 @@ def report(n: int, stats: dict) -> None:
     if "rss_before" in stats:
         cpu = stats["server_cpu"]
         print(f"   server: RSS {stats['rss_before']:.0f} -> {stats['rss_after']:.0f} MB (peak "
-              f"{stats.get('rss_peak', 0):.0f}), CPU {cpu:.1f} s = {100 * cpu / wall:.0f} % of one core")
+              f"{stats.get('rss_peak', 0):.0f}; {stats['rss_settled']:.0f} MB {SETTLE:.0f} s after the last "
+              f"session closed; {(stats['rss_after'] - stats['rss_before']) / n:.1f} MB per session), CPU {cpu:.1f} s = {100 * cpu / wall:.0f} % of one core")
     else:
         print("   server: RSS/CPU unknown (pass --pid with --url)")
     print(f"   client CPU {stats['client_cpu']:.1f} s ({100 * stats['client_cpu'] / wall:.0f} % of one core);"
@@ -151,7 +156,7 @@ def main() -> None:
         print(f"warm-up session: {len(warm['results'])} interactions, "
               f"{sum(bool(r.error) for r in warm['results'])} errors, {warm['wall']:.1f} s")
         for n in sizes:
-            report(n, asyncio.run(run_class(url, n, args.seed, args.ramp, args.limit, pid)))
+            report(n, asyncio.run(run_class(url, n, args.seed, args.ramp, args.limit, pid, SETTLE)))
     finally:
         if proc is not None:
             proc.terminate()

@@ -35,7 +35,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 MEASURED = re.compile(r"Measured: ([0-9.]+) % of weights zero")
 ROUNDED = re.compile(r"after rounding to (\d+) bits")
-TOLERANCE = 2.5  # percentage points: the settings a student picks are 5 points apart
+TOLERANCE = 0.5  # percentage points: a student drags to whole percents, global magnitude pruning hits them exactly
 DONE = (ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR,
         ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY)
 
@@ -104,7 +104,7 @@ class View:
         self.messages += 1
         self.bytes += len(data)
         kind = msg.WhichOneof("type")
-        if kind is None and msg.ref_hash:  # a message we already hold, sent by reference
+        if kind == "ref_hash":  # a message we already hold, sent by reference
             msg = self.cache.get(msg.ref_hash, msg)
             kind = msg.WhichOneof("type")
         elif msg.metadata.cacheable and msg.hash:
@@ -223,7 +223,7 @@ class Student:
             if slider is None:
                 self.results.append(Result("prune", math.nan, error="no slider with key 'prune'"))
                 return
-            self.prune = self.rng.choice([v for v in range(5, 96, 5) if v != self.prune])
+            self.prune = self.rng.choice([v for v in range(1, 100) if v != self.prune])
             self._move("prune", slider_state(slider.id, self.prune))
             await self._run(ws, "prune", self.view.page_script_hash)
         await self._pause()
