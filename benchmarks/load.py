@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
+import statistics
 import sys
 import time
 from collections import defaultdict
@@ -32,7 +34,6 @@ KINDS = ("open", "prune", "page", "bits")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
-SETTLE = 5.0  # seconds after a class before the server's RSS is read again
 
 
 def proc_sample(pid: int | None) -> tuple[float, float] | None:
@@ -62,7 +63,10 @@ async def monitor(pid: int | None, out: dict, stop: asyncio.Event) -> None:
 
 async def run_class(url: str, n: int, seed: int, ramp: float, limit: float, pid: int | None,
                     settle: float = 0.0) -> dict:
-    students = [Student(url, seed * 1_000_000 + n * 1000 + i) for i in range(n)]  # no class repeats another's moves
+    # Alone, a student also reads the server's CPU per interaction (with more, it would be everyone's).
+    probe = (lambda: (proc_sample(pid) or (0.0, math.nan))[1]) if n == 1 and pid else None
+    students = [Student(url, seed * 1_000_000 + n * 1000 + i, probe=probe)  # no class repeats another's moves
+                for i in range(n)]
     before = proc_sample(pid)
     stats: dict = {"load_before": os.getloadavg()[0]}
     stop = asyncio.Event()
@@ -85,6 +89,7 @@ async def run_class(url: str, n: int, seed: int, ramp: float, limit: float, pid:
     stats["cut"] = len(pending)
     after = proc_sample(pid)
     await asyncio.sleep(settle)  # the sessions have closed: what the server gives back
+    stats["settle"] = settle
     stats["rss_settled"] = (proc_sample(pid) or (None,))[0]
     if before and after:
         stats["rss_before"], stats["rss_after"] = before[0], after[0]
@@ -101,7 +106,8 @@ def report(n: int, stats: dict) -> None:
     wall = stats["wall"]
     print(f"\n== {n} student(s): {wall:.1f} s, {len(results)} interactions, "
           f"{len(results) / wall:.2f} reruns/s" + (f", {stats['cut']} cut at the time limit" if stats["cut"] else ""))
-    print(f"   {'interaction':<12}{'n':>4}{'p50 s':>8}{'p95 s':>8}{'max s':>8}{'kB/run':>9}{'msgs':>6}")
+    print(f"   {'interaction':<12}{'n':>4}{'p50 s':>8}{'p95 s':>8}{'max s':>8}{'kB/run':>9}{'msgs':>6}"
+          + ("  server CPU ms (median)" if n == 1 else ""))
     for kind in (*KINDS, *sorted(set(by_kind) - set(KINDS))):
         rs = [r for r in by_kind.get(kind, []) if not r.error]
         if not by_kind.get(kind):
@@ -109,7 +115,9 @@ def report(n: int, stats: dict) -> None:
         s = summarize([r.wait for r in rs])
         kb = sum(r.received for r in rs) / max(len(rs), 1) / 1000
         msgs = sum(r.messages for r in rs) / max(len(rs), 1)
-        print(f"   {kind:<12}{s['n']:>4}{s['p50']:>8.2f}{s['p95']:>8.2f}{s['max']:>8.2f}{kb:>9.1f}{msgs:>6.0f}")
+        cpu = [r.server_cpu * 1000 for r in rs if not math.isnan(r.server_cpu)]
+        print(f"   {kind:<12}{s['n']:>4}{s['p50']:>8.2f}{s['p95']:>8.2f}{s['max']:>8.2f}{kb:>9.1f}{msgs:>6.0f}"
+              + (f"{statistics.median(cpu):>10.0f}" if cpu else ""))
     errors = [r for r in results if r.error]
     mismatches = [r for r in results if r.mismatch]
     print(f"   errors: {len(errors)}   mismatches: {len(mismatches)}")
@@ -118,7 +126,7 @@ def report(n: int, stats: dict) -> None:
     if "rss_before" in stats:
         cpu = stats["server_cpu"]
         print(f"   server: RSS {stats['rss_before']:.0f} -> {stats['rss_after']:.0f} MB (peak "
-              f"{stats.get('rss_peak', 0):.0f}; {stats['rss_settled']:.0f} MB {SETTLE:.0f} s after the last "
+              f"{stats.get('rss_peak', 0):.0f}; {stats['rss_settled']:.0f} MB {stats['settle']:.0f} s after the last "
               f"session closed; {(stats['rss_after'] - stats['rss_before']) / n:.1f} MB per session), CPU {cpu:.1f} s = {100 * cpu / wall:.0f} % of one core")
     else:
         print("   server: RSS/CPU unknown (pass --pid with --url)")
@@ -135,6 +143,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ramp", type=float, default=3.0, help="students start spread over this many seconds")
     p.add_argument("--limit", type=float, default=300.0, help="seconds per class size before cutting it off")
+    p.add_argument("--settle", type=float, default=5.0,
+                   help="seconds after a class before the server's RSS is read again (Streamlit keeps a closed "
+                        "session for server.disconnectedSessionTTL, 120 s by default)")
     p.add_argument("--max-students", type=int, default=100, help="refuse larger classes (bounded load)")
     args = p.parse_args()
     sizes = [int(x) for x in args.students.split(",") if x.strip()]
@@ -156,7 +167,7 @@ def main() -> None:
         print(f"warm-up session: {len(warm['results'])} interactions, "
               f"{sum(bool(r.error) for r in warm['results'])} errors, {warm['wall']:.1f} s")
         for n in sizes:
-            report(n, asyncio.run(run_class(url, n, args.seed, args.ramp, args.limit, pid, SETTLE)))
+            report(n, asyncio.run(run_class(url, n, args.seed, args.ramp, args.limit, pid, args.settle)))
     finally:
         if proc is not None:
             proc.terminate()

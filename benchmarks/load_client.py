@@ -25,7 +25,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import websockets
@@ -154,15 +154,18 @@ class Result:
     messages: int = 0
     error: str = ""
     mismatch: str = ""
+    server_cpu: float = math.nan  # seconds of server CPU during the wait, when a probe was given
 
 
 class Student:
     """A student following the class script; every interaction appends a Result."""
 
-    def __init__(self, url: str, seed: int, think: tuple[float, float] = (1.0, 2.0), timeout: float = 120.0):
+    def __init__(self, url: str, seed: int, think: tuple[float, float] = (1.0, 2.0), timeout: float = 120.0,
+                 probe: Callable[[], float] | None = None):
         self.ws_url = url.replace("http://", "ws://").rstrip("/") + "/_stcore/stream"
         self.rng = random.Random(seed)
         self.think, self.timeout = think, timeout
+        self.probe = probe  # the server's CPU seconds so far (only meaningful for a student alone)
         self.view = View()
         self.states: dict[str, WidgetState] = {}
         self.results: list[Result] = []
@@ -171,6 +174,7 @@ class Student:
 
     async def _run(self, ws, kind: str, page_hash: str, page_name: str = "", query: str | None = None) -> Result:
         before_b, before_m = self.view.bytes, self.view.messages
+        cpu0 = self.probe() if self.probe else math.nan
         start = time.perf_counter()
         await ws.send(rerun_message(self.view.query_string if query is None else query, self.states.values(),
                                     page_hash, page_name, self.view.cache))
@@ -183,6 +187,7 @@ class Student:
             error = f"no script_finished within {self.timeout:.0f} s"
         result = Result(kind, time.perf_counter() - start, self.view.bytes - before_b,
                         self.view.messages - before_m, error or "; ".join(self.view.exceptions))
+        result.server_cpu = self.probe() - cpu0 if self.probe else math.nan
         if not result.error:
             result.mismatch = self._check()
         self.results.append(result)
