@@ -37,7 +37,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def proc_sample(pid: int | None) -> tuple[float, float] | None:
-    """(RSS in MB, CPU seconds user+system) of a process and its children's reaped time, from /proc."""
+    """(RSS in MB, CPU seconds user+system, all its threads) of a process, from /proc."""
     if pid is None:
         return None
     try:
