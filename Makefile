@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-test.txt | cksum | cut -d' ' -f1)
 PORT   ?= 8501
 
-.PHONY: run test bench warm chromium clean-cache
+.PHONY: run test bench load warm chromium clean-cache
 
 $(STAMP): requirements.txt requirements-test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(STAMP) chromium
 
 bench: $(STAMP) chromium
 	$(PY) benchmarks/bench.py
+
+# A class on one server: N simulated students (websocket sessions) against the app on loopback.
+# STUDENTS=1,10,30,60 for more; ARGS="--url http://127.0.0.1:8501 --pid N" for a running server.
+STUDENTS ?= 1,10,30
+load: $(STAMP)
+	$(PY) benchmarks/load.py --students $(STUDENTS) $(ARGS)
 
 # Before a class: train and save every model the pages and lessons use (the Lessons page's
 # "Prepare the class" button does the same), so the first visitor waits for nothing.
