@@ -61,6 +61,23 @@ def open_app(page: str = "overview", **params: object):
     return at.run()
 
 
+# ---------------------------------------------------------------- the small model
+SMALL = {"model": "mlp", "dataset": "digits"}  # URL settings: the small MLP on 8x8 digits (trains in about a second)
+
+
+@pytest.fixture(scope="session")
+def small_cache(tmp_path_factory):
+    """One temporary model cache for every test's small models (never ~/.cache)."""
+    return tmp_path_factory.mktemp("small-models")
+
+
+@pytest.fixture
+def small(monkeypatch, small_cache) -> dict[str, str]:
+    """URL settings for the small MLP on digits, trained into the temporary cache."""
+    monkeypatch.setenv("COMPRESSION_LENS_CACHE", str(small_cache))
+    return SMALL
+
+
 # ---------------------------------------------------------------- real-browser fixtures
 # One server and one Playwright for every browser test in the session: Playwright's sync API
 # allows one instance per thread, so the browser tests of several files must share it.

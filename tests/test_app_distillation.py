@@ -18,10 +18,6 @@ TIMEOUT = 180
 SMALL = {"model": "mlp", "dataset": "digits"}
 
 
-@pytest.fixture(scope="module")
-def small_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("models")
-
 
 @pytest.fixture(autouse=True)
 def small(monkeypatch, small_cache):

@@ -10,13 +10,7 @@ import pytest
 from conftest import open_app
 
 TITLE = "What has the model learned as a whole?"
-SMALL = {"model": "mlp", "dataset": "digits"}
 
-
-@pytest.fixture
-def small(monkeypatch, tmp_path_factory) -> dict[str, str]:
-    monkeypatch.setenv("COMPRESSION_LENS_CACHE", str(tmp_path_factory.mktemp("models")))
-    return SMALL
 
 
 def healthy(at) -> None:

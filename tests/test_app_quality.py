@@ -8,13 +8,7 @@ import pytest
 from conftest import open_app
 
 TITLE = "Is a smaller model easier to explain?"
-SMALL = {"model": "mlp", "dataset": "digits"}
 
-
-@pytest.fixture
-def small(monkeypatch, tmp_path_factory) -> dict[str, str]:
-    monkeypatch.setenv("COMPRESSION_LENS_CACHE", str(tmp_path_factory.mktemp("models")))
-    return SMALL
 
 
 def healthy(at) -> None:

@@ -16,18 +16,8 @@ from conftest import Calls
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 240
 TITLE = "Which layers decide it?"
-SMALL = {"model": "mlp", "dataset": "digits"}
 
 
-@pytest.fixture(scope="module")
-def small_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("models")
-
-
-@pytest.fixture
-def small(monkeypatch, small_cache) -> dict[str, str]:
-    monkeypatch.setenv("COMPRESSION_LENS_CACHE", str(small_cache))
-    return SMALL
 
 
 def open_page(**params: object) -> AppTest:

@@ -43,7 +43,6 @@ TITLES = {"tradeoffs": "Where do accuracy and explanations break?",
 CHARTS = {"tradeoffs": ["curve_sparsity", "curve_bits", "sweep_grid"],
           "forgotten": ["pie_curve", "class_impact"],
           "sanity": ["sanity_curve", "sanity_maps"]}
-SMALL = {"model": "mlp", "dataset": "digits"}
 FAST = {"forgotten": {"pie_size": 3}}  # three models per population instead of five
 # The columns core/studies/sweeps.py documents for the sweep's DataFrame and its downloadable CSV.
 CSV_COLUMNS = ["curve", "baseline", "matches_sidebar", "seed", *CONFIG_COLUMNS, "sparsity", "fine_tuned", "accuracy",
@@ -51,16 +50,6 @@ CSV_COLUMNS = ["curve", "baseline", "matches_sidebar", "seed", *CONFIG_COLUMNS, 
                *FAITHFULNESS_METRICS, *QUALITY_METRICS]
 
 
-@pytest.fixture(scope="module")
-def small_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("models")
-
-
-@pytest.fixture
-def small(monkeypatch, small_cache) -> dict[str, str]:
-    """URL settings for the small MLP on digits, trained into a temporary cache (not ~/.cache)."""
-    monkeypatch.setenv("COMPRESSION_LENS_CACHE", str(small_cache))
-    return SMALL
 
 
 # ---------------------------------------------------------------- helpers

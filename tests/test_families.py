@@ -111,11 +111,6 @@ def test_families_config_is_a_cache_key():
 
 
 # ---------------------------------------------------------------- the page
-@pytest.fixture
-def small(monkeypatch, tmp_path_factory):
-    monkeypatch.setenv("COMPRESSION_LENS_CACHE", str(tmp_path_factory.mktemp("families-models")))
-    return {"model": "mlp", "dataset": "digits"}
-
 
 def _chart(at) -> dict:
     return next(json.loads(e.proto.spec) for e in at.get("plotly_chart") if e.key == "families_chart")
