@@ -38,7 +38,7 @@ from torch.nn.utils import parametrize, prune
 from core.compression import CompressionConfig, compress
 from core.compression.activations import CALIBRATION_IMAGES
 from core.compression.quantization import Quantize, quantize_weight
-from core.compression.steps import calibration_of, set_calibration
+from core.compression.steps import calibration_of, calibration_or, set_calibration
 from core.layers import stored_layers
 from core.training import train_one_epoch
 
@@ -181,6 +181,5 @@ def compress_fine_tuned(model: nn.Module, cfg: CompressionConfig, x: Tensor, y: 
         tuned = fine_tune_quantized(tuned, cfg.step("quantize"), x, y, epochs, lr=lr, seed=seed)
     elif epochs > 0 and first.pipeline():  # low-rank, pruning or both lost something: train what is left
         tuned = fine_tune(tuned, x, y, epochs, lr=lr, seed=seed)
-    images = calibration_of(model)
-    return compress(tuned, rest, calibration=images if images is not None else x[:CALIBRATION_IMAGES]) \
+    return compress(tuned, rest, calibration=calibration_or(model, x, CALIBRATION_IMAGES)) \
         if rest.pipeline() else tuned

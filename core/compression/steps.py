@@ -166,6 +166,13 @@ def calibration_of(model: nn.Module) -> Tensor | None:
     return _CALIBRATION.get(model)
 
 
+def calibration_or(model: nn.Module, images: Tensor, count: int = 512) -> Tensor:
+    """`model`'s registered calibration images, else the first `count` of `images` (training images):
+    what a caller that holds a data set passes to `compress(..., calibration=)`."""
+    found = calibration_of(model)
+    return found if found is not None else images[:count]
+
+
 STEPS: dict[str, type[Step]] = {}
 
 

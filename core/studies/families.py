@@ -23,7 +23,7 @@ from torch import nn
 
 from core.compression import STEPS, CompressionConfig, compress, get_step, ordered
 from core.compression.activations import CALIBRATION_IMAGES
-from core.compression.steps import calibration_of
+from core.compression.steps import calibration_or
 from core.data import Dataset
 from core.metrics import FP32_BITS, layer_stats, model_storage_bits, parameter_count
 from core.studies.sweep_plan import CONFIG_COLUMNS, SweepConfig
@@ -92,8 +92,7 @@ def measure_families(originals: nn.Module | Sequence[nn.Module], data: Dataset, 
              for k, point in enumerate(line.points)]
     input_shape = tuple(data.x_test.shape[1:])
     # Steps that calibrate (activations) use the model's registered training images, else the data's.
-    images = [calibration_of(m) if calibration_of(m) is not None else data.x_train[:CALIBRATION_IMAGES]
-              for m in models]
+    images = [calibration_or(m, data.x_train, CALIBRATION_IMAGES) for m in models]
 
     def run(task: tuple) -> dict:
         i, key, label, k, point = task
