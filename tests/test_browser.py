@@ -7,38 +7,21 @@ page go to artifacts/ (git-ignored).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "artifacts"
-# Generous: the first page load trains the model, and the 2 cores are shared.
-TRAIN_TIMEOUT_MS = 180_000
-RERUN_TIMEOUT_MS = 60_000
+from browser_kit import ARTIFACTS, IDLE_JS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS  # noqa: F401 (other files import them from here)
+from browser_kit import expect as _expect
+from browser_kit import screenshot as _screenshot
+from browser_kit import wait_idle as _wait_idle
+
 SWEEP_TIMEOUT_MS = 180_000  # the trade-off page's two sweeps: about 3-6 s each on an idle machine
 # Page name -> (title on the page, Plotly charts it draws for the default model).
 PAGES = {"overview": ("Original vs compressed", 1), "weights": ("Weight distributions", 5),
          "sparsity": ("Where the zeros are", 3), "saliency": ("Do the explanations survive?", 4)}
-# The app has finished a run: Streamlit's script state is idle and its "running" widget is gone.
-IDLE_JS = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  return app && app.getAttribute('data-test-script-state') === 'notRunning'
-    && !document.querySelector('[data-testid="stStatusWidget"]');
-}"""
 
 pytestmark = pytest.mark.browser
-
-
-def _expect(locator):
-    """Playwright's expect(); imported here so that a missing playwright fails in the `browser` fixture."""
-    from playwright.sync_api import expect
-    return expect(locator)
-
-
-def _wait_idle(page, timeout: float = RERUN_TIMEOUT_MS) -> None:
-    page.wait_for_function(IDLE_JS, timeout=timeout)
 
 
 def _sparsity_card(page):
@@ -54,18 +37,6 @@ def _open(page, base: str, query: dict[str, str], name: str) -> None:
     page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}",
                            timeout=RERUN_TIMEOUT_MS)
     _wait_idle(page)
-
-
-def _screenshot(page, name: str) -> None:
-    """Grow the viewport to the page's full height first: Streamlit scrolls inside its own container."""
-    height = page.evaluate("""() => Math.max(...[...document.querySelectorAll(
-        '[data-testid="stMain"], [data-testid="stAppViewContainer"], [data-testid="stSidebarContent"]')]
-        .map(e => e.scrollHeight), 800)""")
-    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 8000)})
-    page.wait_for_timeout(300)  # let Plotly re-layout to the new size
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"))
-    page.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def test_slider_updates_every_page(app_url, page):

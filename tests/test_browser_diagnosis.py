@@ -6,42 +6,17 @@ Screenshots go to artifacts/ (git-ignored).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "artifacts"
-TRAIN_TIMEOUT_MS = 180_000
-RERUN_TIMEOUT_MS = 60_000
-IDLE_JS = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  return app && app.getAttribute('data-test-script-state') === 'notRunning'
-    && !document.querySelector('[data-testid="stStatusWidget"]');
-}"""
+from browser_kit import RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS
+from browser_kit import expect as _expect
+from browser_kit import screenshot as _screenshot
+from browser_kit import wait_idle as _wait_idle
+
 SUMMARY = ".st-key-comparison_summary"
 
 pytestmark = pytest.mark.browser
-
-
-def _expect(locator):
-    from playwright.sync_api import expect
-    return expect(locator)
-
-
-def _wait_idle(page, timeout: float = RERUN_TIMEOUT_MS) -> None:
-    page.wait_for_function(IDLE_JS, timeout=timeout)
-
-
-def _screenshot(page, name: str) -> None:
-    height = page.evaluate("""() => Math.max(...[...document.querySelectorAll(
-        '[data-testid="stMain"], [data-testid="stAppViewContainer"]')].map(e => e.scrollHeight), 720)""")
-    width = page.viewport_size["width"]
-    page.set_viewport_size({"width": width, "height": min(int(height) + 40, 8000)})
-    page.wait_for_timeout(300)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"))
-    page.set_viewport_size({"width": width, "height": 720})
 
 
 def test_open_an_image_from_the_diagnosis_on_the_saliency_page(app_url, page):
