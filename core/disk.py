@@ -167,7 +167,7 @@ def _load(path: Path, load: Callable[[], T]) -> tuple[T | None, str | None]:
 
 
 def load_or_make(path: Path, load: Callable[[], T], make: Callable[[], T], save: Callable[[T], None],
-                 what: str, timeout: float = LOCK_TIMEOUT, waiting: Callable[[], None] | None = None) -> Kept[T]:
+                 what: str, timeout: float | None = None, waiting: Callable[[], None] | None = None) -> Kept[T]:
     """`load()` when `path` is intact, else `make()` then `save(value)` under `claim(path, what)`.
 
     `load` raises ValueError/RuntimeError for a damaged file: it is deleted (under the lock) and made
@@ -178,7 +178,7 @@ def load_or_make(path: Path, load: Callable[[], T], make: Callable[[], T], save:
     if value is not None:
         return Kept(value, from_cache=True, kept=True)
     notices: list[str] = []
-    with claim(path, what, timeout, waiting) as held:
+    with claim(path, what, LOCK_TIMEOUT if timeout is None else timeout, waiting) as held:
         value, damage = _load(path, load)  # again, under the lock: another process may have made it meanwhile
         if value is not None:
             return Kept(value, from_cache=True, kept=True)
