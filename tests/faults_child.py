@@ -28,10 +28,9 @@ torch.set_num_threads(1)
 
 from core import disk, training  # noqa: E402
 from core.data import load_dataset  # noqa: E402
-from core.studies import sweeps  # noqa: E402
 
 CFG = training.TrainConfig(model="mlp", dataset="digits", epochs=3, augment=False)
-SWEEP = sweeps.SweepConfig(probe_size=8, sparsities=(0.0, 0.5, 0.9), bit_widths=(32,))
+SWEEP = dict(probe_size=8, sparsities=(0.0, 0.5, 0.9), bit_widths=(32,))  # a SweepConfig (imported when needed)
 SWEEP_WHAT, SWEEP_KEY = "a sweep of mlp on digits, seed 0 (saliency maps)", "sweep-test"
 
 
@@ -68,9 +67,12 @@ def main(mode: str, cache: Path, signal: Path, go: Path | None = None, out: Path
         torch.save = half_then_stop
         training.load_or_train(CFG, data, cache)
     elif mode == "sweep":
+        from core.studies import sweeps  # only here: it costs the other modes seconds of imports
+
         model = training.load_or_train(CFG, data, cache).model
         with disk.running(cache / "runs", SWEEP_KEY, SWEEP_WHAT):
-            sweeps.method_table(model, data, SWEEP, lambda f, m: stop(signal) if 0 < f < 1 else None, workers=1)
+            sweeps.method_table(model, data, sweeps.SweepConfig(**SWEEP), workers=1,
+                                progress=lambda f, m: stop(signal) if 0 < f < 1 else None)
     elif mode == "replica":
         calls = []
 

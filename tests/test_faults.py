@@ -116,12 +116,13 @@ def test_killed_during_a_sweep_leaves_the_models_whole_and_the_sweep_starts_agai
     runs = tmp_path / "runs"
     assert names(runs) == {child.SWEEP_KEY + ".running", child.SWEEP_KEY + ".lock"}
     # The restarted server's job, as ui.cache starts it (a journal under the model cache).
-    job = ui.jobs.Job("sweep-table", lambda progress: sweeps.method_table(model, digits, child.SWEEP, workers=1),
+    sweep = sweeps.SweepConfig(**child.SWEEP)
+    job = ui.jobs.Job("sweep-table", lambda progress: sweeps.method_table(model, digits, sweep, workers=1),
                       journal=(runs, child.SWEEP_KEY, child.SWEEP_WHAT))
     table = job.wait()
     assert job.notice == ("A sweep of mlp on digits, seed 0 (saliency maps) was interrupted (the server stopped); "
                           "it started again.")
-    assert len(table) == len(sweeps.method_table(model, digits, child.SWEEP, workers=1))  # the whole table
+    assert table.equals(sweeps.method_table(model, digits, sweep, workers=1))  # the whole table, as a clean run
     assert names(runs) == {child.SWEEP_KEY + ".lock"}  # finished: no trace left
     assert load_or_train(CFG, digits, tmp_path).from_cache
 
@@ -192,3 +193,46 @@ def test_a_full_or_read_only_disk_trains_in_memory_and_says_why(tmp_path, digits
     assert not result.kept and not result.from_cache
     path = checkpoint_path(CFG, tmp_path)
     assert names(tmp_path) == {path.name + ".lock"}  # no partial file, no temporary file, no marker
+
+
+# ---------------------------------------------------------------- what the app shows
+@pytest.fixture
+def fresh_small_job(request):
+    """The small model's shared training job started afresh, and dropped afterwards (no notice for later tests)."""
+    import ui
+
+    cfg = ui.train_config("mlp", "digits")
+    ui._training_job.clear(cfg)
+    request.addfinalizer(lambda: ui._training_job.clear(cfg))
+    return cfg
+
+
+def test_the_app_runs_with_a_cache_folder_that_cannot_be_made_and_says_why(tmp_path, monkeypatch, fresh_small_job):
+    """A file where the cache folder should be: a real failure, even for root."""
+    from conftest import SMALL, open_app
+    from test_app import assert_healthy, metric
+
+    (tmp_path / "blocker").write_text("not a folder")
+    folder = tmp_path / "blocker" / "models"
+    monkeypatch.setenv("COMPRESSION_LENS_CACHE", str(folder))
+    at = open_app("overview", **SMALL)
+    assert_healthy(at, "overview")
+    assert f"The model cache folder {folder} cannot be made (a file stands where a folder should be): models are " \
+           "trained in memory and not kept." in [w.value for w in at.warning]
+    at.slider(key="prune").set_value(50).run()  # the model trained in memory serves the class as usual
+    assert_healthy(at, "overview")
+    assert metric(at, "Sparsity") == "50 %"
+
+
+def test_the_app_says_a_training_run_was_interrupted_when_it_starts_again(tmp_path, monkeypatch, fresh_small_job):
+    from conftest import SMALL, open_app
+    from test_app import assert_healthy
+
+    monkeypatch.setenv("COMPRESSION_LENS_CACHE", str(tmp_path))
+    path = checkpoint_path(fresh_small_job, tmp_path)
+    path.with_name(path.name + ".running").write_text("a training run of mlp on digits, seed 0")  # a SIGKILL's trace
+    at = open_app("overview", **SMALL)
+    assert_healthy(at, "overview")
+    assert "A training run of mlp on digits, seed 0 was interrupted (the server stopped); it started again." in [
+        w.value for w in at.warning]
+    assert load_or_train(fresh_small_job, cache_dir=tmp_path).from_cache  # and the model is kept this time
