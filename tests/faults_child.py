@@ -84,8 +84,9 @@ def main(mode: str, cache: Path, signal: Path, go: Path | None = None, out: Path
                 stop(signal, go)
 
         result = training.load_or_train(CFG, data, cache, progress=progress)
+        trained = any(c.startswith("epoch") for c in calls)
         out.write_text(json.dumps({"from_cache": result.from_cache, "notice": result.notice,
-                                   "digest": digest(result.model), "trained": any(c.startswith("epoch") for c in calls)}))
+                                   "digest": digest(result.model), "trained": trained}))
 
 
 if __name__ == "__main__":

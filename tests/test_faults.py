@@ -83,7 +83,8 @@ def test_killed_during_training_leaves_no_model_and_the_next_run_starts_again(tm
     assert (tmp_path / (path.name + ".running")).exists()  # the trace of the interrupted run
     result = load_or_train(CFG, digits, tmp_path)  # the restarted server; the dead child's lock is gone with it
     assert not result.from_cache and result.kept
-    assert result.notice == "A training run of mlp on digits, seed 0 was interrupted (the server stopped); it started again."
+    assert result.notice == ("A training run of mlp on digits, seed 0 was interrupted (the server stopped); "
+                             "it started again.")
     assert child.digest(result.model) == reference  # started again from scratch: the same model as a clean run
     assert names(tmp_path) == {path.name, path.name + ".lock", "train.reached"}
     again = load_or_train(CFG, digits, tmp_path)
