@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,6 +17,7 @@ from torch import Tensor, nn
 import models
 from core.compression import set_calibration
 from core.compression.activations import CALIBRATION_IMAGES
+from core import disk
 from core.data import Dataset, cache_folder, load_dataset
 
 Progress = Callable[[float, str], None]   # (fraction done 0..1, message)
@@ -48,11 +47,15 @@ class TrainConfig:
 
 @dataclass(frozen=True, eq=False)
 class TrainResult:
-    """A trained model in eval mode, and a notice for the user when something went wrong."""
+    """A trained model in eval mode, and a notice for the user when something went wrong.
+
+    kept: the model is on disk (False: the cache folder could not keep it, it lives in memory only).
+    """
 
     model: nn.Module
     from_cache: bool
     notice: str | None = None
+    kept: bool = True
 
 
 def augment(x: Tensor, generator: torch.Generator, shift: float = 1 / 14, degrees: float = 10.0) -> Tensor:
@@ -147,19 +150,11 @@ def _digest(state: dict[str, Tensor]) -> str:
 
 
 def save_checkpoint(model: nn.Module, cfg: TrainConfig, path: Path) -> None:
-    """Write atomically: a temporary file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically (core.disk.atomic_write: temporary file, fsync, os.replace); raises OSError."""
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     payload = {"format": CHECKPOINT_FORMAT, "config": asdict(cfg), "state_dict": state,
                "digest": _digest(state)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    disk.atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(cfg: TrainConfig, path: Path, data: Dataset) -> nn.Module:
@@ -187,24 +182,25 @@ def with_calibration(model: nn.Module, data: Dataset) -> nn.Module:
     return model
 
 
+def describe(cfg: TrainConfig) -> str:
+    """The model in a few words, for notices ("mlp on digits, seed 0")."""
+    return f"{cfg.model} on {cfg.dataset}, seed {cfg.seed}"
+
+
 def load_or_train(cfg: TrainConfig, data: Dataset | None = None, cache_dir: str | Path | None = None,
                   progress: Progress | None = None) -> TrainResult:
     """The trained model for `cfg`: from the disk cache when it is intact, else trained and cached.
 
-    A damaged checkpoint is replaced by a fresh training run, and `notice` says so.
-    A cache folder that cannot be written only costs the caching, with a notice.
+    Through core.disk.load_or_make: a damaged checkpoint is deleted and retrained, a run a stopped
+    server left unfinished starts again, a second server process training the same model waits for
+    the first and loads its file, and a cache folder that cannot be written only costs the caching
+    (`kept` False); `notice` says each of these in words.
     """
     data = data if data is not None else load_dataset(cfg.dataset)
     path = checkpoint_path(cfg, cache_dir)
-    notice = None
-    if path.exists():
-        try:
-            return TrainResult(with_calibration(load_checkpoint(cfg, path, data), data), from_cache=True)
-        except (ValueError, RuntimeError) as err:
-            notice = f"The saved model at {path} was damaged ({err}); it was retrained."
-    model = with_calibration(train(cfg, data, progress), data)
-    try:
-        save_checkpoint(model, cfg, path)
-    except OSError as err:
-        notice = (notice + " " if notice else "") + f"Could not save the trained model to {path} ({err})."
-    return TrainResult(model, from_cache=False, notice=notice)
+    waiting = None if progress is None else (
+        lambda: progress(0.0, "waiting for another server process that is training this model"))
+    found = disk.load_or_make(path, lambda: load_checkpoint(cfg, path, data), lambda: train(cfg, data, progress),
+                              lambda model: save_checkpoint(model, cfg, path),
+                              f"a training run of {describe(cfg)}", waiting=waiting)
+    return TrainResult(with_calibration(found.value, data), found.from_cache, found.notice, found.kept)

@@ -8,6 +8,7 @@ st.cache_data, which hands out copies.
 from __future__ import annotations
 
 import gc
+import hashlib
 import threading
 import time
 from dataclasses import replace
@@ -33,7 +34,8 @@ from core.explain.sanity import cascading_randomization, randomized_maps
 from core.studies import global_view, plan_search, sensitivity, sweeps
 from core.studies.layer_plan import LayerPlan, measure_plan, plan_problem
 from core.studies.sweeps import SPARSITIES, SweepConfig, probe_indices, sweep_problem
-from core.training import TrainConfig, TrainResult, checkpoint_path, load_or_train, with_calibration
+from core.training import (TrainConfig, TrainResult, checkpoint_path, default_cache_dir, describe, load_or_train,
+                           with_calibration)
 from core import digits as own_digit
 from core import export
 from core.figures import scrub as figures_scrub
@@ -119,14 +121,24 @@ def trained_models(configs: list[TrainConfig]) -> list[nn.Module]:
             _training_job.clear(cfg)  # let the next attempt start afresh
             st.error(f"Training {labels[index]} failed: {err}")
             st.stop()
-        notice = result.notice
-        if notice and notice not in st.session_state.setdefault("_shown_notices", set()):
-            st.session_state["_shown_notices"].add(notice)
-            st.warning(notice, icon="⚠️")
+        show_notice(result.notice)
         found.append(result.model)
     if bar is not None:
         bar.empty()
     return found
+
+
+def show_notice(notice: str | None) -> None:
+    """A notice of a shared model or job (damaged file, interrupted run, nothing kept), once per session."""
+    if notice and notice not in st.session_state.setdefault("_shown_notices", set()):
+        st.session_state["_shown_notices"].add(notice)
+        st.warning(notice, icon="⚠️")
+
+
+def journal(what: str, *key: object) -> tuple:
+    """Where a background job that keeps no file marks itself running (ui.jobs.Job's journal), under
+    the model cache: a run a stopped server left unfinished is noticed when it starts again."""
+    return default_cache_dir() / "runs", hashlib.sha256(repr(key).encode()).hexdigest()[:16], what
 
 
 def on_disk(cfg: TrainConfig) -> bool:
@@ -336,12 +348,16 @@ def freeze_heap() -> bool:
 
 # ---------------------------------------------------------------- trade-offs, populations, sanity
 def _finished(job_fn, args: tuple, label: str):
-    """The result of a cached Job, following its progress; a failed job is dropped so a retry starts afresh."""
+    """The result of a cached Job, following its progress, and its notice; a failed job is dropped so a
+    retry starts afresh."""
+    job = job_fn(*args)
     try:
-        return follow(job_fn(*args), label)
+        result = follow(job, label)
     except Exception:
         job_fn.clear(*args)
         raise
+    show_notice(job.notice)
+    return result
 
 
 # One table measures at a time (on its own 2 worker threads: the machine's 2 cores), in the order
@@ -377,10 +393,11 @@ def _table_job(train: TrainConfig, table: SweepConfig, cells: tuple | None = Non
         progress(0.0, "waiting for the table before it")
         return _TABLE_TURNS.run(ticket, lambda: measure(progress))
 
+    what = f"a sweep of {describe(train)} ({table.method} maps)"
     if cells is not None:  # a few cells the page waits for: not queued behind whole tables
-        return Job("sweep-cells", measure)
+        return Job("sweep-cells", measure, journal(what, "cells", train, table, cells))
     ticket = _TABLE_TURNS.ticket()
-    job = Job("sweep-table", work)
+    job = Job("sweep-table", work, journal(what, "table", train, table))
     _TABLE_JOBS.append(job)
     del _TABLE_JOBS[:-200]
     return job
@@ -497,7 +514,9 @@ def _pie_job(train: TrainConfig, size: int, compression: CompressionConfig) -> J
     members = [_model(cfg) for cfg in population_configs(train, size)]
     data = dataset(train.dataset)
     return Job("pie-curve", lambda progress: pie_curve(members, data.x_test, data.y_test, compression,
-                                                       SPARSITIES, progress=progress))
+                                                       SPARSITIES, progress=progress),
+               journal(f"compressing a population of {size} models of {describe(train)}", "pie", train, size,
+                       compression))
 
 
 def pie_table(train: TrainConfig, size: int, compression: CompressionConfig) -> pd.DataFrame:
@@ -989,7 +1008,8 @@ def first_filters(setup: Setup) -> tuple[str, torch.Tensor, torch.Tensor] | None
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _sensitivity_job(train: TrainConfig, cfg: sensitivity.SensitivityConfig) -> Job:
     model, data, refs = _model(train), dataset(train.dataset), _references(train, _reference_key(cfg.sweep))
-    return Job("sensitivity", lambda progress: sensitivity.sensitivity_table(model, data, cfg, progress, refs=refs))
+    return Job("sensitivity", lambda progress: sensitivity.sensitivity_table(model, data, cfg, progress, refs=refs),
+               journal(f"a layer sensitivity analysis of {describe(train)}", "sensitivity", train, cfg))
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

@@ -4,31 +4,47 @@ A cached function cannot draw a progress bar (Streamlit replays elements created
 cached functions, and one created outside breaks the replay). So the work runs in a
 thread owned by a `Job`; `ui.cache` keeps one Job per input in a resource cache, so
 thirty students asking for the same model start one training run, and every one of them
-can follow the same live bar with `follow`.
+can follow the same live bar with `follow`. A job given a `journal` marks itself running on disk
+(core.disk.running), so a run a stopped server left unfinished is noticed when it starts again.
 """
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
 
+from core import disk
+
 Progress = Callable[[float, str], None]
 
 
-class Job:
-    """Runs `work(progress)` once in a daemon thread; the result is shared and read-only."""
+# Where a job marks itself running: (folder, key unique to the work, what it is in words: "a sweep of ...").
+Journal = tuple[Path, str, str]
 
-    def __init__(self, name: str, work: Callable[[Progress], Any]) -> None:
+
+class Job:
+    """Runs `work(progress)` once in a daemon thread; the result is shared and read-only.
+
+    notice: words for the user once it is done ("A sweep of ... was interrupted (the server stopped);
+    it started again."), or None.
+    """
+
+    def __init__(self, name: str, work: Callable[[Progress], Any], journal: Journal | None = None) -> None:
         self.name, self.progress = name, (0.0, "starting")
         self.result: Any = None
         self.error: BaseException | None = None
+        self.notice: str | None = None
         self.done = threading.Event()
-        threading.Thread(target=self._run, args=(work,), daemon=True, name=name).start()
+        threading.Thread(target=self._run, args=(work, journal), daemon=True, name=name).start()
 
-    def _run(self, work: Callable[[Progress], Any]) -> None:
+    def _run(self, work: Callable[[Progress], Any], journal: Journal | None) -> None:
         try:
-            self.result = work(self._update)
+            with disk.running(*journal) if journal else nullcontext() as notice:
+                self.notice = notice
+                self.result = work(self._update)
         except BaseException as err:  # handed to whoever waits for the job
             self.error = err
         finally:

@@ -1,5 +1,6 @@
 """The disk cache of distilled models: core.training's checkpoints (atomic write, SHA-256 of every
-tensor, the config checked on load, weights_only=True) under another file name.
+tensor, the config checked on load, weights_only=True) under another file name, made through
+core.disk.load_or_make (one process makes a file at a time; crashes, damage, read-only folders noticed).
 
 A config here is any frozen dataclass with `model` (the architecture to build), `dataset` and
 `key()`: core.training's save_checkpoint / load_checkpoint only need those, so the checkpoint
@@ -12,6 +13,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from core import disk
 from core.data import Dataset
 from core.training import Progress, TrainResult, default_cache_dir, load_checkpoint, save_checkpoint
 
@@ -26,15 +28,8 @@ def load_or_make(cfg: Any, data: Dataset, make: Callable[[Progress], nn.Module],
                  cache_dir: str | Path | None = None, progress: Progress | None = None) -> TrainResult:
     """The model for `cfg` from the disk cache when intact, else `make(progress)` and cached (as load_or_train)."""
     path = cache_path(cfg, kind, cache_dir)
-    notice = None
-    if path.exists():
-        try:
-            return TrainResult(load_checkpoint(cfg, path, data), from_cache=True)
-        except (ValueError, RuntimeError) as err:
-            notice = f"The saved model at {path} was damaged ({err}); it was trained again."
-    model = make(progress or (lambda fraction, message: None))
-    try:
-        save_checkpoint(model, cfg, path)
-    except OSError as err:
-        notice = (notice + " " if notice else "") + f"Could not save the trained model to {path} ({err})."
-    return TrainResult(model, from_cache=False, notice=notice)
+    found = disk.load_or_make(path, lambda: load_checkpoint(cfg, path, data),
+                              lambda: make(progress or (lambda fraction, message: None)),
+                              lambda model: save_checkpoint(model, cfg, path),
+                              f"a {kind} model of {cfg.model} on {cfg.dataset}")
+    return TrainResult(found.value, found.from_cache, found.notice, found.kept)
