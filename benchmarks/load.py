@@ -13,6 +13,10 @@ the machine), and the 1-minute load average before and during the run.
 `make load` (or `.venv/bin/python benchmarks/load.py --students 1,10,30,60`). Starts the app on
 loopback (benchmarks/serve.py) unless --url names a running server (loopback only; --pid then
 lets it read that server's RSS and CPU). A benchmark, not a test: pytest never collects it.
+
+`--replicas 1,2,4` (`make load REPLICAS=1,2,4`): for each count, starts that many replicas behind nginx
+(scripts/replicas.py) and runs the same classes through it, each student with its own cookie jar (so
+the balancer keeps it on one replica); RSS and CPU are the replicas' together; a summary per count.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import os
 import statistics
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -36,10 +40,13 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def proc_sample(pid: int | None) -> tuple[float, float] | None:
-    """(RSS in MB, CPU seconds user+system, all its threads) of a process, from /proc."""
+def proc_sample(pid: int | list[int] | None) -> tuple[float, float] | None:
+    """(RSS in MB, CPU seconds user+system, all its threads) of a process, from /proc; summed over a list."""
     if pid is None:
         return None
+    if isinstance(pid, list):  # the replicas together (a dead one counts nothing)
+        samples = [x for x in map(proc_sample, pid) if x]
+        return (sum(x[0] for x in samples), sum(x[1] for x in samples)) if samples else None
     try:
         rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -61,12 +68,12 @@ async def monitor(pid: int | None, out: dict, stop: asyncio.Event) -> None:
             pass
 
 
-async def run_class(url: str, n: int, seed: int, ramp: float, limit: float, pid: int | None,
-                    settle: float = 0.0) -> dict:
+async def run_class(url: str, n: int, seed: int, ramp: float, limit: float, pid: int | list[int] | None,
+                    settle: float = 0.0, cookies: bool = False) -> dict:
     # Alone, a student also reads the server's CPU per interaction (with more, it would be everyone's).
     probe = (lambda: (proc_sample(pid) or (0.0, math.nan))[1]) if n == 1 and pid else None
-    students = [Student(url, seed * 1_000_000 + n * 1000 + i, probe=probe)  # no class repeats another's moves
-                for i in range(n)]
+    students = [Student(url, seed * 1_000_000 + n * 1000 + i, probe=probe,  # no class repeats another's moves
+                        cookies=cookies) for i in range(n)]
     before = proc_sample(pid)
     stats: dict = {"load_before": os.getloadavg()[0]}
     stop = asyncio.Event()
@@ -95,6 +102,8 @@ async def run_class(url: str, n: int, seed: int, ramp: float, limit: float, pid:
         stats["rss_before"], stats["rss_after"] = before[0], after[0]
         stats["server_cpu"] = after[1] - before[1]
     stats["results"] = [r for s in students for r in s.results]
+    if cookies:  # behind the balancer: how many students each replica got
+        stats["per_replica"] = Counter(s.replica or "?" for s in students)
     return stats
 
 
@@ -121,6 +130,8 @@ def report(n: int, stats: dict) -> None:
     errors = [r for r in results if r.error]
     mismatches = [r for r in results if r.mismatch]
     print(f"   errors: {len(errors)}   mismatches: {len(mismatches)}")
+    if "per_replica" in stats:
+        print("   students per replica: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["per_replica"].items())))
     for r in (errors + mismatches)[:5]:
         print(f"     {r.kind}: {r.error or r.mismatch}")
     if "rss_before" in stats:
@@ -147,10 +158,17 @@ def main() -> None:
                    help="seconds after a class before the server's RSS is read again (Streamlit keeps a closed "
                         "session for server.disconnectedSessionTTL, 120 s by default)")
     p.add_argument("--max-students", type=int, default=100, help="refuse larger classes (bounded load)")
+    p.add_argument("--replicas", help="replica counts behind nginx, comma-separated (e.g. 1,2,4); "
+                                      "default: one plain server")
     args = p.parse_args()
     sizes = [int(x) for x in args.students.split(",") if x.strip()]
     if any(not 1 <= n <= args.max_students for n in sizes):
         raise SystemExit(f"class sizes must be 1..{args.max_students}")
+    if args.replicas:
+        counts = [int(x) for x in args.replicas.split(",") if x.strip()]
+        if args.url or any(not 1 <= c <= 8 for c in counts):
+            raise SystemExit("--replicas takes counts 1..8 and starts its own servers (no --url)")
+        return replica_classes(counts, sizes, args)
     proc = None
     if args.url:
         if urlparse(args.url).hostname not in LOOPBACK:
@@ -172,6 +190,43 @@ def main() -> None:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def replica_classes(counts: list[int], sizes: list[int], args) -> None:
+    """The same classes through nginx in front of 1, 2, 4 ... replicas (scripts/replicas.py), then a summary."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from scripts import replicas
+
+    rows = []
+    for count in counts:
+        with replicas.start(count) as running:
+            pids = running.pids()
+            print(f"\n##### {count} replica(s) behind nginx at {running.url} (pids {', '.join(map(str, pids))}); "
+                  f"load average {os.getloadavg()}")
+
+            async def warm_all() -> list[dict]:  # one uncounted student per replica, straight to it
+                return await asyncio.gather(*(run_class(r.url, 1, args.seed + 999 + r.index, 0.0, args.limit,
+                                                        r.proc.pid) for r in running.replicas))
+            warm = asyncio.run(warm_all())
+            print(f"warm-up: {sum(len(w['results']) for w in warm)} interactions on {count} replica(s), "
+                  f"{sum(bool(r.error) for w in warm for r in w['results'])} errors")
+            for n in sizes:
+                stats = asyncio.run(run_class(running.url, n, args.seed, args.ramp, args.limit, pids, args.settle,
+                                              cookies=True))
+                report(n, stats)
+                rows.append((count, n, stats))
+    print("\n== Summary: the same class through nginx (waits over every interaction; RSS, CPU: all replicas)")
+    print(f"   {'replicas':>8}{'students':>9}{'inter./s':>9}{'p50 s':>7}{'p95 s':>7}{'max s':>7}{'errors':>7}"
+          f"{'mism.':>6}{'RSS MB':>8}{'CPU %':>7}{'load avg (peak)':>17}")
+    for count, n, stats in rows:
+        results = stats["results"]
+        s = summarize([r.wait for r in results if not r.error])
+        cpu = 100 * stats.get("server_cpu", math.nan) / stats["wall"]
+        print(f"   {count:>8}{n:>9}{len(results) / stats['wall']:>9.2f}{s['p50']:>7.2f}{s['p95']:>7.2f}{s['max']:>7.2f}"
+              f"{sum(bool(r.error) for r in results):>7}{sum(bool(r.mismatch) for r in results):>6}"
+              f"{stats.get('rss_after', math.nan):>8.0f}{cpu:>7.0f}"
+              f"{stats['load_before']:>8.2f} ({stats['load_peak']:.2f})")
+    print("   CPU % is of one core (2 on this machine); load average: 1 minute, before the class (peak during it).")
 
 
 if __name__ == "__main__":

@@ -21,10 +21,12 @@ web/server/starlette/starlette_websocket.py), and what this client does the same
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import math
 import random
 import re
 import time
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -96,6 +98,7 @@ class View:
     cache: dict[str, ForwardMsg] = field(default_factory=dict)
     messages: int = 0
     bytes: int = 0
+    session_id: str = ""  # the server's id for this session (a reconnecting browser names it)
 
     def feed(self, data: bytes) -> bool:
         """Take one ForwardMsg; True when it ends the current script run."""
@@ -112,6 +115,7 @@ class View:
         if kind == "new_session":
             self.texts, self.exceptions = [], []
             self.page_script_hash = msg.new_session.page_script_hash
+            self.session_id = msg.new_session.initialize.session_id or self.session_id
         elif kind == "navigation":
             self.pages = {p.url_pathname: p.page_script_hash for p in msg.navigation.app_pages}
             self.page_script_hash = msg.navigation.page_script_hash or self.page_script_hash
@@ -132,6 +136,8 @@ class View:
             self.texts.append(proto.body)
         elif kind == "metric":
             self.texts.append(f"{proto.label}: {proto.body}")
+        elif kind == "alert":  # st.info / st.warning (e.g. the notice after a reconnect)
+            self.texts.append(proto.body)
         widget_id = getattr(proto, "id", "")
         if isinstance(widget_id, str) and widget_key(widget_id):
             self.widgets[widget_key(widget_id)] = proto
@@ -161,7 +167,8 @@ class Student:
     """A student following the class script; every interaction appends a Result."""
 
     def __init__(self, url: str, seed: int, think: tuple[float, float] = (1.0, 2.0), timeout: float = 120.0,
-                 probe: Callable[[], float] | None = None):
+                 probe: Callable[[], float] | None = None, cookies: bool = False):
+        self.url = url.rstrip("/")
         self.ws_url = url.replace("http://", "ws://").rstrip("/") + "/_stcore/stream"
         self.rng = random.Random(seed)
         self.think, self.timeout = think, timeout
@@ -171,6 +178,28 @@ class Student:
         self.results: list[Result] = []
         self.prune: float = 0.0
         self.bits: int | None = None
+        # Behind a balancer (scripts/replicas.py): like a browser, GET the page first and keep its cookies
+        # (the replica cookie makes the websocket land where the page came from); one jar per student.
+        self.jar = http.cookiejar.CookieJar() if cookies else None
+        self.replica = ""  # the replica that served the page (the balancer's X-Lens-Replica header)
+
+    def open_page(self, query: str = "page=overview") -> dict[str, str]:
+        """GET the page as a browser does before its websocket; the headers the websocket then sends."""
+        if self.jar is None:
+            return {}
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        with opener.open(f"{self.url}/?{query}", timeout=self.timeout) as response:
+            response.read()
+            self.replica = response.headers.get("X-Lens-Replica", "")
+        return self.cookie_headers()
+
+    def cookie_headers(self) -> dict[str, str]:
+        """The Cookie header this student's jar sends to the server ({} without a jar or cookies)."""
+        if self.jar is None:
+            return {}
+        request = urllib.request.Request(self.url + "/")
+        self.jar.add_cookie_header(request)
+        return {"Cookie": request.get_header("Cookie")} if request.has_header("Cookie") else {}
 
     async def _run(self, ws, kind: str, page_hash: str, page_name: str = "", query: str | None = None) -> Result:
         before_b, before_m = self.view.bytes, self.view.messages
@@ -213,8 +242,9 @@ class Student:
     async def session(self) -> None:
         """Open the link, move pruning four times, switch to Saliency, move the bit width twice."""
         try:
+            headers = await asyncio.to_thread(self.open_page) if self.jar is not None else None
             async with websockets.connect(self.ws_url, subprotocols=["streamlit"], max_size=None,
-                                          open_timeout=30) as ws:
+                                          open_timeout=30, additional_headers=headers) as ws:
                 await self._script(ws)
         except (OSError, websockets.WebSocketException) as exc:
             self.results.append(Result("connection", math.nan, error=f"{type(exc).__name__}: {exc}"))

@@ -1075,3 +1075,11 @@ def plan_check(train: TrainConfig, cfg: sensitivity.SensitivityConfig, plan_text
         return plan_problem(_model(train), LayerPlan.parse(plan_text), cfg.base)
     except ValueError as err:
         return str(err)
+
+
+# ---------------------------------------------------------------- replicas (issue 11 §3): a reconnect told apart
+@st.cache_resource(max_entries=1)
+def sessions_started() -> set[str]:
+    """The ids of every session this server process has started (ui/reconnect.py: was a returning
+    browser's session expired here, or held by another process?). About 40 bytes a session."""
+    return set()

@@ -18,7 +18,7 @@ from core.compression import get_step, structured_limit
 from core.compression.pruning import STRUCTURED
 from core.compression import ordered as ordered_steps
 from core.compression.steps import Control
-from ui import ab, glossary, lessons, notices, url_state
+from ui import ab, glossary, lessons, notices, reconnect, url_state
 from ui.cache import compressed_model, dataset, zero_shares
 from ui.setup import Setup, UploadedTrain, compression_from, setup_from, train_config
 
@@ -73,8 +73,11 @@ def _prepare() -> None:
     first = not st.session_state.get("_restored")
     url_state.restore()
     if first:
+        reconnect.check()  # a browser cut off from another server process: a notice says its settings came back
         _check_dataset()
         lessons.restore_lesson()
+    else:
+        reconnect.expire()
     url_state.keep()
 
 
@@ -295,6 +298,7 @@ def share_link() -> None:
 def page_header(page: str) -> None:
     """What app.py draws once the page is known, before the page: the share link and the lesson step."""
     url_state.keep_other_pages(page)
+    reconnect.show()  # first, in the main area: a phone, its sidebar collapsed, shows it too
     share_link()
     ab.freeze_button()  # "Freeze as A" for the A/B page, and the glossary, on every page
     glossary.glossary_popover()
