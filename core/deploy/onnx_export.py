@@ -38,9 +38,10 @@ CALIBRATION_BATCH = 32
 RUN_BATCH = 256
 
 
-def onnx_fp32(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
-    """The model (read only: a copy is exported) as ONNX fp32 bytes, batch size free."""
-    twin = _exportable(copy.deepcopy(model).eval())
+def onnx_fp32(model: nn.Module, input_shape: tuple[int, ...], float32: bool = False) -> bytes:
+    """The model (read only: a copy is exported) as ONNX fp32 bytes, batch size free. A bf16 model (and with
+    `float32`, an fp16 one: ONNX Runtime's quantizer takes float32 graphs only) is computed in float32."""
+    twin = _exportable(copy.deepcopy(model).eval(), float32)
     buffer = io.BytesIO()
     # The TorchScript exporter (dynamo=False) warns that it is legacy; it is the one checked here (REFERENCE §9).
     with torch.no_grad(), warnings.catch_warnings():
@@ -69,10 +70,10 @@ class _FakeQuantOps:
         return ((coded - self.zero) * self.scale).to(x.dtype), *args[1:]
 
 
-def _exportable(model: nn.Module) -> nn.Module:
+def _exportable(model: nn.Module, float32: bool = False) -> nn.Module:
     """`model` (a copy) with fake-quantized inputs below 8 bits computed by elementary operators, and a
     bf16 model brought to float32 (exact for its weights): ONNX Runtime's CPU has no bf16 Conv or Gemm."""
-    bf16 = any(p.dtype == torch.bfloat16 for p in model.parameters())
+    bf16 = any(p.dtype == torch.bfloat16 or (float32 and p.dtype == torch.float16) for p in model.parameters())
     for module in model.modules():
         for hooks in (module._forward_pre_hooks, module._forward_hooks):
             for key, hook in list(hooks.items()):
@@ -182,7 +183,8 @@ def export_notes(cfg: CompressionConfig) -> list[str]:
                          "operations, not with a kernel of its own (no smaller, no faster for it).")
         if step.name == "activations" and cfg.precision == "fp16":
             notes.append("fp16 computation is exported as fp16 weights with casts; ONNX Runtime's CPU kernels "
-                         "give it no speed-up here (its sums are rounded differently: see the agreement).")
+                         "give it no speed-up here (its sums are rounded differently: see the agreement). The int8 "
+                         "file is quantized from the same weights computed in fp32 (the quantizer takes fp32 only).")
         elif step.name == "activations" and cfg.precision == "bf16":
             notes.append("ONNX Runtime's CPU has no bf16 kernels: the ONNX files compute the bf16 weights in fp32 "
                          "(a slightly different model from the bf16 simulation: see the agreement).")

@@ -206,9 +206,10 @@ def _config(meta: dict[str, str]) -> CompressionConfig:
     except (KeyError, ValueError):
         raise PackedFileError("the file does not hold its compression settings") from None
     fields = {f.name for f in dataclasses.fields(CompressionConfig)}
-    if not isinstance(settings, dict) or (extra := sorted(set(settings) - fields)):
-        raise PackedFileError(f"the file's settings name controls this version does not know: "
-                              f"{', '.join(extra) if isinstance(settings, dict) else settings!r}")
+    if not isinstance(settings, dict):
+        raise PackedFileError("the file's compression settings are not a table of controls")
+    if extra := sorted(set(settings) - fields):
+        raise PackedFileError(f"the file's settings name controls this version does not know: {', '.join(extra)}")
     try:
         return CompressionConfig(**settings)
     except (TypeError, ValueError) as err:
