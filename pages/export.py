@@ -4,8 +4,6 @@ import streamlit as st
 
 import ui
 from core import export
-from core.deploy.packed import packable
-from core.figures import format_bytes
 
 setup = ui.current_setup()
 ui.trained_model(setup.train)
@@ -56,17 +54,21 @@ with config_col:
     st.caption("How to feed the ONNX files (names, shapes, the normalization's mean and std, the classes) and "
                "the settings they were made from.")
 with packed_col:
-    refusal = packable(setup.compression)  # a family the packed file does not store yet: say so
-    if refusal is not None:
+    blob, words = ui.packed_download(setup)  # every family, stored as the Size card counts it
+    if blob is None:
         st.button("Packed weights", disabled=True, icon=":material/compress:", width="stretch")
-        st.caption(refusal)
     else:
-        st.download_button("Packed weights", data=ui.packed_file(setup), file_name=f"{stem}_packed.safetensors",
+        st.download_button("Packed weights", data=blob, file_name=f"{stem}_packed.safetensors",
                            mime="application/octet-stream", on_click="ignore", icon=":material/compress:",
                            width="stretch")
-        st.caption(f"What the Size card counts ({format_bytes(report.size_compressed_bytes)}): packed b-bit codes, "
-                   "scales and zero points, the sparsity mask or positions, fp32 biases, plus a header of a few "
-                   "kB. `core.deploy.packed.unpack` rebuilds the compressed model from it, bit for bit.")
+    st.caption(words)
+with st.expander("Check a packed weights file"):
+    upload = st.file_uploader("A packed weights file (.safetensors)", type=["safetensors"], key="export_packed_file",
+                              help="Rebuilt with `core.deploy.packed.unpack` and run on test images beside this "
+                                   "setting's compressed model.")
+    if upload is not None:
+        same, verdict = ui.packed_check(setup, upload.getvalue())
+        (st.success if same else st.error)(verdict)
 
 st.subheader("The link to this view")
 st.code(link, language=None, wrap_lines=True)

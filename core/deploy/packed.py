@@ -257,3 +257,38 @@ def _activations(model: nn.Module, cfg: CompressionConfig, tensors: dict[str, Te
         model.to(DTYPES[cfg.precision])
         model.register_forward_pre_hook(CastInputs(DTYPES[cfg.precision]))
         model.register_forward_hook(CastOutput())
+
+
+# ---------------------------------------------------------------- in words
+def contents(cfg: CompressionConfig) -> str:
+    """What the packed file of this setting holds, in words (the Export page's caption)."""
+    running, coder = {step.name for step in cfg.pipeline()}, codes.coder_of(cfg)
+    values = {"codebook": f"{cfg.share_bits}-bit indices into each layer's table of up to {2 ** cfg.share_bits} "
+                          "shared fp32 values, with the table",
+              "uniform": f"{cfg.weight_bits}-bit codes with their scales"
+                         f"{' and zero points' if cfg.quant_scheme == 'affine' else ''}",
+              "raw16": f"{cfg.precision} weights (16 bits each)", "raw32": "fp32 weights"}
+    parts = [values[coder]]
+    if "lowrank" in running:
+        parts.append("every low-rank layer as its two factors")
+    if "prune" in running:
+        parts.append("a sparsity mask or the nonzeros' positions where that is smaller than storing zeros")
+    if cfg.act_bits != ACT_OFF:
+        parts.append(f"the {cfg.act_bits}-bit activation ranges (a scale and zero point per layer)")
+    return ", ".join(parts) + ", fp32 biases"
+
+
+def check(blob: bytes, reference: nn.Module, x: Tensor) -> tuple[bool, str]:
+    """(whether a packed file rebuilds `reference`, in words): same logits on `x`, `torch.equal`, or why not.
+
+    `reference` (eval mode) is only read; a file unpack refuses gives (False, its reason)."""
+    try:
+        model, cfg, meta = unpack(blob)
+    except PackedFileError as err:
+        return False, f"This file cannot be loaded: {err}."
+    with torch.no_grad():
+        same = torch.equal(model(x), reference(x))
+    what = f"a {meta['architecture']} with {cfg.describe()}"
+    if same:
+        return True, f"The file rebuilds {what}: its logits on {len(x)} test images equal this setting's, bit for bit."
+    return False, f"The file holds {what}, which is not this page's model: its logits on {len(x)} test images differ."
