@@ -25,8 +25,6 @@ from core.training import TrainConfig, load_or_train
 from core.warm import recipe
 
 SHAPE = (1, 8, 8)
-# Header bytes the module documents: about 1 kB of settings and 0.4 kB a stored layer; bounded by these.
-HEADER_BASE, HEADER_PER_LAYER = 1500, 500
 
 FAMILIES = {
     "lowrank energy": dict(rank_kept=0.6),
@@ -101,7 +99,9 @@ def _round_trip(model: nn.Module, cfg: CompressionConfig, train: TrainConfig, x:
     assert 0 <= padding < 2 * stored
     uncounted = packed.overhead(blob) - packed.header(blob)[0]
     assert uncounted == (8 * len(prunable_layers(compressed)) if cfg.act_bits != 32 else 0)  # activation ranges
-    assert packed.header(blob)[0] <= HEADER_BASE + HEADER_PER_LAYER * stored
+    assert packed.header(blob)[0] <= packed.HEADER_BASE + packed.HEADER_PER_LAYER * stored
+    inputs = len(prunable_layers(compressed)) if cfg.act_bits != 32 else 0
+    assert len(blob) - _card_bytes(compressed, cfg) <= packed.max_overhead(stored, inputs)  # the documented bound
     return blob
 
 
@@ -111,6 +111,15 @@ def test_every_family_and_pair_rebuilds_bit_exactly_at_the_size_cards_size(name,
     model = _random(name)
     _round_trip(model, CompressionConfig(**settings), TrainConfig(model=name, dataset="digits"),
                 torch.randn(64, *SHAPE, generator=torch.Generator().manual_seed(1)))
+
+
+@pytest.mark.parametrize("name", models.list_models())
+@pytest.mark.parametrize("settings", [PAIRS["everything"], PAIRS["lowrank + prune + quantize affine"],
+                                      dict(prune_amount=0.5, prune_method="structured", share_bits=4, act_bits=4)],
+                         ids=["everything", "lowrank+prune+affine", "structured+share+act4"])
+def test_every_registered_model_rebuilds_bit_exactly(name, settings):
+    _round_trip(_random(name), CompressionConfig(**settings), TrainConfig(model=name, dataset="digits"),
+                torch.randn(32, *SHAPE, generator=torch.Generator().manual_seed(4)))
 
 
 @pytest.mark.parametrize("settings", SETTINGS.values(), ids=list(SETTINGS))
