@@ -93,7 +93,8 @@ def test_export_page_offers_its_downloads_and_the_link():
 def test_export_page_offers_the_packed_file_of_every_family_with_its_size(params, cfg, words):
     at = open_app("export", **params)
     healthy(at, "Export this comparison")
-    assert "Packed weights" in {b.proto.label for b in at.get("download_button")}
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert "Packed weights" in labels and ("ONNX, shared values" in labels) == ("share" in params)
     caption = next(c.value for c in at.caption if "on disk** for the" in c.value)
     assert words in caption and "the Size card counts" in caption
     setup = ui.Setup(ui.train_config("lenet5", "mnist5k"), cfg)
@@ -109,6 +110,7 @@ def test_export_page_checks_an_uploaded_packed_file_in_words():
     at.file_uploader(key="export_packed_file").set_value(("mine.safetensors", blob, "application/octet-stream")).run()
     healthy(at, "Export this comparison")
     assert "bit for bit" in at.success[0].value
+    assert b"Gather" in ui.onnx_codebook_file(setup)()
     at.file_uploader(key="export_packed_file").set_value(("cut.safetensors", blob[:-9], "application/octet-stream")).run()
     assert not at.exception and "cannot be loaded" in at.error[0].value and "cut short" in at.error[0].value
 

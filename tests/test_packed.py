@@ -273,3 +273,23 @@ def test_a_bf16_model_exports_in_fp32_and_says_so():
     assert np.abs(out - reference).max() < 0.05 and (out.argmax(1) == reference.argmax(1)).mean() >= 0.9
     assert next(model.parameters()).dtype == torch.bfloat16  # the model given is still bf16
     assert any("no bf16 kernels" in n for n in onnx_export.export_notes(CompressionConfig(precision="bf16")))
+
+
+@pytest.mark.parametrize("name", ["mlp", "lenet5"])
+@pytest.mark.parametrize("settings", [dict(share_bits=4), dict(prune_amount=0.5, share_bits=3),
+                                      dict(rank_kept=0.6, share_bits=2)], ids=["share", "prune+share", "lowrank+share"])
+def test_the_codebook_onnx_file_gathers_the_same_weights_from_indices(name, settings):
+    import onnx
+    x = torch.randn(16, *SHAPE, generator=torch.Generator().manual_seed(5))
+    model = compress(_random(name), CompressionConfig(**settings)).eval()
+    fp32 = onnx_export.onnx_fp32(model, SHAPE)
+    shared = onnx_export.onnx_codebook(fp32)
+    graph = onnx.load_from_string(shared).graph
+    assert {n.op_type for n in graph.node} >= {"Gather", "Cast"}
+    assert any(i.data_type == onnx.TensorProto.UINT8 for i in graph.initializer)
+    assert len(shared) < len(fp32) / 2.5  # one byte an index instead of four
+    np.testing.assert_array_equal(onnx_export.run(onnx_export.session(shared), x),
+                                  onnx_export.run(onnx_export.session(fp32), x))
+    with torch.no_grad():
+        np.testing.assert_allclose(onnx_export.run(onnx_export.session(shared), x), model(x).numpy(), rtol=1e-5,
+                                   atol=1e-5)

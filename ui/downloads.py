@@ -9,6 +9,7 @@ from collections.abc import Callable
 from core import export
 from ui import url_state
 from core.deploy import tables as deploy_tables
+from core.deploy import onnx_export
 from core.deploy import packed as deploy_packed
 from core.figures import format_bytes
 from ui.cache import (Setup, _model, comparison_summary, compressed_model, dataset, deploy_artifacts, packed_weights,
@@ -69,6 +70,12 @@ def onnx_file(setup: Setup, precision: str) -> Callable[[], bytes]:
             raise ValueError(" ".join(art.notes) or "ONNX Runtime could not quantize this model to int8.")
         return blob
     return build
+
+
+def onnx_codebook_file(setup: Setup) -> Callable[[], bytes]:
+    """A callable giving the weight-shared model as ONNX with uint8 indices and float32 tables (Gather)."""
+    get = _artifacts(setup)
+    return lambda: onnx_export.onnx_codebook(get().onnx_fp32)
 
 
 def onnx_config_file(setup: Setup) -> str:

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
+from onnx import numpy_helper
 import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from torch import Tensor, nn
@@ -82,6 +84,38 @@ def _exportable(model: nn.Module, float32: bool = False) -> nn.Module:
                 elif bf16 and isinstance(hook, (CastInputs, CastOutput)):
                     del hooks[key]
     return model.to(torch.float32) if bf16 else model
+
+
+def onnx_codebook(fp32: bytes, max_values: int = 256) -> bytes:
+    """`fp32` (ONNX bytes) with every weight of at most `max_values` distinct values (weight sharing's) stored
+    as uint8 indices into a float32 table: Cast(indices) -> Gather(table) rebuilds it in the graph.
+
+    The same numbers as `fp32` (Gather copies the table's values), about 4x smaller for the shared weights;
+    ONNX Runtime may fold the Gather when it loads the file, so it runs as fast as the fp32 one, no faster.
+    Tensors of one dimension (biases) and other dtypes stay as they are.
+    """
+    model = onnx.load_from_string(fp32)
+    graph = model.graph
+    kept, nodes = [], []
+    for init in graph.initializer:
+        values = numpy_helper.to_array(init)
+        table, index = np.unique(values, return_inverse=True)
+        if values.dtype != np.float32 or values.ndim < 2 or len(table) > max_values:
+            kept.append(init)
+            continue
+        kept += [numpy_helper.from_array(table.astype(np.float32), f"{init.name}.codebook"),
+                 numpy_helper.from_array(index.reshape(values.shape).astype(np.uint8), f"{init.name}.indices")]
+        nodes += [onnx.helper.make_node("Cast", [f"{init.name}.indices"], [f"{init.name}.indices_int"],
+                                        to=onnx.TensorProto.INT32),
+                  onnx.helper.make_node("Gather", [f"{init.name}.codebook", f"{init.name}.indices_int"], [init.name],
+                                        axis=0)]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    rest = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + rest)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
 
 
 class _Images(CalibrationDataReader):
@@ -173,7 +207,8 @@ def export_notes(cfg: CompressionConfig) -> list[str]:
         elif step.name == "share":
             notes.append(f"Weight sharing has no ONNX Runtime kernel: the ONNX files hold each of the "
                          f"{2 ** cfg.share_bits} shared values per layer as ordinary 32-bit weights (the same "
-                         "model, no smaller); the packed weights file stores the indices and the codebook.")
+                         "model, no smaller); the Export page's *ONNX, shared values* file stores them as uint8 "
+                         "indices into a table (Gather), and the packed weights file as b-bit indices and the codebook.")
         elif step.name == "activations" and cfg.act_bits != ACT_OFF:
             notes.append(f"{cfg.act_bits}-bit activations are simulated: the fp32 file rounds every layer's input "
                          "with ordinary float operators (the same model), the int8 file uses ONNX Runtime's own "
