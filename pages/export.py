@@ -69,14 +69,6 @@ with packed_col:
                            mime="application/octet-stream", on_click="ignore", icon=":material/compress:",
                            width="stretch")
     st.caption(words)
-with st.expander("Check a packed weights file"):
-    upload = st.file_uploader("A packed weights file (.safetensors)", type=["safetensors"], key="export_packed_file",
-                              help="Rebuilt with `core.deploy.packed.unpack` and run on test images beside this "
-                                   "setting's compressed model.")
-    if upload is not None:
-        same, verdict = ui.packed_check(setup, upload.getvalue())
-        (st.success if same else st.error)(verdict)
-
 st.subheader("The link to this view")
 st.code(link, language=None, wrap_lines=True)
 st.subheader("Metrics")
@@ -87,3 +79,14 @@ with st.expander("What the weights file holds, and how to load it"):
 import models  # from this repository
 model = models.create_model("{setup.train.model}", {tuple(data.input_shape)}, {data.num_classes})
 model.load_state_dict(load_file("{stem}.safetensors"))""", language="python")
+with st.expander("Check a packed weights file"):
+    upload = st.file_uploader("A packed weights file (.safetensors)", type=["safetensors"], key="export_packed_file",
+                              help="Rebuilt with `core.deploy.packed.unpack` and run on test images beside this "
+                                   "setting's compressed model.")
+    if upload is not None:
+        same, verdict = ui.packed_check(setup, upload.getvalue())
+        (st.success if same else st.error)(verdict)
+    st.code(f"""from core.deploy.packed import unpack  # from this repository
+with open("{stem}_packed.safetensors", "rb") as f:
+    model, cfg, meta = unpack(f.read())  # the compressed model, its settings, the file's metadata""",
+            language="python")

@@ -293,3 +293,14 @@ def test_the_codebook_onnx_file_gathers_the_same_weights_from_indices(name, sett
     with torch.no_grad():
         np.testing.assert_allclose(onnx_export.run(onnx_export.session(shared), x), model(x).numpy(), rtol=1e-5,
                                    atol=1e-5)
+
+
+def test_check_says_whether_a_file_is_this_model_in_words(good):
+    x = torch.randn(8, *SHAPE, generator=torch.Generator().manual_seed(6))
+    rebuilt = packed.unpack(good)[0]
+    same, words = packed.check(good, rebuilt, x)
+    assert same and "bit for bit" in words and "mlp" in words
+    other, words = packed.check(good, _random("mlp", seed=1), x)
+    assert not other and "not this page's model" in words
+    bad, words = packed.check(good[:50], rebuilt, x)
+    assert not bad and words.startswith("This file cannot be loaded: the file is cut short")
