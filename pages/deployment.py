@@ -28,8 +28,9 @@ st.header("On disk and in compute")
 cards = (rep.size_original_bytes, rep.size_compressed_bytes)
 st.table(tables.cost_table(measured, cards), hide_index=True, border="horizontal")
 st.caption("Bytes of the files the Export page offers. *Packed weights* stores what the Size card counts (b-bit "
-           "codes, scales and zero points, the sparsity mask or positions, fp32 biases); its header (the settings "
-           "and the layout, a few kB) comes on top. Parameters and MACs count the model as it runs, every weight "
+           "codes with their scales, or weight sharing's indices and codebooks; low-rank factors; 16-bit weights; "
+           "the sparsity mask or positions; fp32 biases); its header (the settings and the layout, a few kB) comes "
+           "on top. Parameters and MACs count the model as it runs, every weight "
            "of its shape: structured pruning cuts whole units out, and with them the next layer's weights that "
            "read them, so it can end smaller than the Size card, which counts the zeros' mask instead.")
 

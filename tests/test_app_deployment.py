@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 from conftest import open_app
 
 import ui
@@ -50,6 +51,17 @@ def test_a_mask_says_so_and_the_page_measures_again():
     at.button(key="deployment_again").click().run()
     healthy(at, TITLE)
     assert list(at.table[1].value["Runtime"]) == list(before["Runtime"])  # measured again, same layout
+
+
+@pytest.mark.parametrize("params, words", [({"act_bits": 4, "bits": 4}, "4-bit activations are simulated"),
+                                           ({"precision": "bf16"}, "no bf16 kernels"),
+                                           ({"share": 3, "prune": 50}, "Weight sharing has no ONNX Runtime kernel")])
+def test_families_without_a_kernel_are_exported_and_say_so(params, words):
+    at = open_app("deployment", **params)
+    healthy(at, TITLE)
+    assert any(words in w.value for w in at.warning)
+    costs = at.table[0].value
+    assert "could not be made" not in str(costs.loc[1, "Packed weights file"])  # a packed file for every family
 
 
 def test_export_page_offers_the_deployable_files():

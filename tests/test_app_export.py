@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 import ui
 from core.compression import CompressionConfig
 from core.data import load_dataset
+from core.figures import format_bytes
 from core.training import load_or_train
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -84,12 +85,34 @@ def test_export_page_offers_its_downloads_and_the_link():
     assert any(stem in c.value for c in at.code)  # the loading snippet names the file
 
 
-def test_export_page_says_why_a_setting_has_no_packed_file():
-    at = open_app("export", prune=50, share=4)
+@pytest.mark.parametrize("params, cfg, words", [
+    ({"prune": 50, "share": 4}, CompressionConfig(prune_amount=0.5, share_bits=4), "4-bit indices into each layer's table"),
+    ({"rank": 0.6, "bits": 4}, CompressionConfig(rank_kept=0.6, weight_bits=4), "every low-rank layer as its two factors"),
+    ({"precision": "fp16"}, CompressionConfig(precision="fp16"), "fp16 weights (16 bits each)"),
+    ({"bits": 4, "act_bits": 8}, CompressionConfig(weight_bits=4, act_bits=8), "8-bit activation ranges")])
+def test_export_page_offers_the_packed_file_of_every_family_with_its_size(params, cfg, words):
+    at = open_app("export", **params)
     healthy(at, "Export this comparison")
-    assert "Packed weights" not in {b.proto.label for b in at.get("download_button")}
-    (button,) = [b for b in at.button if b.label == "Packed weights"]
-    assert button.disabled and any("weight sharing" in c.value for c in at.caption)
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert "Packed weights" in labels and ("ONNX, shared values" in labels) == ("share" in params)
+    caption = next(c.value for c in at.caption if "on disk** for the" in c.value)
+    assert words in caption and "the Size card counts" in caption
+    setup = ui.Setup(ui.train_config("lenet5", "mnist5k"), cfg)
+    blob = ui.packed_file(setup)()
+    assert f"**{format_bytes(len(blob))} on disk**" in caption
+    assert f"**{format_bytes(round(ui.report(setup).size_compressed_bytes))}** the Size card" in caption
+
+
+def test_export_page_checks_an_uploaded_packed_file_in_words():
+    at = open_app("export", prune=50, share=4)
+    setup = ui.Setup(ui.train_config("lenet5", "mnist5k"), CompressionConfig(prune_amount=0.5, share_bits=4))
+    blob = ui.packed_file(setup)()
+    at.file_uploader(key="export_packed_file").set_value(("mine.safetensors", blob, "application/octet-stream")).run()
+    healthy(at, "Export this comparison")
+    assert "bit for bit" in at.success[0].value
+    assert b"Gather" in ui.onnx_codebook_file(setup)()
+    at.file_uploader(key="export_packed_file").set_value(("cut.safetensors", blob[:-9], "application/octet-stream")).run()
+    assert not at.exception and "cannot be loaded" in at.error[0].value and "cut short" in at.error[0].value
 
 
 def test_report_and_weights_builders_work_without_a_session():

@@ -74,3 +74,9 @@ from ui.cache import deployment, plain  # noqa: E402
 from ui.downloads import onnx_config_file, onnx_file, packed_file  # noqa: E402
 
 __all__ += ["deployment", "onnx_config_file", "onnx_file", "packed_file", "plain"]
+
+# Packed weights of every family (issue 9 §1, issue 8 §4): the download with its size, and a check of a file.
+from ui.cache import packed_check  # noqa: E402
+from ui.downloads import onnx_codebook_file, packed_download  # noqa: E402
+
+__all__ += ["onnx_codebook_file", "packed_check", "packed_download"]

@@ -46,6 +46,7 @@ from core.studies import families
 from core.studies.families import FamiliesConfig
 from core.deploy import artifacts as deploy_artifacts_mod
 from core.deploy import latency as deploy_latency
+from core.deploy import packed as deploy_packed
 from core.distillation.compare import PROBE_SIZE, Comparison, compare, methods_for_all
 from core.distillation.coreset import subset_models, subset_total
 from core.distillation import lesson as distillation_lesson
@@ -1083,3 +1084,20 @@ def sessions_started() -> set[str]:
     """The ids of every session this server process has started (ui/reconnect.py: was a returning
     browser's session expired here, or held by another process?). About 40 bytes a session."""
     return set()
+
+
+# ---------------------------------------------------------------- packed weights of every family (issue 9 §1, issue 8 §4)
+@st.cache_data(max_entries=32, show_spinner=False)
+def packed_weights(setup: Setup, _original: nn.Module) -> bytes:
+    """The packed weights file of a setting (what the Size card counts), built once per setting.
+
+    `_original` is the trained model (`_model(setup.train)`, resolved on the script thread); `setup` names it.
+    Raises ValueError in words for a setting the file cannot store (`core.deploy.packed.packable`)."""
+    data = dataset(setup.train.dataset)
+    return deploy_packed.pack(_original, setup.compression, setup.train, data.input_shape, data.num_classes)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def packed_check(setup: Setup, blob: bytes) -> tuple[bool, str]:
+    """Whether an uploaded packed file rebuilds this setting's compressed model (first 256 test images), in words."""
+    return deploy_packed.check(blob, compressed_model(setup).eval(), dataset(setup.train.dataset).x_test[:256])

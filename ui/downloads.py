@@ -9,7 +9,11 @@ from collections.abc import Callable
 from core import export
 from ui import url_state
 from core.deploy import tables as deploy_tables
-from ui.cache import Setup, _model, comparison_summary, compressed_model, dataset, deploy_artifacts, report
+from core.deploy import onnx_export
+from core.deploy import packed as deploy_packed
+from core.figures import format_bytes
+from ui.cache import (Setup, _model, comparison_summary, compressed_model, dataset, deploy_artifacts, packed_weights,
+                      report)
 
 
 def file_stem(setup: Setup) -> str:
@@ -68,6 +72,12 @@ def onnx_file(setup: Setup, precision: str) -> Callable[[], bytes]:
     return build
 
 
+def onnx_codebook_file(setup: Setup) -> Callable[[], bytes]:
+    """A callable giving the weight-shared model as ONNX with uint8 indices and float32 tables (Gather)."""
+    get = _artifacts(setup)
+    return lambda: onnx_export.onnx_codebook(get().onnx_fp32)
+
+
 def onnx_config_file(setup: Setup) -> str:
     """The JSON that goes with the ONNX files: input and output names, shapes, normalization, the settings."""
     data = dataset(setup.train.dataset)
@@ -77,5 +87,21 @@ def onnx_config_file(setup: Setup) -> str:
 
 def packed_file(setup: Setup) -> Callable[[], bytes]:
     """A callable that gives the packed weights file (what the Size card counts; core.deploy.packed.unpack reads it)."""
-    get = _artifacts(setup)
-    return lambda: get().packed
+    original = _model(setup.train)
+    return lambda: packed_weights(setup, original)
+
+
+def packed_download(setup: Setup) -> tuple[bytes | None, str]:
+    """(the packed weights file, its caption: file bytes against the Size card's), or (None, why there is none)."""
+    if (refusal := deploy_packed.packable(setup.compression)) is not None:
+        return None, refusal
+    try:
+        blob = packed_weights(setup, _model(setup.train))
+    except ValueError as err:
+        return None, f"The packed file could not be written for this setting: {err}"
+    card, extra = report(setup).size_compressed_bytes, deploy_packed.overhead(blob)
+    words = (f"**{format_bytes(len(blob))} on disk** for the **{format_bytes(round(card))}** the Size card counts: "
+             f"{deploy_packed.contents(setup.compression)}; plus {format_bytes(extra)} of header (the settings and "
+             "each layer's layout) and under a byte of rounding per bit stream. `core.deploy.packed.unpack` "
+             "rebuilds the compressed model from it, bit for bit.")
+    return blob, words

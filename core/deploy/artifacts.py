@@ -36,7 +36,7 @@ class Artifacts:
     model: nn.Module
     onnx_fp32: bytes
     onnx_int8: bytes | None
-    packed: bytes | None  # None: the setting uses a family the packed file does not store (see notes)
+    packed: bytes | None  # None: a family the packed file does not store yet (see notes)
     params: int
     macs: int
     units: int
@@ -64,7 +64,8 @@ def build(original: nn.Module, cfg: CompressionConfig, train: TrainConfig, x_tra
     notes = list(onnx_export.export_notes(cfg))
     checks = [onnx_export.check(fp32, "ONNX Runtime fp32", simulated, x_test, y_test)]
     try:
-        int8 = onnx_export.onnx_int8(fp32, onnx_export.calibration_images(x_train))
+        source = fp32 if cfg.precision == "fp32" else onnx_export.onnx_fp32(deployed, input_shape, float32=True)
+        int8 = onnx_export.onnx_int8(source, onnx_export.calibration_images(x_train))
         checks.append(onnx_export.check(int8, "ONNX Runtime int8", simulated, x_test, y_test))
     except Exception as err:  # ONNX Runtime's quantizer refuses some graphs (e.g. nothing left to quantize)
         int8 = None

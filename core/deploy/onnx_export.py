@@ -24,12 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
+from onnx import numpy_helper
 import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from torch import Tensor, nn
 
 from core.compression import CompressionConfig
+from core.compression.activations import ACT_OFF, CastInputs, CastOutput, FakeQuantInput
 
 OPSET = 17
 CALIBRATION_IMAGES = 256
@@ -37,9 +40,10 @@ CALIBRATION_BATCH = 32
 RUN_BATCH = 256
 
 
-def onnx_fp32(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
-    """The model (read only: a copy is exported) as ONNX fp32 bytes, batch size free."""
-    twin = copy.deepcopy(model).eval()
+def onnx_fp32(model: nn.Module, input_shape: tuple[int, ...], float32: bool = False) -> bytes:
+    """The model (read only: a copy is exported) as ONNX fp32 bytes, batch size free. A bf16 model (and with
+    `float32`, an fp16 one: ONNX Runtime's quantizer takes float32 graphs only) is computed in float32."""
+    twin = _exportable(copy.deepcopy(model).eval(), float32)
     buffer = io.BytesIO()
     # The TorchScript exporter (dynamo=False) warns that it is legacy; it is the one checked here (REFERENCE §9).
     with torch.no_grad(), warnings.catch_warnings():
@@ -47,6 +51,71 @@ def onnx_fp32(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
         torch.onnx.export(twin, (torch.zeros(1, *input_shape),), buffer, input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, opset_version=OPSET, dynamo=False)
     return buffer.getvalue()
+
+
+class _FakeQuantOps:
+    """Forward pre-hook computing what `FakeQuantInput` does with ONNX's elementary operators.
+
+    ONNX's QuantizeLinear only takes 8-bit ranges, so torch's exporter refuses fake quantization to
+    [0, 2^b - 1] for b < 8. This is torch's fake_quantize kernel written out, the same numbers:
+    (clamp(round(x * (1 / s)) + z, 0, qmax) - z) * s, rounding half to even as both do.
+    """
+
+    def __init__(self, hook: FakeQuantInput) -> None:
+        self.inverse = torch.tensor(1.0 / hook.scale, dtype=torch.float32)  # as the kernel: 1 / s in float32
+        self.scale = torch.tensor(hook.scale, dtype=torch.float32)
+        self.zero, self.qmax = float(hook.zero_point), float(hook.qmax)
+
+    def __call__(self, _module: nn.Module, args: tuple) -> tuple:
+        x = args[0]
+        coded = (torch.round(x.float() * self.inverse) + self.zero).clamp(0.0, self.qmax)
+        return ((coded - self.zero) * self.scale).to(x.dtype), *args[1:]
+
+
+def _exportable(model: nn.Module, float32: bool = False) -> nn.Module:
+    """`model` (a copy) with fake-quantized inputs below 8 bits computed by elementary operators, and a
+    bf16 model brought to float32 (exact for its weights): ONNX Runtime's CPU has no bf16 Conv or Gemm."""
+    bf16 = any(p.dtype == torch.bfloat16 or (float32 and p.dtype == torch.float16) for p in model.parameters())
+    for module in model.modules():
+        for hooks in (module._forward_pre_hooks, module._forward_hooks):
+            for key, hook in list(hooks.items()):
+                if isinstance(hook, FakeQuantInput) and hook.qmax != 255:
+                    hooks[key] = _FakeQuantOps(hook)
+                elif bf16 and isinstance(hook, (CastInputs, CastOutput)):
+                    del hooks[key]
+    return model.to(torch.float32) if bf16 else model
+
+
+def onnx_codebook(fp32: bytes, max_values: int = 256) -> bytes:
+    """`fp32` (ONNX bytes) with every weight of at most `max_values` distinct values (weight sharing's) stored
+    as uint8 indices into a float32 table: Cast(indices) -> Gather(table) rebuilds it in the graph.
+
+    The same numbers as `fp32` (Gather copies the table's values), about 4x smaller for the shared weights;
+    ONNX Runtime may fold the Gather when it loads the file, so it runs as fast as the fp32 one, no faster.
+    Tensors of one dimension (biases) and other dtypes stay as they are.
+    """
+    model = onnx.load_from_string(fp32)
+    graph = model.graph
+    kept, nodes = [], []
+    for init in graph.initializer:
+        values = numpy_helper.to_array(init)
+        table, index = np.unique(values, return_inverse=True)
+        if values.dtype != np.float32 or values.ndim < 2 or len(table) > max_values:
+            kept.append(init)
+            continue
+        kept += [numpy_helper.from_array(table.astype(np.float32), f"{init.name}.codebook"),
+                 numpy_helper.from_array(index.reshape(values.shape).astype(np.uint8), f"{init.name}.indices")]
+        nodes += [onnx.helper.make_node("Cast", [f"{init.name}.indices"], [f"{init.name}.indices_int"],
+                                        to=onnx.TensorProto.INT32),
+                  onnx.helper.make_node("Gather", [f"{init.name}.codebook", f"{init.name}.indices_int"], [init.name],
+                                        axis=0)]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    rest = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + rest)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
 
 
 class _Images(CalibrationDataReader):
@@ -135,7 +204,23 @@ def export_notes(cfg: CompressionConfig) -> list[str]:
     for step in cfg.pipeline():
         if step.name == "lowrank":
             notes.append("Low-rank layers are exported as they are stored: two smaller layers each (real savings).")
-        elif step.name not in ("prune", "quantize"):
+        elif step.name == "share":
+            notes.append(f"Weight sharing has no ONNX Runtime kernel: the ONNX files hold each of the "
+                         f"{2 ** cfg.share_bits} shared values per layer as ordinary 32-bit weights (the same "
+                         "model, no smaller); the Export page's *ONNX, shared values* file stores them as uint8 "
+                         "indices into a table (Gather), and the packed weights file as b-bit indices and the codebook.")
+        elif step.name == "activations" and cfg.act_bits != ACT_OFF:
+            notes.append(f"{cfg.act_bits}-bit activations are simulated: the fp32 file rounds every layer's input "
+                         "with ordinary float operators (the same model), the int8 file uses ONNX Runtime's own "
+                         "8-bit activation ranges instead.")
+        elif step.name not in ("prune", "quantize", "activations"):
             notes.append(f"{step.title} is simulated: the ONNX files compute its values with ordinary float "
                          "operations, not with a kernel of its own (no smaller, no faster for it).")
+        if step.name == "activations" and cfg.precision == "fp16":
+            notes.append("fp16 computation is exported as fp16 weights with casts; ONNX Runtime's CPU kernels "
+                         "give it no speed-up here (its sums are rounded differently: see the agreement). The int8 "
+                         "file is quantized from the same weights computed in fp32 (the quantizer takes fp32 only).")
+        elif step.name == "activations" and cfg.precision == "bf16":
+            notes.append("ONNX Runtime's CPU has no bf16 kernels: the ONNX files compute the bf16 weights in fp32 "
+                         "(a slightly different model from the bf16 simulation: see the agreement).")
     return notes

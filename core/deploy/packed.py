@@ -1,28 +1,34 @@
 """The compressed weights stored as the Size card counts them, and a loader that rebuilds them bit-exactly.
 
-For each prunable layer the encoding `core.metrics.weight_storage_bits` chose (the cheapest):
-  "dense":  every weight's b-bit code (zeros stored as a value) + the scales (and zero points),
-  "mask":   a bitmask of the n positions + each nonzero's code + the qparams of non-empty channels,
-  "index":  each nonzero's flat position (ceil(log2 n) bits) + its code + the same qparams.
-A nonzero's code needs only the nonzero levels (a ternary or binary nonzero is its sign, 1 bit);
-fp32 weights are their raw 32 bits. Scales are float32, affine zero points int32, biases (and any
-other parameter) float32 as they are. Codes, masks and positions are packed bit streams (numpy
-`packbits`), one per layer and kind, so each rounds up to whole bytes.
+Every registered family is stored as the storage accounting (core.metrics.layer_stats) counts it:
+- each STORED layer (core.layers.stored_layers; a low-rank layer's two factors, each on its own) in the
+  cheapest layout of its setting's code (core/deploy/packed_codes.py): packed b-bit quantization codes
+  with their scales and zero points, weight sharing's b-bit indices (of the nonzeros, with a mask, when
+  combined with pruning, as Deep Compression) with the layer's float32 codebook, fp16/bf16 weights as their
+  16 raw bits, fp32 weights as their 32;
+- biases and every other parameter as float32 (the Size card counts 32 bits each);
+- the rank of every factored layer (in the header), so the loader rebuilds the two thinner layers;
+- the activations step's ranges: one float32 scale and int32 zero point per fake-quantized layer input,
+  and its fp16/bf16 number format, so the rebuilt model is the same simulated model.
 
-Container: safetensors (no pickle; `safetensors.torch.load` reads it), every setting and the
-per-layer layout in the header's metadata. The file is the Size card's bits, rounded up to bytes
-per stream, plus safetensors' header (8 bytes of length, then JSON): `overhead` says how much.
+Container: safetensors (no pickle), every setting and the per-layer layout in the header's metadata.
+File bytes = the Size card's bytes + under 1 byte of rounding per bit stream (at most 2 per stored layer:
+codes, and a mask or positions) + `overhead(blob)`: safetensors' header (8 bytes of length, then JSON:
+at most HEADER_BASE bytes of settings and HEADER_PER_LAYER a stored layer; measured 1.4-8.4 kB on the
+registered models) + what the card does not count: the activation ranges (8 bytes a layer) and buffers
+(none in the registered models). `max_overhead` is that bound.
 
-`pack` needs the trained model and the config (the scales come from the pruned weights, as
-`compress` computes them); `unpack` needs only the file and the model registry.
+`pack` needs the trained model and the config; `unpack` only the file and the registries. A file that is
+not one, cut short, from a newer version, or naming a step or control this version lacks raises
+`PackedFileError` (a ValueError) in words, never anything else.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
-import numpy as np
 import torch
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
@@ -30,248 +36,269 @@ from torch import Tensor, nn
 
 import models
 from core.compression import CompressionConfig, compress
-from core.compression.quantization import level_count, quantization_params, range_used
-from core.layers import prunable_layers
-from core.metrics import FP32_BITS, ceil_log2, side_bits
+from core.compression import steps as registry
+from core.compression.activations import ACT_OFF, DTYPES, CastInputs, CastOutput, FakeQuantInput
+from core.compression.lowrank import factor_layer
+from core.deploy import packed_codes as codes
+from core.deploy.packed_codes import pack_bits, unpack_bits  # noqa: F401  (the bit streams, for callers)
+from core.layers import is_factored, prunable_layers, stored_layers
 from core.training import TrainConfig
 
-FORMAT = "compression-lens-packed/1"
+FORMAT_NAME = "compression-lens-packed"
+VERSION = 2
+FORMAT = f"{FORMAT_NAME}/{VERSION}"  # version 1: pruning and quantization only, without activation ranges
+ACT = "@activations"  # tensor names of the activation ranges (no module name starts with "@")
+# The steps whose stored form this file writes; a family added later is refused, in words, until it is here.
+PACKED_STEPS = ("lowrank", "prune", "share", "quantize", "activations")
 
 
-# ---------------------------------------------------------------- bit streams
-def pack_bits(values: np.ndarray, width: int) -> np.ndarray:
-    """Unsigned integers `values` (< 2**width) as one big-endian bit stream of len * width bits, in bytes."""
-    if width == 0 or values.size == 0:
-        return np.zeros(0, np.uint8)
-    shifts = np.arange(width - 1, -1, -1, dtype=np.uint64)
-    bits = (values.astype(np.uint64)[:, None] >> shifts) & np.uint64(1)
-    return np.packbits(bits.astype(np.uint8).ravel())
+HEADER_BASE, HEADER_PER_LAYER = 1200, 600  # bytes: the header's documented bound (see the docstring)
 
 
-def unpack_bits(stream: np.ndarray, width: int, count: int) -> np.ndarray:
-    """The `count` integers of `width` bits in `stream` (`pack_bits`'s inverse), as uint64."""
-    if width == 0 or count == 0:
-        return np.zeros(count, np.uint64)
-    bits = np.unpackbits(stream)[:count * width].reshape(count, width).astype(np.uint64)
-    return (bits << np.arange(width - 1, -1, -1, dtype=np.uint64)).sum(1, dtype=np.uint64)
+def max_overhead(stored: int, inputs: int = 0) -> int:
+    """The most bytes a packed file of `stored` stored layers and `inputs` fake-quantized layer inputs adds
+    to the Size card's: the header, the activation ranges, under 2 bytes of rounding a stored layer."""
+    return HEADER_BASE + (HEADER_PER_LAYER + 2) * stored + 8 * inputs
 
 
-# ---------------------------------------------------------------- one layer
-def _codes(pruned: Tensor, weight: Tensor, cfg: CompressionConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(integer codes q, scale, zero point, zero code) of the compressed `weight`, per row (R, n)."""
-    bits = cfg.weight_bits
-    scale, zero, _, _ = quantization_params(pruned, bits, cfg.quant_scheme, cfg.quant_granularity, cfg.quant_range)
-    rows = weight.detach().reshape(weight.shape[0], -1)
-    s = scale.reshape(-1, 1) if scale.dim() else scale
-    z = zero.reshape(-1, 1) if zero.dim() else zero
-    if bits == 1 or range_used(bits, cfg.quant_range) == "twn":
-        q = torch.sign(rows).to(torch.int64)
-    else:
-        q = torch.round(rows / s).to(torch.int64) + z
-    return q, scale, zero, torch.broadcast_to(z, rows.shape)
-
-
-def _rebuild(q: Tensor, scale: Tensor, zero: Tensor) -> Tensor:
-    """Float weights (R, n) from codes, as torch's fake quantization computes them: (q - z) * s."""
-    s = scale.reshape(-1, 1) if scale.dim() else scale
-    z = zero.reshape(-1, 1) if zero.dim() else zero
-    return (q - z).to(torch.float32) * s
-
-
-def _value_code(q: Tensor, cfg: CompressionConfig) -> Tensor:
-    """Dense code 0..L-1 of every weight (zeros included)."""
-    if cfg.weight_bits == 1:
-        return (q > 0).to(torch.int64)
-    if _sign_code(cfg):
-        return q + 1
-    return q if cfg.quant_scheme == "affine" else q + (2 ** (cfg.weight_bits - 1) - 1)
-
-
-def _nonzero_code(q: Tensor, zero_code: Tensor, cfg: CompressionConfig) -> Tensor:
-    """Code 0..L-2 of a nonzero among the nonzero levels (the zero level skipped); a sign at 1 bit / ternary."""
-    if _sign_code(cfg):
-        return (q > 0).to(torch.int64)
-    base = q if cfg.quant_scheme == "affine" else q + (2 ** (cfg.weight_bits - 1) - 1)
-    return base - (q > zero_code).to(torch.int64)
-
-
-def _encoding(n: int, z: int, u: int, v: int, i: int, all_q: int, kept_q: int, dense_ok: bool) -> tuple[str, int]:
-    """The cheapest encoding and its bits, in the order and with the sums of `weight_storage_bits`."""
-    options = [("mask", z * u + n + kept_q), ("index", z * (u + i) + kept_q)]
-    if dense_ok:
-        options.append(("dense", n * v + all_q))
-    return min(options, key=lambda option: option[1])
-
-
-def _quantized_parts(name: str, rows: Tensor, pruned: Tensor, cfg: CompressionConfig,
-                     encoding: str) -> tuple[Tensor, dict[str, Tensor]]:
-    """(the codes to store, the scales and zero points of the stored channels) of quantized weights (R, n)."""
-    nonzero = rows.ne(0)
-    q, scale, zero, zero_code = _codes(pruned, rows, cfg)
-    if not torch.equal(_rebuild(q, scale, zero).masked_fill(~nonzero, 0.0), rows.to(torch.float32)):
-        raise ValueError(f"layer {name}: the weights are not the codes of this setting (was it compressed so?)")
-    keep = nonzero.any(1) if encoding != "dense" else torch.ones(rows.shape[0], dtype=torch.bool)
-    if cfg.quant_granularity == "per_tensor":
-        keep = keep.any().reshape(1)
-    codes = _value_code(q, cfg).flatten() if encoding == "dense" else _nonzero_code(q, zero_code, cfg)[nonzero]
-    tensors = {"scale": scale.reshape(-1)[keep].to(torch.float32)}
-    if cfg.quant_scheme == "affine" and not _sign_code(cfg):
-        tensors["zero_point"] = zero.reshape(-1)[keep].to(torch.int32)
-    return codes, tensors
-
-
-def _pack_layer(name: str, weight: Tensor, pruned: Tensor, cfg: CompressionConfig) -> tuple[dict, dict[str, Tensor]]:
-    """(the layer's layout for the metadata, its tensors) for the compressed `weight`."""
-    bits = cfg.weight_bits
-    rows = weight.detach().reshape(weight.shape[0], -1)
-    code = cfg.weight_code(rows)  # the Size card's code (core.metrics.coded_storage_bits)
-    levels, has_zero = code.levels, code.has_zero
-    v, u = ceil_log2(levels), ceil_log2(levels - has_zero)
-    n, nonzero = rows.numel(), rows.ne(0)
-    z, i = int(nonzero.sum()), ceil_log2(rows.numel())
-    all_q, kept_q = side_bits(rows, code)
-    encoding, size = _encoding(n, z, u, v, i, all_q, kept_q, has_zero or z == n)
-    layout = {"name": name, "shape": list(weight.shape), "encoding": encoding, "bits": size, "nonzero": z,
-              "value_bits": v, "nonzero_bits": u, "index_bits": i}
-    if bits == FP32_BITS:  # raw float32 bits: 32 per stored weight
-        raw = rows.contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-        codes, tensors, width = (raw.flatten() if encoding == "dense" else raw[nonzero]), {}, 32
-    else:
-        codes, tensors = _quantized_parts(name, rows, pruned, cfg, encoding)
-        width = v if encoding == "dense" else u
-    streams = {"codes": pack_bits(codes.numpy(), width)}
-    flat = torch.nonzero(nonzero.flatten()).flatten().numpy()
-    if encoding == "mask":
-        streams["mask"] = np.packbits(nonzero.flatten().numpy())
-    elif encoding == "index":
-        streams["index"] = pack_bits(flat, i)
-    out = {f"{name}.{k}": torch.from_numpy(s) for k, s in streams.items() if s.size}
-    out.update({f"{name}.{k}": t.contiguous() for k, t in tensors.items() if t.numel()})
-    return layout, out
-
-
-# The steps whose codes this file stores; any other family in a setting makes `pack` refuse, in words.
-PACKED_STEPS = ("prune", "quantize")
+class PackedFileError(ValueError):
+    """A file `unpack` cannot read, with the reason in words (shown as such on the Export page)."""
 
 
 def packable(cfg: CompressionConfig) -> str | None:
-    """Why this setting cannot be packed (a family whose stored form this file does not write yet), or None."""
-    # Activation ranges are not weights: W4A8 stores the same weight codes as W4 (16-bit numbers would not).
-    others = [step.title.lower() for step in cfg.pipeline() if step.name not in PACKED_STEPS
-              and not (step.name == "activations" and getattr(step, "precision", "fp32") == "fp32")]
+    """Why this setting cannot be packed (a family whose stored form this file does not write), or None."""
+    others = [step.title.lower() for step in cfg.pipeline() if step.name not in PACKED_STEPS]
     if not others:
         return None
-    return (f"The packed file stores pruning masks and uniform quantization codes; this setting also uses "
-            f"{' and '.join(others)}, whose stored form (factors, codebooks, 16-bit numbers) it does not write "
-            "yet. Download the ONNX file or the dense weights instead.")
+    return (f"The packed file does not know how {' and '.join(others)} stores its weights yet. Download the ONNX "
+            "file or the dense weights instead.")
 
 
 def pack(original: nn.Module, cfg: CompressionConfig, train: TrainConfig, input_shape: tuple[int, ...],
-         num_classes: int) -> bytes:
-    """`compress(original, cfg)` as packed safetensors bytes (see the module docstring); `original` only read.
+         num_classes: int, calibration: Tensor | None = None) -> bytes:
+    """`compress(original, cfg, calibration)` as packed safetensors bytes (module docstring); `original` only read.
 
     Raises ValueError (`packable`'s words) for a setting with a family this file does not store.
     """
     if (problem := packable(cfg)) is not None:
         raise ValueError(problem)
-    compressed = compress(original, cfg)
-    pruned = compress(original, replace(cfg, weight_bits=FP32_BITS)) if cfg.quantized else compressed
-    pruned_layers = dict(prunable_layers(pruned))
-    layouts, tensors, packed_names = [], {}, set()
-    for name, module in prunable_layers(compressed):
-        layout, found = _pack_layer(name, module.weight, pruned_layers[name].weight, cfg)
+    final, coded, before = _stages(original, cfg, calibration)
+    coder = codes.coder_of(cfg)
+    layouts, tensors, written = [], {}, set()
+    for name, module in stored_layers(final):
+        weight = module.weight.detach()
+        layout, found = codes.encode_layer(name, weight, cfg.weight_code(weight), coder, cfg,
+                                           coded=coded.get(name), before=before.get(name))
+        if not torch.equal(codes.decode_layer(layout, found, cfg).to(weight.dtype), weight):
+            raise ValueError(f"layer {name}: its weights are not the codes of this setting (was it compressed so?)")
         layouts.append(layout)
-        tensors.update(found)
-        packed_names.add(f"{name}.weight")
-    for key, value in compressed.state_dict().items():
-        if key not in packed_names:
-            tensors[key] = value.detach().to(torch.float32).contiguous().clone()
+        tensors.update({f"{name}.{kind}": t for kind, t in found.items()})
+        written.add(f"{name}.weight")
+    parameters = {name for name, _ in final.named_parameters()}
+    uncounted = []
+    for key, value in final.state_dict().items():
+        if key not in written:
+            tensors[key] = value.detach().to(torch.float32 if value.is_floating_point() else value.dtype).clone()
+            if key not in parameters:
+                uncounted.append(key)  # a buffer: the Size card counts parameters only
+    for key, value in _activation_ranges(final, cfg).items():
+        tensors[key] = value
+        uncounted.append(key)
+    factored = {name: m.rank for name, m in prunable_layers(final) if is_factored(m)}
     meta = {"format": FORMAT, "architecture": train.model, "dataset": train.dataset,
             "input_shape": json.dumps([int(s) for s in input_shape]), "num_classes": str(int(num_classes)),
             "train_config": json.dumps(asdict(train), sort_keys=True),
-            "compression_config": json.dumps(asdict(cfg), sort_keys=True), "layers": json.dumps(layouts)}
-    return safetensors_save(tensors, metadata=meta)
+            "compression_config": json.dumps(asdict(cfg), sort_keys=True),
+            "steps": json.dumps([step.name for step in cfg.pipeline()]), "factored": json.dumps(factored),
+            "layers": json.dumps(layouts), "uncounted": json.dumps(uncounted)}
+    return safetensors_save({k: t.contiguous() for k, t in tensors.items()}, metadata=meta)
 
 
-# ---------------------------------------------------------------- loading
+def _stages(original: nn.Module, cfg: CompressionConfig,
+            calibration: Tensor | None) -> tuple[nn.Module, dict[str, Tensor], dict[str, Tensor]]:
+    """(the compressed model, {stored layer: weight as quantization left it}, {stored layer: weight before it}).
+
+    The two dicts are filled only when the setting quantizes uniformly (its codes need the scales of
+    the weights it started from, and its float32 levels before any fp16/bf16 casting)."""
+    final = compress(original, cfg, calibration)
+    if codes.coder_of(cfg) != "uniform":
+        return final, {}, {}
+    upto_share, upto_quantize = cfg.split("share")[0], cfg.split("quantize")[0]
+    levels = final if cfg.pipeline()[-1].name == "quantize" else compress(original, upto_quantize, calibration)
+    weights = lambda model: {n: m.weight.detach() for n, m in stored_layers(model)}  # noqa: E731
+    return final, weights(levels), weights(compress(original, upto_share, calibration))
+
+
+def _activation_ranges(model: nn.Module, cfg: CompressionConfig) -> dict[str, Tensor]:
+    """The fake quantization of every prunable layer's input: its scales (float32) and zero points (int32)."""
+    if cfg.act_bits == ACT_OFF or "activations" not in {step.name for step in cfg.pipeline()}:
+        return {}
+    hooks = [next(h for h in m._forward_pre_hooks.values() if isinstance(h, FakeQuantInput))
+             for _, m in prunable_layers(model)]
+    return {f"{ACT}.scale": torch.tensor([h.scale for h in hooks], dtype=torch.float32),
+            f"{ACT}.zero_point": torch.tensor([h.zero_point for h in hooks], dtype=torch.int32)}
+
+
+# ---------------------------------------------------------------- reading
 def header(blob: bytes) -> tuple[int, dict]:
-    """(bytes of the safetensors header, its JSON) of a packed file."""
+    """(bytes of the safetensors header, its JSON) of a packed file; PackedFileError when there is none."""
+    if len(blob) < 8:
+        raise PackedFileError(f"the file is {len(blob)} bytes long: too short to be a packed weights file")
     (length,) = struct.unpack("<Q", blob[:8])
-    return 8 + length, json.loads(blob[8:8 + length])
+    if 8 + length > len(blob):
+        raise PackedFileError("the file is cut short: its header says it is longer than it is (truncated?)")
+    try:
+        found = json.loads(blob[8:8 + length])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise PackedFileError("this is not a packed Compression Lens file (no safetensors header)") from None
+    if not isinstance(found, dict):
+        raise PackedFileError("this is not a packed Compression Lens file (its header is not a table)")
+    return 8 + length, found
 
 
 def overhead(blob: bytes) -> int:
-    """Bytes of the file that are not tensor data: the 8-byte length and the JSON header (settings, layout)."""
-    return header(blob)[0]
+    """Bytes of the file the Size card does not count: the header (8-byte length and JSON: settings, layout),
+    the activation ranges and any buffers."""
+    size, found = header(blob)
+    uncounted = json.loads(found.get("__metadata__", {}).get("uncounted", "[]"))
+    return size + sum(found[k]["data_offsets"][1] - found[k]["data_offsets"][0] for k in uncounted if k in found)
 
 
 def unpack(blob: bytes) -> tuple[nn.Module, CompressionConfig, dict[str, str]]:
-    """(the compressed model rebuilt from a packed file, in eval mode, its config, the file's metadata)."""
-    meta = header(blob)[1].get("__metadata__", {})
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"not a packed Compression Lens file (format {meta.get('format')!r}, expected {FORMAT})")
-    cfg = CompressionConfig(**json.loads(meta["compression_config"]))
-    tensors = safetensors_load(blob)
-    model = models.create_model(meta["architecture"], tuple(json.loads(meta["input_shape"])), int(meta["num_classes"]))
+    """(the compressed model rebuilt from a packed file, in eval mode, its config, the file's metadata).
+
+    Raises PackedFileError, in words, for anything that is not a packed file this version can read."""
+    meta = header(blob)[1].get("__metadata__") or {}
+    version = _version(meta)
+    cfg = _config(meta)
+    try:
+        tensors = safetensors_load(blob)
+    except Exception as err:  # safetensors' own error type (a Rust panic for some damage)
+        raise PackedFileError(f"the file's tensors cannot be read (cut short or damaged): {err}") from None
+    try:
+        model = models.create_model(meta["architecture"], tuple(json.loads(meta["input_shape"])),
+                                    int(meta["num_classes"]))
+        layers, factored = json.loads(meta["layers"]), json.loads(meta.get("factored", "{}"))
+    except (KeyError, ValueError, TypeError) as err:
+        raise PackedFileError(f"the file does not say which model it holds ({err})") from None
+    if version == 1 and cfg.act_bits != ACT_OFF:
+        raise PackedFileError("this older file (format 1) does not hold its activation ranges: export it again")
+    _factor(model, factored)
     state = {k: t for k, t in tensors.items() if k in model.state_dict()}
-    for layout in json.loads(meta["layers"]):
-        state[f"{layout['name']}.weight"] = _unpack_layer(layout, tensors, cfg)
-    model.load_state_dict(state)
+    for layout in layers:
+        state[f"{layout['name']}.weight"] = _weight(layout, tensors, cfg, version)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise PackedFileError(f"the file's tensors do not fit a {meta['architecture']} ({err})") from None
+    _activations(model, cfg, tensors)
     return model.eval(), cfg, meta
 
 
-def _unpack_layer(layout: dict, tensors: dict[str, Tensor], cfg: CompressionConfig) -> Tensor:
-    name, shape, encoding = layout["name"], layout["shape"], layout["encoding"]
-    n, z = int(np.prod(shape)), layout["nonzero"]
-    stream = lambda kind: tensors.get(f"{name}.{kind}", torch.zeros(0, dtype=torch.uint8)).numpy()  # noqa: E731
-    if encoding == "dense":
-        positions = np.arange(n)
-    elif encoding == "mask":
-        positions = np.flatnonzero(np.unpackbits(stream("mask"))[:n])
-    else:
-        positions = unpack_bits(stream("index"), layout["index_bits"], z).astype(np.int64)
-    width = layout["value_bits"] if encoding == "dense" else layout["nonzero_bits"]
-    rows = shape[0]
-    flat = torch.zeros(n, dtype=torch.float32)
-    if cfg.weight_bits == FP32_BITS:
-        values = unpack_bits(stream("codes"), 32, len(positions)).astype(np.uint32).view(np.float32)
-        flat[torch.from_numpy(positions)] = torch.from_numpy(values)
-        return flat.view(shape)
-    codes = torch.from_numpy(unpack_bits(stream("codes"), width, len(positions)).astype(np.int64))
-    row_of = torch.from_numpy(positions // (n // rows)) if rows else torch.zeros(0, dtype=torch.int64)
-    scale, zero = _row_qparams(tensors, name, rows, encoding, row_of, cfg)
-    q = _codes_to_q(codes, zero, cfg, dense=encoding == "dense")
-    flat[torch.from_numpy(positions)] = (q - zero).to(torch.float32) * scale
-    return flat.view(shape)
+def _version(meta: dict[str, str]) -> int:
+    name, _, number = str(meta.get("format", "")).partition("/")
+    if name != FORMAT_NAME or not number.isdigit():
+        raise PackedFileError(f"not a packed Compression Lens file (format {meta.get('format')!r}, expected {FORMAT})")
+    if int(number) > VERSION:
+        raise PackedFileError(f"this file was written by a newer Compression Lens (format version {number}); this "
+                              f"one reads versions 1 to {VERSION}")
+    return int(number)
 
 
-def _row_qparams(tensors: dict[str, Tensor], name: str, rows: int, encoding: str, row_of: Tensor,
-                 cfg: CompressionConfig) -> tuple[Tensor, Tensor]:
-    """Each stored weight's scale and zero point (per channel: of its row, among the stored channels)."""
-    scale = tensors.get(f"{name}.scale", torch.zeros(0))
-    zero = tensors.get(f"{name}.zero_point", torch.zeros(0, dtype=torch.int32)).to(torch.int64)
-    if cfg.quant_granularity == "per_tensor":
-        slot = torch.zeros_like(row_of)
-    elif encoding == "dense":
-        slot = row_of
-    else:  # only channels with a nonzero are stored, in order: a weight's slot is its row's rank among them
-        kept = torch.zeros(rows, dtype=torch.bool)
-        kept[row_of] = True
-        slot = (torch.cumsum(kept.to(torch.int64), 0) - 1)[row_of]
-    return scale[slot], (zero[slot] if zero.numel() else torch.zeros_like(slot))
+def _config(meta: dict[str, str]) -> CompressionConfig:
+    """The file's CompressionConfig; unknown steps or controls, or values out of range, in words."""
+    unknown = [name for name in json.loads(meta.get("steps", "[]")) if name not in registry.STEPS]
+    if unknown:
+        raise PackedFileError(f"the file's setting uses a compression step this version does not have: "
+                              f"{', '.join(map(repr, unknown))} (it has {', '.join(registry.ordered())})")
+    try:
+        settings = json.loads(meta["compression_config"])
+    except (KeyError, ValueError):
+        raise PackedFileError("the file does not hold its compression settings") from None
+    fields = {f.name for f in dataclasses.fields(CompressionConfig)}
+    if not isinstance(settings, dict):
+        raise PackedFileError("the file's compression settings are not a table of controls")
+    if extra := sorted(set(settings) - fields):
+        raise PackedFileError(f"the file's settings name controls this version does not know: {', '.join(extra)}")
+    try:
+        return CompressionConfig(**settings)
+    except (TypeError, ValueError) as err:
+        raise PackedFileError(f"the file's compression settings are not valid here: {err}") from None
 
 
-def _codes_to_q(codes: Tensor, zero: Tensor, cfg: CompressionConfig, dense: bool) -> Tensor:
-    """The integer levels q of the stored codes (`_value_code` / `_nonzero_code` inverted)."""
-    if _sign_code(cfg) and (cfg.weight_bits == 1 or not dense):
-        return codes * 2 - 1  # a sign: 0 -> -1, 1 -> +1
-    if _sign_code(cfg):
-        return codes - 1      # ternary dense: 0, 1, 2 -> -1, 0, +1
-    offset = 0 if cfg.quant_scheme == "affine" else 2 ** (cfg.weight_bits - 1) - 1
-    base = codes if dense else codes + (codes >= zero + offset).to(torch.int64)  # the zero level was skipped
-    return base - offset
+def _factor(model: nn.Module, factored: dict[str, int]) -> None:
+    """Replace each named layer by the factored shell of its rank (weights come from the file)."""
+    modules = dict(model.named_modules())
+    for name, rank in factored.items():
+        layer = modules.get(name)
+        if layer is None or not isinstance(layer, (nn.Linear, nn.Conv2d)):
+            raise PackedFileError(f"the file factors a layer {name!r} the model does not have")
+        out, inner = layer.weight.shape[0], layer.weight[0].numel()
+        # factor_layer builds the two layers exactly as the low-rank step does; a zero SVD gives their shapes.
+        shell = factor_layer(layer, (torch.zeros(out, rank), torch.ones(rank), torch.zeros(rank, inner)), int(rank))
+        if shell is None:
+            raise PackedFileError(f"layer {name}: rank {rank} in the file would not make it smaller")
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, shell)
 
 
-def _sign_code(cfg: CompressionConfig) -> bool:
-    """Binary or ternary: a nonzero is stored as its sign, and there is no zero point."""
-    return cfg.weight_bits == 1 or level_count(cfg.weight_bits, cfg.quant_scheme, cfg.quant_range)[0] == 3
+def _weight(layout: dict, tensors: dict[str, Tensor], cfg: CompressionConfig, version: int) -> Tensor:
+    name = layout.get("name", "?")
+    if version == 1:  # no coder in the layout: fp32 or uniform codes
+        layout = {**layout, "coder": "raw32" if cfg.weight_bits == 32 else "uniform", "has_zero": True}
+    prefix = f"{name}."
+    own = {k[len(prefix):]: t for k, t in tensors.items() if k.startswith(prefix) and "." not in k[len(prefix):]}
+    try:
+        return codes.decode_layer(layout, own, cfg)
+    except (KeyError, ValueError, RuntimeError, IndexError) as err:
+        raise PackedFileError(f"layer {name}: the stored weights are damaged ({err})") from None
+
+
+def _activations(model: nn.Module, cfg: CompressionConfig, tensors: dict[str, Tensor]) -> None:
+    """What the activations step adds, from the file: fake-quantized inputs and the number format."""
+    if cfg.act_bits != ACT_OFF:
+        layers = prunable_layers(model)
+        scale, zero = tensors.get(f"{ACT}.scale"), tensors.get(f"{ACT}.zero_point")
+        if scale is None or zero is None or len(scale) != len(layers) or len(zero) != len(layers):
+            raise PackedFileError("the file's activation ranges are missing or do not fit the model")
+        for (_, module), s, z in zip(layers, scale.tolist(), zero.tolist()):
+            module.register_forward_pre_hook(FakeQuantInput(s, int(z), 2**cfg.act_bits - 1))
+    if cfg.precision != "fp32":
+        model.to(DTYPES[cfg.precision])
+        model.register_forward_pre_hook(CastInputs(DTYPES[cfg.precision]))
+        model.register_forward_hook(CastOutput())
+
+
+# ---------------------------------------------------------------- in words
+def contents(cfg: CompressionConfig) -> str:
+    """What the packed file of this setting holds, in words (the Export page's caption)."""
+    running, coder = {step.name for step in cfg.pipeline()}, codes.coder_of(cfg)
+    values = {"codebook": f"{cfg.share_bits}-bit indices into each layer's table of up to {2 ** cfg.share_bits} "
+                          "shared fp32 values, with the table",
+              "uniform": f"{cfg.weight_bits}-bit codes with their scales"
+                         f"{' and zero points' if cfg.quant_scheme == 'affine' else ''}",
+              "raw16": f"{cfg.precision} weights (16 bits each)", "raw32": "fp32 weights"}
+    parts = [values[coder]]
+    if "lowrank" in running:
+        parts.append("every low-rank layer as its two factors")
+    if "prune" in running:
+        parts.append("a sparsity mask or the nonzeros' positions where that is smaller than storing zeros")
+    if cfg.act_bits != ACT_OFF:
+        parts.append(f"the {cfg.act_bits}-bit activation ranges (a scale and zero point per layer)")
+    return ", ".join(parts) + ", fp32 biases"
+
+
+def check(blob: bytes, reference: nn.Module, x: Tensor) -> tuple[bool, str]:
+    """(whether a packed file rebuilds `reference`, in words): same logits on `x`, `torch.equal`, or why not.
+
+    `reference` (eval mode) is only read; a file unpack refuses gives (False, its reason)."""
+    try:
+        model, cfg, meta = unpack(blob)
+    except PackedFileError as err:
+        return False, f"This file cannot be loaded: {err}."
+    with torch.no_grad():
+        same = torch.equal(model(x), reference(x))
+    what = f"a {meta['architecture']} with {cfg.describe()}"
+    if same:
+        return True, f"The file rebuilds {what}: its logits on {len(x)} test images equal this setting's, bit for bit."
+    return False, f"The file holds {what}, which is not this page's model: its logits on {len(x)} test images differ."
