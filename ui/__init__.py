@@ -74,3 +74,8 @@ from ui.cache import deployment, plain  # noqa: E402
 from ui.downloads import onnx_config_file, onnx_file, packed_file  # noqa: E402
 
 __all__ += ["deployment", "onnx_config_file", "onnx_file", "packed_file", "plain"]
+
+# Compare families: the distilled student's lines (issue 8 §3).
+from ui.cache import families_student  # noqa: E402
+
+__all__ += ["families_student"]

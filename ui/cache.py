@@ -694,6 +694,59 @@ def families_table(train: TrainConfig, cfg: FamiliesConfig) -> pd.DataFrame:
     return _finished(_families_job, (train, cfg), "Compressing with every family").copy()
 
 
+# ---- the cross-family comparison's distilled student (issue 8 §3: "distilled student + quantize")
+# Only a student the Distillation page already trained (on disk, at that page's settings) is measured: none
+# is ever trained here. Its lines are measured against its teacher (seed 0) beside the families' table.
+from core.distillation.knowledge import stored_student, stored_student_path  # noqa: E402
+from core.warm import SHORT_NAMES  # noqa: E402
+
+
+def page_student(train: TrainConfig) -> DistillConfig:
+    """The Distillation page's student of `train` at that page's settings (session state, else the defaults)."""
+    from ui.url_state import SETTINGS  # here: ui.url_state is imported after this module
+    value = {key: st.session_state.get(key, SETTINGS[key].default) for key in ("distill_student", "distill_t",
+                                                                             "distill_alpha")}
+    return DistillConfig(teacher=train, model=str(value["distill_student"]), temperature=float(value["distill_t"]),
+                         alpha=float(value["distill_alpha"]))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _student_job(train: TrainConfig, cfg: FamiliesConfig, distill_cfg: DistillConfig) -> Job:
+    teacher, data = _model(train), dataset(train.dataset)
+    refs = _references(train, _reference_key(replace(cfg.sweep(), seeds=cfg.seeds[:1])))
+
+    def work(progress: Progress) -> pd.DataFrame | None:
+        student = stored_student(distill_cfg, data)
+        if student is None:  # removed or damaged since the page looked: no line (the page says how to get one)
+            return None
+        student.requires_grad_(False)
+        return families.measure_student(teacher, student, data, cfg, _student_label(distill_cfg), progress, refs=refs)
+    return Job("families-student", work)
+
+
+def _student_label(cfg: DistillConfig) -> str:
+    return f"Distilled {SHORT_NAMES.get(cfg.model, cfg.model)} (T = {cfg.temperature:g}, α = {cfg.alpha:g})"
+
+
+def families_student(train: TrainConfig, cfg: FamiliesConfig) -> tuple[pd.DataFrame | None, str]:
+    """The distilled student's rows (a copy; None when none is on disk) and a caption sentence saying what they
+    are, or how to get them."""
+    if isinstance(train, UploadedTrain):
+        return None, "Distilled students are trained from the built-in models only, so none is shown here."
+    distill_cfg = page_student(train)
+    setting = (f"{SHORT_NAMES.get(distill_cfg.model, distill_cfg.model)}, T = {distill_cfg.temperature:g}, "
+               f"α = {distill_cfg.alpha:g}")
+    if stored_student_path(distill_cfg).exists():
+        rows = _finished(_student_job, (train, cfg, distill_cfg), "Measuring the distilled student")
+        if rows is not None:
+            seeds = " (the teacher's seed only)" if len(cfg.seeds) > 1 else ""
+            return rows.copy(), (
+                f"The distilled student ({setting}, from the Distillation page) is one point at its own size, and "
+                f"quantized a line: its answers and maps are compared with its teacher's, this model{seeds}.")
+    return None, (f"No distilled student at the Distillation page's settings ({setting}) yet: train a student on "
+                  "the Distillation page to add it here.")
+
+
 # ---------------------------------------------------------------- deployment (issue 9 §1-2: real files, measured)
 # One latency measurement at a time: two at once on the 2 shared cores would time each other.
 _DEPLOY_LOCK = threading.Lock()

@@ -38,3 +38,15 @@ def load_or_make(cfg: Any, data: Dataset, make: Callable[[Progress], nn.Module],
     except OSError as err:
         notice = (notice + " " if notice else "") + f"Could not save the trained model to {path} ({err})."
     return TrainResult(model, from_cache=False, notice=notice)
+
+
+def load_stored(cfg: Any, data: Dataset, kind: str, cache_dir: str | Path | None = None) -> nn.Module | None:
+    """The `kind` model for `cfg` when it is on disk and intact, else None: never trains (for views that only
+    show a model someone already made, such as the family comparison's distilled student)."""
+    path = cache_path(cfg, kind, cache_dir)
+    if not path.exists():
+        return None
+    try:
+        return load_checkpoint(cfg, path, data)
+    except (ValueError, RuntimeError):
+        return None  # damaged: the Distillation page retrains it with a notice
