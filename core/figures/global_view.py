@@ -50,6 +50,7 @@ def embedding_figure(original: np.ndarray, compressed: np.ndarray, labels: np.nd
                       legend_font_size=FONT_SIZE - 3)
     fig.update_layout(margin_t=fig.layout.margin.t + SUBPLOT_TITLE_PX)  # the panel titles sit under the legend
     fig.update_xaxes(matches="x")  # one coordinate system: the same x range in both panels
+    fig.update_layout(clickmode="event+select")  # a click selects its dot: the page shows that image
     fig.update_annotations(font_size=FONT_SIZE)
     changed = int(flipped.sum())
     fig.update_layout(meta={"caption": (
