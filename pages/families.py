@@ -3,6 +3,7 @@
 Every registered family (and the pairs the registry declares) walked from mild to strong at the
 sidebar's other settings, measured once per setting and shared; the sidebar's own setting is a star.
 """
+import pandas as pd
 import streamlit as st
 
 import ui
@@ -30,10 +31,15 @@ if problem:
     st.stop()
 
 table = ui.families_table(setup.train, cfg)
+student, student_note = ui.families_student(setup.train, cfg)
+if student is not None:
+    table = pd.concat([table, student], ignore_index=True)
+    if student["spearman_abs_mean"].isna().all() and metric == "spearman_abs_mean":
+        student_note += f" It has no {attribution.METHOD_LABELS[method]} maps (no convolution layer), so no line here."
 summary = summarize_lines(table, metric)
 n_classes = int(ui.dataset(setup.train.dataset).y_test.max()) + 1
 chance = 1 / n_classes if metric == "accuracy" else None  # prediction and map agreement have no fixed chance
-ui.chart(figures_families.families_chart(summary, metric, chance), key="families_chart")
+ui.chart(figures_families.families_chart(summary, metric, chance, student_note), key="families_chart")
 with st.expander("Every point as a table"):
     st.dataframe(table.drop(columns=[c for c in table.columns if c.endswith("_std")]), hide_index=True)
 st.download_button("Download the comparison (CSV)", table.to_csv(index=False), file_name="families.csv",

@@ -4,6 +4,7 @@ import streamlit as st
 import ui
 from core.explain import attribution
 from core.figures import global_view as figures_global
+from ui import global_gallery
 
 setup = ui.current_setup()
 model = ui.trained_model(setup.train)
@@ -18,9 +19,9 @@ embed = st.radio("Picture", ui.SETTINGS["global_view_embedding"].options, key="g
                  help="PCA keeps the two directions along which the original's features vary most; t-SNE keeps "
                       "neighbours together but can distort distances.")
 points = ui.global_embedding(setup, embed)
-ui.chart(figures_global.embedding_figure(points["original"], points["compressed"], points["label"],
-                                         points["pred_original"], points["pred_compressed"], classes,
-                                         points["note"]), key="global_embedding")
+global_gallery.embedding_with_gallery(setup, figures_global.embedding_figure(
+    points["original"], points["compressed"], points["label"], points["pred_original"], points["pred_compressed"],
+    classes, points["note"], indices=points["index"]), n_test=len(ui.dataset(setup.train.dataset).y_test))
 
 st.header("Units that never fire")
 silent_original, silent_compressed = ui.silent_units(setup)

@@ -134,3 +134,82 @@ def test_page_refuses_bad_link_values_in_words(small):
     assert at.slider(key="families_seeds").value == 3  # clamped
     assert at.selectbox(key="families_metric").value == "accuracy"
     assert any("speed" in w.value for w in at.sidebar.warning)
+
+
+def test_page_says_how_to_add_a_distilled_student_when_none_is_trained(small):
+    at = open_app("families", **small, distill_t=20)  # a setting no test trains (the test below trains T = 4)
+    assert not at.exception, [e.value for e in at.exception]
+    caption = _chart(at)["layout"]["meta"]["caption"]
+    assert "No distilled student at the Distillation page's settings (MLP 32, T = 20, α = 0.9)" in caption
+    assert "train a student on the Distillation page to add it here" in caption
+    assert not any(t.get("name", "").startswith("Distilled") for t in _chart(at)["data"])
+
+
+# ---------------------------------------------------------------- the distilled student's lines
+def test_a_student_that_is_its_teacher_lands_on_the_original_and_on_the_quantize_line(mlp, digits):
+    """Known answer: a "student" identical to its teacher agrees 100 % in answers and maps at the teacher's size,
+    and quantized it gives exactly the quantization line's numbers."""
+    from core.studies.families import measure_student
+    cfg = FamiliesConfig(base=CompressionConfig(quant_scheme="affine"), probe_size=20)
+    before = {k: v.clone() for k, v in mlp.state_dict().items()}
+    rows = measure_student(mlp, mlp, digits, cfg, "Same", workers=1)
+    assert all(torch.equal(mlp.state_dict()[k], v) for k, v in before.items())
+    assert set(rows["line"]) == {"distill", "distill+quantize"}
+    alone = rows[rows["line"] == "distill"].iloc[0]
+    families = measure_families(mlp, digits, cfg, workers=1)
+    original = families[families["line"] == "original"].iloc[0]
+    assert alone["size_bytes"] == original["size_bytes"] and alone["ratio"] == 1.0
+    assert alone["accuracy"] == original["accuracy"] and alone["agreement"] == 1.0
+    assert alone["spearman_abs_mean"] == pytest.approx(1.0)
+    quantized = rows[rows["line"] == "distill+quantize"].set_index("point")
+    line = families[families["line"] == "quantize"].set_index("point")
+    assert rows[rows["line"] == "distill+quantize"]["label"].iloc[0] == "Same + Quantization"
+    for column in ("weight_bits", "size_bytes", "ratio", "accuracy", "agreement", "spearman_abs_mean"):
+        assert quantized[column].tolist() == line[column].tolist(), column
+
+
+def test_a_real_student_is_measured_against_its_teacher(mlp, digits, tmp_path, monkeypatch):
+    from core.distillation import knowledge
+    from core.metrics import evaluate
+    from core.studies.families import measure_student
+    teacher_cfg = TrainConfig(model="mlp", dataset="digits", epochs=3, seed=0)
+    cfg = knowledge.DistillConfig(teacher=teacher_cfg, model="mlp32", epochs=2)
+    assert knowledge.stored_student(cfg, digits, tmp_path) is None  # nothing on disk: none, and nothing trained
+    trained = knowledge.distill(cfg, mlp, digits, cache_dir=tmp_path).distilled
+    monkeypatch.setattr(knowledge, "train", lambda *a, **k: pytest.fail("stored_student must never train"))
+    student = knowledge.stored_student(cfg, digits, tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), trained.state_dict().values()))
+    rows = measure_student(mlp, student, digits, FamiliesConfig(probe_size=20), workers=1)
+    alone = rows[rows["line"] == "distill"].iloc[0]
+    params = sum(p.numel() for p in student.parameters())
+    assert alone["size_bytes"] == 4 * params  # fp32, as trained
+    assert alone["ratio"] == pytest.approx(sum(p.numel() for p in mlp.parameters()) / params)
+    ours, theirs = evaluate(student, digits.x_test, digits.y_test), evaluate(mlp, digits.x_test, digits.y_test)
+    assert alone["accuracy"] == pytest.approx(float((ours.predictions == digits.y_test.numpy()).mean()))
+    assert alone["agreement"] == pytest.approx(float((ours.predictions == theirs.predictions).mean()))
+    assert -1 <= alone["spearman_abs_mean"] < 1  # another architecture: its maps differ from the teacher's
+    summary = summarize_lines(pd.concat([measure_families(mlp, digits, FamiliesConfig(probe_size=20), workers=1),
+                                         rows]), "accuracy")
+    names = {t.name for t in families_chart(summary, "accuracy", note="Student note.").data}
+    assert {"Distilled student", "Distilled student + Quantization"} <= names
+
+
+def test_a_student_without_the_methods_layer_gives_answers_but_no_map_agreement(digits):
+    from core.studies.families import measure_student
+    torch.manual_seed(0)
+    teacher = train(TrainConfig(model="lenet5", dataset="digits", epochs=1, seed=0), digits).eval()
+    student = train(TrainConfig(model="mlp32", dataset="digits", epochs=1, seed=0), digits).eval()
+    rows = measure_student(teacher, student, digits, FamiliesConfig(method="grad_cam", probe_size=10), workers=1)
+    assert rows["spearman_abs_mean"].isna().all() and rows[["accuracy", "agreement"]].notna().all(axis=None)
+    summary = summarize_lines(rows, "spearman_abs_mean")
+    assert summary.empty  # no line rather than NaN points
+
+
+def test_page_draws_the_distilled_student_once_the_distillation_page_trained_it(small):
+    trained = open_app("distillation", **small)  # trains the default student into the test's model cache
+    assert not trained.exception, [e.value for e in trained.exception]
+    at = open_app("families", **small)
+    assert not at.exception, [e.value for e in at.exception]
+    names = {t.get("name") for t in _chart(at)["data"]}
+    assert {"Distilled MLP 32 (T = 4, α = 0.9)", "Distilled MLP 32 (T = 4, α = 0.9) + Quantization"} <= names
+    assert "from the Distillation page" in _chart(at)["layout"]["meta"]["caption"]

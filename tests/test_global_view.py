@@ -114,3 +114,34 @@ def test_embedding_figure_rings_the_changed_answers():
     ringed = [t for t in fig.data if t.name == "prediction changed"]
     assert len(ringed) == 2 and all(list(t.x) == [4.0] for t in ringed)
     assert "the 1 image whose answer changed" in fig.layout.meta["caption"]
+
+
+def test_selected_indices_read_lists_and_typed_arrays_once_each_in_order():
+    points = [{"customdata": {"1": 4, "0": 12, "2": 4, "3": 9}},  # a typed array, as Chromium sends it
+              {"customdata": [3, 1, 1, 1]},
+              {"customdata": {"0": 12.0}},                         # the same image in the other panel or its ring
+              {"customdata": [999]}, {"customdata": [-1]}, {"customdata": ["x"]}, {"customdata": []}, {"x": 1.0}]
+    assert G.selected_indices(points, n_test=100) == [12, 3]
+    assert G.selected_indices([], n_test=100) == []
+
+
+def test_class_average_maps_in_chunks_equal_one_call_and_report_progress(monkeypatch):
+    model, x = _mlp(), torch.randn(7, 1, 2, 2, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([0, 1, 0, 1, 0, 1, 1])
+    whole, counts = G.class_average_maps(model, x, y, "saliency", classes=2)
+    monkeypatch.setattr(G, "MAP_CHUNK", 2)
+    seen = []
+    chunked, same_counts = G.class_average_maps(model, x, y, "saliency", classes=2,
+                                                progress=lambda f, words: seen.append((f, words)))
+    assert torch.allclose(whole, chunked) and counts.tolist() == same_counts.tolist() == [3, 4]
+    assert [f for f, _ in seen] == pytest.approx([2 / 7, 4 / 7, 6 / 7, 1.0]) and seen[-1][1] == "7 of 7 maps"
+
+
+def test_embedding_points_carry_their_test_image_index():
+    coords = np.arange(6.0).reshape(3, 2)
+    fig = F.embedding_figure(coords, coords, np.array([0, 1, 1]), np.array([0, 1, 1]), np.array([0, 1, 0]),
+                             ["0", "1"], indices=np.array([10, 20, 30]))
+    firsts = {int(row[0]) for t in fig.data for row in t.customdata}
+    assert firsts == {10, 20, 30} and "Click a dot" in fig.layout.meta["caption"]
+    ringed = next(t for t in fig.data if t.name == "prediction changed")
+    assert [int(row[0]) for row in ringed.customdata] == [30]

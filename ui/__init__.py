@@ -80,3 +80,7 @@ from ui.cache import packed_check  # noqa: E402
 from ui.downloads import onnx_codebook_file, packed_download  # noqa: E402
 
 __all__ += ["onnx_codebook_file", "packed_check", "packed_download"]
+# Compare families: the distilled student's lines (issue 8 §3).
+from ui.cache import families_student  # noqa: E402
+
+__all__ += ["families_student"]

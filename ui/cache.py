@@ -714,6 +714,59 @@ def families_table(train: TrainConfig, cfg: FamiliesConfig) -> pd.DataFrame:
     return _finished(_families_job, (train, cfg), "Compressing with every family").copy()
 
 
+# ---- the cross-family comparison's distilled student (issue 8 §3: "distilled student + quantize")
+# Only a student the Distillation page already trained (on disk, at that page's settings) is measured: none
+# is ever trained here. Its lines are measured against its teacher (seed 0) beside the families' table.
+from core.distillation.knowledge import stored_student, stored_student_path  # noqa: E402
+from core.warm import SHORT_NAMES  # noqa: E402
+
+
+def page_student(train: TrainConfig) -> DistillConfig:
+    """The Distillation page's student of `train` at that page's settings (session state, else the defaults)."""
+    from ui.url_state import SETTINGS  # here: ui.url_state is imported after this module
+    value = {key: st.session_state.get(key, SETTINGS[key].default) for key in ("distill_student", "distill_t",
+                                                                             "distill_alpha")}
+    return DistillConfig(teacher=train, model=str(value["distill_student"]), temperature=float(value["distill_t"]),
+                         alpha=float(value["distill_alpha"]))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _student_job(train: TrainConfig, cfg: FamiliesConfig, distill_cfg: DistillConfig) -> Job:
+    teacher, data = _model(train), dataset(train.dataset)
+    refs = _references(train, _reference_key(replace(cfg.sweep(), seeds=cfg.seeds[:1])))
+
+    def work(progress: Progress) -> pd.DataFrame | None:
+        student = stored_student(distill_cfg, data)
+        if student is None:  # removed or damaged since the page looked: no line (the page says how to get one)
+            return None
+        student.requires_grad_(False)
+        return families.measure_student(teacher, student, data, cfg, _student_label(distill_cfg), progress, refs=refs)
+    return Job("families-student", work)
+
+
+def _student_label(cfg: DistillConfig) -> str:
+    return f"Distilled {SHORT_NAMES.get(cfg.model, cfg.model)} (T = {cfg.temperature:g}, α = {cfg.alpha:g})"
+
+
+def families_student(train: TrainConfig, cfg: FamiliesConfig) -> tuple[pd.DataFrame | None, str]:
+    """The distilled student's rows (a copy; None when none is on disk) and a caption sentence saying what they
+    are, or how to get them."""
+    if isinstance(train, UploadedTrain):
+        return None, "Distilled students are trained from the built-in models only, so none is shown here."
+    distill_cfg = page_student(train)
+    setting = (f"{SHORT_NAMES.get(distill_cfg.model, distill_cfg.model)}, T = {distill_cfg.temperature:g}, "
+               f"α = {distill_cfg.alpha:g}")
+    if stored_student_path(distill_cfg).exists():
+        rows = _finished(_student_job, (train, cfg, distill_cfg), "Measuring the distilled student")
+        if rows is not None:
+            seeds = " (the teacher's seed only)" if len(cfg.seeds) > 1 else ""
+            return rows.copy(), (
+                f"The distilled student ({setting}, from the Distillation page) is one point at its own size, and "
+                f"quantized a line: its answers and maps are compared with its teacher's, this model{seeds}.")
+    return None, (f"No distilled student at the Distillation page's settings ({setting}) yet: train a student on "
+                  "the Distillation page to add it here.")
+
+
 # ---------------------------------------------------------------- deployment (issue 9 §1-2: real files, measured)
 # One latency measurement at a time: two at once on the 2 shared cores would time each other.
 _DEPLOY_LOCK = threading.Lock()
@@ -939,59 +992,105 @@ def explanation_quality(setup: Setup, method: str, probe_size: int = 64) -> tupl
             explain_quality.summary(compressed))
 
 
-# Global view page.
+# Global view page (issue 10 §2). The embedding, the silent units and the class-average maps run as shared
+# background jobs with progress, one per setting (and the original's maps once per model and method);
+# models and data are fetched on the script thread, the jobs only compute. A click on the embedding picks
+# test images, kept in session state (GLOBAL_SELECTION) like the Saliency page's choice, not in the URL.
 TSNE_IMAGES = 500  # t-SNE embeds this many test images (evenly spaced) per model: about 5 s, PCA takes all
+GLOBAL_SELECTION = "global_view_selected"  # session state: the test images picked on the embedding
+GLOBAL_SHOWN = 6                            # of those, how many the gallery beside the chart shows
 
 
-@st.cache_data(max_entries=12, show_spinner=False)
-def _original_features(train: TrainConfig, rows: tuple[int, ...] | None) -> torch.Tensor:
-    x = dataset(train.dataset).x_test
-    return global_view.penultimate(_model(train), x if rows is None else x[list(rows)])
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _embedding_job(setup: Setup, kind: str) -> Job:
+    original, compressed, data, rep = _model(setup.train), compressed_model(setup), dataset(setup.train.dataset), \
+        report(setup)
+
+    def work(progress: Progress) -> dict:
+        n = len(data.y_test)
+        pick = np.arange(n) if kind == "pca" or n <= TSNE_IMAGES else np.linspace(0, n - 1, TSNE_IMAGES).astype(int)
+        x = data.x_test[torch.as_tensor(pick)]
+        progress(0.0, "the original's features")
+        features_original = global_view.penultimate(original, x)
+        progress(0.2, "the compressed model's features")
+        features = global_view.penultimate(compressed, x)
+        progress(0.4, "t-SNE of both (a few seconds)" if kind == "tsne" else "PCA")
+        coords_original, coords, note = global_view.embedding(features_original, features, kind)
+        if len(pick) < n:
+            note += f" t-SNE shows {len(pick):,} of the {n:,} test images, evenly spaced."
+        return {"original": coords_original, "compressed": coords, "index": pick, "label": data.y_test.numpy()[pick],
+                "pred_original": rep.original.predictions[pick], "pred_compressed": rep.compressed.predictions[pick],
+                "note": note}
+    return Job(f"global-embedding-{kind}", work)
 
 
-@st.cache_data(max_entries=32, show_spinner="Placing the test images by what the last hidden layer sees…")
 def global_embedding(setup: Setup, kind: str) -> dict:
-    """Both models' penultimate features in 2-D (core.studies.global_view.embedding), with labels and answers."""
-    data = dataset(setup.train.dataset)
-    n = len(data.y_test)
-    rows = None if kind == "pca" or n <= TSNE_IMAGES else tuple(np.linspace(0, n - 1, TSNE_IMAGES).astype(int).tolist())
-    pick = np.arange(n) if rows is None else np.asarray(rows)
-    features = global_view.penultimate(compressed_model(setup), data.x_test[pick])
-    original, compressed, note = global_view.embedding(_original_features(setup.train, rows), features, kind)
-    if rows is not None:
-        note += f" t-SNE shows {len(pick):,} of the {n:,} test images, evenly spaced."
-    rep = report(setup)
-    return {"original": original, "compressed": compressed, "index": pick, "label": data.y_test.numpy()[pick],
-            "pred_original": rep.original.predictions[pick], "pred_compressed": rep.compressed.predictions[pick],
-            "note": note}
+    """Both models' penultimate features in 2-D (core.studies.global_view.embedding), with the test-image index,
+    label and both answers of every point; measured once per setting, with a progress bar; copies."""
+    found = _finished(_embedding_job, (setup, kind), "Placing the test images by what the last hidden layer sees")
+    return {key: value.copy() if isinstance(value, np.ndarray) else value for key, value in found.items()}
 
 
-@st.cache_data(max_entries=12, show_spinner=False)
-def _original_activity(train: TrainConfig) -> pd.DataFrame:
-    return global_view.unit_activity(_model(train), dataset(train.dataset).x_test)
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _silent_job(setup: Setup) -> Job:
+    original, compressed, x = _model(setup.train), compressed_model(setup), dataset(setup.train.dataset).x_test
+
+    def work(progress: Progress) -> tuple[pd.DataFrame, pd.DataFrame]:
+        progress(0.0, "the original")
+        before = global_view.unit_activity(original, x)
+        progress(0.5, "the compressed model")
+        return before, global_view.unit_activity(compressed, x)
+    return Job("global-silent", work)
 
 
-@st.cache_data(max_entries=64, show_spinner="Counting the units that never fire…")
 def silent_units(setup: Setup) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per hidden layer, the units that never fire on the test set: (original, compressed)."""
-    return (_original_activity(setup.train),
-            global_view.unit_activity(compressed_model(setup), dataset(setup.train.dataset).x_test))
+    """Per hidden layer, the units that never fire on the test set: (original, compressed); copies."""
+    before, after = _finished(_silent_job, (setup,), "Counting the units that never fire")
+    return before.copy(), after.copy()
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _original_class_maps(train: TrainConfig, method: str) -> tuple[torch.Tensor, np.ndarray]:
-    data = dataset(train.dataset)
-    return global_view.class_average_maps(_model(train), data.x_test, data.y_test, method, data.num_classes)
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _original_class_maps_job(train: TrainConfig, method: str) -> Job:
+    model, data = _model(train), dataset(train.dataset)
+    return Job("global-class-maps-original", lambda progress: global_view.class_average_maps(
+        model, data.x_test, data.y_test, method, data.num_classes, progress=progress))
 
 
-@st.cache_data(max_entries=64, show_spinner="Averaging the maps of every class…")
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _class_maps_job(setup: Setup, method: str) -> Job:
+    compressed, data = compressed_model(setup), dataset(setup.train.dataset)
+    original_job = _original_class_maps_job(setup.train, method)
+
+    def work(progress: Progress) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        while not original_job.done.wait(0.25):
+            progress(0.5 * original_job.progress[0], f"the original's maps, {original_job.progress[1]}")
+        original, counts = original_job.wait()
+        compressed_maps_, _ = global_view.class_average_maps(
+            compressed, data.x_test, data.y_test, method, data.num_classes,
+            progress=lambda fraction, words: progress(0.5 + 0.5 * fraction, f"the compressed model's maps, {words}"))
+        return original, compressed_maps_, counts
+    return Job("global-class-maps", work)
+
+
 def class_maps(setup: Setup, method: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """The mean `method` map of each class for both models (each class's own label explained), and the counts."""
-    data = dataset(setup.train.dataset)
-    original, counts = _original_class_maps(setup.train, method)
-    compressed, _ = global_view.class_average_maps(compressed_model(setup), data.x_test, data.y_test, method,
-                                                   data.num_classes)
-    return original, compressed, counts
+    """The mean `method` map of each class for both models (each class's own label explained), and the counts;
+    measured once per setting (the original's once per model and method), with a progress bar; copies."""
+    try:
+        original, compressed, counts = _finished(_class_maps_job, (setup, method), "Averaging the maps of every class")
+    except Exception:
+        _original_class_maps_job.clear(setup.train, method)  # its failure failed this job: retry both afresh
+        raise
+    return original.clone(), compressed.clone(), counts.copy()
+
+
+def global_selection(setup: Setup) -> tuple[list, int]:
+    """Gallery tiles (core.figures.diagnosis.Tile) of the first GLOBAL_SHOWN test images picked on the
+    embedding (session state), and how many valid images were picked in all."""
+    data, rep = dataset(setup.train.dataset), report(setup)
+    picked = [int(i) for i in st.session_state.get(GLOBAL_SELECTION, []) if 0 <= int(i) < len(data.y_test)]
+    shown = picked[:GLOBAL_SHOWN]
+    return figures_diagnosis.gallery_tiles(data.x_test[shown].numpy(), shown, rep.original, rep.compressed,
+                                           data.classes), len(picked)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -24,7 +24,7 @@ def summary_box(setup: Setup) -> None:
         st.caption(summary.note)
 
 
-def _open_on_saliency(index: int) -> None:
+def open_on_saliency(index: int) -> None:
     # A callback: the only moment another page's widget values may be set.
     st.session_state["saliency_mode"] = "by index"
     st.session_state["saliency_index"] = index
@@ -47,6 +47,6 @@ def group_gallery(setup: Setup, group: str) -> None:
             with st.container(width=TILE_WIDTH, key=f"diag_tile_{tile.index}"):
                 st.image(tile.picture, width="content")
                 st.markdown(tile.caption)
-                if st.button("Open", key=f"diag_open_{tile.index}", on_click=_open_on_saliency, args=(tile.index,),
+                if st.button("Open", key=f"diag_open_{tile.index}", on_click=open_on_saliency, args=(tile.index,),
                              icon=":material/visibility:", help=f"Test image {tile.index} on the Saliency page"):
                     st.switch_page("pages/saliency.py")

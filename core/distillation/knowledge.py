@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +25,9 @@ from torch import Tensor, nn
 
 import models
 from core.data import Dataset
-from core.training import TrainConfig, TrainResult, Progress, load_or_train, train
-from core.distillation.store import load_or_make
+from core.training import (TrainConfig, TrainResult, Progress, checkpoint_path, load_checkpoint, load_or_train,
+                           train)
+from core.distillation.store import cache_path, load_or_make, load_stored
 
 FORMAT = 1  # bump when what a distilled checkpoint means changes
 
@@ -139,3 +141,22 @@ def distill(cfg: DistillConfig, teacher: nn.Module, data: Dataset, progress: Pro
     report(1.0, "done")
     return DistillResult(soft.model, plain.model, tuple(n for n in (plain.notice, soft.notice) if n))
 
+
+
+def stored_student_path(cfg: DistillConfig, cache_dir=None) -> Path:
+    """Where `distill` saves the distilled student of `cfg` (with α = 0: the label-only student's checkpoint)."""
+    return checkpoint_path(cfg.student_recipe(), cache_dir) if cfg.alpha == 0 else cache_path(cfg, "distilled", cache_dir)
+
+
+def stored_student(cfg: DistillConfig, data: Dataset, cache_dir=None) -> nn.Module | None:
+    """The distilled student of `cfg` (eval mode) if `distill` already trained and saved it, else None.
+
+    Never trains. With α = 0 the distilled student is the label-only student (core.training's cache).
+    """
+    if cfg.alpha > 0:
+        return load_stored(cfg, data, "distilled", cache_dir)
+    path = stored_student_path(cfg, cache_dir)
+    try:
+        return load_checkpoint(cfg.student_recipe(), path, data) if path.exists() else None
+    except (ValueError, RuntimeError):
+        return None

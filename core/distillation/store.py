@@ -33,3 +33,15 @@ def load_or_make(cfg: Any, data: Dataset, make: Callable[[Progress], nn.Module],
                               lambda model: save_checkpoint(model, cfg, path),
                               f"a {kind} model of {cfg.model} on {cfg.dataset}")
     return TrainResult(found.value, found.from_cache, found.notice, found.kept)
+
+
+def load_stored(cfg: Any, data: Dataset, kind: str, cache_dir: str | Path | None = None) -> nn.Module | None:
+    """The `kind` model for `cfg` when it is on disk and intact, else None: never trains (for views that only
+    show a model someone already made, such as the family comparison's distilled student)."""
+    path = cache_path(cfg, kind, cache_dir)
+    if not path.exists():
+        return None
+    try:
+        return load_checkpoint(cfg, path, data)
+    except (ValueError, RuntimeError):
+        return None  # damaged: the Distillation page retrains it with a notice

@@ -36,8 +36,9 @@ def _scale(metric: str, values: np.ndarray) -> np.ndarray:
     return values * 100 if metric in ("accuracy", "agreement") else values
 
 
-def families_chart(summary: pd.DataFrame, metric: str, chance: float | None = None) -> go.Figure:
-    """`summary` = core.studies.families.summarize_lines(table, metric). chance: the metric's chance level."""
+def families_chart(summary: pd.DataFrame, metric: str, chance: float | None = None, note: str = "") -> go.Figure:
+    """`summary` = core.studies.families.summarize_lines(table, metric). chance: the metric's chance level.
+    note: a sentence added to the caption (the distilled student's line, or how to get one)."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     lines = summary[~summary["line"].isin(["current", "original"])]
@@ -79,7 +80,7 @@ def families_chart(summary: pd.DataFrame, metric: str, chance: float | None = No
     layout = house_layout(f"{METRICS[metric].split(' (')[0]} against size", "compressed size (kB, log scale)",
                           METRICS[metric].split(" (")[0] + unit, height=560, legend_rows=2,
                           xaxis=dict(type="log"), shapes=shapes)
-    layout["meta"] = {"caption": families_caption(summary, metric, chance)}
+    layout["meta"] = {"caption": f"{families_caption(summary, metric, chance)} {note}".strip()}
     return go.Figure(data=traces, layout=layout)
 
 

@@ -19,14 +19,19 @@ SUBPLOT_TITLE_PX = 28  # room above the first panel for its title (make_subplots
 
 
 def embedding_figure(original: np.ndarray, compressed: np.ndarray, labels: np.ndarray, pred_original: np.ndarray,
-                     pred_compressed: np.ndarray, classes: Sequence[str], note: str = "") -> go.Figure:
+                     pred_compressed: np.ndarray, classes: Sequence[str], note: str = "",
+                     indices: np.ndarray | None = None) -> go.Figure:
     """Both models' 2-D features side by side in one coordinate system, coloured by true class; test images
-    whose prediction changed are ringed in black. Hover: test index, label, both predictions."""
+    whose prediction changed are ringed in black. Hover: test index, label, both predictions.
+
+    indices: the test-image index of each row (default 0..n-1; t-SNE shows a subset). It is every point's
+    first customdata, so a selection names its test images (core.studies.global_view.selected_indices)."""
     labels, po, pc = (np.asarray(v) for v in (labels, pred_original, pred_compressed))
     flipped = po != pc
     fig = make_subplots(rows=1, cols=2, shared_xaxes=True, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=("original", "compressed"))
-    custom = np.column_stack([np.arange(len(labels)), labels, po, pc])
+    rows = np.arange(len(labels)) if indices is None else np.asarray(indices)
+    custom = np.column_stack([rows, labels, po, pc])
     hover = "test image %{customdata[0]}<br>label %{customdata[1]}<br>original says %{customdata[2]}, " \
             "compressed %{customdata[3]}<extra></extra>"
     for col, coords in ((1, np.asarray(original)), (2, np.asarray(compressed))):
@@ -45,6 +50,7 @@ def embedding_figure(original: np.ndarray, compressed: np.ndarray, labels: np.nd
                       legend_font_size=FONT_SIZE - 3)
     fig.update_layout(margin_t=fig.layout.margin.t + SUBPLOT_TITLE_PX)  # the panel titles sit under the legend
     fig.update_xaxes(matches="x")  # one coordinate system: the same x range in both panels
+    fig.update_layout(clickmode="event+select")  # a click selects its dot: the page shows that image
     fig.update_annotations(font_size=FONT_SIZE)
     changed = int(flipped.sum())
     fig.update_layout(meta={"caption": (
@@ -52,7 +58,8 @@ def embedding_figure(original: np.ndarray, compressed: np.ndarray, labels: np.nd
         "classes); colour is its true digit. Tight, separate colour groups mean the model tells the classes "
         "apart easily; in the same coordinates, a compressed model whose features shrink or blur draws a smaller "
         f"or more mixed cloud. Black rings: the {changed} image{'s' if changed != 1 else ''} whose answer changed "
-        f"with compression. {note}").strip()})
+        f"with compression. Click a dot (or draw a box or lasso around a few) to see those test images beside the "
+        f"chart. {note}").strip()})
     return fig
 
 

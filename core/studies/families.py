@@ -10,6 +10,9 @@ with strong. Nothing here names a family: the registry does.
 (core.studies.sweeps' references: the original's predictions and maps computed once), on worker
 threads, and adds the storage size of each compressed model (core.metrics' accounting). The
 result has one row per point and seed; `pareto_front` and `at_ratio` read it.
+
+A distilled student (core.distillation, trained elsewhere: never here) adds `measure_student`'s lines,
+alone and quantized, measured against its teacher (the original) exactly as the other lines are.
 """
 from __future__ import annotations
 
@@ -25,11 +28,14 @@ from core.compression import STEPS, CompressionConfig, compress, get_step, order
 from core.compression.activations import CALIBRATION_IMAGES
 from core.compression.steps import calibration_or
 from core.data import Dataset
-from core.metrics import FP32_BITS, layer_stats, model_storage_bits, parameter_count
+from core.explain.attribution import methods_for
+from core.metrics import FP32_BITS, evaluate, layer_stats, model_storage_bits, parameter_count, prediction_agreement
 from core.studies.sweep_plan import CONFIG_COLUMNS, SweepConfig
 from core.studies.sweeps import measure_point, parallel, references
 
 Progress = Callable[[float, str], None]
+# Issue 8 §3's combination for a distilled student (distillation is training-side, not a registered step).
+STUDENT_PARTNER = "quantize"
 METRICS = {"accuracy": "Test accuracy", "agreement": "Prediction agreement with the original",
            "spearman_abs_mean": "Explanation agreement (rank correlation of |maps|)"}
 
@@ -86,31 +92,10 @@ def measure_families(originals: nn.Module | Sequence[nn.Module], data: Dataset, 
     models = [originals] if isinstance(originals, nn.Module) else list(originals)
     sweep = cfg.sweep()
     refs = references(models, data, sweep)
-    report = progress or (lambda fraction, message: None)
-    tasks = [(i, line.key, line.label, k, point) for i in range(len(models))
-             for line in [*lines(cfg.base), Line("current", "Sidebar setting", (cfg.base,))]
+    tasks = [(cfg.seeds[i], models[i], refs[i], models[i], line.key, line.label, k, point)
+             for i in range(len(models)) for line in [*lines(cfg.base), Line("current", "Sidebar setting", (cfg.base,))]
              for k, point in enumerate(line.points)]
-    input_shape = tuple(data.x_test.shape[1:])
-    # Steps that calibrate (activations) use the model's registered training images, else the data's.
-    images = [calibration_or(m, data.x_train, CALIBRATION_IMAGES) for m in models]
-
-    def run(task: tuple) -> dict:
-        i, key, label, k, point = task
-        compressed = compress(models[i], point, calibration=images[i])
-        size = model_storage_bits(compressed, layer_stats(compressed, input_shape, point)) / 8
-        measured = measure_point(compressed, refs[i], data, sweep, full=False)
-        original = FP32_BITS * parameter_count(models[i]) / 8
-        return {"seed": cfg.seeds[i], "line": key, "label": label, "point": k,
-                **{c: getattr(point, c) for c in CONFIG_COLUMNS}, "size_bytes": size,
-                "ratio": original / size if size else math.inf, **measured}
-
-    done = [0]
-
-    def tick(_: int) -> None:
-        done[0] += 1
-        report(done[0] / len(tasks), f"{done[0]} of {len(tasks)} settings")
-
-    rows = parallel(run, tasks, workers, tick)
+    rows = _measure(tasks, data, sweep, progress, workers)
     originals_rows = [{"seed": s, "line": "original", "label": "Original (32-bit floats)", "point": 0,
                        **{c: getattr(CompressionConfig(), c) for c in CONFIG_COLUMNS},
                        "size_bytes": FP32_BITS * parameter_count(m) / 8, "ratio": 1.0,
@@ -119,9 +104,75 @@ def measure_families(originals: nn.Module | Sequence[nn.Module], data: Dataset, 
     return pd.DataFrame(rows + originals_rows)
 
 
+def _measure(tasks: list[tuple], data: Dataset, sweep: SweepConfig, progress: Progress | None,
+             workers: int) -> list[dict]:
+    """Rows of tasks (seed, model to compress, reference, original, line, label, point index, config), on workers.
+
+    The size is the compressed model's as stored; the ratio is against the ORIGINAL's fp32 size (the
+    teacher's, for a student); every measure is against the reference (the original's answers and maps).
+    """
+    report = progress or (lambda fraction, message: None)
+    input_shape = tuple(data.x_test.shape[1:])
+
+    def run(task: tuple) -> dict:
+        seed, model, ref, original, key, label, k, point = task
+        # Steps that calibrate (activations) use the model's registered training images, else the data's.
+        compressed = compress(model, point, calibration=calibration_or(model, data.x_train, CALIBRATION_IMAGES))
+        size = model_storage_bits(compressed, layer_stats(compressed, input_shape, point)) / 8
+        if sweep.method in methods_for(compressed):
+            measured = measure_point(compressed, ref, data, sweep, full=False)
+        else:  # a student without the method's layer (Grad-CAM on an MLP): answers only, maps not compared
+            ev = evaluate(compressed, data.x_test, data.y_test)
+            measured = {"accuracy": ev.accuracy, "agreement": prediction_agreement(ev, ref.evaluation),
+                        "spearman_abs_mean": math.nan}
+        full_size = FP32_BITS * parameter_count(original) / 8
+        return {"seed": seed, "line": key, "label": label, "point": k,
+                **{c: getattr(point, c) for c in CONFIG_COLUMNS}, "size_bytes": size,
+                "ratio": full_size / size if size else math.inf, **measured}
+
+    done = [0]
+
+    def tick(_: int) -> None:
+        done[0] += 1
+        report(done[0] / len(tasks), f"{done[0]} of {len(tasks)} settings")
+
+    return parallel(run, tasks, workers, tick)
+
+
+def student_lines(base: CompressionConfig, label: str) -> list[Line]:
+    """The distilled student alone (one point: as trained) and, when the registry has quantization, the
+    student walked by quantization's points at the sidebar's other quantization settings."""
+    found = [Line("distill", label, (CompressionConfig(),))]
+    if STUDENT_PARTNER in STEPS:
+        points = tuple(replace(base.only(STUDENT_PARTNER), **p) for p in base.step(STUDENT_PARTNER).sweep_points())
+        if points:
+            found.append(Line(f"distill+{STUDENT_PARTNER}", f"{label} + {get_step(STUDENT_PARTNER).title}", points))
+    return found
+
+
+def measure_student(teacher: nn.Module, student: nn.Module, data: Dataset, cfg: FamiliesConfig,
+                    label: str = "Distilled student", progress: Progress | None = None, workers: int = 2,
+                    refs: Sequence | None = None) -> pd.DataFrame:
+    """The student's lines (`student_lines`) measured as every other line, against its TEACHER (the original).
+
+    x: the student's own compressed size; ratio: the teacher's fp32 size ÷ it; accuracy on the test set;
+    agreement: same answer as the teacher; explanation agreement: the student's maps against the teacher's
+    on the same probes, both explaining the teacher's answer (NaN when the student has no layer for the
+    method, e.g. Grad-CAM on an MLP). One seed: the teacher's (cfg.seeds[0]). Columns as measure_families'.
+    `refs`: the teacher's references (sweeps.references), when already computed. Inputs are only read.
+    """
+    sweep = replace(cfg.sweep(), seeds=cfg.seeds[:1])
+    ref = (refs or references([teacher], data, sweep))[0]
+    tasks = [(cfg.seeds[0], student, ref, teacher, line.key, line.label, k, point)
+             for line in student_lines(cfg.base, label) for k, point in enumerate(line.points)]
+    return pd.DataFrame(_measure(tasks, data, sweep, progress, workers))
+
+
 def summarize_lines(table: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean and sample std over seeds of size and `metric`, one row per (line, point) (a new frame)."""
-    groups = table.groupby(["line", "label", "point"], sort=False)
+    """Mean and sample std over seeds of size and `metric`, one row per (line, point) (a new frame).
+
+    Rows without the metric (a student's maps for a method it has no layer for) are left out."""
+    groups = table.dropna(subset=[metric]).groupby(["line", "label", "point"], sort=False)
     out = groups.agg(size_bytes=("size_bytes", "mean"), ratio=("ratio", "mean"), value=(metric, "mean"),
                      spread=(metric, "std"), n_seeds=("seed", "nunique")).reset_index()
     out["spread"] = out["spread"].fillna(0.0)  # one seed: no spread

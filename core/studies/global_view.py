@@ -8,13 +8,15 @@
 - `class_average_maps`: the mean saliency map of each class (the class's own label explained).
 - `unit_activity`: per hidden layer, the share of units (neurons, conv channels) that never fire, i.e.
   whose output is never above 0 (what its ReLU passes on) on any test image and position.
+- `selected_indices`: the test images a click (or a box or lasso) on the embedding picked, read from the
+  points Plotly sends back (each point carries its test image's index as its first customdata).
 
 Hooks only ever go on a private copy of the model (shared models are never touched); inputs are
 never modified. Every function is batched.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,6 +29,9 @@ from core.layers import is_conv, layer_labels, prunable_layers
 EMBEDDINGS = ("pca", "tsne")
 CHUNK = 512               # images per forward pass
 MAPS_PER_CLASS = 50       # test images per class averaged into a class map (evenly spaced)
+MAP_CHUNK = 100           # images per attribution call of the class maps (progress after each)
+
+Progress = Callable[[float, str], None]
 
 
 def _outputs(model: nn.Module, x: Tensor, names: Sequence[str], inputs: bool = False) -> dict[str, Tensor]:
@@ -94,11 +99,12 @@ def first_filters(model: nn.Module) -> tuple[str, Tensor] | None:
 
 
 def class_average_maps(model: nn.Module, x: Tensor, y: Tensor, method: str, classes: int,
-                       per_class: int = MAPS_PER_CLASS) -> tuple[Tensor, np.ndarray]:
+                       per_class: int = MAPS_PER_CLASS, progress: Progress | None = None) -> tuple[Tensor, np.ndarray]:
     """The mean `method` map of each class's test images, explaining their own label: (classes, H, W), counts.
 
     Up to `per_class` images per class, evenly spaced over that class's test images. A class without
-    test images gets an all-zero map and count 0 (the caller says so).
+    test images gets an all-zero map and count 0 (the caller says so). progress(fraction, words) after
+    every MAP_CHUNK maps.
     """
     picked = []
     for c in range(classes):
@@ -107,8 +113,15 @@ def class_average_maps(model: nn.Module, x: Tensor, y: Tensor, method: str, clas
     counts = np.array([len(p) for p in picked])
     maps = torch.zeros((classes, *x.shape[2:]))
     chosen = torch.cat(picked)
+    report = progress or (lambda fraction, message: None)
     if len(chosen):
-        all_maps = attribute(model, x[chosen], y[chosen].long(), method)
+        parts = []
+        for start in range(0, len(chosen), MAP_CHUNK):  # chunks only to report progress: the same maps
+            rows = chosen[start:start + MAP_CHUNK]
+            parts.append(attribute(model, x[rows], y[rows].long(), method))
+            done = start + len(rows)
+            report(done / len(chosen), f"{done:,} of {len(chosen):,} maps")
+        all_maps = torch.cat(parts)
         for c, part in enumerate(all_maps.split(counts.tolist())):
             if len(part):
                 maps[c] = part.mean(0)
@@ -134,3 +147,27 @@ def unit_activity(model: nn.Module, x: Tensor) -> pd.DataFrame:
         rows.append({"layer": labels[name], "units": units, "silent": silent,
                      "silent_share": silent / units if units else 1.0, "no_units": units == 0})
     return pd.DataFrame(rows, columns=["layer", "units", "silent", "silent_share", "no_units"])
+
+
+def selected_indices(points: Sequence[Mapping], n_test: int) -> list[int]:
+    """The test-image indices of the selected embedding points, each once, in the order selected.
+
+    A point's first customdata is its test image's index (core.figures.global_view.embedding_figure).
+    Plotly.js keeps numeric customdata as typed arrays, which reach Python as {"0": index, "1": ...}, not a
+    list: both are read. A point picked in both panels, or under its "prediction changed" ring, counts
+    once; points without a valid index (0 <= index < n_test) are skipped.
+    """
+    found: dict[int, None] = {}
+    for point in points:
+        custom = point.get("customdata")
+        if isinstance(custom, Mapping):
+            custom = [custom[k] for k in sorted(custom, key=int)]
+        if not isinstance(custom, (list, tuple)) or not custom:
+            continue
+        try:
+            index = int(float(custom[0]))
+        except (TypeError, ValueError):
+            continue
+        if 0 <= index < n_test:
+            found.setdefault(index)
+    return list(found)
