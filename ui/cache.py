@@ -1055,3 +1055,11 @@ def plan_check(train: TrainConfig, cfg: sensitivity.SensitivityConfig, plan_text
         return plan_problem(_model(train), LayerPlan.parse(plan_text), cfg.base)
     except ValueError as err:
         return str(err)
+
+
+def plan_fit(setup: Setup) -> list[str]:
+    """What the sidebar's per-layer plan names that this model lacks (unknown layers, a structured rate for
+    the classes' layer), in words; empty when it fits or there is no plan."""
+    cfg = setup.compression
+    return cfg.step("plan").model_problems(_model(setup.train), cfg) if cfg.step("plan").active() else []
+

@@ -42,7 +42,8 @@ from torch import Tensor, nn
 from core.compression import CompressionConfig, compress
 from core.data import Dataset
 from core.explain.attribution import attribute, saliency_agreement
-from core.layers import is_conv, labels_for, layer_labels, prunable_layers
+from core.compression.plan import compress_layer  # noqa: F401  (one layer compressed alone: shared with the plan step)
+from core.layers import layer_keys, layer_labels, prunable_layers  # noqa: F401  (layer_keys: used by callers)
 from core.metrics import FP32_BITS, weight_storage_bits
 from core.studies.sweep_plan import SALIENCY_METRICS, SweepConfig
 from core.studies.sweeps import parallel, references, sweep_problem
@@ -77,40 +78,14 @@ class SensitivityConfig:
 
 
 def neutral(base: CompressionConfig) -> CompressionConfig:
-    """`base` without what a per-layer setting replaces (rate, bits, scope): one key for every slider position."""
-    return replace(base, prune_amount=0.0, weight_bits=32, prune_scope="layer")
-
-
-def layer_keys(model: nn.Module) -> dict[str, str]:
-    """Short names of the prunable layers for links and plans, e.g. {"0": "conv1", "7": "fc1"}."""
-    found = prunable_layers(model)
-    labels = labels_for([(is_conv(m), tuple(m.weight.shape)) for _, m in found])
-    return {name: label.split(" (")[0].replace(" ", "") for (name, _), label in zip(found, labels)}
+    """`base` without what a per-layer setting replaces (rate, bits, scope, a plan already applied): one key
+    for every slider position."""
+    return replace(base, prune_amount=0.0, weight_bits=32, prune_scope="layer", layer_plan="")
 
 
 def structured_applies(model: nn.Module, name: str, base: CompressionConfig) -> bool:
     """False for structured pruning of the last prunable layer (its units are the classes)."""
     return base.prune_method != "structured" or name != prunable_layers(model)[-1][0]
-
-
-def compress_layer(module: nn.Module, base: CompressionConfig, rate: float = 0.0, bits: int = 32) -> Tensor:
-    """The weight `module` gets when it alone is pruned at `rate`, then quantized at `bits`, by `compress`.
-
-    A new detached tensor (module untouched). `compress` works on a copy of a two-layer holder:
-    the layer, then a 1-weight stand-in for the classes' layer, so that structured pruning (which
-    never removes the last layer's units) can remove this layer's units (round(rate * units) of
-    them, as near as the whole-network rounding allows).
-    """
-    stand_in = nn.Linear(1, 1, bias=False)
-    with torch.no_grad():
-        stand_in.weight.fill_(1.0)
-    # Only pruning and quantization are studied layer by layer (the other families change a layer's
-    # structure or the whole model's computation); APoZ needs the whole model's activations, so a layer
-    # alone is ranked by weights, as structured pruning does.
-    method = "structured" if base.prune_method == "apoz" else base.prune_method
-    cfg = replace(base.only("prune", "quantize"), prune_amount=float(rate), weight_bits=int(bits),
-                  prune_scope="layer", prune_method=method)
-    return compress(nn.Sequential(module, stand_in), cfg)[0].weight.detach().clone()
 
 
 def with_weight(model: nn.Module, name: str, weight: Tensor) -> nn.Module:
