@@ -215,7 +215,9 @@ def compressed_model(setup: Setup) -> nn.Module:
 @st.cache_data(max_entries=128, show_spinner=False)
 def zero_shares(setup: Setup) -> tuple[float, float]:
     """(share of prunable weights zero after pruning alone, after pruning and quantization)."""
-    pruned = replace(setup, compression=replace(setup.compression, weight_bits=32))
+    plan = setup.compression.step("plan").parsed()  # a per-layer plan's rates without its bit widths
+    kept = ",".join(replace(s, bits=32).text() for s in plan.settings) if plan else setup.compression.layer_plan
+    pruned = replace(setup, compression=replace(setup.compression, weight_bits=32, layer_plan=kept))
     return weight_sparsity(compressed_model(pruned)), weight_sparsity(compressed_model(setup))
 
 

@@ -284,7 +284,8 @@ def _measured(setup: Setup) -> None:
     pruned, total = zero_shares(setup)
     text = f"Measured: {pruned * 100:.1f} % of weights zero"
     if total - pruned >= 0.0005:
-        text += f" after pruning, {total * 100:.1f} % after rounding to {c.weight_bits} bits"
+        bits = "the plan's bit widths" if c.step("plan").parsed() else f"{c.weight_bits} bits"
+        text += f" after pruning, {total * 100:.1f} % after rounding to {bits}"
     if c.prune_method in STRUCTURED and c.prune_amount > (limit := structured_limit(compressed_model(setup))):
         text += f". Structured pruning keeps the output classes: at most {limit * 100:.1f} % here"
     slot.caption(text + ".")
