@@ -135,3 +135,13 @@ def test_size_card_and_the_sensitivity_pages_count_agree_on_a_real_model():
     planned = compress(model, cfg)
     report = compression_report(model, planned, cfg, data.x_test, data.y_test)
     assert report.size_compressed_bits == plan_size_bits(planned, plan, base, (1, 8, 8))
+
+
+def test_the_pipeline_in_two_parts_applies_the_plan_as_the_whole_does(small):
+    """compress(compress(m, first), rest) == compress(m, cfg) with the plan in the rest (sweeps, fine-tuning):
+    the plan starts from the trained weights, not from what the sliders' pruning made of them."""
+    cfg = CompressionConfig(prune_amount=0.6, weight_bits=3, layer_plan="fc1:p0.25b4")
+    first, rest = cfg.split("prune")
+    whole, parts = compress(small, cfg), compress(compress(small, first), rest)
+    assert _same(whole.state_dict(), parts.state_dict())
+    assert torch.equal(whole[1].weight, compress_layer(small[1], cfg, 0.25, 4))

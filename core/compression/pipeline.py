@@ -165,6 +165,7 @@ def compress(model: nn.Module, cfg: Any, calibration: Tensor | None = None) -> n
     calibrate (else those registered with `steps.set_calibration`).
     """
     compressed = copy.deepcopy(model)
+    registry.set_source(compressed, model)  # a step that starts from the trained weights finds them (the plan)
     context = Context(model, calibration, cfg)
     images = calibration if calibration is not None else registry.calibration_of(model)
     if images is not None:  # a compressed copy calibrates like its source (compressed again, fine-tuned)

@@ -8,12 +8,14 @@ Sensitivity page finds such plans; the sidebar takes them.
 
 How it combines with the uniform sliders: the plan OVERRIDES them for the layers it names; the other
 layers keep what the sliders (and every other step before it) made of them. A named layer is
-compressed ALONE from the original's weights, pruned at its rate with the sidebar's pruning method
+compressed ALONE from the trained weights (`Context.source`: also when the pipeline runs in parts), pruned at its rate with the sidebar's pruning method
 ("per layer" scope: a rate means that share of this layer), then quantized at its width with the
 sidebar's scheme, granularity and range (`compress_layer`, exactly as the sensitivity analysis
 compressed it). Its storage is then that layer's code (`layer_code`), whatever the uniform bit width
 or weight sharing says. A layer that low-rank factorization factored is left as the factorization
 made it (its two factors are what is stored; the plan's settings were measured on the dense layer).
+Recovery fine-tuning (core/compression/finetune.py) runs the steps after pruning on a retrained copy:
+there the named layers are compressed from the fine-tuned weights (the plan was measured without it).
 
 Order 45: after every step that sets stored values (prune 20, share 30, quantize 40), so that the
 plan has the last word on the layers it names; before activations (50), which calibrate on the
@@ -212,16 +214,20 @@ class Plan(Step):
         plan, base = self.parsed(), context.config
         if plan is None or base is None:
             return
-        keys, originals = layer_keys(context.original), dict(prunable_layers(context.original))
+        # From the trained weights, also when the pipeline runs in parts (the rest after pruning: compress(compress(
+        # m, first), rest) is compress(m, cfg)); memoized per trained model, layer and setting.
+        trained = context.source
+        keys, originals = layer_keys(trained), dict(prunable_layers(trained))
         for name, module in prunable_layers(model):
             key = keys.get(name)
-            if key is None or not plan.names(key) or is_factored(module) or name not in originals:
+            if key is None or not plan.names(key) or is_factored(module) or name not in originals \
+                    or originals[name].weight.shape != module.weight.shape:
                 continue
             s = plan.of(key)
-            if name == _classes_layer(context.original, base):
+            if name == _classes_layer(trained, base):
                 s = replace(s, prune=0.0)
-            weight = context.memo(_memo_key(name, s, base),
-                                  lambda: compress_layer(originals[name], base, s.prune, s.bits))
+            weight = Context(trained).memo(_memo_key(name, s, base),
+                                           lambda: compress_layer(originals[name], base, s.prune, s.bits))
             module.weight.copy_(weight.to(module.weight.dtype))
 
     def layer_code(self, weight: Tensor, layer: str, config: Any) -> WeightCode | None:

@@ -145,6 +145,12 @@ class Context:
         self._calibration = calibration
         self.config = config
 
+    @property
+    def source(self) -> nn.Module:
+        """The trained model before any compression: `original` itself, or the model it was compressed from when
+        the pipeline runs in parts (`cfg.split`). Read only, as `original`."""
+        return source_of(self.original)
+
     def calibration(self) -> Tensor:
         """Training images to calibrate on: given to `compress`, else registered for the model."""
         images = self._calibration if self._calibration is not None else _CALIBRATION.get(self.original)
@@ -165,6 +171,19 @@ class Context:
 # threads merely compute the same entry twice.
 _MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CALIBRATION: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+_SOURCE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def source_of(model: nn.Module) -> nn.Module:
+    """The trained model `model` was compressed from (by `compress`, perhaps in parts: `cfg.split`), else itself."""
+    return _SOURCE.get(model, model)
+
+
+def set_source(compressed: nn.Module, model: nn.Module) -> None:
+    """Note that `compressed` is a compressed copy of `model` (its source: `source_of(model)`)."""
+    _SOURCE[compressed] = source_of(model)
 
 
 def set_calibration(model: nn.Module, images: Tensor) -> None:

@@ -20,8 +20,10 @@ last layer (rows with applicable False and NaN metrics).
 Batching. Per layer, the layers before it run once on the test set (their output is the same
 for every setting); each setting then runs only the compressed layer and the layers after it
 (models that are not nn.Sequential, or layers nested deeper, fall back to whole-model
-evaluation). The layer's output for the activation SQNR comes out of that same pass. All the
-settings' maps are compared in one `saliency_agreement` call. The maps themselves are one Captum
+evaluation). The layer's output for the activation SQNR comes out of that same pass, and 2x2 max
+pooling runs as strided maxima there (`MaxPool2x2`: the same numbers, 10x faster than torch's CPU
+kernel on these shapes). All the settings' maps are compared in one call that ranks the original's
+maps once (`agreement.agreement_with_reference`: the same numbers as pairwise comparisons). The maps themselves are one Captum
 call per setting on one private copy: putting several settings' probes through one call saves
 nothing on these models (measured: 8 x 64 probes in one saliency call 85 ms, 8 calls of 64 probes
 64 ms; the work is arithmetic, not call overhead). Layers are measured on worker
