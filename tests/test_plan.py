@@ -145,3 +145,11 @@ def test_the_pipeline_in_two_parts_applies_the_plan_as_the_whole_does(small):
     whole, parts = compress(small, cfg), compress(compress(small, first), rest)
     assert _same(whole.state_dict(), parts.state_dict())
     assert torch.equal(whole[1].weight, compress_layer(small[1], cfg, 0.25, 4))
+
+
+def test_low_rank_factored_layers_keep_the_factorization_and_the_sidebar_says_so(small):
+    cfg = CompressionConfig(rank_kept=0.34, rank_mode="fraction", layer_plan="fc1:b2")
+    assert "Low-rank" in " ".join(cfg.step("plan").model_problems(small, cfg))
+    factored_only = compress(small, replace(cfg, layer_plan=""))
+    planned = compress(small, cfg)
+    assert _same(planned.state_dict(), factored_only.state_dict())  # fc1 (rank 1 of 3) factored: left as it is

@@ -208,6 +208,9 @@ class Plan(Step):
         if last is not None and plan.of(keys[last]).prune:
             said.append(f"{keys[last]} is the classes' layer: structured pruning never removes its units, so the "
                         "plan's pruning rate for it is not used (its bit width is).")
+        if config.step("lowrank").active():
+            said.append("Low-rank factorization is on: the layers it factors keep what it made of them, and the "
+                        "plan applies to the layers left dense.")
         return said
 
     def apply(self, model: nn.Module, context: Context) -> None:
