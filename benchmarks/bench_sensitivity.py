@@ -16,7 +16,8 @@ both, outside the timings.
   `--per-image` also the house's older naive baseline (benchmarks/bench_sweep.py): one Captum
   call and one comparison per probe image.
 
-Medians of `repeats` runs, wall seconds, one torch thread per worker. Both produce the same
+Medians of `repeats` runs, wall seconds and CPU seconds of the process (all threads: on a shared machine
+the steadier figure), one torch thread per worker. Both produce the same
 numbers (checked on a few cells). Run: `.venv/bin/python benchmarks/bench_sensitivity.py [--per-image]`.
 """
 from __future__ import annotations
@@ -80,12 +81,18 @@ def naive_table(model, data, cfg, ref, per_image: bool = False) -> list[dict]:
     return rows
 
 
-def _median(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
+CPU = {}  # name -> median CPU seconds of this process (every thread): on a shared machine, steadier than wall time
+
+
+def _median(fn, repeats: int, name: str = "") -> tuple[float, object]:
+    times, cpu, out = [], [], None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out = fn()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    if name:
+        CPU[name] = statistics.median(cpu)
     return statistics.median(times), out
 
 
@@ -103,14 +110,17 @@ def main(repeats: int = 3, per_image: bool = False) -> dict[str, float]:
     results = {}
     for workers in (1, 2):
         results[f"batched_{workers}"], table = _median(
-            lambda: sensitivity.sensitivity_table(model, data, cfg, workers=workers, refs=ref), repeats)
-        print(f"  batched, {workers} worker thread{'s' if workers > 1 else ''}: {results[f'batched_{workers}']:.2f} s")
-    results["naive"], naive = _median(lambda: naive_table(model, data, cfg, ref[0]), repeats)
+            lambda: sensitivity.sensitivity_table(model, data, cfg, workers=workers, refs=ref), repeats, f"batched_{workers}")
+        print(f"  batched, {workers} worker thread{'s' if workers > 1 else ''}: {results[f'batched_{workers}']:.2f} s "
+              f"({CPU[f'batched_{workers}']:.2f} s CPU)")
+    results["naive"], naive = _median(lambda: naive_table(model, data, cfg, ref[0]), repeats, "naive")
     _check(table, naive)
     for workers in (1, 2):
         results[f"ratio_{workers}"] = results["naive"] / results[f"batched_{workers}"]
-    print(f"  naive loop (one model at a time): {results['naive']:.2f} s = {results['ratio_1']:.1f}x the batched "
-          f"on 1 thread, {results['ratio_2']:.1f}x on 2")
+    results["cpu_ratio"] = CPU["naive"] / CPU["batched_1"]
+    print(f"  naive loop (one model at a time): {results['naive']:.2f} s ({CPU['naive']:.2f} s CPU) = "
+          f"{results['ratio_1']:.1f}x the batched on 1 thread, {results['ratio_2']:.1f}x on 2; "
+          f"CPU time {results['cpu_ratio']:.1f}x the batched on 1 thread")
     if per_image:
         results["naive_per_image"], _ = _median(lambda: naive_table(model, data, cfg, ref[0], True), 1)
         print(f"  naive, one Captum call per image (bench_sweep's baseline): {results['naive_per_image']:.2f} s = "

@@ -160,6 +160,13 @@ def labels_for(layers: list[tuple[bool, tuple[int, ...]]]) -> list[str]:
     return labels
 
 
+def layer_keys(model: nn.Module) -> dict[str, str]:
+    """Short names of the prunable layers for links and plans, e.g. {"0": "conv1", "7": "fc1"}."""
+    found = prunable_layers(model)
+    labels = labels_for([(is_conv(m), tuple(m.weight.shape)) for _, m in found])
+    return {name: label.split(" (")[0].replace(" ", "") for (name, _), label in zip(found, labels)}
+
+
 def weight_of(model: nn.Module, name: str) -> Tensor:
     """The weight tensor of the prunable layer called `name`, as float32 (a factored layer's effective
     weight; shared otherwise: do not modify it).

@@ -18,7 +18,7 @@ from torch import nn
 from core.compression import CompressionConfig
 from core.compression.quantization import Quantize
 from core.compression.steps import FP32_CODE, WeightCode
-from core.layers import factors, is_conv, prunable_layers, rank_of, stored_layers
+from core.layers import factors, is_conv, is_factored, layer_keys, prunable_layers, rank_of, stored_layers
 
 FP32_BITS = 32
 
@@ -185,22 +185,26 @@ def layer_stats(model: nn.Module, input_shape: tuple[int, ...], cfg: Compression
     """One LayerStats per `prunable_layers(model)` entry, for inputs of shape (C, H, W).
 
     Storage follows `cfg.weight_code` (the code of the compression that made `model`), applied to
-    each stored weight (each factor of a factored layer); None: fp32.
+    each stored weight (each factor of a factored layer), with the layer's short key so that a
+    per-layer plan counts each layer in its own bits; None: fp32.
 
     Output sizes come from a forward pass of a deep copy (cached per architecture and
     input shape), so no hook is ever registered on `model`; the model is only read.
     """
     positions = _output_positions(model, tuple(input_shape))
-    return [_one_layer(name, module, positions[name], cfg) for name, module in prunable_layers(model)]
+    keys = layer_keys(model)
+    return [_one_layer(name, module, positions[name], cfg, keys[name]) for name, module in prunable_layers(model)]
 
 
-def _one_layer(name: str, module: nn.Module, positions: int, cfg: CompressionConfig | None) -> LayerStats:
+def _one_layer(name: str, module: nn.Module, positions: int, cfg: CompressionConfig | None, key: str) -> LayerStats:
     # with a pruning mask, `weight` is the masked tensor; a factored layer's weights are its factors'
     weights = [m.weight.detach() for m in factors(module)]
     bias = getattr(module, "bias", None)
     n, bias_n = sum(w.numel() for w in weights), (0 if bias is None else bias.numel())
     nonzero = sum(int(torch.count_nonzero(w)) for w in weights)
-    codes = [FP32_CODE if cfg is None else cfg.weight_code(w) for w in weights]
+    # A layer's own code (a per-layer plan) by its short key; a factored layer is left to the other steps.
+    layer = None if is_factored(module) else key
+    codes = [FP32_CODE if cfg is None else cfg.weight_code(w, layer=layer) for w in weights]
     shape = tuple(module.weight.shape)
     return LayerStats(
         name=name, kind="conv" if is_conv(module) else "linear", shape=shape,

@@ -116,4 +116,10 @@ steps = st.session_state.get("_sens_steps")
 if steps is not None and len(steps):
     with st.expander("How the search got there (every step tried)"):
         st.dataframe(steps, hide_index=True)
-st.caption("The sidebar cannot take per-layer settings yet: the plan lives in this page's link (sens_plan).")
+applied = st.session_state.get("plan") == plan.text() and c.prune_amount == 0 and c.weight_bits == 32
+st.button("Applied to the sidebar" if applied else "Apply to the sidebar", key="sens_apply", type="primary",
+          on_click=ui.apply_plan, args=(plan.text(),), disabled=applied, icon=":material/input:",
+          help="The sidebar's Per-layer plan then holds this plan (and the link, as plan=...): the Overview and "
+               "every other page show the model it makes.")
+st.caption("Applying sets the sidebar's pruning rate to 0 % and bit width to 32, so that the layers the plan leaves "
+           "out stay as trained; the sidebar's Per-layer plan group says so and has a button to clear it.")

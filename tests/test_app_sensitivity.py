@@ -114,3 +114,43 @@ def test_grad_cam_on_an_mlp_falls_back_with_a_notice(small):
     assert not at.exception, at.exception
     assert "Grad-CAM is not available here" in " ".join(w.value for w in at.warning)
 
+
+
+def _sidebar_text(at: AppTest) -> str:
+    return " ".join(str(e.value) for e in [*at.sidebar.info, *at.sidebar.warning, *at.sidebar.caption])
+
+
+def test_apply_puts_the_plan_in_the_sidebar_and_the_link_and_the_overview_shows_it(small):
+    plan = "fc1:p0.5b4,fc3:b8"
+    at = open_page(**small, sens_plan=plan, prune=30, bits=6)
+    assert not at.exception, at.exception
+    at.button(key="sens_apply").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["plan"] == plan and at.text_input(key="plan").value == plan
+    assert at.query_params["plan"] in (plan, [plan]) and at.session_state["prune"] == 0 and at.session_state["bits"] == 32
+    assert "came from the Sensitivity page" in _sidebar_text(at) and "Overrides the sliders" in _sidebar_text(at)
+    assert at.button(key="sens_apply").disabled  # applied: the button says so
+    size = at.dataframe[0].value["size"].tolist()[0]  # the plan's size as this page measured it
+    at.switch_page("pages/overview.py").run()
+    assert not at.exception, at.exception
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Size"] == size
+    assert "per-layer plan (fc1: 50 % pruned, 4 bits; fc3: 8 bits)" in " ".join(c.value for c in at.caption)
+    at.button(key="plan_clear").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["plan"] == "" and at.query_params.get("plan") in (None, "", [""])
+    assert "came from the Sensitivity page" not in _sidebar_text(at)
+
+
+def test_the_sidebar_names_plan_layers_the_model_lacks(small):
+    at = open_app_page(small, "overview", plan="conv1:b4,fc1:b2")
+    assert not at.exception, at.exception
+    assert "no layer called conv1" in _sidebar_text(at)
+
+
+def open_app_page(small: dict, page: str, **params: object) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["page"] = page
+    for key, value in {**small, **params}.items():
+        at.query_params[key] = str(value)
+    return at.run()

@@ -442,3 +442,41 @@ def test_signed_methods_are_the_ones_whose_maps_can_be_negative():
         if not is_signed(method):
             assert maps.min() >= 0, method
     assert is_signed("integrated_gradients") and not is_signed("saliency")
+
+
+# ---------------------------------------------------------------- the reference ranked once
+def _maps_with_ties_and_zeros(generator: torch.Generator, n: int, signed: bool) -> torch.Tensor:
+    """Maps of few distinct values (many ties), with zero pixels; some rows all zero, some constant."""
+    maps = torch.randint(0, 4, (n, 6, 7), generator=generator).to(torch.float32)
+    if signed:
+        maps = maps - 1.5 * torch.randint(0, 2, maps.shape, generator=generator)
+    maps[0] = 0.0
+    maps[1] = 2.0
+    return maps
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("full_reference", [False, True])
+def test_agreement_with_the_reference_ranked_once_gives_the_old_numbers(signed, full_reference):
+    """agreement_with_reference (the sensitivity analysis') = the old pairwise saliency_agreement on the
+    repeated reference, exactly, on maps with ties, zeros, all-zero and constant rows."""
+    import agreement_before
+    from core.explain.agreement import agreement_with_reference, saliency_agreement
+
+    generator = torch.Generator().manual_seed(7 + signed + 2 * full_reference)
+    reference = _maps_with_ties_and_zeros(generator, 8, signed)
+    if full_reference:  # no zero pixel: the ranks are taken once
+        reference = reference.abs() + 0.5 * (reference == 0)
+    maps = torch.cat([_maps_with_ties_and_zeros(generator, 8, signed) for _ in range(5)])
+    maps[9] = reference[1]  # an exact copy of its reference
+    before = (maps.clone(), reference.clone())
+    fast = agreement_with_reference(maps, reference, k=5)
+    old = agreement_before.saliency_agreement(maps, reference.repeat(5, 1, 1), k=5)
+    new_pairwise = saliency_agreement(maps, reference.repeat(5, 1, 1), k=5)
+    assert fast.keys() == old.keys()
+    for key in old:
+        assert torch.equal(fast[key], old[key]), key
+        assert torch.equal(new_pairwise[key], old[key]), key
+    assert torch.equal(maps, before[0]) and torch.equal(reference, before[1])
+    with pytest.raises(ValueError, match="reference"):
+        agreement_with_reference(maps[:7], reference)

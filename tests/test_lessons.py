@@ -334,7 +334,15 @@ def test_every_compression_setting_reaches_the_lesson_figures(key):
     control changes the Setup (a new control that setup_from ignores would fail here)."""
     defaults = {k: s.default for k, s in url_state.SIDEBAR.items()}
     setting = url_state.SIDEBAR[key]
-    numbers = (setting.parse(raw) for raw in ("50", "0.5"))  # a rate in percent, or a share such as rank=0.5
+    def readable(raw: str) -> bool:
+        try:
+            setting.parse(raw)
+        except ValueError:
+            return False
+        return True
+
+    # a rate in percent, a share such as rank=0.5, or a text such as a per-layer plan
+    numbers = (setting.parse(raw) for raw in ("50", "0.5", "fc1:b4") if readable(raw))
     other = next(o for o in (setting.options or numbers) if o != setting.default)
     assert setup_from({**defaults, key: other}) != setup_from(defaults)
 

@@ -99,6 +99,8 @@ def test_every_control_has_a_unique_url_key_and_shows_its_default_validly():
     for name, (_, c) in controls().items():
         if c.choices:
             assert defaults[name] in c.choices, name
+        elif c.widget == "text":
+            assert c.parse is not None and c.parse(defaults[name]) == defaults[name], name
         elif c.widget != "toggle":
             assert c.low <= defaults[name] * c.scale <= c.high, name
 
@@ -161,3 +163,16 @@ def test_a_control_needs_choices_or_bounds():
         steps.Control(label="x", url="x", widget="slider")
     with pytest.raises(ValueError, match="widget"):
         steps.Control(label="x", url="x", widget="knob", choices=(1,))
+
+
+def test_a_text_control_needs_no_bounds_and_carries_its_reader():
+    c = steps.Control(label="x", url="x", widget="text", parse=str.strip)
+    assert c.parse(" a ") == "a" and not c.choices and c.low is None
+
+
+def test_a_layer_code_takes_the_place_of_the_weight_codes_for_its_layer_only():
+    w = torch.randn(4, 6)
+    cfg = CompressionConfig(weight_bits=8, layer_plan="fc1:b2")
+    assert cfg.weight_code(w) == cfg.weight_code(w, layer="fc2") == CompressionConfig(weight_bits=8).weight_code(w)
+    assert cfg.weight_code(w, layer="fc1") == CompressionConfig(weight_bits=2).weight_code(w)
+    assert CompressionConfig(weight_bits=8, layer_plan="fc1:b32").weight_code(w, layer="fc1") == FP32_CODE

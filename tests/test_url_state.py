@@ -77,6 +77,7 @@ SIDEBAR_CASES = [  # key, value in the link, value in the widget, another value 
     ("rank", "0.5", 0.5, 0.8),
     ("rank_mode", "fraction", "fraction", "energy"),
     ("rank_scope", "global", "global", "layer"),
+    ("plan", "fc1:b4", "fc1:b4", "fc1:p0.5b2"),  # a text control: the per-layer plan
 ]
 
 

@@ -24,6 +24,7 @@ from ui.cache import (_training_job, available_methods, distill_comparison, dist
 # Layer sensitivity (issue 9 §3)
 from ui.cache import (plan_check, plan_figures, plan_search_result, sensitivity_problem, sensitivity_table,
                       uniform_settings)
+from ui.sidebar import apply_plan
 from ui.ab import clear as ab_clear
 from ui.ab import freeze as ab_freeze
 from ui.ab import frozen_setup as ab_frozen_setup
@@ -65,7 +66,7 @@ __all__ = [
     "trained_model", "trained_models", "view_link",
     "weight_heatmaps", "weight_histograms", "weights_file", "wide_chart",
     # Layer sensitivity (issue 9 §3)
-    "plan_check", "plan_figures", "plan_search_result", "sensitivity_problem", "sensitivity_table",
+    "apply_plan", "plan_check", "plan_figures", "plan_search_result", "sensitivity_problem", "sensitivity_table",
     "uniform_settings",
 ]
 

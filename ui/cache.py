@@ -228,7 +228,9 @@ def compressed_model(setup: Setup) -> nn.Module:
 @st.cache_data(max_entries=128, show_spinner=False)
 def zero_shares(setup: Setup) -> tuple[float, float]:
     """(share of prunable weights zero after pruning alone, after pruning and quantization)."""
-    pruned = replace(setup, compression=replace(setup.compression, weight_bits=32))
+    plan = setup.compression.step("plan").parsed()  # a per-layer plan's rates without its bit widths
+    kept = ",".join(replace(s, bits=32).text() for s in plan.settings) if plan else setup.compression.layer_plan
+    pruned = replace(setup, compression=replace(setup.compression, weight_bits=32, layer_plan=kept))
     return weight_sparsity(compressed_model(pruned)), weight_sparsity(compressed_model(setup))
 
 
@@ -1200,3 +1202,12 @@ def packed_weights(setup: Setup, _original: nn.Module) -> bytes:
 def packed_check(setup: Setup, blob: bytes) -> tuple[bool, str]:
     """Whether an uploaded packed file rebuilds this setting's compressed model (first 256 test images), in words."""
     return deploy_packed.check(blob, compressed_model(setup).eval(), dataset(setup.train.dataset).x_test[:256])
+
+
+# ---------------------------------------------------------------- per-layer plan in the sidebar (issue 9 §3)
+def plan_fit(setup: Setup) -> list[str]:
+    """What the sidebar's per-layer plan names that this model lacks (unknown layers, a structured rate for
+    the classes' layer), in words; empty when it fits or there is no plan."""
+    cfg = setup.compression
+    return cfg.step("plan").model_problems(_model(setup.train), cfg) if cfg.step("plan").active() else []
+

@@ -19,7 +19,7 @@ from core.compression.pruning import STRUCTURED
 from core.compression import ordered as ordered_steps
 from core.compression.steps import Control
 from ui import ab, glossary, lessons, notices, reconnect, url_state
-from ui.cache import compressed_model, dataset, zero_shares
+from ui.cache import compressed_model, dataset, plan_fit, zero_shares
 from ui.setup import Setup, UploadedTrain, compression_from, setup_from, train_config
 
 SHORT_NAMES = {"mnist5k": "MNIST, 5k digits (offline)", "digits": "Digits 8×8 (offline)",
@@ -116,6 +116,8 @@ def _draw(where, key: str) -> None:
         where.selectbox(c.label, c.choices, key=key, help=c.help or None, format_func=lambda v, c=c: _shown(c, v))
     elif c.widget == "toggle":
         where.toggle(c.label, key=key, help=c.help or None)
+    elif c.widget == "text":
+        where.text_input(c.label, key=key, help=c.help or None, placeholder="e.g. conv1:p0.5b4,fc1:b2")
     else:
         where.radio(c.label, c.choices, key=key, horizontal=c.horizontal, help=c.help or None,
                     format_func=lambda v, c=c: _shown(c, v))
@@ -129,6 +131,49 @@ def _step_notes(where, name: str) -> None:
     step = compression_from(values).step(name)
     for note in step.notes():
         where.caption(f":material/info: {note}")
+    if name == "plan":
+        _plan_extras(where, step)
+
+
+PLAN_FROM = "_plan_from"  # session state: the plan text the Sensitivity page applied (ui.sidebar.apply_plan)
+
+
+def apply_plan(text: str) -> None:
+    """Put a per-layer plan in the sidebar (a button's callback): the plan, and the uniform rate and bit width
+    off, so that the layers it leaves out stay dense and the model is the plan's. The URL then holds it."""
+    state = st.session_state
+    state["plan"], state["prune"], state["bits"] = text, 0, 32
+    state[PLAN_FROM] = text
+
+
+def clear_plan() -> None:
+    """The Clear button's callback: no per-layer plan (the sliders decide every layer again)."""
+    st.session_state["plan"] = ""
+    st.session_state.pop(PLAN_FROM, None)
+
+
+def _plan_extras(where, step) -> None:
+    """Under the plan box: why a plan is not used, where it came from, and a Clear button."""
+    for problem in step.problems():
+        where.warning(problem, icon="⚠️")
+    if not step.active():
+        return
+    if st.session_state.get(PLAN_FROM) == st.session_state.get("plan"):
+        where.info("This plan came from the Sensitivity page, which set the pruning rate to 0 % and the bit width "
+                   "to 32 so that every layer is as the plan says. Clear it to let the sliders decide again.",
+                   icon=":material/layers:")
+    st.session_state["_plan_slot"] = where.empty()  # the model's own checks, once it is known: _plan_fits
+    where.button("Clear the plan", key="plan_clear", on_click=clear_plan, icon=":material/close:",
+                 help="Removes the per-layer plan; every layer then follows the sliders.")
+
+
+def _plan_fits(setup: Setup) -> None:
+    """In the plan's group, once the page has the model: layers the plan names that this model lacks."""
+    if "_plan_slot" not in st.session_state or st.session_state.get("_model_ready") != setup.train:
+        return
+    slot = st.session_state.pop("_plan_slot")
+    if said := plan_fit(setup):
+        slot.warning(" ".join(said), icon="⚠️")
 
 
 def _dataset(where, key: str = "dataset") -> None:
@@ -242,7 +287,8 @@ def _measured(setup: Setup) -> None:
     pruned, total = zero_shares(setup)
     text = f"Measured: {pruned * 100:.1f} % of weights zero"
     if total - pruned >= 0.0005:
-        text += f" after pruning, {total * 100:.1f} % after rounding to {c.weight_bits} bits"
+        bits = "the plan's bit widths" if c.step("plan").parsed() else f"{c.weight_bits} bits"
+        text += f" after pruning, {total * 100:.1f} % after rounding to {bits}"
     if c.prune_method in STRUCTURED and c.prune_amount > (limit := structured_limit(compressed_model(setup))):
         text += f". Structured pruning keeps the output classes: at most {limit * 100:.1f} % here"
     slot.caption(text + ".")
@@ -251,6 +297,7 @@ def _measured(setup: Setup) -> None:
 def after_page(setup: Setup) -> None:
     """What the sidebar can only show once the page has run (and loaded the trained model)."""
     _measured(setup)
+    _plan_fits(setup)
 
 
 def sidebar() -> Setup:
@@ -278,6 +325,7 @@ def sidebar() -> Setup:
     setup = setup_from(st.session_state)
     st.session_state["_setup"] = setup
     _measured(setup)  # at once when this session already has the model, else after the page
+    _plan_fits(setup)
     return setup
 
 

@@ -126,6 +126,8 @@ def from_control(c: Control, default: object) -> Setting:
     """The URL setting of one compression control (core.compression.steps.Control), in shown units."""
     if c.widget == "toggle":
         setting = Setting(bool(default), flag)
+    elif c.widget == "text":  # its own reader (a per-layer plan): bad text gets a notice in its words
+        setting = Setting(default, c.parse or str)
     elif c.choices and all(isinstance(o, int) and not isinstance(o, bool) for o in c.choices):
         setting = nearest(c.choices, default)  # bit widths: 4.5 -> 4
     elif c.choices:

@@ -14,6 +14,10 @@ and lighter architectures — make the model that enters the pipeline, so they c
   30 weight sharing          a codebook of the surviving weights (Deep Compression: prune, then share);
   40 quantization            or a uniform code of them: both set the stored values, so a setting may
                              use one of the two (sharing wins and says so); zeros stay exactly zero.
+  45 per-layer plan          after every step that sets stored values: for the layers it names, its own
+                             rate and bit width are the last word (each layer pruned, then quantized,
+                             alone, from the original's weights, as the sensitivity analysis did);
+                             the layers it leaves out keep what the steps before made of them.
   50 activations/precision   last: it changes how the finished weights compute (fake-quantized inputs,
                              fp16/bf16), calibrated on the compressed model that will run.
 """
@@ -75,13 +79,21 @@ def _pipeline(self) -> list[Step]:
 FLOAT_LEVELS = 2**16  # a code with this many values or more is a float format (fp16, bf16, fp32)
 
 
-def _weight_code(self, weight: Tensor) -> WeightCode:
+def _weight_code(self, weight: Tensor, layer: str | None = None) -> WeightCode:
     """How a compressed layer weight is stored: the code of the last active step that sets one.
 
     A float format (fp16 computation) is the code only where no step sets a discrete one: a 4-bit
-    code computed in fp16 is still stored as 4-bit codes."""
+    code computed in fp16 is still stored as 4-bit codes. layer: the prunable layer's short key
+    ("conv1", core.layers.layer_keys; None: not known); a step that sets that layer on its own
+    (`Step.layer_code`, the per-layer plan) decides its code instead of the others' weight codes
+    (a float format still applies to a layer the plan keeps in float)."""
     codes = [code for step in self.pipeline() if (code := step.weight_code(weight)) is not None]
     discrete = [code for code in codes if code.levels < FLOAT_LEVELS]
+    own = [code for step in self.pipeline() if layer is not None
+           and (code := step.layer_code(weight, layer, self)) is not None]
+    if own:
+        floats = [code for code in codes if code.levels >= FLOAT_LEVELS]
+        return own[-1] if own[-1].levels < FLOAT_LEVELS else (floats or own)[-1]
     return (discrete or codes or [FP32_CODE])[-1]
 
 
@@ -153,7 +165,8 @@ def compress(model: nn.Module, cfg: Any, calibration: Tensor | None = None) -> n
     calibrate (else those registered with `steps.set_calibration`).
     """
     compressed = copy.deepcopy(model)
-    context = Context(model, calibration)
+    registry.set_source(compressed, model)  # a step that starts from the trained weights finds them (the plan)
+    context = Context(model, calibration, cfg)
     images = calibration if calibration is not None else registry.calibration_of(model)
     if images is not None:  # a compressed copy calibrates like its source (compressed again, fine-tuned)
         registry.set_calibration(compressed, images)

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-WIDGETS = ("slider", "select_slider", "radio", "selectbox", "toggle")
+WIDGETS = ("slider", "select_slider", "radio", "selectbox", "toggle", "text")  # text: a line of text (a plan)
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,13 @@ class Control:
     stop_labels: Mapping[Any, str] = field(default_factory=dict)  # a stop written otherwise ("32-bit (off)")
     renamed: Mapping[str, Any] = field(default_factory=dict)  # old URL values -> the value each means now
     old_urls: tuple[str, ...] = ()            # older query parameters that meant this control
+    # A text control's reader: URL text -> the value (its one spelling); ValueError in words for bad text.
+    parse: Callable[[str], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.widget not in WIDGETS:
             raise ValueError(f"control {self.url!r}: widget must be one of {', '.join(WIDGETS)}")
-        if not self.choices and (self.low is None or self.high is None) and self.widget != "toggle":
+        if not self.choices and (self.low is None or self.high is None) and self.widget not in ("toggle", "text"):
             raise ValueError(f"control {self.url!r} needs choices or low and high bounds")
 
 
@@ -93,6 +95,12 @@ class Step:
         """How a layer weight is stored after this step; None: the step does not change it."""
         return None
 
+    def layer_code(self, weight: Tensor, layer: str, config: Any) -> WeightCode | None:
+        """How the weight of prunable layer `layer` (its short key, core.layers.layer_keys: "conv1") is
+        stored when this step sets that layer on its own (a per-layer plan); None: it does not. It takes
+        the place of every step's `weight_code` for that layer. config: the whole CompressionConfig."""
+        return None
+
     def sweep_points(self) -> tuple[dict[str, Any], ...]:
         """Settings of this step, from mild to strong, along which the cross-family comparison walks
         it (field -> value; about ten points; the other fields of the step keep this setting's values).
@@ -128,11 +136,20 @@ FP32_CODE = WeightCode(levels=2**32)
 
 class Context:
     """What a step may need beyond its settings: the ORIGINAL model (for caches keyed on it, e.g.
-    its SVDs) and calibration images. Never used to change the original."""
+    its SVDs), calibration images, and the whole config being applied (`config`: a step that compresses
+    layer by layer with the other steps' method and scheme, the per-layer plan, reads them). Never used
+    to change the original."""
 
-    def __init__(self, original: nn.Module, calibration: Tensor | None = None) -> None:
+    def __init__(self, original: nn.Module, calibration: Tensor | None = None, config: Any = None) -> None:
         self.original = original
         self._calibration = calibration
+        self.config = config
+
+    @property
+    def source(self) -> nn.Module:
+        """The trained model before any compression: `original` itself, or the model it was compressed from when
+        the pipeline runs in parts (`cfg.split`). Read only, as `original`."""
+        return source_of(self.original)
 
     def calibration(self) -> Tensor:
         """Training images to calibrate on: given to `compress`, else registered for the model."""
@@ -154,6 +171,19 @@ class Context:
 # threads merely compute the same entry twice.
 _MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CALIBRATION: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+_SOURCE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def source_of(model: nn.Module) -> nn.Module:
+    """The trained model `model` was compressed from (by `compress`, perhaps in parts: `cfg.split`), else itself."""
+    return _SOURCE.get(model, model)
+
+
+def set_source(compressed: nn.Module, model: nn.Module) -> None:
+    """Note that `compressed` is a compressed copy of `model` (its source: `source_of(model)`)."""
+    _SOURCE[compressed] = source_of(model)
 
 
 def set_calibration(model: nn.Module, images: Tensor) -> None:

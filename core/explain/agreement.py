@@ -31,30 +31,59 @@ def saliency_agreement(a: Tensor, b: Tensor, k: int | None = None) -> dict[str, 
     """
     if a.shape != b.shape or a.dim() not in (2, 3):
         raise ValueError(f"a and b must share a shape (H, W) or (N, H, W), got {tuple(a.shape)} and {tuple(b.shape)}")
-    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-        raise ValueError("saliency maps must be finite (no NaN or inf)")
     single = a.dim() == 2
-    a3 = a.detach().reshape(-1, *a.shape[-2:]).to(torch.float64)
-    b3 = b.detach().reshape(-1, *b.shape[-2:]).to(torch.float64)
+    result = agreement_with_reference(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]), k)
+    return {key: v[0] if single else v for key, v in result.items()}
+
+
+def agreement_with_reference(maps: Tensor, reference: Tensor, k: int | None = None) -> dict[str, Tensor]:
+    """`saliency_agreement(maps, reference.repeat(K, 1, 1))`, the same numbers, for the maps (K * P, H, W) of K
+    models on the P images of `reference` (P, H, W), as the sensitivity analysis compares every setting with
+    the original: the reference's part of the work is done once, not K times.
+
+    Its ranks: on a reference map with no zero pixel the support of every comparison is every pixel, so its
+    ranks do not depend on the other map (maps with zeros are ranked per comparison, as before); its top-k
+    inclusion, its absolute values and the local means of its SSIM. Each row's numbers come from the same
+    operations on the same values as in a pairwise call (every reduction is per row), so they are identical.
+    """
+    if maps.dim() != 3 or reference.dim() != 3 or maps.shape[1:] != reference.shape[1:] or \
+            len(reference) == 0 or len(maps) % len(reference):
+        raise ValueError(f"maps (K * P, H, W) and a reference (P, H, W) needed, got {tuple(maps.shape)} and "
+                         f"{tuple(reference.shape)}")
+    if not (torch.isfinite(maps).all() and torch.isfinite(reference).all()):
+        raise ValueError("saliency maps must be finite (no NaN or inf)")
+    times = len(maps) // len(reference)
+    a3, b3 = maps.detach().to(torch.float64), reference.detach().to(torch.float64)
     flat_a, flat_b = a3.flatten(1), b3.flatten(1)
     pixels = flat_a.shape[1]
     k = max(1, round(0.1 * pixels)) if k is None else k
     if not 1 <= k <= pixels:
         raise ValueError(f"k must be between 1 and the number of pixels ({pixels}), got {k}")
-    support = (flat_a != 0) | (flat_b != 0)
-    spearman_abs, degenerate = spearman_on_support(flat_a.abs(), flat_b.abs(), support)
+    support = (flat_a != 0) | flat_b.ne(0).repeat(times, 1)
+    full = flat_b.ne(0).all(dim=1).repeat(times)  # comparisons whose support is every pixel
+    spearman_abs, degenerate = _spearman_many(flat_a.abs(), flat_b.abs(), support, full, times)
     # Non-negative maps (saliency, SmoothGrad, Grad-CAM) are their own absolute values: the
     # signed correlation is the same number, and ranking is half of this function's cost.
     non_negative = bool((flat_a >= 0).all() and (flat_b >= 0).all())
     result = {
         "spearman_abs": spearman_abs,
-        "spearman": spearman_abs if non_negative else spearman_on_support(flat_a, flat_b, support)[0],
-        "topk": topk_overlap(flat_a.abs(), flat_b.abs(), k),
-        "ssim": _ssim(_unit_scale(a3), _unit_scale(b3)),
+        "spearman": spearman_abs if non_negative else _spearman_many(flat_a, flat_b, support, full, times)[0],
+        "topk": (_inclusion(flat_a.abs(), k) * _inclusion(flat_b.abs(), k).repeat(times, 1)).sum(dim=1) / k,
+        "ssim": _ssim(_unit_scale(a3), _unit_scale(b3), times),
     }
     result = {key: v.to(torch.float32) for key, v in result.items()}
     result["degenerate"] = degenerate
-    return {key: v[0] if single else v for key, v in result.items()}
+    return result
+
+
+def _spearman_many(x: Tensor, y: Tensor, support: Tensor, full: Tensor, times: int) -> tuple[Tensor, Tensor]:
+    """`spearman_on_support(x, y.repeat(times, 1), support)`, y's ranks taken once where its row is `full`."""
+    y_all = y.repeat(times, 1)
+    ry = _centered_ranks(y, torch.ones_like(y, dtype=torch.bool)).repeat(times, 1)
+    if not bool(full.all()):
+        rows = ~full
+        ry[rows] = _centered_ranks(y_all[rows], support[rows])
+    return _rho(_centered_ranks(x, support), ry, x, y_all, support)
 
 
 def spearman_on_support(x: Tensor, y: Tensor, support: Tensor) -> tuple[Tensor, Tensor]:
@@ -63,13 +92,18 @@ def spearman_on_support(x: Tensor, y: Tensor, support: Tensor) -> tuple[Tensor, 
     Outside the support the values become NaN, which scipy's rankdata leaves unranked
     (nan_policy="omit"), so each row is ranked among its own support pixels.
     """
+    return _rho(_centered_ranks(x, support), _centered_ranks(y, support), x, y, support)
+
+
+def _centered_ranks(x: Tensor, support: Tensor) -> Tensor:
+    """Average ranks of each row of `x` among its `support` pixels minus their mean; 0 off the support."""
     nan = torch.full_like(x, float("nan"))
     rx = torch.from_numpy(rankdata(torch.where(support, x, nan).numpy(), axis=1, nan_policy="omit"))
-    ry = torch.from_numpy(rankdata(torch.where(support, y, nan).numpy(), axis=1, nan_policy="omit"))
     count = support.sum(dim=1, keepdim=True).clamp_min(1)
-    zero = torch.zeros_like(rx)
-    rx = torch.where(support, rx - rx.nan_to_num().sum(dim=1, keepdim=True) / count, zero)
-    ry = torch.where(support, ry - ry.nan_to_num().sum(dim=1, keepdim=True) / count, zero)
+    return torch.where(support, rx - rx.nan_to_num().sum(dim=1, keepdim=True) / count, torch.zeros_like(rx))
+
+
+def _rho(rx: Tensor, ry: Tensor, x: Tensor, y: Tensor, support: Tensor) -> tuple[Tensor, Tensor]:
     var_x, var_y = rx.square().sum(dim=1), ry.square().sum(dim=1)
     rho = ((rx * ry).sum(dim=1) / (var_x * var_y).sqrt().clamp_min(1e-300)).clamp(-1.0, 1.0)
     # All ranks equal = the map is constant on the support (or the support is empty).
@@ -104,8 +138,9 @@ def _unit_scale(maps: Tensor) -> Tensor:
     return torch.where(peak > 0, m / peak.clamp_min(1e-300), torch.zeros_like(m))
 
 
-def _ssim(x: Tensor, y: Tensor) -> Tensor:
-    """Mean SSIM (Wang et al. 2004) of (N, H, W) maps in [0, 1], uniform 7x7 window.
+def _ssim(x: Tensor, y: Tensor, times: int = 1) -> Tensor:
+    """Mean SSIM (Wang et al. 2004) of (N, H, W) maps in [0, 1], uniform 7x7 window, against y.repeat(times)
+    (y's local means taken once).
 
     Hand-written because none of our libraries (torch, captum, scipy, scikit-learn)
     ships SSIM. Only windows fully inside the image count ("valid"), as scikit-image
@@ -117,10 +152,11 @@ def _ssim(x: Tensor, y: Tensor) -> Tensor:
     def mean(t: Tensor) -> Tensor:
         return F.avg_pool2d(t[:, None], win, stride=1)
 
-    mu_x, mu_y = mean(x), mean(y)
+    y_all = y.repeat(times, 1, 1)
+    mu_x, mu_y = mean(x), mean(y).repeat(times, 1, 1, 1)
     var_x = mean(x * x) - mu_x.square()
-    var_y = mean(y * y) - mu_y.square()
-    cov = mean(x * y) - mu_x * mu_y
+    var_y = (mean(y * y) - mean(y).square()).repeat(times, 1, 1, 1)
+    cov = mean(x * y_all) - mu_x * mu_y
     num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
     den = (mu_x.square() + mu_y.square() + c1) * (var_x + var_y + c2)
     return (num / den).mean(dim=(1, 2, 3))

@@ -1,6 +1,6 @@
 """Per-layer compression plans: one prune rate and one bit width per layer, their size and measured figures.
 
-A `LayerPlan` names layers by their short keys (`sensitivity.layer_keys`: conv1, conv2, fc1, ...)
+A `LayerPlan` (core/compression/plan.py, where the sidebar's plan step reads it) names layers by their short keys (`core.layers.layer_keys`: conv1, conv2, fc1, ...)
 and is written as compact text for links: "conv1:p0.5b4,fc1:p0.9b2" (p = share of the layer's
 weights pruned, b = bit width; a layer left out, or p0 / b32, stays dense fp32). Each layer is
 compressed alone by `core.compression.compress` (`sensitivity.compress_layer`: pruned at its
@@ -11,81 +11,19 @@ exactly as the sensitivity analysis compressed it. Sizes are counted by core.met
 from __future__ import annotations
 
 import copy
-import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 from torch import nn
 
-from core.compression import WEIGHT_BITS, CompressionConfig
+from core.compression import CompressionConfig
+from core.compression.plan import LayerPlan, LayerSetting  # noqa: F401  (the plan's text lives with its step)
 from core.data import Dataset
 from core.explain.attribution import attribute, saliency_agreement
 from core.layers import prunable_layers
 from core.metrics import FP32_BITS, evaluate, layer_stats, model_storage_bits, parameter_count, prediction_agreement
 from core.studies.sensitivity import compress_layer, layer_keys, structured_applies
 from core.studies.sweep_plan import SALIENCY_METRICS
-
-_ENTRY = re.compile(r"(?P<key>[a-z]+[0-9]+):(?:p(?P<p>[0-9]*\.?[0-9]+))?(?:b(?P<b>[0-9]+))?")
-
-
-@dataclass(frozen=True)
-class LayerSetting:
-    """How one layer is compressed: share of its weights pruned (0..1) and bit width (1..8, 32 = float)."""
-
-    layer: str           # short key, e.g. "fc1"
-    prune: float = 0.0
-    bits: int = 32
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= float(self.prune) <= 1.0:
-            raise ValueError(f"{self.layer}: a prune share must lie between 0 and 1, got {self.prune}")
-        if self.bits not in WEIGHT_BITS:
-            raise ValueError(f"{self.layer}: bits must be 1 to 8 or 32, got {self.bits}")
-
-    @property
-    def dense(self) -> bool:
-        return float(self.prune) == 0.0 and self.bits == 32
-
-    def text(self) -> str:
-        parts = (f"p{self.prune:g}" if self.prune else "") + (f"b{self.bits}" if self.bits != 32 else "")
-        return f"{self.layer}:{parts}"
-
-
-@dataclass(frozen=True)
-class LayerPlan:
-    """Per-layer settings (layers not listed stay dense); frozen, so it is a safe cache key."""
-
-    settings: tuple[LayerSetting, ...] = ()
-
-    def __post_init__(self) -> None:
-        keys = [s.layer for s in self.settings]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"a layer may appear once in a plan; {', '.join(sorted({k for k in keys if keys.count(k) > 1}))} "
-                             "appear more often")
-
-    def of(self, key: str) -> LayerSetting:
-        return next((s for s in self.settings if s.layer == key), LayerSetting(key))
-
-    def text(self) -> str:
-        """Compact text for a link, dense layers left out: "conv1:p0.5b4,fc1:p0.9b2" ("" = all dense)."""
-        return ",".join(s.text() for s in self.settings if not s.dense)
-
-    @classmethod
-    def parse(cls, text: str) -> LayerPlan:
-        """The plan written as `text()` writes it; ValueError in words for anything else."""
-        entries = [part.strip() for part in text.strip().split(",") if part.strip()]
-        settings = []
-        for entry in entries:
-            match = _ENTRY.fullmatch(entry)
-            if match is None or (match["p"] is None and match["b"] is None):
-                raise ValueError(f"{entry!r} is not a layer setting such as conv1:p0.5b4 (layer, then p and a share "
-                                 "pruned from 0 to 1 and/or b and a bit width)")
-            settings.append(LayerSetting(match["key"], float(match["p"] or 0.0), int(match["b"] or 32)))
-        return cls(tuple(settings))
-
-    @classmethod
-    def uniform(cls, keys: list[str], prune: float, bits: int) -> LayerPlan:
-        return cls(tuple(LayerSetting(k, prune, bits) for k in keys))
 
 
 def plan_problem(model: nn.Module, plan: LayerPlan, base: CompressionConfig) -> str | None:

@@ -1,0 +1,120 @@
+"""core/explain/agreement.py as it was before the reference maps were ranked once (commit 37bcb4a), kept
+unchanged to test that the faster comparison gives the same numbers (tests/test_attribution.py)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from scipy.stats import rankdata
+from torch import Tensor
+
+
+def saliency_agreement(a: Tensor, b: Tensor, k: int | None = None) -> dict[str, Tensor]:
+    """How much two saliency maps agree, per image.
+
+    a, b: (H, W) or (N, H, W), not modified. Returns float32 tensors of shape (N,) (0-dim
+    for 2-D inputs):
+    - "spearman_abs", "spearman": rank correlation (average ranks) of |a| vs |b| and of
+      a vs b, on the pixels where a or b is nonzero (pixels zero in both are left out);
+    - "topk": expected |topk(|a|) ∩ topk(|b|)| / k when ties at the k-th value are broken
+      uniformly at random (k defaults to 10 % of the pixels); the same for any pixel order;
+    - "ssim": SSIM of |a| and |b|, each scaled to [0, 1] by its max;
+    - bool "degenerate": True where the rank correlation is undefined: |a| or |b| is
+      constant on those pixels (or both maps are all zero). It is then defined as 1.0 if
+      a and b are equal there (both all zero included), else 0.0; never NaN.
+    """
+    if a.shape != b.shape or a.dim() not in (2, 3):
+        raise ValueError(f"a and b must share a shape (H, W) or (N, H, W), got {tuple(a.shape)} and {tuple(b.shape)}")
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        raise ValueError("saliency maps must be finite (no NaN or inf)")
+    single = a.dim() == 2
+    a3 = a.detach().reshape(-1, *a.shape[-2:]).to(torch.float64)
+    b3 = b.detach().reshape(-1, *b.shape[-2:]).to(torch.float64)
+    flat_a, flat_b = a3.flatten(1), b3.flatten(1)
+    pixels = flat_a.shape[1]
+    k = max(1, round(0.1 * pixels)) if k is None else k
+    if not 1 <= k <= pixels:
+        raise ValueError(f"k must be between 1 and the number of pixels ({pixels}), got {k}")
+    support = (flat_a != 0) | (flat_b != 0)
+    spearman_abs, degenerate = spearman_on_support(flat_a.abs(), flat_b.abs(), support)
+    # Non-negative maps (saliency, SmoothGrad, Grad-CAM) are their own absolute values: the
+    # signed correlation is the same number, and ranking is half of this function's cost.
+    non_negative = bool((flat_a >= 0).all() and (flat_b >= 0).all())
+    result = {
+        "spearman_abs": spearman_abs,
+        "spearman": spearman_abs if non_negative else spearman_on_support(flat_a, flat_b, support)[0],
+        "topk": topk_overlap(flat_a.abs(), flat_b.abs(), k),
+        "ssim": _ssim(_unit_scale(a3), _unit_scale(b3)),
+    }
+    result = {key: v.to(torch.float32) for key, v in result.items()}
+    result["degenerate"] = degenerate
+    return {key: v[0] if single else v for key, v in result.items()}
+
+
+def spearman_on_support(x: Tensor, y: Tensor, support: Tensor) -> tuple[Tensor, Tensor]:
+    """Row-wise Spearman (Pearson of average ranks) on the `support` pixels only; (rho, degenerate).
+
+    Outside the support the values become NaN, which scipy's rankdata leaves unranked
+    (nan_policy="omit"), so each row is ranked among its own support pixels.
+    """
+    nan = torch.full_like(x, float("nan"))
+    rx = torch.from_numpy(rankdata(torch.where(support, x, nan).numpy(), axis=1, nan_policy="omit"))
+    ry = torch.from_numpy(rankdata(torch.where(support, y, nan).numpy(), axis=1, nan_policy="omit"))
+    count = support.sum(dim=1, keepdim=True).clamp_min(1)
+    zero = torch.zeros_like(rx)
+    rx = torch.where(support, rx - rx.nan_to_num().sum(dim=1, keepdim=True) / count, zero)
+    ry = torch.where(support, ry - ry.nan_to_num().sum(dim=1, keepdim=True) / count, zero)
+    var_x, var_y = rx.square().sum(dim=1), ry.square().sum(dim=1)
+    rho = ((rx * ry).sum(dim=1) / (var_x * var_y).sqrt().clamp_min(1e-300)).clamp(-1.0, 1.0)
+    # All ranks equal = the map is constant on the support (or the support is empty).
+    degenerate = (var_x == 0) | (var_y == 0)
+    equal = ((x == y) | ~support).all(dim=1).to(rho.dtype)
+    return torch.where(degenerate, equal, rho), degenerate
+
+
+def topk_overlap(x: Tensor, y: Tensor, k: int) -> Tensor:
+    """Expected share of the k largest entries two rows (N, P) have in common, ties broken at random.
+
+    A pixel above the k-th largest value is in the top k for sure; the e pixels equal to
+    it share the remaining k - above places, each with probability (k - above) / e. With
+    independent tie-breaking in the two maps the expected overlap is sum_p P_x(p) P_y(p) / k:
+    exact, deterministic and independent of the pixel order (Grad-CAM maps are 61 % zeros).
+    """
+    return (_inclusion(x, k) * _inclusion(y, k)).sum(dim=1) / k
+
+
+def _inclusion(t: Tensor, k: int) -> Tensor:
+    """P(pixel is among the top k) under uniform random tie-breaking, (N, P) float64."""
+    kth = torch.topk(t, k, dim=1).values[:, -1:]
+    above, tied = t > kth, t == kth
+    share = (k - above.sum(dim=1, keepdim=True)) / tied.sum(dim=1, keepdim=True)
+    return above.to(torch.float64) + tied * share.to(torch.float64)
+
+
+def _unit_scale(maps: Tensor) -> Tensor:
+    """|map| / max|map| per image (all-zero maps stay zero)."""
+    m = maps.abs()
+    peak = m.amax(dim=(1, 2), keepdim=True)
+    return torch.where(peak > 0, m / peak.clamp_min(1e-300), torch.zeros_like(m))
+
+
+def _ssim(x: Tensor, y: Tensor) -> Tensor:
+    """Mean SSIM (Wang et al. 2004) of (N, H, W) maps in [0, 1], uniform 7x7 window.
+
+    Hand-written because none of our libraries (torch, captum, scipy, scikit-learn)
+    ships SSIM. Only windows fully inside the image count ("valid"), as scikit-image
+    does after cropping; statistics use population (not sample) variance.
+    """
+    c1, c2 = 0.01**2, 0.03**2  # (K * data_range)^2 with data_range 1
+    win = (min(7, x.shape[1]), min(7, x.shape[2]))
+
+    def mean(t: Tensor) -> Tensor:
+        return F.avg_pool2d(t[:, None], win, stride=1)
+
+    mu_x, mu_y = mean(x), mean(y)
+    var_x = mean(x * x) - mu_x.square()
+    var_y = mean(y * y) - mu_y.square()
+    cov = mean(x * y) - mu_x * mu_y
+    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+    den = (mu_x.square() + mu_y.square() + c1) * (var_x + var_y + c2)
+    return (num / den).mean(dim=(1, 2, 3))
+
