@@ -74,3 +74,8 @@ from ui.cache import deployment, plain  # noqa: E402
 from ui.downloads import onnx_config_file, onnx_file, packed_file  # noqa: E402
 
 __all__ += ["deployment", "onnx_config_file", "onnx_file", "packed_file", "plain"]
+
+# A class on one process (issue 11 §2): figures shared per setting, runs counted for the prefetcher.
+from ui.cache import per_class_figure, run_started  # noqa: E402
+
+__all__ += ["per_class_figure", "run_started"]
