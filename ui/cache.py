@@ -74,7 +74,7 @@ def _plain(obj: object) -> object:
     return obj if obj is None or isinstance(obj, (bool, int, float, str)) else (type(obj).__qualname__, repr(obj))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)  # equal configs share one entry: a few MB at most
 def _memo_key(obj: object) -> str:
     return repr(_plain(obj))
 
