@@ -54,6 +54,8 @@ if COLD:
                  "once).", icon=":material/hourglass_top:")
 import ui  # noqa: E402 (after the page list and the message above, see COLD)
 
+ui.run_started()  # background guesses wait while this run is under way (ui.prefetch_neighbours ends it)
+
 if COLD:
     waiting.empty()
 setup = ui.sidebar()

@@ -69,11 +69,12 @@ async def monitor(pid: int | None, out: dict, stop: asyncio.Event) -> None:
 
 
 async def run_class(url: str, n: int, seed: int, ramp: float, limit: float, pid: int | list[int] | None,
-                    settle: float = 0.0, cookies: bool = False) -> dict:
+                    settle: float = 0.0, cookies: bool = False, follow: bool = False) -> dict:
     # Alone, a student also reads the server's CPU per interaction (with more, it would be everyone's).
     probe = (lambda: (proc_sample(pid) or (0.0, math.nan))[1]) if n == 1 and pid else None
     students = [Student(url, seed * 1_000_000 + n * 1000 + i, probe=probe,  # no class repeats another's moves
-                        cookies=cookies) for i in range(n)]
+                        cookies=cookies, follow=seed * 1_000_000 + n * 1000 if follow else None)
+                for i in range(n)]
     before = proc_sample(pid)
     stats: dict = {"load_before": os.getloadavg()[0]}
     stop = asyncio.Event()
@@ -157,6 +158,9 @@ def main() -> None:
     p.add_argument("--settle", type=float, default=5.0,
                    help="seconds after a class before the server's RSS is read again (Streamlit keeps a closed "
                         "session for server.disconnectedSessionTTL, 120 s by default)")
+    p.add_argument("--follow", action="store_true",
+                   help="a guided class: every student sets the same values as the teacher says (each at its own "
+                        "pace), so the server's shared caches serve most reruns; default: each student their own")
     p.add_argument("--max-students", type=int, default=100, help="refuse larger classes (bounded load)")
     p.add_argument("--replicas", help="replica counts behind nginx, comma-separated (e.g. 1,2,4); "
                                       "default: one plain server")
@@ -179,13 +183,15 @@ def main() -> None:
         proc, url = start_server("app.py")
         pid = proc.pid
     print(f"server {url} (pid {pid or '?'}); load average {os.getloadavg()}")
+    if args.follow:
+        print("guided class (--follow): every student sets the same values, each at its own pace")
     try:
         # A first student warms the server (imports torch, trains or loads the model) and is not counted.
         warm = asyncio.run(run_class(url, 1, args.seed + 999, 0.0, args.limit, pid))
         print(f"warm-up session: {len(warm['results'])} interactions, "
               f"{sum(bool(r.error) for r in warm['results'])} errors, {warm['wall']:.1f} s")
         for n in sizes:
-            report(n, asyncio.run(run_class(url, n, args.seed, args.ramp, args.limit, pid, args.settle)))
+            report(n, asyncio.run(run_class(url, n, args.seed, args.ramp, args.limit, pid, args.settle, args.follow)))
     finally:
         if proc is not None:
             proc.terminate()

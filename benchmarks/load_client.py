@@ -167,10 +167,12 @@ class Student:
     """A student following the class script; every interaction appends a Result."""
 
     def __init__(self, url: str, seed: int, think: tuple[float, float] = (1.0, 2.0), timeout: float = 120.0,
-                 probe: Callable[[], float] | None = None, cookies: bool = False):
+                 probe: Callable[[], float] | None = None, cookies: bool = False, follow: int | None = None):
         self.url = url.rstrip("/")
         self.ws_url = url.replace("http://", "ws://").rstrip("/") + "/_stcore/stream"
         self.rng = random.Random(seed)
+        # follow: a guided class, every student sets the same values (this seed's), each at its own pace
+        self.values = random.Random(follow) if follow is not None else self.rng
         self.think, self.timeout = think, timeout
         self.probe = probe  # the server's CPU seconds so far (only meaningful for a student alone)
         self.view = View()
@@ -258,7 +260,7 @@ class Student:
             if slider is None:
                 self.results.append(Result("prune", math.nan, error="no slider with key 'prune'"))
                 return
-            self.prune = self.rng.choice([v for v in range(1, 100) if v != self.prune])
+            self.prune = self.values.choice([v for v in range(1, 100) if v != self.prune])
             self._move("prune", slider_state(slider.id, self.prune))
             await self._run(ws, "prune", self.view.page_script_hash)
         await self._pause()
@@ -273,6 +275,6 @@ class Student:
                 self.results.append(Result("bits", math.nan, error="no select_slider with key 'bits'"))
                 return
             choices = [o for o in select.options if o.strip().isdigit() and 2 <= int(o) <= 8 and int(o) != self.bits]
-            self.bits = int(self.rng.choice(choices))
+            self.bits = int(self.values.choice(choices))
             self._move("bits", select_slider_state(select.id, str(self.bits)))
             await self._run(ws, "bits", self.view.page_script_hash)

@@ -7,7 +7,6 @@ from core import export, figures
 setup = ui.current_setup()
 ui.trained_model(setup.train)
 report = ui.report(setup)
-data = ui.dataset(setup.train.dataset)
 
 st.title("Original vs compressed")
 st.markdown("Drag the **Pruning rate** and **Bit width** sliders: the compressed copy is rebuilt from the original each time, "
@@ -22,8 +21,7 @@ if setup.compression.quantized and rounded > 0.01:
     st.info(f"Quantization alone rounded a further {figures.format_percent(rounded)} of the weights to exactly "
             f"zero: at {setup.compression.weight_bits} bits, every weight smaller than {below} becomes 0.",
             icon="ℹ️")
-ui.chart(figures.per_class_accuracy(data.classes, report.original.per_class_accuracy,
-                                    report.compressed.per_class_accuracy), key="per_class")
+ui.chart(ui.per_class_figure(setup), key="per_class")  # one figure per setting, shared by every session
 with st.expander("Layer by layer"):
     st.dataframe(export.readable_layer_table(report), hide_index=True)
     st.caption("Zero: the share of the layer's weights that are exactly 0. Size: as stored (biases at 32 bits). "

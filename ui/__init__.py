@@ -85,3 +85,7 @@ __all__ += ["onnx_codebook_file", "packed_check", "packed_download"]
 from ui.cache import families_student  # noqa: E402
 
 __all__ += ["families_student"]
+# A class on one process (issue 11 §2): figures shared per setting, runs counted for the prefetcher.
+from ui.cache import per_class_figure, run_started  # noqa: E402
+
+__all__ += ["per_class_figure", "run_started"]

@@ -7,6 +7,9 @@ st.cache_data, which hands out copies.
 """
 from __future__ import annotations
 
+import ctypes
+import dataclasses
+import functools
 import gc
 import hashlib
 import threading
@@ -51,11 +54,43 @@ from core.distillation.compare import PROBE_SIZE, Comparison, compare, methods_f
 from core.distillation.coreset import subset_models, subset_total
 from core.distillation import lesson as distillation_lesson
 from core.distillation.knowledge import DistillConfig, DistillResult, distill, student_problem
-from ui.jobs import Job, Prefetcher, Progress, Turns, follow
+from ui.jobs import Activity, Job, Prefetcher, Progress, Turns, follow
 from ui.setup import UPLOAD_KEY, Setup, UploadedTrain
 
 # Two cores: torch's default intra-op threads oversubscribe them (10-80x slower).
 torch.set_num_threads(1)
+
+
+# ---- issue 11 §2 (a class on one process): cheap cache keys for the app's frozen configs.
+# Streamlit hashes a dataclass argument through dataclasses.asdict (a deep copy): about 1.2 ms for a
+# Setup, and a Overview or Saliency rerun makes some 30 cached calls with one (14 % of the server's
+# time under a class's load). The hot caches below pass hash_funcs=FAST_KEYS: one string naming the
+# type and every field, built once per config object.
+def _plain(obj: object) -> object:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return (type(obj).__module__, type(obj).__qualname__,
+                tuple((f.name, _plain(getattr(obj, f.name))) for f in dataclasses.fields(obj)))
+    if isinstance(obj, (tuple, list)):
+        return (type(obj).__name__, tuple(_plain(item) for item in obj))
+    if isinstance(obj, dict):
+        return ("dict", tuple((repr(k), _plain(v)) for k, v in obj.items()))
+    return obj if obj is None or isinstance(obj, (bool, int, float, str)) else (type(obj).__qualname__, repr(obj))
+
+
+@functools.lru_cache(maxsize=1024)  # equal configs share one entry: a few MB at most
+def _memo_key(obj: object) -> str:
+    return repr(_plain(obj))
+
+
+def config_key(obj: object) -> str:
+    """A complete cache key for a frozen config (Setup, TrainConfig, CompressionConfig): type and fields."""
+    try:
+        return _memo_key(obj)
+    except TypeError:  # an unhashable field: no memo, same key
+        return repr(_plain(obj))
+
+
+FAST_KEYS = {Setup: config_key, TrainConfig: config_key, UploadedTrain: config_key, CompressionConfig: config_key}
 
 
 # ---------------------------------------------------------------- caches
@@ -71,7 +106,7 @@ def _load_shared(cfg: TrainConfig, data: datasets.Dataset, progress: Progress) -
     return result  # load_or_train registered its calibration images (core.training.with_calibration)
 
 
-@st.cache_resource(max_entries=24, show_spinner=False)
+@st.cache_resource(max_entries=24, show_spinner=False, hash_funcs=FAST_KEYS)
 def _training_job(cfg: TrainConfig) -> Job:
     data = dataset(cfg.dataset)
     return Job(f"train-{cfg.key()}", lambda progress: _load_shared(cfg, data, progress))
@@ -219,13 +254,13 @@ def class_job(configs: tuple[TrainConfig, ...], tables: tuple[PreparedTable, ...
     return Job("prepare-class", work)
 
 
-@st.cache_resource(max_entries=48, show_spinner=False)
+@st.cache_resource(max_entries=48, show_spinner=False, hash_funcs=FAST_KEYS)
 def compressed_model(setup: Setup) -> nn.Module:
     """The shared compressed copy of the trained model (the trained one stays untouched)."""
     return compress(_model(setup.train), setup.compression)
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@st.cache_data(max_entries=128, show_spinner=False, hash_funcs=FAST_KEYS)
 def zero_shares(setup: Setup) -> tuple[float, float]:
     """(share of prunable weights zero after pruning alone, after pruning and quantization)."""
     plan = setup.compression.step("plan").parsed()  # a per-layer plan's rates without its bit widths
@@ -234,13 +269,13 @@ def zero_shares(setup: Setup) -> tuple[float, float]:
     return weight_sparsity(compressed_model(pruned)), weight_sparsity(compressed_model(setup))
 
 
-@st.cache_data(max_entries=12, show_spinner=False)
+@st.cache_data(max_entries=12, show_spinner=False, hash_funcs=FAST_KEYS)
 def original_evaluation(cfg: TrainConfig) -> Evaluation:
     data = dataset(cfg.dataset)
     return evaluate(_model(cfg), data.x_test, data.y_test)
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@st.cache_data(max_entries=128, show_spinner=False, hash_funcs=FAST_KEYS)
 def report(setup: Setup) -> CompressionReport:
     """Accuracy, agreement, sparsity, size and MACs of original vs compressed."""
     data = dataset(setup.train.dataset)
@@ -250,7 +285,8 @@ def report(setup: Setup) -> CompressionReport:
 
 @st.cache_resource(max_entries=1, show_spinner=False)
 def _prefetcher() -> Prefetcher:
-    return Prefetcher(_prefetch_move)  # the report and the summary in words (issue 10 §4, below)
+    # the report and the summary in words (issue 10 §4, below), only while no other session is in a run
+    return Prefetcher(_prefetch_move, idle_server=lambda: activity().others() == 0)
 
 
 def prefetch_neighbours(setup: Setup) -> None:
@@ -261,6 +297,7 @@ def prefetch_neighbours(setup: Setup) -> None:
     already cached. Only for trained models that are ready: uploaded weights live in one
     session's state, which a background thread cannot read.
     """
+    activity().end(_session_id())  # the end of this session's run (app.py calls this last)
     if type(setup.train) is not TrainConfig or not _training_job(setup.train).done.is_set():
         return
     step = round(setup.compression.prune_amount * 100)
@@ -268,14 +305,14 @@ def prefetch_neighbours(setup: Setup) -> None:
                    for d in (1, -1) if 0 <= step + d <= 100])
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False, hash_funcs=FAST_KEYS)
 def original_maps(cfg: TrainConfig, indices: tuple[int, ...], method: str) -> torch.Tensor:
     """Maps (N, H, W) of the original model for test images `indices`, for its own predicted class."""
     x, target = _probe(cfg, indices)
     return attribute(_model(cfg), x, target, method)
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+@st.cache_data(max_entries=256, show_spinner=False, hash_funcs=FAST_KEYS)
 def compressed_maps(setup: Setup, indices: tuple[int, ...], method: str) -> torch.Tensor:
     """Maps (N, H, W) of the compressed model, for the ORIGINAL's predicted class (so they compare)."""
     x, target = _probe(setup.train, indices)
@@ -292,12 +329,12 @@ def available_methods(setup: Setup) -> list[str]:
     return methods_for(_model(setup.train))
 
 
-@st.cache_data(max_entries=12, show_spinner=False)
+@st.cache_data(max_entries=12, show_spinner=False, hash_funcs=FAST_KEYS)
 def layer_labels(cfg: TrainConfig) -> dict[str, str]:
     return layers.layer_labels(_model(cfg))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False, hash_funcs=FAST_KEYS)
 def weight_histograms(setup: Setup) -> dict[str, go.Figure]:
     """One overlaid histogram per prunable layer, keyed by layer name."""
     original, compressed = _model(setup.train), compressed_model(setup)
@@ -318,7 +355,7 @@ def _stored_bits(cfg: CompressionConfig) -> int:
     return 16 if cfg.precision != "fp32" else 32
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False, hash_funcs=FAST_KEYS)
 def sparsity_figure(setup: Setup) -> go.Figure:
     rep = report(setup)
     return figures.sparsity_bars(list(layer_labels(setup.train).values()),
@@ -326,7 +363,7 @@ def sparsity_figure(setup: Setup) -> go.Figure:
                                  [s.sparsity for s in rep.compressed_layers], overall=rep.sparsity)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False, hash_funcs=FAST_KEYS)
 def weight_heatmaps(setup: Setup, layer: str) -> tuple[go.Figure, go.Figure]:
     """Heatmaps of one layer's weights in the original and the compressed model."""
     label = layer_labels(setup.train)[layer]
@@ -827,14 +864,14 @@ SUMMARY_METHOD = "saliency"  # the cheapest map (one gradient): the summary is o
 GALLERY_SIZE = 10            # tiles per view of a group (two rows of five beside the sidebar at 1280 px)
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@st.cache_data(max_entries=128, show_spinner=False, hash_funcs=FAST_KEYS)
 def diagnosis(setup: Setup) -> diagnosis_study.Diagnosis:
     """Confusion matrices, image groups and calibration of original vs compressed (from the cached report)."""
     rep = report(setup)
     return diagnosis_study.diagnose(rep.original, rep.compressed, dataset(setup.train.dataset).classes)
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@st.cache_data(max_entries=128, show_spinner=False, hash_funcs=FAST_KEYS)
 def explanation_shift(setup: Setup) -> stroke.ExplanationShift:
     """How far the compressed model's saliency maps moved, on SUMMARY_PROBES fixed test images."""
     data = dataset(setup.train.dataset)
@@ -844,7 +881,7 @@ def explanation_shift(setup: Setup) -> stroke.ExplanationShift:
                                     SUMMARY_METHOD)
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@st.cache_data(max_entries=128, show_spinner=False, hash_funcs=FAST_KEYS)
 def comparison_summary(setup: Setup) -> summary.Summary:
     """The comparison in words (core.summary) for the sidebar's setting."""
     return summary.summarize(report(setup), diagnosis(setup), explanation_shift(setup),
@@ -1211,3 +1248,90 @@ def plan_fit(setup: Setup) -> list[str]:
     cfg = setup.compression
     return cfg.step("plan").model_problems(_model(setup.train), cfg) if cfg.step("plan").active() else []
 
+
+# ---------------------------------------------------------------- issue 11 §2: a class on one process
+# Figures shared by every session at one setting (st.cache_resource: no copy per rerun; st.plotly_chart
+# and ui.panels.for_projector only read them, tests/test_rerun.py checks). Building a Saliency row with
+# Plotly's validators cost about 10 ms, four per rerun; thirty students often sit at the same setting.
+@st.cache_resource(max_entries=64, show_spinner=False, hash_funcs=FAST_KEYS)
+def saliency_figures(setup: Setup, indices: tuple[int, ...], method: str) -> tuple[go.Figure, ...]:
+    """One Saliency row per test image: input, both maps, their difference; titles name both predictions."""
+    data, rep = dataset(setup.train.dataset), report(setup)
+    maps_o, maps_c = original_maps(setup.train, indices, method), compressed_maps(setup, indices, method)
+    classes, figs = data.classes, []
+    for row, index in enumerate(indices):
+        pred_o, pred_c = rep.original.predictions[index], rep.compressed.predictions[index]
+        # Two short lines per panel: four panels share a phone's width (about 80 px each).
+        titles = {"image": f"image {index}<br>a {classes[rep.original.labels[index]]}",
+                  "original": f"original<br>{classes[pred_o]} ({rep.original.probabilities[index, pred_o] * 100:.0f} %)",
+                  "compressed": f"compressed<br>{classes[pred_c]} "
+                                f"({rep.compressed.probabilities[index, pred_c] * 100:.0f} %)"}
+        figs.append(figures_maps.saliency_row(data.x_test[index], maps_o[row], maps_c[row], titles))
+    return tuple(figs)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False, hash_funcs=FAST_KEYS)
+def per_class_figure(setup: Setup) -> go.Figure:
+    """The Overview's per-class accuracy bars, original vs compressed."""
+    rep = report(setup)
+    return figures.per_class_accuracy(dataset(setup.train.dataset).classes, rep.original.per_class_accuracy,
+                                      rep.compressed.per_class_accuracy)
+
+
+# Background guesses (the neighbouring pruning steps) wait while other sessions' runs are under way.
+@st.cache_resource(max_entries=1, show_spinner=False)
+def activity() -> Activity:
+    return Activity()
+
+
+def _session_id() -> str:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx else ""
+
+
+def run_started() -> None:
+    """At the top of app.py: this session is in a run (prefetch_neighbours, at the end, says it ended)."""
+    activity().begin(_session_id())
+    _session_marker()
+
+
+# When a session's websocket closes, Streamlit clears its session-scoped caches at once (calling
+# on_release) and keeps the session itself, state included, for server.disconnectedSessionTTL (120 s) so a
+# phone that slept can resume. The release is our moment to collect and hand freed memory back to the
+# OS (glibc keeps freed blocks in its arenas otherwise: RSS never falls).
+def _session_closed(_marker: object) -> None:
+    _memory_return.request()
+
+
+@st.cache_resource(max_entries=1, scope="session", on_release=_session_closed, show_spinner=False)
+def _session_marker() -> bool:
+    return True
+
+
+class _MemoryReturn:
+    """gc.collect() then malloc_trim(0), on a background thread, at most once per `delay` seconds."""
+
+    def __init__(self, delay: float = 2.0) -> None:
+        self._pending, self._delay, self.count = threading.Lock(), delay, 0
+
+    def request(self) -> None:
+        if self._pending.acquire(blocking=False):
+            threading.Timer(self._delay, self._run).start()
+
+    def _run(self) -> None:
+        try:
+            gc.collect()
+            _malloc_trim()
+            self.count += 1
+        finally:
+            self._pending.release()
+
+
+def _malloc_trim() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to hand back this way
+        pass
+
+
+_memory_return = _MemoryReturn()

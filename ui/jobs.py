@@ -10,6 +10,7 @@ can follow the same live bar with `follow`. A job given a `journal` marks itself
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
@@ -106,17 +107,21 @@ class Prefetcher:
     extra work; a guess that fails costs nothing (the real request will report the error).
     """
 
-    def __init__(self, work: Callable[[Any], Any]) -> None:
-        self._work, self._busy = work, threading.Lock()
+    def __init__(self, work: Callable[[Any], Any], idle_server: Callable[[], bool] = lambda: True) -> None:
+        # idle_server: False while other sessions' runs are under way (then guesses wait for a quiet moment:
+        # under a class's load they would only take the GIL from real reruns)
+        self._work, self._busy, self._idle_server = work, threading.Lock(), idle_server
 
     def __call__(self, items: list) -> None:
-        if not items or not self._busy.acquire(blocking=False):
+        if not items or not self._idle_server() or not self._busy.acquire(blocking=False):
             return
         threading.Thread(target=self._run, args=(items,), daemon=True, name="prefetch").start()
 
     def _run(self, items: list) -> None:
         try:
             for item in items:
+                if not self._idle_server():  # someone else's rerun started meanwhile: it goes first
+                    break
                 self._work(item)
         except Exception:
             pass
@@ -129,3 +134,31 @@ class Prefetcher:
             return False
         self._busy.release()
         return True
+
+
+class Activity:
+    """Which sessions have a script run under way, so background guesses can yield to real reruns.
+
+    `begin(who)` at the start of a run, `end(who)` at its end. A run that never says it ended (an
+    exception, a rerun that replaced it, a closed tab) stops counting after `stale` seconds.
+    """
+
+    def __init__(self, stale: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._runs: dict[str, float] = {}
+        self._lock, self._stale, self._clock = threading.Lock(), stale, clock
+
+    def begin(self, who: str) -> None:
+        with self._lock:
+            self._runs[who] = self._clock()
+
+    def end(self, who: str) -> None:
+        with self._lock:
+            self._runs.pop(who, None)
+
+    def others(self, who: str | None = None) -> int:
+        """How many sessions other than `who` are in a run now."""
+        now = self._clock()
+        with self._lock:
+            for gone in [k for k, t in self._runs.items() if now - t > self._stale]:
+                del self._runs[gone]
+            return sum(k != who for k in self._runs)

@@ -5,11 +5,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import figures
-from core.figures import maps as figures_maps
 from core.explain.attribution import saliency_agreement
 from core.metrics import CompressionReport
 from core.stats import accuracy_interval, format_interval
-from ui.cache import Setup, compressed_maps, dataset, original_maps, report
+from ui.cache import Setup, compressed_maps, dataset, original_maps, report, saliency_figures
 from ui.sidebar import SHORT_NAMES
 from ui.url_state import fit, presenting
 
@@ -162,21 +161,13 @@ def saliency_panels(setup: Setup, indices: list[int], method: str, signed: bool)
 
     The maps of all shown images come from one batched call per model (cached).
     """
-    data, rep = dataset(setup.train.dataset), report(setup)
     maps_o = original_maps(setup.train, tuple(indices), method)
     maps_c = compressed_maps(setup, tuple(indices), method)
     agree = saliency_agreement(maps_o, maps_c)
-    classes = data.classes
-    for row, index in enumerate(indices):
-        pred_o, pred_c = rep.original.predictions[index], rep.compressed.predictions[index]
-        # Two short lines per panel: four panels share a phone's width (about 80 px each).
-        titles = {"image": f"image {index}<br>a {classes[rep.original.labels[index]]}",
-                  "original": f"original<br>{classes[pred_o]} ({percent(rep.original.probabilities[index, pred_o], 0)})",
-                  "compressed": f"compressed<br>{classes[pred_c]} "
-                                f"({percent(rep.compressed.probabilities[index, pred_c], 0)})"}
+    rows = saliency_figures(setup, tuple(indices), method)  # shared by every session at this setting
+    for row, (index, fig) in enumerate(zip(indices, rows)):
         figure_col, numbers_col = st.columns([5, 1], vertical_alignment="center")
         with figure_col:
-            fig = figures_maps.saliency_row(data.x_test[index], maps_o[row], maps_c[row], titles)
             chart(fig, key=f"saliency_{index}", caption=False)
         with numbers_col:
             _agreement_numbers({k: float(v[row]) for k, v in agree.items()}, signed)
