@@ -8,8 +8,8 @@ with strong. Nothing here names a family: the registry does.
 
 `measure_families` compresses and measures every point per seed against that seed's original
 (core.studies.sweeps' references: the original's predictions and maps computed once), on worker
-threads, and adds the storage size of each compressed model (core.metrics' accounting). The
-result has one row per point and seed; `pareto_front` and `at_ratio` read it.
+threads or Ray tasks (core.studies.executor), and adds the storage size of each compressed model
+(core.metrics' accounting). The result has one row per point and seed; `pareto_front` and `at_ratio` read it.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from core.compression.steps import calibration_or
 from core.data import Dataset
 from core.metrics import FP32_BITS, layer_stats, model_storage_bits, parameter_count
 from core.studies.sweep_plan import CONFIG_COLUMNS, SweepConfig
-from core.studies.sweeps import measure_point, parallel, references
+from core.studies.executor import run_tasks
+from core.studies.sweeps import measure_point, references
 
 Progress = Callable[[float, str], None]
 METRICS = {"accuracy": "Test accuracy", "agreement": "Prediction agreement with the original",
@@ -90,19 +91,8 @@ def measure_families(originals: nn.Module | Sequence[nn.Module], data: Dataset, 
     tasks = [(i, line.key, line.label, k, point) for i in range(len(models))
              for line in [*lines(cfg.base), Line("current", "Sidebar setting", (cfg.base,))]
              for k, point in enumerate(line.points)]
-    input_shape = tuple(data.x_test.shape[1:])
     # Steps that calibrate (activations) use the model's registered training images, else the data's.
     images = [calibration_or(m, data.x_train, CALIBRATION_IMAGES) for m in models]
-
-    def run(task: tuple) -> dict:
-        i, key, label, k, point = task
-        compressed = compress(models[i], point, calibration=images[i])
-        size = model_storage_bits(compressed, layer_stats(compressed, input_shape, point)) / 8
-        measured = measure_point(compressed, refs[i], data, sweep, full=False)
-        original = FP32_BITS * parameter_count(models[i]) / 8
-        return {"seed": cfg.seeds[i], "line": key, "label": label, "point": k,
-                **{c: getattr(point, c) for c in CONFIG_COLUMNS}, "size_bytes": size,
-                "ratio": original / size if size else math.inf, **measured}
 
     done = [0]
 
@@ -110,13 +100,27 @@ def measure_families(originals: nn.Module | Sequence[nn.Module], data: Dataset, 
         done[0] += 1
         report(done[0] / len(tasks), f"{done[0]} of {len(tasks)} settings")
 
-    rows = parallel(run, tasks, workers, tick)
+    rows = run_tasks(_measure_family_point, tasks, workers, tick,
+                     shared=(models, images, refs, data, sweep, cfg.seeds))
     originals_rows = [{"seed": s, "line": "original", "label": "Original (32-bit floats)", "point": 0,
                        **{c: getattr(CompressionConfig(), c) for c in CONFIG_COLUMNS},
                        "size_bytes": FP32_BITS * parameter_count(m) / 8, "ratio": 1.0,
                        "accuracy": r.evaluation.accuracy, "agreement": 1.0, "spearman_abs_mean": 1.0}
                       for s, m, r in zip(cfg.seeds, models, refs)]
     return pd.DataFrame(rows + originals_rows)
+
+
+def _measure_family_point(models: list[nn.Module], images: list, refs: list, data: Dataset, sweep: SweepConfig,
+                          seeds: tuple[int, ...], task: tuple) -> dict:
+    """One point of `measure_families` (module level, so it can be shipped to Ray)."""
+    i, key, label, k, point = task
+    compressed = compress(models[i], point, calibration=images[i])
+    size = model_storage_bits(compressed, layer_stats(compressed, tuple(data.x_test.shape[1:]), point)) / 8
+    measured = measure_point(compressed, refs[i], data, sweep, full=False)
+    original = FP32_BITS * parameter_count(models[i]) / 8
+    return {"seed": seeds[i], "line": key, "label": label, "point": k,
+            **{c: getattr(point, c) for c in CONFIG_COLUMNS}, "size_bytes": size,
+            "ratio": original / size if size else math.inf, **measured}
 
 
 def summarize_lines(table: pd.DataFrame, metric: str) -> pd.DataFrame:

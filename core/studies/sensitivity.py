@@ -45,7 +45,8 @@ from core.explain.attribution import attribute, saliency_agreement
 from core.layers import is_conv, labels_for, layer_labels, prunable_layers
 from core.metrics import FP32_BITS, weight_storage_bits
 from core.studies.sweep_plan import SALIENCY_METRICS, SweepConfig
-from core.studies.sweeps import parallel, references, sweep_problem
+from core.studies.executor import run_tasks
+from core.studies.sweeps import references, sweep_problem
 
 RATES = (0.5, 0.8, 0.9, 0.95)
 BITS = (8, 4, 3, 2)
@@ -170,7 +171,7 @@ def sensitivity_table(model: nn.Module, data: Dataset, cfg: SensitivityConfig, p
         done[0] += 1
         report(done[0] / len(names), f"{done[0]} of {len(names)} layers ({labels[names[k]].split(' (')[0]} done)")
 
-    rows = parallel(lambda name: _layer_rows(model, ref, data, cfg, name), names, workers, tick)
+    rows = run_tasks(_layer_rows, names, workers, tick, shared=(model, ref, data, cfg))
     table = pd.DataFrame([row for layer in rows for row in layer])
     table.attrs.update(original_accuracy=ref.evaluation.accuracy, n_test=len(data.y_test),
                        n_probes=len(ref.probes), method=cfg.method)
