@@ -7,7 +7,7 @@ progress bar). Which engine runs it is set by the environment variable LENS_RAY:
 
 - unset, "", "0" or "off": `workers` in-process threads (torch frees the GIL in its kernels);
 - "local": a Ray instance on this machine, started on demand once per process with
-  LENS_RAY_CPUS CPUs (default: all), its dashboard off and bound to loopback;
+  LENS_RAY_CPUS CPUs (default: all), its dashboard off (Ray 2.60 guards its ports with a token);
 - "auto", "ray://host:port" or "host:port": an existing Ray cluster (`ray.init(address=...)`),
   which gets this project's code as its working directory.
 
@@ -74,8 +74,11 @@ def backend(environ: dict | None = None) -> Backend:
 
 
 def on_ray() -> bool:
-    """Is heavy work configured to run on Ray?"""
-    return backend().kind == "ray"
+    """Is heavy work configured to run on Ray? (True also for a bad LENS_RAY_CPUS: the work then says why.)"""
+    try:
+        return backend().kind == "ray"
+    except ValueError:
+        return True
 
 
 _START = threading.Lock()
@@ -91,8 +94,7 @@ def start(chosen: Backend | None = None, temp_dir: str | None = None) -> None:
             return
         common = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
         if chosen.address is None:  # a fresh local instance, never an existing one found by chance
-            ray.init(address="local", num_cpus=chosen.cpus, _node_ip_address="127.0.0.1",
-                     _temp_dir=temp_dir, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}}, **common)
+            ray.init(address="local", num_cpus=chosen.cpus, _temp_dir=temp_dir, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}}, **common)
         else:
             ray.init(address=chosen.address, runtime_env={"working_dir": str(ROOT), "excludes": EXCLUDES},
                      **common)
