@@ -159,3 +159,39 @@ def test_subset_models_are_the_same_on_ray(local_ray, threads, model, data, tmp_
     for selection in here:
         state = there[selection].model.state_dict()
         assert all(torch.equal(v, state[k]) for k, v in here[selection].model.state_dict().items())
+
+
+def test_with_ray_the_pages_say_so_and_offer_populations_of_30(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        from ui.engine import engine_caption
+        engine_caption("The students train")
+    monkeypatch.delenv(executor.ENV, raising=False)  # the module's Ray fixture may have set it
+    assert population.largest_population() == population.MAX_SIZE  # threads: as today
+    monkeypatch.setenv(executor.ENV, "local")
+    monkeypatch.setenv(executor.CPUS_ENV, "2")
+    assert population.largest_population() == 30
+    at = AppTest.from_function(page).run()
+    assert [c.value for c in at.caption] == [
+        "The students train as Ray tasks on a local Ray instance with 2 CPUs; the progress bar follows them as "
+        "they finish."]
+    monkeypatch.setenv(executor.ENV, "off")
+    assert not AppTest.from_function(page).run().caption
+
+
+def test_the_forgotten_page_trains_its_population_on_ray(local_ray, tmp_path, monkeypatch):
+    """A fresh model cache: the page's missing members train as Ray tasks and are saved here."""
+    import ui.cache
+    from conftest import SMALL, Calls, open_app
+    from core.training import checkpoint_path
+
+    monkeypatch.setenv("COMPRESSION_LENS_CACHE", str(tmp_path))
+    batches = Calls(ui.cache.train_population)
+    monkeypatch.setattr(ui.cache, "train_population", batches)
+    at = open_app("forgotten", pie_size=3, **SMALL)
+    assert batches.count == 1  # members 1 and 2 in one batch of Ray tasks (member 0 is the sidebar's model)
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    assert any("as Ray tasks on a local Ray instance with 2 CPUs" in c.value for c in at.caption)
+    members = population.population_configs(TrainConfig(model="mlp", dataset="digits"), 3)
+    assert all(checkpoint_path(cfg, tmp_path).exists() for cfg in members)
