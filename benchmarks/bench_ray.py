@@ -5,7 +5,7 @@
 a) Sweep: the saliency table of LeNet-5 on mnist5k (5 sparsities x 2 bit widths, 64 probes) by
    core.studies.sweeps.method_table, on 2 threads (the app's default) and as Ray tasks.
 b) Population: `--members` LeNet-5 models (2 epochs each, another seed each) trained by
-   core.studies.population.train_population into a temporary cache: one after the other on
+   core.studies.members.train_population into a temporary cache: one after the other on
    threads (as the app does today), side by side on Ray.
 Runs alternate (threads, Ray, threads, Ray, ...) so a change in the machine's load hits both;
 medians of `--repeats`. Ray's start and its first (cold) call are timed apart. The machine's load
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 torch.set_num_threads(1)  # as the app does: 2 shared cores
 
 from core.data import load_dataset  # noqa: E402
-from core.studies import executor, population, sweeps  # noqa: E402
+from core.studies import executor, members, population, sweeps  # noqa: E402
 from core.training import TrainConfig, load_or_train  # noqa: E402
 
 SWEEP = sweeps.SweepConfig(sparsities=(0.0, 0.5, 0.8, 0.9, 0.95), bit_widths=(32, 4), probe_size=64)
@@ -76,7 +76,7 @@ def main() -> None:
                 configs = population.population_configs(replace(MEMBER, seed=100 * k), args.members)
                 cache = Path(folder) / f"models-{engine}-{k}"
                 times["population", engine].append(
-                    on(engine, lambda: population.train_population(configs, data, cache_dir=cache)))
+                    on(engine, lambda: members.train_population(configs, data, cache_dir=cache)))
         cells = len(SWEEP.sparsities) * len(SWEEP.bit_widths)
         print(f"\n{'work':<44} {'threads':>10} {'Ray':>10} {'ratio':>7}")
         for what, label in (("sweep", f"sweep table, {cells} settings (median s)"),

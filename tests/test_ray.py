@@ -20,7 +20,7 @@ import torch
 
 from core.data import load_dataset
 from core.distillation.knowledge import DistillConfig, distill
-from core.studies import executor, families, population, sensitivity, sweeps
+from core.studies import executor, families, members, population, sensitivity, sweeps
 from core.studies.sweeps import SweepConfig
 from core.training import TrainConfig, load_or_train
 
@@ -106,14 +106,14 @@ def test_sensitivity_and_families_are_the_same_on_ray(local_ray, threads, model,
 
 def test_a_population_trains_the_same_on_ray(local_ray, threads, data, tmp_path):
     configs = population.population_configs(TINY, 3)
-    here = threads(population.train_population, configs, data, cache_dir=tmp_path / "threads")
+    here = threads(members.train_population, configs, data, cache_dir=tmp_path / "threads")
     seen = []
-    there = population.train_population(configs, data, lambda f, m: seen.append(m), cache_dir=tmp_path / "ray")
+    there = members.train_population(configs, data, lambda f, m: seen.append(m), cache_dir=tmp_path / "ray")
     assert seen[-1] == "3 of 3 models trained"
     for a, b in zip(here, there):
         state = b.model.state_dict()
         assert all(torch.equal(v, state[k]) for k, v in a.model.state_dict().items())
-    again = population.train_population(configs, data, cache_dir=tmp_path / "ray")  # saved: loads
+    again = members.train_population(configs, data, cache_dir=tmp_path / "ray")  # saved: loads
     assert all(r.from_cache for r in again)
 
 
@@ -168,10 +168,10 @@ def test_with_ray_the_pages_say_so_and_offer_populations_of_30(monkeypatch):
         from ui.engine import engine_caption
         engine_caption("The students train")
     monkeypatch.delenv(executor.ENV, raising=False)  # the module's Ray fixture may have set it
-    assert population.largest_population() == population.MAX_SIZE  # threads: as today
+    assert members.largest_population() == members.MAX_SIZE  # threads: as today
     monkeypatch.setenv(executor.ENV, "local")
     monkeypatch.setenv(executor.CPUS_ENV, "2")
-    assert population.largest_population() == 30
+    assert members.largest_population() == 30
     at = AppTest.from_function(page).run()
     assert [c.value for c in at.caption] == [
         "The students train as Ray tasks on a local Ray instance with 2 CPUs; the progress bar follows them as "
@@ -193,5 +193,14 @@ def test_the_forgotten_page_trains_its_population_on_ray(local_ray, tmp_path, mo
     assert batches.count == 1  # members 1 and 2 in one batch of Ray tasks (member 0 is the sidebar's model)
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
     assert any("as Ray tasks on a local Ray instance with 2 CPUs" in c.value for c in at.caption)
-    members = population.population_configs(TrainConfig(model="mlp", dataset="digits"), 3)
-    assert all(checkpoint_path(cfg, tmp_path).exists() for cfg in members)
+    configs = population.population_configs(TrainConfig(model="mlp", dataset="digits"), 3)
+    assert all(checkpoint_path(cfg, tmp_path).exists() for cfg in configs)
+
+
+def test_the_forgotten_curve_is_the_same_on_ray(local_ray, threads, data, tmp_path):
+    from core.compression import CompressionConfig
+    trained = [r.model for r in members.train_population(population.population_configs(TINY, 2), data,
+                                                             cache_dir=tmp_path)]
+    cfg = CompressionConfig(prune_method="random", weight_bits=4)  # random masks: seeds must travel too
+    args = (trained, data.x_test, data.y_test, cfg, (0.5, 0.9, 0.99))
+    pd.testing.assert_frame_equal(threads(population.pie_curve, *args), population.pie_curve(*args))

@@ -50,7 +50,7 @@ from core.distillation import lesson as distillation_lesson
 from core.distillation.knowledge import DistillConfig, DistillResult, distill, student_problem
 from ui.jobs import Job, Prefetcher, Progress, Turns, follow
 from core.studies.executor import on_ray
-from core.studies.population import train_population
+from core.studies.members import train_population
 from ui.setup import UPLOAD_KEY, Setup, UploadedTrain
 
 # Two cores: torch's default intra-op threads oversubscribe them (10-80x slower).

@@ -32,7 +32,7 @@ from core.figures import tradeoff as figures_tradeoff
 from core.studies import global_view, scrub
 from core.studies import diagnosis as diagnosis_study
 from core.studies.layer_plan import LayerPlan
-from core.studies.population import largest_population
+from core.studies.members import largest_population
 from core import data as datasets
 from core.compression import CompressionConfig
 from core.compression import controls as compression_controls

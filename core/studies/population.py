@@ -32,14 +32,11 @@ from torch import Tensor, nn
 
 from core.explain.attribution import attribute
 from core.compression import CompressionConfig, compress
-from core.data import Dataset
-from core.studies.executor import on_ray, run_tasks
-from core.training import (Progress, TrainConfig, TrainResult, checkpoint_path, load_or_train, save_checkpoint, train,
-                           with_calibration)
+from core.studies.executor import run_tasks
+from core.training import Progress, TrainConfig
 
 SIGNIFICANCE = 0.05      # Hooker et al.'s threshold for "disparately affected"
 DEFAULT_SIZE = 5         # members; the paper used 30, too slow to train in a classroom
-MAX_SIZE, MAX_SIZE_RAY = 7, 30  # the most members a page offers: on one machine, and when Ray trains them
 BATCH = 256              # same batch as core.metrics.evaluate (faster than one big batch on LeNet-5)
 
 
@@ -48,41 +45,6 @@ def population_configs(base: TrainConfig, size: int = DEFAULT_SIZE) -> list[Trai
     if size < 1:
         raise ValueError(f"a population needs at least one member, got size={size}")
     return [replace(base, seed=base.seed + i) for i in range(size)]
-
-
-def largest_population() -> int:
-    """The most members a page offers: 30 (as Hooker et al.) when heavy work runs on Ray, else 7."""
-    return MAX_SIZE_RAY if on_ray() else MAX_SIZE
-
-
-def train_population(configs: Sequence[TrainConfig], data: Dataset, progress: Progress | None = None,
-                     cache_dir=None) -> list[TrainResult]:
-    """The trained members of `configs`: those on disk load; the others train as one batch of tasks and are saved.
-
-    The batch runs on core.studies.executor: one member after the other on threads (concurrent
-    trainings would share torch's global RNG while seeding), side by side on Ray. A member that
-    cannot be saved is still returned, with a notice. progress(fraction, "k of n models trained").
-    """
-    missing = [cfg for cfg in dict.fromkeys(configs) if not checkpoint_path(cfg, cache_dir).exists()]
-    report, done = progress or (lambda fraction, message: None), [0]
-
-    def tick(_: int) -> None:
-        done[0] += 1
-        report(done[0] / len(missing), f"{done[0]} of {len(missing)} models trained")
-
-    unsaved = {}
-    for cfg, model in zip(missing, run_tasks(_train_member, missing, 1, tick, shared=(data,))):
-        try:
-            save_checkpoint(model, cfg, checkpoint_path(cfg, cache_dir))
-        except OSError as err:
-            unsaved[cfg] = TrainResult(with_calibration(model, data), from_cache=False,
-                                       notice=f"Could not save the trained model ({err}).")
-    return [unsaved.get(cfg) or load_or_train(cfg, data, cache_dir) for cfg in configs]
-
-
-def _train_member(data: Dataset, cfg: TrainConfig) -> nn.Module:
-    """One member trained (a task of `train_population`, module level so it can be shipped to Ray)."""
-    return train(cfg, data)
 
 
 def compress_population(models: Sequence[nn.Module], cfg: CompressionConfig) -> list[nn.Module]:
@@ -197,17 +159,23 @@ def pie_curve(models: Sequence[nn.Module], x: Tensor, labels: np.ndarray | Tenso
     original and compressed populations (mean over members) and of their modal votes.
     The originals are evaluated once; each point compresses every member
     (`compress_population` with prune_amount = sparsity) and runs one batched forward
-    per member. `progress(fraction, message)` is called after each point. Inputs are
+    per member. `progress(fraction, message)` is called as each point is done. Inputs are
     only read.
     """
     labels = _as_labels(labels)
     orig_preds, orig_probs = population_predictions(models, x)
     k = orig_probs.shape[2]
     modal_orig = modal_prediction(orig_preds, k)
-    rows = []
-    for i, sparsity in enumerate(sparsities):
-        compressed = compress_population(models, replace(cfg, prune_amount=float(sparsity)))
-        comp_preds, _ = population_predictions(compressed, x)
+    rows, done = [], [0]
+
+    def tick(_: int) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0] / len(sparsities), f"{done[0]} of {len(sparsities)} sparsities")
+
+    # One task per sparsity (core.studies.executor: in turn on threads, side by side on Ray).
+    predicted = run_tasks(_compressed_predictions, sparsities, 1, tick, shared=(models, x, cfg))
+    for sparsity, comp_preds in zip(sparsities, predicted):
         modal_comp = modal_prediction(comp_preds, k)
         forgotten = modal_orig != modal_comp
         rows.append({
@@ -217,11 +185,15 @@ def pie_curve(models: Sequence[nn.Module], x: Tensor, labels: np.ndarray | Tenso
             "modal_accuracy_original": float((modal_orig == labels).mean()),
             "modal_accuracy_compressed": float((modal_comp == labels).mean()),
         })
-        if progress is not None:
-            progress((i + 1) / len(sparsities), f"sparsity {float(sparsity):.0%}: {int(forgotten.sum())} forgotten")
     frame = pd.DataFrame(rows)
     frame.attrs.update(method=cfg.prune_method, scope=cfg.prune_scope, bits=cfg.weight_bits, members=len(models))
     return frame
+
+
+def _compressed_predictions(models: Sequence[nn.Module], x: Tensor, cfg: CompressionConfig,
+                            sparsity: float) -> np.ndarray:
+    """The compressed population's predictions (M, N) at `sparsity` (a task of `pie_curve`, shippable to Ray)."""
+    return population_predictions(compress_population(models, replace(cfg, prune_amount=float(sparsity))), x)[0]
 
 
 def class_impact(orig_per_class: np.ndarray, comp_per_class: np.ndarray, orig_overall: np.ndarray,
