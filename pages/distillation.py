@@ -7,6 +7,7 @@ import streamlit as st
 
 import models
 import ui
+from ui.engine import engine_caption
 from core.distillation.compare import PROBE_SIZE, SHORT_LABELS, display_table, verdict
 from core.explain.attribution import METHOD_LABELS
 from core.distillation.knowledge import DistillConfig
@@ -16,6 +17,7 @@ from core.warm import SHORT_NAMES
 setup = ui.current_setup()
 ui.trained_model(setup.train)
 st.title("Learning from a teacher")
+engine_caption("The students (and the subset models) train")
 if isinstance(setup.train, ui.UploadedTrain):
     st.info("Distillation trains new models from the built-in trained teacher, not from uploaded weights: switch "
             "your upload off on the *Your model* page to use it here.", icon=":material/info:")

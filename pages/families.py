@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from ui.engine import engine_caption
 from core.explain import attribution
 from core.figures import families as figures_families
 from core.studies.families import METRICS, FamiliesConfig, summarize_lines
@@ -17,6 +18,7 @@ ui.trained_model(setup.train)
 st.title("At the same size, which compression keeps the most?")
 st.caption(ui.describe_setup(setup) + " Each line is one family alone (the others off), from mild to strong, "
            "with its other settings from the sidebar; the star is the sidebar's own setting.")
+engine_caption("The points of this comparison are measured")
 ui.fit_setting("families_method", ui.available_methods(setup), describe=attribution.METHOD_LABELS.get)
 show, left, right = st.columns([4, 3, 2])
 metric = show.selectbox("Show", list(METRICS), key="families_metric", format_func=METRICS.get)

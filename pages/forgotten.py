@@ -4,6 +4,7 @@ from dataclasses import replace
 import streamlit as st
 
 import ui
+from ui.engine import engine_caption
 from core.explain import attribution
 from core.figures import population as figures_population
 from core.studies.population import population_configs
@@ -19,6 +20,7 @@ st.caption(ui.describe_setup(setup))
 st.markdown("Hooker et al. (2019) train a *population* of models and compress each one. An example is "
             "**forgotten** when the compressed models' majority vote differs from the originals' majority vote: "
             "compression changed the answer, not just the confidence.")
+engine_caption("The population's models train")
 left, right = st.columns(2)
 ui.fit_setting("pie_method", ui.available_methods(setup), describe=attribution.METHOD_LABELS.get)
 size = left.slider("Models in each population", *ui.SETTINGS["pie_size"].bounds, key="pie_size",

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from ui.engine import engine_caption
 from core.explain import attribution
 from core.figures import format_bytes, format_percent, format_ratio
 from core.figures import sensitivity as figures_sensitivity
@@ -20,6 +21,7 @@ c = setup.compression
 st.title("Which layers decide it?")
 st.caption(ui.describe_setup(setup) + " Here one layer at a time is pruned or quantized, with the sidebar's "
            "method, scheme and range; every other layer stays as trained.")
+engine_caption("The layers of this analysis are measured")
 ui.fit_setting("sens_method", ui.available_methods(setup), describe=attribution.METHOD_LABELS.get)
 left, right = st.columns(2)
 metric = left.selectbox("Colour by", list(figures_sensitivity.METRICS), key="sens_metric",

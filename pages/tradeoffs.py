@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 
 import ui
+from ui.engine import engine_caption
 from core.explain import attribution
 from core.figures import tradeoff as figures_tradeoff
 from core.figures import format_percent
@@ -18,6 +19,7 @@ ui.trained_model(setup.train)
 st.title("Where do accuracy and explanations break?")
 st.caption(ui.describe_setup(setup) + " Each curve varies one control and keeps the other at its sidebar value "
            "(the bits curves: at the measured sparsity nearest it).")
+engine_caption("The sweeps of this page run")
 ui.fit_setting("sweep_method", ui.available_methods(setup), describe=attribution.METHOD_LABELS.get)
 # One row of controls, so that the curves start on a 720p projector under a lesson step.
 show, left, middle, right = st.columns([3, 3, 2, 2])

@@ -55,6 +55,8 @@ from core.distillation.coreset import subset_models, subset_total
 from core.distillation import lesson as distillation_lesson
 from core.distillation.knowledge import DistillConfig, DistillResult, distill, student_problem
 from ui.jobs import Activity, Job, Prefetcher, Progress, Turns, follow
+from core.studies.executor import on_ray
+from core.studies.members import train_population
 from ui.setup import UPLOAD_KEY, Setup, UploadedTrain
 
 # Two cores: torch's default intra-op threads oversubscribe them (10-80x slower).
@@ -132,6 +134,7 @@ def trained_models(configs: list[TrainConfig]) -> list[nn.Module]:
     The bar says which model of how many, what it is doing and how long is left ("model 2 of 5:
     LeNet-5 seed 1, epoch 5/20, about 40 s left"); models already on disk load without one.
     """
+    _train_on_ray_first(configs)  # issue 11: with LENS_RAY the missing members train side by side on Ray
     labels = [warm.label(cfg) for cfg in configs]
     progress = warm.Progress(labels, [on_disk(cfg) for cfg in configs])
     what = "the models" if len(configs) > 1 else "the model"
@@ -1335,3 +1338,26 @@ def _malloc_trim() -> None:
 
 
 _memory_return = _MemoryReturn()
+
+
+# ---------------------------------------------------------------- heavy work on Ray (issue 11 §3)
+# With LENS_RAY set, the members of a population missing from disk train as Ray tasks in one shared
+# job (saved to the model cache on this machine); trained_models then loads them as usual.
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _ray_population_job(configs: tuple[TrainConfig, ...]) -> Job:
+    data = dataset(configs[0].dataset)
+    return Job(f"ray-population-{len(configs)}", lambda progress: train_population(configs, data, progress))
+
+
+def _train_on_ray_first(configs: list[TrainConfig]) -> None:
+    """On Ray, train the missing members together (one progress bar); nothing on threads or with one missing."""
+    if not on_ray():
+        return
+    missing = tuple(cfg for cfg in configs if not isinstance(cfg, UploadedTrain) and not on_disk(cfg))
+    if len(missing) < 2:
+        return
+    try:
+        follow(_ray_population_job(missing), f"Training {len(missing)} models as Ray tasks (first use only)")
+    except Exception as err:  # an unreachable cluster: the models train here instead, one after the other
+        _ray_population_job.clear(missing)
+        st.warning(f"Ray could not train the models ({type(err).__name__}: {err}); they train here instead.")

@@ -32,6 +32,7 @@ from core.figures import tradeoff as figures_tradeoff
 from core.studies import global_view, scrub
 from core.studies import diagnosis as diagnosis_study
 from core.studies.layer_plan import LayerPlan
+from core.studies.members import largest_population
 from core import data as datasets
 from core.compression import CompressionConfig
 from core.compression import controls as compression_controls
@@ -216,7 +217,7 @@ PAGE_SETTINGS = {
     "quality_method": choice(METHODS, page="quality"),
     "global_view_embedding": choice(global_view.EMBEDDINGS, page="global_view"),
     "global_view_method": choice(METHODS, page="global_view"),
-    "pie_size": whole(3, 7, 5, page="forgotten"),
+    "pie_size": whole(3, largest_population(), 5, page="forgotten"),  # 30 when Ray trains them (issue 11)
     "pie_method": choice(METHODS, page="forgotten"),
     # The Scrub page fits these itself (a model without Grad-CAM, fewer test images, other layers).
     "scrub_control": choice(scrub.CONTROLS, page="scrub"),

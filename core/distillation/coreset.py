@@ -23,8 +23,9 @@ from sklearn.metrics import pairwise_distances
 from torch import Tensor, nn
 
 from core.data import Dataset
-from core.training import Progress, TrainConfig, TrainResult, train
-from core.distillation.store import load_or_make
+from core.training import Progress, TrainConfig, TrainResult, save_checkpoint, train
+from core.distillation.store import cache_path, load_or_make
+from core.studies.executor import on_ray, run_tasks
 
 SELECTIONS = {"kcenter": "k-center greedy on the teacher's features", "random": "random, per class"}
 FORMAT = 1
@@ -140,6 +141,8 @@ def subset_models(train: TrainConfig, teacher: nn.Module, data: Dataset, fractio
     """
     report = progress or (lambda fraction, message: None)
     features = penultimate_features(teacher, data.x_train)
+    if on_ray():  # both subsets side by side as Ray tasks, saved here; the loop below loads them
+        _train_on_ray(train, data, fraction, features, cache_dir, report)
     found = {}
     for i, selection in enumerate(SELECTIONS):
         cfg = SubsetConfig(train=train, features=train, fraction=fraction, selection=selection)
@@ -148,6 +151,31 @@ def subset_models(train: TrainConfig, teacher: nn.Module, data: Dataset, fractio
             cache_dir)
     report(1.0, "done")
     return found
+
+
+def _train_on_ray(train: TrainConfig, data: Dataset, fraction: float, features: np.ndarray, cache_dir,
+                  report: Progress) -> None:
+    """Train the subset models missing from the disk cache as tasks (core.studies.executor) and save them."""
+    configs = [SubsetConfig(train=train, features=train, fraction=fraction, selection=s) for s in SELECTIONS]
+    missing = [cfg for cfg in configs if not cache_path(cfg, "subset", cache_dir).exists()]
+    rows = [select_subset(data.y_train.numpy(), cfg.fraction, cfg.selection, cfg.train.seed, features) for cfg in missing]
+    done = [0]
+
+    def tick(_: int) -> None:
+        done[0] += 1
+        report(0.9 * done[0] / len(missing), f"{done[0]} of {len(missing)} subset models trained on Ray")
+
+    for cfg, model in zip(missing, run_tasks(_train_subset, list(zip(missing, rows)), 2, tick, shared=(data,))):
+        try:
+            save_checkpoint(model, cfg, cache_path(cfg, "subset", cache_dir))
+        except OSError:
+            pass  # load_or_train_subset trains it again here and says why it could not be kept
+
+
+def _train_subset(data: Dataset, task: tuple) -> nn.Module:
+    """One subset model (a task of `_train_on_ray`, module level so it ships to Ray)."""
+    cfg, rows = task
+    return train_on_subset(cfg, data, rows)
 
 
 def subset_total(labels: np.ndarray, fraction: float) -> int:

@@ -26,8 +26,9 @@ from torch import Tensor, nn
 import models
 from core.data import Dataset
 from core.training import (TrainConfig, TrainResult, Progress, checkpoint_path, load_checkpoint, load_or_train,
-                           train)
+                           save_checkpoint, train)
 from core.distillation.store import cache_path, load_or_make, load_stored
+from core.studies.executor import on_ray, run_tasks
 
 FORMAT = 1  # bump when what a distilled checkpoint means changes
 
@@ -123,6 +124,29 @@ def train_distilled(cfg: DistillConfig, teacher: nn.Module, data: Dataset, progr
     return train(cfg.student_recipe(), data, progress, loss_fn=loss)
 
 
+def _train_on_ray(cfg: DistillConfig, teacher: nn.Module, data: Dataset, cache_dir, report: Progress) -> None:
+    """Train the students of `cfg` missing from the disk cache as tasks (core.studies.executor) and save them."""
+    paths = {"label_only": checkpoint_path(cfg.student_recipe(), cache_dir),
+             "distilled": cache_path(cfg, "distilled", cache_dir)}
+    kinds = [kind for kind, path in paths.items() if not path.exists() and (kind == "label_only" or cfg.alpha > 0)]
+    done = [0]
+
+    def tick(_: int) -> None:
+        done[0] += 1
+        report(0.9 * done[0] / len(kinds), f"{done[0]} of {len(kinds)} students trained on Ray")
+
+    for kind, model in zip(kinds, run_tasks(_train_student, kinds, 2, tick, shared=(cfg, teacher, data))):
+        try:
+            save_checkpoint(model, cfg.student_recipe() if kind == "label_only" else cfg, paths[kind])
+        except OSError:
+            pass  # the loaders below train it again here and say why it could not be kept
+
+
+def _train_student(cfg: DistillConfig, teacher: nn.Module, data: Dataset, kind: str) -> nn.Module:
+    """One student ("label_only" or "distilled"): a task of `_train_on_ray`, module level so it ships to Ray."""
+    return train(cfg.student_recipe(), data) if kind == "label_only" else train_distilled(cfg, teacher, data)
+
+
 def distill(cfg: DistillConfig, teacher: nn.Module, data: Dataset, progress: Progress | None = None,
             cache_dir=None) -> DistillResult:
     """The distilled student and the label-only student of `cfg`, from the disk cache or trained (and cached).
@@ -132,6 +156,8 @@ def distill(cfg: DistillConfig, teacher: nn.Module, data: Dataset, progress: Pro
     distilled one. `teacher` is only read.
     """
     report = progress or (lambda fraction, message: None)
+    if on_ray():  # both students side by side as Ray tasks, saved here; below they load from disk
+        _train_on_ray(cfg, teacher, data, cache_dir, report)
     plain: TrainResult = load_or_train(cfg.student_recipe(), data, cache_dir,
                                        lambda f, m: report(0.5 * f, f"label-only student, {m}"))
     if cfg.alpha == 0:

@@ -8,8 +8,8 @@ with strong. Nothing here names a family: the registry does.
 
 `measure_families` compresses and measures every point per seed against that seed's original
 (core.studies.sweeps' references: the original's predictions and maps computed once), on worker
-threads, and adds the storage size of each compressed model (core.metrics' accounting). The
-result has one row per point and seed; `pareto_front` and `at_ratio` read it.
+threads or Ray tasks (core.studies.executor), and adds the storage size of each compressed model
+(core.metrics' accounting). The result has one row per point and seed; `pareto_front` and `at_ratio` read it.
 
 A distilled student (core.distillation, trained elsewhere: never here) adds `measure_student`'s lines,
 alone and quantized, measured against its teacher (the original) exactly as the other lines are.
@@ -31,7 +31,8 @@ from core.data import Dataset
 from core.explain.attribution import methods_for
 from core.metrics import FP32_BITS, evaluate, layer_stats, model_storage_bits, parameter_count, prediction_agreement
 from core.studies.sweep_plan import CONFIG_COLUMNS, SweepConfig
-from core.studies.sweeps import measure_point, parallel, references
+from core.studies.executor import run_tasks
+from core.studies.sweeps import measure_point, references
 
 Progress = Callable[[float, str], None]
 # Issue 8 §3's combination for a distilled student (distillation is training-side, not a registered step).
@@ -92,10 +93,10 @@ def measure_families(originals: nn.Module | Sequence[nn.Module], data: Dataset, 
     models = [originals] if isinstance(originals, nn.Module) else list(originals)
     sweep = cfg.sweep()
     refs = references(models, data, sweep)
-    tasks = [(cfg.seeds[i], models[i], refs[i], models[i], line.key, line.label, k, point)
-             for i in range(len(models)) for line in [*lines(cfg.base), Line("current", "Sidebar setting", (cfg.base,))]
+    tasks = [(i, line.key, line.label, k, point) for i in range(len(models))
+             for line in [*lines(cfg.base), Line("current", "Sidebar setting", (cfg.base,))]
              for k, point in enumerate(line.points)]
-    rows = _measure(tasks, data, sweep, progress, workers)
+    rows = _measure(models, models, refs, cfg.seeds, tasks, data, sweep, progress, workers)
     originals_rows = [{"seed": s, "line": "original", "label": "Original (32-bit floats)", "point": 0,
                        **{c: getattr(CompressionConfig(), c) for c in CONFIG_COLUMNS},
                        "size_bytes": FP32_BITS * parameter_count(m) / 8, "ratio": 1.0,
@@ -104,39 +105,43 @@ def measure_families(originals: nn.Module | Sequence[nn.Module], data: Dataset, 
     return pd.DataFrame(rows + originals_rows)
 
 
-def _measure(tasks: list[tuple], data: Dataset, sweep: SweepConfig, progress: Progress | None,
+def _measure(models: list[nn.Module], originals: list[nn.Module], refs: list, seeds: Sequence[int],
+             tasks: list[tuple], data: Dataset, sweep: SweepConfig, progress: Progress | None,
              workers: int) -> list[dict]:
-    """Rows of tasks (seed, model to compress, reference, original, line, label, point index, config), on workers.
+    """Rows of tasks (index into the lists, line, label, point index, config), on threads or Ray.
 
-    The size is the compressed model's as stored; the ratio is against the ORIGINAL's fp32 size (the
-    teacher's, for a student); every measure is against the reference (the original's answers and maps).
+    models[i] is compressed; originals[i] gives the size the ratio is against (the teacher's fp32 size,
+    for a student); refs[i] (the original's answers and maps) is what every measure compares with.
     """
     report = progress or (lambda fraction, message: None)
-    input_shape = tuple(data.x_test.shape[1:])
-
-    def run(task: tuple) -> dict:
-        seed, model, ref, original, key, label, k, point = task
-        # Steps that calibrate (activations) use the model's registered training images, else the data's.
-        compressed = compress(model, point, calibration=calibration_or(model, data.x_train, CALIBRATION_IMAGES))
-        size = model_storage_bits(compressed, layer_stats(compressed, input_shape, point)) / 8
-        if sweep.method in methods_for(compressed):
-            measured = measure_point(compressed, ref, data, sweep, full=False)
-        else:  # a student without the method's layer (Grad-CAM on an MLP): answers only, maps not compared
-            ev = evaluate(compressed, data.x_test, data.y_test)
-            measured = {"accuracy": ev.accuracy, "agreement": prediction_agreement(ev, ref.evaluation),
-                        "spearman_abs_mean": math.nan}
-        full_size = FP32_BITS * parameter_count(original) / 8
-        return {"seed": seed, "line": key, "label": label, "point": k,
-                **{c: getattr(point, c) for c in CONFIG_COLUMNS}, "size_bytes": size,
-                "ratio": full_size / size if size else math.inf, **measured}
-
+    # Steps that calibrate (activations) use the model's registered training images, else the data's.
+    images = [calibration_or(m, data.x_train, CALIBRATION_IMAGES) for m in models]
     done = [0]
 
     def tick(_: int) -> None:
         done[0] += 1
         report(done[0] / len(tasks), f"{done[0]} of {len(tasks)} settings")
 
-    return parallel(run, tasks, workers, tick)
+    return run_tasks(_measure_family_point, tasks, workers, tick,
+                     shared=(models, originals, images, refs, data, sweep, tuple(seeds)))
+
+
+def _measure_family_point(models: list[nn.Module], originals: list[nn.Module], images: list, refs: list,
+                          data: Dataset, sweep: SweepConfig, seeds: tuple[int, ...], task: tuple) -> dict:
+    """One point of `_measure` (module level, so it can be shipped to Ray)."""
+    i, key, label, k, point = task
+    compressed = compress(models[i], point, calibration=images[i])
+    size = model_storage_bits(compressed, layer_stats(compressed, tuple(data.x_test.shape[1:]), point)) / 8
+    if sweep.method in methods_for(compressed):
+        measured = measure_point(compressed, refs[i], data, sweep, full=False)
+    else:  # a student without the method's layer (Grad-CAM on an MLP): answers only, maps not compared
+        ev = evaluate(compressed, data.x_test, data.y_test)
+        measured = {"accuracy": ev.accuracy, "agreement": prediction_agreement(ev, refs[i].evaluation),
+                    "spearman_abs_mean": math.nan}
+    full_size = FP32_BITS * parameter_count(originals[i]) / 8
+    return {"seed": seeds[i], "line": key, "label": label, "point": k,
+            **{c: getattr(point, c) for c in CONFIG_COLUMNS}, "size_bytes": size,
+            "ratio": full_size / size if size else math.inf, **measured}
 
 
 def student_lines(base: CompressionConfig, label: str) -> list[Line]:
@@ -163,9 +168,9 @@ def measure_student(teacher: nn.Module, student: nn.Module, data: Dataset, cfg: 
     """
     sweep = replace(cfg.sweep(), seeds=cfg.seeds[:1])
     ref = (refs or references([teacher], data, sweep))[0]
-    tasks = [(cfg.seeds[0], student, ref, teacher, line.key, line.label, k, point)
+    tasks = [(0, line.key, line.label, k, point)
              for line in student_lines(cfg.base, label) for k, point in enumerate(line.points)]
-    return pd.DataFrame(_measure(tasks, data, sweep, progress, workers))
+    return pd.DataFrame(_measure([student], [teacher], [ref], cfg.seeds[:1], tasks, data, sweep, progress, workers))
 
 
 def summarize_lines(table: pd.DataFrame, metric: str) -> pd.DataFrame:

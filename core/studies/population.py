@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from core.explain.attribution import attribute
 from core.compression import CompressionConfig, compress
+from core.studies.executor import run_tasks
 from core.training import Progress, TrainConfig
 
 SIGNIFICANCE = 0.05      # Hooker et al.'s threshold for "disparately affected"
@@ -158,17 +159,23 @@ def pie_curve(models: Sequence[nn.Module], x: Tensor, labels: np.ndarray | Tenso
     original and compressed populations (mean over members) and of their modal votes.
     The originals are evaluated once; each point compresses every member
     (`compress_population` with prune_amount = sparsity) and runs one batched forward
-    per member. `progress(fraction, message)` is called after each point. Inputs are
+    per member. `progress(fraction, message)` is called as each point is done. Inputs are
     only read.
     """
     labels = _as_labels(labels)
     orig_preds, orig_probs = population_predictions(models, x)
     k = orig_probs.shape[2]
     modal_orig = modal_prediction(orig_preds, k)
-    rows = []
-    for i, sparsity in enumerate(sparsities):
-        compressed = compress_population(models, replace(cfg, prune_amount=float(sparsity)))
-        comp_preds, _ = population_predictions(compressed, x)
+    rows, done = [], [0]
+
+    def tick(_: int) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0] / len(sparsities), f"{done[0]} of {len(sparsities)} sparsities")
+
+    # One task per sparsity (core.studies.executor: in turn on threads, side by side on Ray).
+    predicted = run_tasks(_compressed_predictions, sparsities, 1, tick, shared=(models, x, cfg))
+    for sparsity, comp_preds in zip(sparsities, predicted):
         modal_comp = modal_prediction(comp_preds, k)
         forgotten = modal_orig != modal_comp
         rows.append({
@@ -178,11 +185,15 @@ def pie_curve(models: Sequence[nn.Module], x: Tensor, labels: np.ndarray | Tenso
             "modal_accuracy_original": float((modal_orig == labels).mean()),
             "modal_accuracy_compressed": float((modal_comp == labels).mean()),
         })
-        if progress is not None:
-            progress((i + 1) / len(sparsities), f"sparsity {float(sparsity):.0%}: {int(forgotten.sum())} forgotten")
     frame = pd.DataFrame(rows)
     frame.attrs.update(method=cfg.prune_method, scope=cfg.prune_scope, bits=cfg.weight_bits, members=len(models))
     return frame
+
+
+def _compressed_predictions(models: Sequence[nn.Module], x: Tensor, cfg: CompressionConfig,
+                            sparsity: float) -> np.ndarray:
+    """The compressed population's predictions (M, N) at `sparsity` (a task of `pie_curve`, shippable to Ray)."""
+    return population_predictions(compress_population(models, replace(cfg, prune_amount=float(sparsity))), x)[0]
 
 
 def class_impact(orig_per_class: np.ndarray, comp_per_class: np.ndarray, orig_overall: np.ndarray,

@@ -49,7 +49,8 @@ from core.compression.plan import compress_layer  # noqa: F401  (one layer compr
 from core.layers import layer_keys, layer_labels, prunable_layers  # noqa: F401  (layer_keys: used by callers)
 from core.metrics import FP32_BITS, weight_storage_bits
 from core.studies.sweep_plan import SALIENCY_METRICS, SweepConfig
-from core.studies.sweeps import parallel, references, sweep_problem
+from core.studies.executor import run_tasks
+from core.studies.sweeps import references, sweep_problem
 
 RATES = (0.5, 0.8, 0.9, 0.95)
 BITS = (8, 4, 3, 2)
@@ -148,7 +149,7 @@ def sensitivity_table(model: nn.Module, data: Dataset, cfg: SensitivityConfig, p
         done[0] += 1
         report(done[0] / len(names), f"{done[0]} of {len(names)} layers ({labels[names[k]].split(' (')[0]} done)")
 
-    rows = parallel(lambda name: _layer_rows(model, ref, data, cfg, name), names, workers, tick)
+    rows = run_tasks(_layer_rows, names, workers, tick, shared=(model, ref, data, cfg))
     table = pd.DataFrame([row for layer in rows for row in layer])
     table.attrs.update(original_accuracy=ref.evaluation.accuracy, n_test=len(data.y_test),
                        n_probes=len(ref.probes), method=cfg.method)

@@ -7,7 +7,7 @@ sparsity is pruned (and fine-tuned) once and then quantized per bit width; a bit
 that leaves the pruned weights unchanged (all zero at 100 %) reuses the measurement.
 The originals' references (their predictions and maps) are computed once per seed and
 can be passed in. Sparsity rows run on worker threads (torch frees the GIL in its
-kernels); every call into the models is batched. Inputs are never modified: `compress`
+kernels) or as Ray tasks (core.studies.executor); every call into the models is batched. Inputs are never modified: `compress`
 and `fine_tune` work on copies, attribution is side-effect free.
 
 Every map, original or compressed, explains the ORIGINAL model's predicted class of the
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
@@ -58,6 +57,7 @@ from core.compression.finetune import fine_tune
 from core.layers import prunable_layers, stored_layers
 from core.metrics import Evaluation, evaluate, prediction_agreement
 from core.explain import quality
+from core.studies.executor import run_tasks, run_threads as parallel  # noqa: F401  (parallel: threads only)
 from core.studies.sweep_plan import (BASELINES, BIT_WIDTHS, CONFIG_COLUMNS, CURVE_METRICS,  # noqa: F401
                              FAITHFULNESS_METRICS, GRID_BITS, QUALITY_METRICS, GRID_SPARSITIES, SALIENCY_METRICS, SETTING_COLUMNS, SPARSITIES,
                              SweepConfig, baseline_name, baselines_for, current_rows, curve_rows, nearest_sparsity,
@@ -146,18 +146,21 @@ def measure_table(original: nn.Module | Sequence[nn.Module], data: Dataset, cfg:
     if tuned:
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # first Adam costs ~2 s (lazy imports): not in a worker
 
-    def run(task: tuple) -> list[dict]:
-        i, amount, bits = task
-        return _measure_row(models[i], refs[i], data, cfg, i, amount, bits, full)
-
     def tick(k: int) -> None:
         _, amount, bits = tasks[k]
         measured[0] += len(bits)
         done[0] += len(bits) + (fine_units if amount > 0 else 0)
         report(done[0] / units, f"{measured[0]} of {total} settings")
 
-    results = parallel(run, tasks, workers, tick)
+    results = run_tasks(_run_row, tasks, workers, tick, shared=(models, refs, data, cfg, full))
     return pd.DataFrame([row for rows in results for row in rows])
+
+
+def _run_row(models: list[nn.Module], refs: list, data: Dataset, cfg: SweepConfig, full: bool,
+             task: tuple) -> list[dict]:
+    """One task of `measure_table` (module level, so it can be shipped to Ray): one sparsity row of one seed."""
+    i, amount, bits = task
+    return _measure_row(models[i], refs[i], data, cfg, i, amount, bits, full)
 
 
 def _measure_row(model: nn.Module, ref: _Reference, data: Dataset, cfg: SweepConfig, seed_index: int,
@@ -244,27 +247,6 @@ def _quantized(tuned: nn.Module, ccfg: CompressionConfig) -> nn.Module:
     """compress_fine_tuned's second half: quantize (a copy of) the fine-tuned model; zeros stay zero."""
     rest = ccfg.split("prune")[1]  # every step after pruning (the ones before were applied with it)
     return compress(tuned, rest) if rest.pipeline() else tuned
-
-
-def parallel(fn: Callable, items: list, workers: int, done: Callable[[int], None]) -> list:
-    """[fn(item) for item in items] on `workers` threads; `done(index)` runs on the calling thread."""
-    if workers <= 1 or len(items) <= 1:
-        out = []
-        for k, item in enumerate(items):
-            out.append(fn(item))
-            done(k)
-        return out
-    results: list = [None] * len(items)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(fn, item): k for k, item in enumerate(items)}
-        try:
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                done(futures[future])
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-    return results
 
 
 def measure_point(model: nn.Module, ref: _Reference, data: Dataset, cfg: SweepConfig, full: bool) -> dict:
