@@ -211,5 +211,5 @@ def test_page_draws_the_distilled_student_once_the_distillation_page_trained_it(
     at = open_app("families", **small)
     assert not at.exception, [e.value for e in at.exception]
     names = {t.get("name") for t in _chart(at)["data"]}
-    assert {"Distilled MLP 32 (T = 4, α = 0.9)", "Distilled MLP 32 (T = 4, α = 0.9) + Quantization"} <= names
+    assert {"Distilled student", "Distilled student + Quantization"} <= names
     assert "from the Distillation page" in _chart(at)["layout"]["meta"]["caption"]

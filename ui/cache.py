@@ -787,7 +787,8 @@ def _student_job(train: TrainConfig, cfg: FamiliesConfig, distill_cfg: DistillCo
 
 
 def _student_label(cfg: DistillConfig) -> str:
-    return f"Distilled {SHORT_NAMES.get(cfg.model, cfg.model)} (T = {cfg.temperature:g}, α = {cfg.alpha:g})"
+    # Short: a phone's legend has about 40 characters a row; the caption names the student, T and α.
+    return "Distilled student"
 
 
 def families_student(train: TrainConfig, cfg: FamiliesConfig) -> tuple[pd.DataFrame | None, str]:

@@ -8,6 +8,8 @@ computed from the table.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -19,6 +21,7 @@ from core.studies.families import METRICS, at_ratio, pareto_front
 PALETTE = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#d62728", "#aec7e8",
            "#98df8a")
 FRONT_COLOR = "#555555"
+LEGEND_ROW_CHARS = 90
 FOCUS_RATIO = 10.0  # "at 10x smaller": where the caption compares the families
 
 
@@ -77,8 +80,11 @@ def families_chart(summary: pd.DataFrame, metric: str, chance: float | None = No
         shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=y, y1=y,
                            line=dict(color="#999999", dash="dot", width=1)))
     unit = " (%)" if metric in ("accuracy", "agreement") else ""
+    # Rows the legend needs at a projector's width (about 90 characters a row); a phone wraps it further.
+    named = sum(len(t.name) + 6 for t in traces if t.showlegend is not False)
     layout = house_layout(f"{METRICS[metric].split(' (')[0]} against size", "compressed size (kB, log scale)",
-                          METRICS[metric].split(" (")[0] + unit, height=560, legend_rows=2,
+                          METRICS[metric].split(" (")[0] + unit, height=560,
+                          legend_rows=max(2, math.ceil(named / LEGEND_ROW_CHARS)),
                           xaxis=dict(type="log"), shapes=shapes)
     layout["meta"] = {"caption": f"{families_caption(summary, metric, chance)} {note}".strip()}
     return go.Figure(data=traces, layout=layout)
