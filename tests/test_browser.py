@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from browser_kit import ARTIFACTS, IDLE_JS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS  # noqa: F401 (other files import them from here)
+from browser_kit import RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS
 from browser_kit import expect as _expect
 from browser_kit import screenshot as _screenshot
 from browser_kit import wait_idle as _wait_idle

@@ -8,7 +8,9 @@ from urllib.parse import urlencode
 import numpy as np
 import onnxruntime as ort
 import pytest
-from test_browser import ARTIFACTS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS, _screenshot, _wait_idle
+from browser_kit import ARTIFACTS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS
+from browser_kit import screenshot as _screenshot
+from browser_kit import wait_idle as _wait_idle
 
 from core.data import load_dataset
 

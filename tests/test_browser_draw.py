@@ -10,7 +10,9 @@ import io
 
 import pytest
 from PIL import Image, ImageDraw
-from test_browser import RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS, _screenshot, _wait_idle
+from browser_kit import RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS
+from browser_kit import screenshot as _screenshot
+from browser_kit import wait_idle as _wait_idle
 
 pytestmark = pytest.mark.browser
 CANVAS = 280  # the page's canvas, in CSS pixels

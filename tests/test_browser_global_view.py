@@ -7,19 +7,12 @@ shows it on the Saliency page. Screenshots go to artifacts/ (git-ignored).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "artifacts"
-TRAIN_TIMEOUT_MS = 180_000
-RERUN_TIMEOUT_MS = 60_000
-IDLE_JS = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  return app && app.getAttribute('data-test-script-state') === 'notRunning'
-    && !document.querySelector('[data-testid="stStatusWidget"]');
-}"""
+from browser_kit import ARTIFACTS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS
+from browser_kit import wait_idle as _wait_idle
+
 # The page position of the first point of the first trace (a class's dots in the original's panel), from
 # Plotly's own axes (l2p: data -> pixels inside the plot area, _offset: the plot area inside the figure).
 POINT_JS = """() => {
@@ -32,10 +25,6 @@ POINT_JS = """() => {
 }"""
 
 pytestmark = pytest.mark.browser
-
-
-def _wait_idle(page, timeout: float = RERUN_TIMEOUT_MS) -> None:
-    page.wait_for_function(IDLE_JS, timeout=timeout)
 
 
 def test_clicking_a_dot_shows_its_image_and_opens_it_on_the_saliency_page(app_url, page):

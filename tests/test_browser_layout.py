@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_browser import ARTIFACTS, IDLE_JS, TRAIN_TIMEOUT_MS
+from browser_kit import ARTIFACTS, IDLE_JS, TRAIN_TIMEOUT_MS
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]

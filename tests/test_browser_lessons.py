@@ -10,7 +10,9 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from test_browser import ARTIFACTS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS, _screenshot, _wait_idle
+from browser_kit import ARTIFACTS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS
+from browser_kit import screenshot as _screenshot
+from browser_kit import wait_idle as _wait_idle
 
 from core.lessons import parse_lesson
 from ui import url_state

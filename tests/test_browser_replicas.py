@@ -8,7 +8,8 @@ import shutil
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from test_browser import ARTIFACTS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS, _wait_idle
+from browser_kit import ARTIFACTS, RERUN_TIMEOUT_MS, TRAIN_TIMEOUT_MS
+from browser_kit import wait_idle as _wait_idle
 
 from scripts import replicas
 from ui import reconnect
