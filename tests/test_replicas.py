@@ -8,6 +8,7 @@ names the previous session in the subprotocol header, as Streamlit's frontend do
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 import shutil
 import sys
@@ -26,6 +27,13 @@ from ui import reconnect  # noqa: E402
 needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None,
                                  reason="nginx is not installed (`make nginx` or `make test` installs Debian's package)")
 SMALL = "model=mlp&dataset=digits"  # the small MLP on 8x8 digits: each replica trains or loads it in about a second
+
+
+def _in_thread(coroutine):
+    """asyncio.run on a thread of its own: a real-browser test earlier in the session leaves Playwright's
+    event loop running on this one, where asyncio.run refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 # ---------------------------------------------------------------- no server
@@ -96,7 +104,7 @@ def test_a_browser_sticks_to_one_replica_and_two_can_differ(pair):
         student.open_page()
         paths = ["/_stcore/health", "/_stcore/host-config", "/?page=weights", "/favicon.png"] * 3
         assert {_get(student, p) for p in paths} == {student.replica}
-        assert asyncio.run(_handshake(student)) == student.replica  # the websocket lands there too
+        assert _in_thread(_handshake(student)) == student.replica  # the websocket lands there too
         seen.setdefault(student.replica, student)
         if len(seen) == 2:
             break
@@ -181,4 +189,4 @@ async def _failover(pair: replicas.Replicas) -> None:
 @needs_nginx
 def test_a_killed_replicas_students_land_on_the_other_with_a_notice(tmp_path):
     with replicas.start(2, env={"COMPRESSION_LENS_CACHE": str(tmp_path)}) as pair:
-        asyncio.run(_failover(pair))
+        _in_thread(_failover(pair))

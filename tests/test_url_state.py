@@ -439,6 +439,8 @@ def test_every_compression_control_of_the_registry_is_a_setting_with_its_own_par
         assert setting.page is None and c.url in url_state.SIDEBAR
         if c.choices:
             assert all(setting.parse(str(option)) == option for option in c.choices)
+        elif c.widget == "text":  # free text (the per-layer plan): its own reader; empty text means none
+            assert setting.parse("") == setting.default
         elif c.widget != "toggle":
             assert setting.parse(str(c.high * 10)) == c.high  # clamped into range
             with pytest.raises(ValueError):

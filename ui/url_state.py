@@ -387,13 +387,14 @@ def forget(key: str) -> None:
 
 
 def sync() -> None:
-    """Write the settings into the URL: sidebar ones always, the others when not at their default."""
+    """Write the settings into the URL: sidebar ones always (but an empty text, such as no per-layer plan),
+    the others when not at their default."""
     state, params = st.session_state, st.query_params
     for key, setting in SETTINGS.items():
         if key == "page" or key not in state:
             continue
         value = state[key]
-        shown = key in SIDEBAR or (value != setting.default and value is not None and value != ())
+        shown = (key in SIDEBAR and value != "") or (value != setting.default and value is not None and value != ())
         if key == "step" and state.get("lesson") is None:
             shown = False
         if shown and params.get(key) != to_text(value):

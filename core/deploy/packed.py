@@ -65,13 +65,19 @@ class PackedFileError(ValueError):
     """A file `unpack` cannot read, with the reason in words (shown as such on the Export page)."""
 
 
+# Registered steps this file knows and does not write yet, each with the reason in words.
+NOT_PACKED = {"plan": "a per-layer plan gives each layer its own bit width, and this file describes one code "
+                      "for the whole setting"}
+
+
 def packable(cfg: CompressionConfig) -> str | None:
     """Why this setting cannot be packed (a family whose stored form this file does not write), or None."""
-    others = [step.title.lower() for step in cfg.pipeline() if step.name not in PACKED_STEPS]
+    others = [step for step in cfg.pipeline() if step.name not in PACKED_STEPS]
     if not others:
         return None
-    return (f"The packed file does not know how {' and '.join(others)} stores its weights yet. Download the ONNX "
-            "file or the dense weights instead.")
+    why = "; ".join(NOT_PACKED.get(step.name, f"{step.title.lower()} is new to it") for step in others)
+    return (f"The packed file cannot store this setting yet ({why}). Download the ONNX file or the dense "
+            "weights instead.")
 
 
 def pack(original: nn.Module, cfg: CompressionConfig, train: TrainConfig, input_shape: tuple[int, ...],
