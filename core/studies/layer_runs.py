@@ -42,9 +42,10 @@ def split(model: nn.Module, name: str, fast: bool = True) -> tuple[nn.Module, nn
     index = next((i for i, (child, _) in enumerate(children) if child == name), None)
     if index is None:
         return None
-    wrap = _fast if fast else (lambda m: m)
-    return (nn.Sequential(*[wrap(m) for _, m in children[:index]]), children[index][1],
-            nn.Sequential(*[wrap(m) for _, m in children[index + 1:]]))
+    modules = [m for _, m in children]
+    before, after = (fast_chain(modules[:index]), fast_chain(modules[index + 1:])) if fast else \
+        (modules[:index], modules[index + 1:])
+    return nn.Sequential(*before), modules[index], nn.Sequential(*after)
 
 
 def layer_inputs(model: nn.Module, names: list[str], x: Tensor) -> dict[str, list[Tensor]]:
@@ -58,17 +59,19 @@ def layer_inputs(model: nn.Module, names: list[str], x: Tensor) -> dict[str, lis
     if not wanted:
         return {}
     seen: dict[str, list[Tensor]] = {n: [] for n in wanted}
+    names_, modules = zip(*model.named_children())
     size = 0
     with torch.inference_mode():
         for start in range(0, len(x), CHUNK):
             h = x[start:start + CHUNK]
-            for child, module in model.named_children():
-                if child in wanted:
-                    seen[child].append(h)
-                    size += h.numel() * h.element_size()
-                    if size > CACHE_BYTES:
-                        return {}
-                h = _fast(module)(h)
+            # The chain between two recorded layers is fast_chain'ed as split's prefixes are.
+            cuts = [0, *[i for i, n in enumerate(names_) if n in wanted]]
+            for begin, end in zip(cuts, cuts[1:]):
+                h = nn.Sequential(*fast_chain(list(modules[begin:end])))(h)
+                seen[names_[end]].append(h)
+                size += h.numel() * h.element_size()
+                if size > CACHE_BYTES:
+                    return {}
     return seen
 
 
@@ -122,7 +125,9 @@ def gradient_maps(model: nn.Module, name: str, weights: list[Tensor], probes: Te
             start = h if h is x else h.detach().requires_grad_()  # the suffix's graph ends at h
             scores = suffix(layer(start)).gather(1, rows).squeeze(1)
             # As Captum's Saliency: the gradient of each image's own score, back to the layer's input ...
-            (grad,) = torch.autograd.grad(torch.unbind(scores), start)
+            # (Captum passes torch.unbind(scores), one root per image: ones as the gradient of their sum, the
+            # same numbers without 64 graph roots)
+            (grad,) = torch.autograd.grad(scores, start, torch.ones_like(scores))
             if h is not x:  # ... then through the shared graph of the layers before
                 (grad,) = torch.autograd.grad(h, x, grad, retain_graph=True)
             maps.append(_reduce(grad, x.detach(), method))
@@ -158,6 +163,17 @@ class MaxPool2x2(nn.Module):
         x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]
         rows = torch.maximum(x[..., ::2, :], x[..., 1::2, :])
         return torch.maximum(rows[..., ::2], rows[..., 1::2])
+
+
+def fast_chain(modules: list[nn.Module]) -> list[nn.Module]:
+    """The modules for inference, the same numbers: 2x2 max poolings as MaxPool2x2, and a ReLU followed by
+    such a pooling moved after it (max and ReLU commute exactly: relu(max(a, b)) = max(relu(a), relu(b)),
+    and the ReLU then sees a quarter of the values)."""
+    chain = [_fast(m) for m in modules]
+    for i in range(len(chain) - 1):
+        if type(chain[i]) is nn.ReLU and not chain[i].inplace and isinstance(chain[i + 1], MaxPool2x2):
+            chain[i], chain[i + 1] = chain[i + 1], chain[i]
+    return chain
 
 
 def _fast(module: nn.Module) -> nn.Module:
