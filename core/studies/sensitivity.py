@@ -17,18 +17,23 @@ what the sidebar's "layer" scope does to every layer; its "global" scope has no 
 one layer. Structured pruning never removes the classes' units, so it does not apply to the
 last layer (rows with applicable False and NaN metrics).
 
-Batching. Per layer, the layers before it run once on the test set (their output is the same
-for every setting); each setting then runs only the compressed layer and the layers after it
-(models that are not nn.Sequential, or layers nested deeper, fall back to whole-model
-evaluation). The layer's output for the activation SQNR comes out of that same pass, and 2x2 max
-pooling runs as strided maxima there (`MaxPool2x2`: the same numbers, 10x faster than torch's CPU
-kernel on these shapes). All the settings' maps are compared in one call that ranks the original's
-maps once (`agreement.agreement_with_reference`: the same numbers as pairwise comparisons). The maps themselves are one Captum
-call per setting on one private copy: putting several settings' probes through one call saves
-nothing on these models (measured: 8 x 64 probes in one saliency call 85 ms, 8 calls of 64 probes
-64 ms; the work is arithmetic, not call overhead). Layers are measured on worker
-threads (torch frees the GIL in its kernels), as the sweeps' rows are. Inputs are never
-modified: every compressed model is a copy.
+Batching (core/studies/layer_runs.py; every number the same as measuring each one-layer model on its
+own, bit for bit: tests/test_sensitivity_batch.py). On an nn.Sequential whose layer is a top-level
+child (lenet5, lenet300, mlp, mlp32, separable), the original's input to every layer is computed once
+per analysis on the test set, and each setting runs only the compressed layer and the layers after it;
+the layer's output for the activation SQNR comes out of that pass, 2x2 max poolings run as strided
+maxima with the ReLU before them moved after them (`layer_runs.fast_chain`: the same numbers). Saliency
+and Gradient x Input maps run the layers before forward once on the probes and send each setting's
+gradient back through that shared graph (`layer_runs.gradient_maps`: Captum's numbers); other methods
+take one Captum call per setting on one private copy. resnet_small's layers sit inside residual blocks
+whose skip connection goes around them: it takes the whole-model path (one copy per setting). All the
+settings' maps are compared in one call that ranks the original's maps once
+(`agreement.agreement_with_reference`). Stacking the settings instead (one conv with 8 x 6 filters for
+conv1's settings, a grouped conv or a batch of 8 x 256 for conv2's, torch.vmap over the backward of 8
+gradients) was measured slower on this CPU (conv1: 33 ms vs 8 x 2.2 ms; conv2: 3.6 vs 1.4 ms per setting;
+conv1's input gradient for 8 x 64 probes: 46 ms in one call, 31 ms in eight): the work is arithmetic, not
+call overhead, and small batches stay in cache. Layers are measured on worker threads (torch frees the GIL
+in its kernels), as the sweeps' rows are. Inputs are never modified: every compressed layer is a copy.
 """
 from __future__ import annotations
 
