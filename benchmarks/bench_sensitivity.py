@@ -7,8 +7,9 @@ explanation agreement with the original's maps, and the SQNR of the layer's weig
 output on 256 test images. The original's references (evaluation, maps) are computed once, for
 both, outside the timings.
 
-- batched: `core.studies.sensitivity.sensitivity_table` (layers before the compressed one run
-  once per layer, the layer's output comes out of the evaluation pass, one agreement call per
+- batched: `core.studies.sensitivity.sensitivity_table` (the original's input to every layer computed
+  once on the test set, each setting runs only its layer and the layers after it; the maps run the
+  layers before once and send each setting's gradient back through them; one agreement call per
   layer), on 1 and on 2 worker threads (the app uses 2).
 - naive: one model at a time: `compress` the whole model at that setting (layer scope), copy the
   original and put that layer's weight in, `evaluate` it, `attribute` its 64 maps in one call,

@@ -9,9 +9,9 @@ tie-breaking, so no score depends on the raster order of tied pixels.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import rankdata
 from torch import Tensor
 
 
@@ -97,10 +97,32 @@ def spearman_on_support(x: Tensor, y: Tensor, support: Tensor) -> tuple[Tensor, 
 
 def _centered_ranks(x: Tensor, support: Tensor) -> Tensor:
     """Average ranks of each row of `x` among its `support` pixels minus their mean; 0 off the support."""
-    nan = torch.full_like(x, float("nan"))
-    rx = torch.from_numpy(rankdata(torch.where(support, x, nan).numpy(), axis=1, nan_policy="omit"))
+    rx = average_ranks(torch.where(support, x, torch.full_like(x, float("nan"))))
     count = support.sum(dim=1, keepdim=True).clamp_min(1)
     return torch.where(support, rx - rx.nan_to_num().sum(dim=1, keepdim=True) / count, torch.zeros_like(rx))
+
+
+def average_ranks(v: Tensor) -> Tensor:
+    """Average ranks (1-based, float64) of each row of v (N, P) among its non-NaN entries, NaN where v is NaN:
+    scipy's `rankdata(v, axis=1, nan_policy="omit")`, the same numbers (tests/test_ranks.py).
+
+    Written out because rankdata spends most of its time outside the sort: on 2,560 maps of 784 pixels
+    (one sensitivity analysis) it took 130 ms of which its sort 15 ms; this 45 ms. The rows without ties
+    (most maps) take their position in the sorted order; only rows with ties average their tied runs.
+    """
+    order = torch.from_numpy(np.argsort(v.numpy(), axis=1))  # NaN sorts last, as in rankdata
+    ordered = torch.gather(v, 1, order)
+    n = v.shape[1]
+    pos = torch.arange(1, n + 1, dtype=torch.float64).expand(v.shape).clone()
+    ties = ordered[:, 1:] == ordered[:, :-1]  # NaN == NaN is False: left-out pixels never tie
+    rows = ties.any(dim=1).nonzero().squeeze(1)
+    if len(rows):  # each tied run gets the mean of its first and last position
+        tied, p, one = ties[rows], pos[rows], torch.ones(len(rows), 1, dtype=torch.bool)
+        first = torch.where(torch.cat([one, ~tied], 1), p, 0.0).cummax(dim=1).values
+        last = torch.where(torch.cat([~tied, one], 1), p, float(n + 1)).flip(1).cummin(dim=1).values.flip(1)
+        pos[rows] = (first + last) / 2
+    ranks = torch.empty(v.shape, dtype=torch.float64).scatter_(1, order, pos)
+    return torch.where(v.isnan(), float("nan"), ranks)
 
 
 def _rho(rx: Tensor, ry: Tensor, x: Tensor, y: Tensor, support: Tensor) -> tuple[Tensor, Tensor]:

@@ -17,18 +17,23 @@ what the sidebar's "layer" scope does to every layer; its "global" scope has no 
 one layer. Structured pruning never removes the classes' units, so it does not apply to the
 last layer (rows with applicable False and NaN metrics).
 
-Batching. Per layer, the layers before it run once on the test set (their output is the same
-for every setting); each setting then runs only the compressed layer and the layers after it
-(models that are not nn.Sequential, or layers nested deeper, fall back to whole-model
-evaluation). The layer's output for the activation SQNR comes out of that same pass, and 2x2 max
-pooling runs as strided maxima there (`MaxPool2x2`: the same numbers, 10x faster than torch's CPU
-kernel on these shapes). All the settings' maps are compared in one call that ranks the original's
-maps once (`agreement.agreement_with_reference`: the same numbers as pairwise comparisons). The maps themselves are one Captum
-call per setting on one private copy: putting several settings' probes through one call saves
-nothing on these models (measured: 8 x 64 probes in one saliency call 85 ms, 8 calls of 64 probes
-64 ms; the work is arithmetic, not call overhead). Layers are measured on worker
-threads (torch frees the GIL in its kernels), as the sweeps' rows are. Inputs are never
-modified: every compressed model is a copy.
+Batching (core/studies/layer_runs.py; every number the same as measuring each one-layer model on its
+own, bit for bit: tests/test_sensitivity_batch.py). On an nn.Sequential whose layer is a top-level
+child (lenet5, lenet300, mlp, mlp32, separable), the original's input to every layer is computed once
+per analysis on the test set, and each setting runs only the compressed layer and the layers after it;
+the layer's output for the activation SQNR comes out of that pass, 2x2 max poolings run as strided
+maxima with the ReLU before them moved after them (`layer_runs.fast_chain`: the same numbers). Saliency
+and Gradient x Input maps run the layers before forward once on the probes and send each setting's
+gradient back through that shared graph (`layer_runs.gradient_maps`: Captum's numbers); other methods
+take one Captum call per setting on one private copy. resnet_small's layers sit inside residual blocks
+whose skip connection goes around them: it takes the whole-model path (one copy per setting). All the
+settings' maps are compared in one call that ranks the original's maps once
+(`agreement.agreement_with_reference`). Stacking the settings instead (one conv with 8 x 6 filters for
+conv1's settings, a grouped conv or a batch of 8 x 256 for conv2's, torch.vmap over the backward of 8
+gradients) was measured slower on this CPU (conv1: 33 ms vs 8 x 2.2 ms; conv2: 3.6 vs 1.4 ms per setting;
+conv1's input gradient for 8 x 64 probes: 46 ms in one call, 31 ms in eight): the work is arithmetic, not
+call overhead, and small batches stay in cache. Layers are measured on worker threads (torch frees the GIL
+in its kernels), as the sweeps' rows are. Inputs are never modified: every compressed layer is a copy.
 """
 from __future__ import annotations
 
@@ -50,12 +55,11 @@ from core.layers import layer_keys, layer_labels, prunable_layers  # noqa: F401 
 from core.metrics import FP32_BITS, weight_storage_bits
 from core.studies.sweep_plan import SALIENCY_METRICS, SweepConfig
 from core.studies.executor import run_tasks
+from core.studies.layer_runs import ACTIVATION_IMAGES, CHUNK, gradient_maps, layer_inputs, outcomes, sqnr_db  # noqa: F401
 from core.studies.sweeps import references, sweep_problem
 
 RATES = (0.5, 0.8, 0.9, 0.95)
 BITS = (8, 4, 3, 2)
-ACTIVATION_IMAGES = 256   # test images whose layer outputs give the activation SQNR
-CHUNK = 256               # rows per forward, as core.metrics.evaluate (same chunks: same numbers)
 METRICS = ("accuracy", "agreement", *SALIENCY_METRICS)
 
 Progress = Callable[[float, str], None]
@@ -100,17 +104,6 @@ def with_weight(model: nn.Module, name: str, weight: Tensor) -> nn.Module:
     return twin
 
 
-def sqnr_db(signal: Tensor, approximation: Tensor) -> float:
-    """10 log10(||signal||^2 / ||signal - approximation||^2) in dB; inf when they are equal (and for 0 vs 0)."""
-    s, a = signal.detach(), approximation.detach()
-    # Sums of squares accumulated in float64 (no float64 copy of a whole activation batch).
-    error = float(torch.linalg.vector_norm(s - a, dtype=torch.float64)) ** 2
-    power = float(torch.linalg.vector_norm(s, dtype=torch.float64)) ** 2
-    if error == 0.0:
-        return math.inf
-    return 10.0 * math.log10(power / error) if power > 0 else -math.inf
-
-
 def settings(cfg: SensitivityConfig) -> list[tuple[str, float, int, str]]:
     """The columns of the table in order: (kind, rate, bits, label), e.g. ("prune", 0.5, 32, "prune 50 %")."""
     prune = [("prune", float(r), 32, f"prune {round(100 * r)} %") for r in cfg.rates]
@@ -149,14 +142,16 @@ def sensitivity_table(model: nn.Module, data: Dataset, cfg: SensitivityConfig, p
         done[0] += 1
         report(done[0] / len(names), f"{done[0]} of {len(names)} layers ({labels[names[k]].split(' (')[0]} done)")
 
-    rows = run_tasks(_layer_rows, names, workers, tick, shared=(model, ref, data, cfg))
+    # The original's input to every layer, once for all layers (models layer_runs.split handles).
+    inputs = layer_inputs(model, names, data.x_test)
+    rows = run_tasks(_layer_rows, names, workers, tick, shared=(model, ref, data, cfg, inputs))
     table = pd.DataFrame([row for layer in rows for row in layer])
     table.attrs.update(original_accuracy=ref.evaluation.accuracy, n_test=len(data.y_test),
                        n_probes=len(ref.probes), method=cfg.method)
     return table
 
 
-def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, name: str) -> list[dict]:
+def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, inputs: dict, name: str) -> list[dict]:
     """Every setting of one layer: compress it alone, measure all settings, one agreement call for all maps."""
     module = dict(prunable_layers(model))[name]
     columns = settings(cfg)
@@ -164,7 +159,9 @@ def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, na
     weights = [compress_layer(module, cfg.base, rate, bits) if fine else None
                for (kind, rate, bits, _), fine in zip(columns, ok)]
     used = [w for w in weights if w is not None]
-    outcomes = _outcomes(model, name, used, data, ref.evaluation.predictions)
+    labels = torch.as_tensor(data.y_test).long()
+    predicted = torch.from_numpy(ref.evaluation.predictions.copy())  # the cached evaluation's array is read-only
+    scores = outcomes(model, name, used, data.x_test, labels, predicted, inputs.get(name))
     maps = _maps(model, name, used, ref, cfg.method) if used else None
     agreement = agreement_with_reference(maps, ref.maps) if used else {}  # the original's maps ranked once
     key, label = layer_keys(model)[name], layer_labels(model)[name]
@@ -178,7 +175,7 @@ def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, na
             continue
         part = slice(k * probes, (k + 1) * probes)
         row.update(layer_sparsity=float((weight == 0).float().mean()),
-                   layer_size_bits=layer_size_bits(module, weight, bits, cfg.base), **outcomes[k],
+                   layer_size_bits=layer_size_bits(module, weight, bits, cfg.base), **scores[k],
                    **{m: float(agreement[m][part].mean()) for m in SALIENCY_METRICS},
                    degenerate=int(agreement["degenerate"][part].sum()),
                    weight_sqnr_db=sqnr_db(module.weight, weight))
@@ -190,8 +187,12 @@ def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, na
 def _maps(model: nn.Module, name: str, weights: list[Tensor], ref, method: str) -> Tensor:
     """Maps of the probes by the model with each of `weights` in layer `name`, (K * P, H, W), in order.
 
-    One private copy of the model takes each weight in turn (attribution leaves nothing on it).
+    Saliency and Gradient x Input on a layer `layer_runs.split` handles: the layers before run once
+    (`gradient_maps`, the same numbers as Captum's). Otherwise one private copy of the model takes each
+    weight in turn, one Captum call each (attribution leaves nothing on it).
     """
+    if (maps := gradient_maps(model, name, weights, ref.probes, ref.target, method)) is not None:
+        return maps
     twin = copy.deepcopy(model)
     layer = dict(prunable_layers(twin))[name]
     maps = []
@@ -207,82 +208,3 @@ def layer_size_bits(module: nn.Module, weight: Tensor, bits: int, base: Compress
     bias = getattr(module, "bias", None)
     return weight_storage_bits(weight, bits, base.quant_scheme, base.quant_granularity, base.quant_range) \
         + FP32_BITS * (0 if bias is None else bias.numel())
-
-
-def _outcomes(model: nn.Module, name: str, weights: list[Tensor], data: Dataset, reference) -> list[dict]:
-    """Per weight: accuracy, agreement with `reference` predictions and activation SQNR of layer `name`."""
-    split = _split(model, name)
-    labels = torch.as_tensor(data.y_test).long()
-    ref = torch.from_numpy(reference.copy())  # the cached evaluation's array is read-only
-    if split is None:  # not a top-level layer of an nn.Sequential: whole models, a hook for the output
-        return [_outcome_whole(model, name, w, data.x_test, labels, ref) for w in weights]
-    prefix, module, suffix = split
-    # The weights are set on a private copy of the layer: the model is shared with other threads
-    # (torch.func.functional_call would swap the shared module's weight while it runs).
-    layer = copy.deepcopy(module)
-    predictions = [[] for _ in weights]
-    clean, noisy = None, [None] * len(weights)
-    with torch.inference_mode():
-        for start in range(0, len(data.x_test), CHUNK):
-            inputs = prefix(data.x_test[start:start + CHUNK])  # shared by every setting of this layer
-            for k, w in enumerate(weights):
-                layer.weight.copy_(w)
-                out = layer(inputs)
-                if start == 0:
-                    noisy[k] = out[:ACTIVATION_IMAGES]
-                predictions[k].append(suffix(out).argmax(1))
-            if start == 0:
-                clean = module(inputs)[:ACTIVATION_IMAGES]
-    return [_scores(torch.cat(p), labels, ref, sqnr_db(clean, n)) for p, n in zip(predictions, noisy)]
-
-
-def _split(model: nn.Module, name: str) -> tuple[nn.Module, nn.Module, nn.Module] | None:
-    """(layers before, the layer, layers after) when `name` is a top-level child of an nn.Sequential."""
-    if not isinstance(model, nn.Sequential):
-        return None
-    children = list(model.named_children())
-    index = next((i for i, (child, _) in enumerate(children) if child == name), None)
-    if index is None:
-        return None
-    return (nn.Sequential(*[_fast(m) for _, m in children[:index]]), children[index][1],
-            nn.Sequential(*[_fast(m) for _, m in children[index + 1:]]))
-
-
-class MaxPool2x2(nn.Module):
-    """nn.MaxPool2d(2) for inference, the same numbers: the larger of each 2x2 window by three torch.maximum
-    of strided views. Written by hand because torch's CPU max_pool2d is slow here: on LeNet-5's first pooling
-    (256 images, 6 x 28 x 28, one thread) it measured 5.7 ms, this 0.55 ms, and the pooling was half of the
-    evaluation's time. A maximum is exact, so the outputs are equal (odd edges are dropped, as floor mode does).
-    Inference only: where a window ties, its gradient would be split, not routed to one input."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]
-        rows = torch.maximum(x[..., ::2, :], x[..., 1::2, :])
-        return torch.maximum(rows[..., ::2], rows[..., 1::2])
-
-
-def _fast(module: nn.Module) -> nn.Module:
-    """`module`, or MaxPool2x2 for a plain nn.MaxPool2d(2) (stride 2, no padding, dilation 1, floor mode)."""
-    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
-    if type(module) is nn.MaxPool2d and pair(module.kernel_size) == (2, 2) and pair(module.stride) == (2, 2) \
-            and pair(module.padding) == (0, 0) and pair(module.dilation) == (1, 1) and not module.ceil_mode \
-            and not module.return_indices:
-        return MaxPool2x2()
-    return module
-
-
-def _outcome_whole(model: nn.Module, name: str, weight: Tensor, x: Tensor, labels: Tensor, ref: Tensor) -> dict:
-    outputs = {}
-    twin, clean = with_weight(model, name, weight), copy.deepcopy(model)
-    for key, m in (("noisy", twin), ("clean", clean)):
-        dict(prunable_layers(m))[name].register_forward_hook(lambda _m, _i, out, key=key: outputs.setdefault(key, out))
-    with torch.inference_mode():
-        clean(x[:ACTIVATION_IMAGES])
-        predictions = torch.cat([twin(x[i:i + CHUNK]).argmax(1) for i in range(0, len(x), CHUNK)])
-    return _scores(predictions, labels, ref, sqnr_db(outputs["clean"], outputs["noisy"][:ACTIVATION_IMAGES]))
-
-
-def _scores(predictions: Tensor, labels: Tensor, reference: Tensor, activation_sqnr: float) -> dict:
-    return {"accuracy": float((predictions == labels).double().mean()),
-            "agreement": float((predictions == reference).double().mean()),
-            "activation_sqnr_db": activation_sqnr}

@@ -1,0 +1,210 @@
+"""Running many one-layer variants of a model, sharing what they have in common (for `sensitivity`).
+
+Each variant differs from the original in ONE layer's weight, so everything before that layer is the
+original's. When the model is an nn.Sequential and the layer one of its top-level children (lenet5,
+lenet300, mlp, mlp32, separable), the model splits into (layers before, the layer, layers after):
+
+- evaluation: the original's input to every such layer is computed once per analysis on the test set
+  (`layer_inputs`, one pass over the chunks for all layers), and each variant runs only the layer and
+  what follows. The same operations on the same chunks as a whole forward: the same numbers.
+- maps (saliency, Gradient x Input): the layers before run forward once on the probes with their graph
+  kept; per variant only the layer and what follows run forward, and the gradient goes back through the
+  shared graph of the layers before (`gradient_maps`). The same backward operations in the same order as
+  Captum's call on the whole model (tests/test_sensitivity.py checks equality with `attribute`).
+
+Other models (resnet_small: its layers sit inside residual blocks whose skip connection goes around them,
+so there is no "layers before" module to run once) take the whole-model path, as do other methods.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import Tensor, nn
+
+from core.explain.attribution import black
+from core.layers import prunable_layers
+
+CHUNK = 256               # rows per forward, as core.metrics.evaluate (same chunks: same numbers)
+ACTIVATION_IMAGES = 256   # test images whose layer outputs give the activation SQNR
+CACHE_BYTES = 256 * 2**20  # the test set's layer inputs kept for one analysis at most (else per layer)
+GRADIENT_METHODS = ("saliency", "input_x_gradient")  # maps `gradient_maps` computes (checked against Captum)
+
+
+def split(model: nn.Module, name: str, fast: bool = True) -> tuple[nn.Module, nn.Module, nn.Module] | None:
+    """(layers before, the layer, layers after) when `name` is a top-level child of an nn.Sequential, else None.
+
+    fast: plain 2x2 max poolings run as `MaxPool2x2` (inference only: same values, not the same gradient)."""
+    if not isinstance(model, nn.Sequential):
+        return None
+    children = list(model.named_children())
+    index = next((i for i, (child, _) in enumerate(children) if child == name), None)
+    if index is None:
+        return None
+    modules = [m for _, m in children]
+    before, after = (fast_chain(modules[:index]), fast_chain(modules[index + 1:])) if fast else \
+        (modules[:index], modules[index + 1:])
+    return nn.Sequential(*before), modules[index], nn.Sequential(*after)
+
+
+def layer_inputs(model: nn.Module, names: list[str], x: Tensor) -> dict[str, list[Tensor]]:
+    """The original's input to each layer of `names` that `split` handles, per chunk of CHUNK rows of x.
+
+    One pass through the model's children for every layer at once (each chunk goes through the same
+    modules as `split(model, name)[0]` would take it). Empty when the model is no nn.Sequential or the
+    inputs would take more than CACHE_BYTES (callers then run each layer's prefix themselves).
+    """
+    wanted = {n for n in names if split(model, n) is not None}
+    if not wanted:
+        return {}
+    seen: dict[str, list[Tensor]] = {n: [] for n in wanted}
+    names_, modules = zip(*model.named_children())
+    size = 0
+    with torch.inference_mode():
+        for start in range(0, len(x), CHUNK):
+            h = x[start:start + CHUNK]
+            # The chain between two recorded layers is fast_chain'ed as split's prefixes are.
+            cuts = [0, *[i for i, n in enumerate(names_) if n in wanted]]
+            for begin, end in zip(cuts, cuts[1:]):
+                h = nn.Sequential(*fast_chain(list(modules[begin:end])))(h)
+                seen[names_[end]].append(h)
+                size += h.numel() * h.element_size()
+                if size > CACHE_BYTES:
+                    return {}
+    return seen
+
+
+def outcomes(model: nn.Module, name: str, weights: list[Tensor], x: Tensor, labels: Tensor, reference: Tensor,
+             inputs: list[Tensor] | None = None) -> list[dict]:
+    """Per weight: accuracy, agreement with `reference` predictions and activation SQNR of layer `name`.
+
+    inputs: the layer's input per chunk (`layer_inputs`), computed here when None."""
+    parts = split(model, name)
+    if parts is None:  # not a top-level layer of an nn.Sequential: whole models, a hook for the output
+        return [_outcome_whole(model, name, w, x, labels, reference) for w in weights]
+    prefix, module, suffix = parts
+    # The weights are set on a private copy of the layer: the model is shared with other threads
+    # (torch.func.functional_call would swap the shared module's weight while it runs).
+    layer = copy.deepcopy(module)
+    predictions: list[list[Tensor]] = [[] for _ in weights]
+    clean, noisy = None, [None] * len(weights)
+    with torch.inference_mode():
+        for index, start in enumerate(range(0, len(x), CHUNK)):
+            h = inputs[index] if inputs else prefix(x[start:start + CHUNK])  # shared by every setting
+            for k, w in enumerate(weights):
+                layer.weight.copy_(w)
+                out = layer(h)
+                if start == 0:
+                    noisy[k] = out[:ACTIVATION_IMAGES]
+                predictions[k].append(suffix(out).argmax(1))
+            if start == 0:
+                clean = module(h)[:ACTIVATION_IMAGES]
+    return [_scores(torch.cat(p), labels, reference, sqnr_db(clean, n)) for p, n in zip(predictions, noisy)]
+
+
+def gradient_maps(model: nn.Module, name: str, weights: list[Tensor], probes: Tensor, target: Tensor,
+                  method: str) -> Tensor | None:
+    """`attribute(model with weight w in layer name, probes, target, method)` for each w, concatenated
+    (K * P, H, W); None when `split` does not handle the layer or the method is not a GRADIENT_METHODS one.
+
+    The layers before run once with their graph kept; the model and the probes are only read."""
+    parts = split(model, name, fast=False)  # exact gradients: torch's own pooling
+    if parts is None or method not in GRADIENT_METHODS:
+        return None
+    prefix, module, suffix = parts
+    layer = copy.deepcopy(module)
+    x = probes.detach().clone().requires_grad_()
+    rows = torch.as_tensor(target).long().reshape(-1, 1).expand(len(x), 1)
+    maps = []
+    with torch.enable_grad():
+        h = prefix(x)
+        for w in weights:
+            with torch.no_grad():
+                layer.weight.copy_(w)
+            start = h if h is x else h.detach().requires_grad_()  # the suffix's graph ends at h
+            scores = suffix(layer(start)).gather(1, rows).squeeze(1)
+            # As Captum's Saliency: the gradient of each image's own score, back to the layer's input ...
+            # (Captum passes torch.unbind(scores), one root per image: ones as the gradient of their sum, the
+            # same numbers without 64 graph roots)
+            (grad,) = torch.autograd.grad(scores, start, torch.ones_like(scores))
+            if h is not x:  # ... then through the shared graph of the layers before
+                (grad,) = torch.autograd.grad(h, x, grad, retain_graph=True)
+            maps.append(_reduce(grad, x.detach(), method))
+    return torch.cat(maps)
+
+
+def _reduce(grad: Tensor, x: Tensor, method: str) -> Tensor:
+    """The map from the gradient, as core.explain.attribution reduces it (channels max of |g| or sum of g x (x - black))."""
+    if method == "saliency":
+        return grad.abs().amax(dim=1).to(torch.float32)
+    return (grad * (x - black(x).expand_as(x))).sum(dim=1).to(torch.float32)
+
+
+def sqnr_db(signal: Tensor, approximation: Tensor) -> float:
+    """10 log10(||signal||^2 / ||signal - approximation||^2) in dB; inf when they are equal (and for 0 vs 0)."""
+    s, a = signal.detach(), approximation.detach()
+    # Sums of squares accumulated in float64 (no float64 copy of a whole activation batch).
+    error = float(torch.linalg.vector_norm(s - a, dtype=torch.float64)) ** 2
+    power = float(torch.linalg.vector_norm(s, dtype=torch.float64)) ** 2
+    if error == 0.0:
+        return math.inf
+    return 10.0 * math.log10(power / error) if power > 0 else -math.inf
+
+
+class MaxPool2x2(nn.Module):
+    """nn.MaxPool2d(2) for inference, the same numbers: the larger of each 2x2 window by three torch.maximum
+    of strided views. Written by hand because torch's CPU max_pool2d is slow here: on LeNet-5's first pooling
+    (256 images, 6 x 28 x 28, one thread) it measured 5.7 ms, this 0.55 ms, and the pooling was half of the
+    evaluation's time. A maximum is exact, so the outputs are equal (odd edges are dropped, as floor mode does).
+    Inference only: where a window ties, its gradient would be split, not routed to one input."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]
+        rows = torch.maximum(x[..., ::2, :], x[..., 1::2, :])
+        return torch.maximum(rows[..., ::2], rows[..., 1::2])
+
+
+def fast_chain(modules: list[nn.Module]) -> list[nn.Module]:
+    """The modules for inference, the same numbers: 2x2 max poolings as MaxPool2x2, and a ReLU followed by
+    such a pooling moved after it (max and ReLU commute exactly: relu(max(a, b)) = max(relu(a), relu(b)),
+    and the ReLU then sees a quarter of the values)."""
+    chain = [_fast(m) for m in modules]
+    for i in range(len(chain) - 1):
+        if type(chain[i]) is nn.ReLU and not chain[i].inplace and isinstance(chain[i + 1], MaxPool2x2):
+            chain[i], chain[i + 1] = chain[i + 1], chain[i]
+    return chain
+
+
+def _fast(module: nn.Module) -> nn.Module:
+    """`module`, or MaxPool2x2 for a plain nn.MaxPool2d(2) (stride 2, no padding, dilation 1, floor mode)."""
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    if type(module) is nn.MaxPool2d and pair(module.kernel_size) == (2, 2) and pair(module.stride) == (2, 2) \
+            and pair(module.padding) == (0, 0) and pair(module.dilation) == (1, 1) and not module.ceil_mode \
+            and not module.return_indices:
+        return MaxPool2x2()
+    return module
+
+
+def _outcome_whole(model: nn.Module, name: str, weight: Tensor, x: Tensor, labels: Tensor, ref: Tensor) -> dict:
+    outputs: dict[str, Tensor] = {}
+    twin, clean = copy.deepcopy(model), copy.deepcopy(model)
+    with torch.no_grad():
+        dict(prunable_layers(twin))[name].weight.copy_(weight)
+
+    def keep(key: str):
+        # Returns None: a forward hook that returns a tensor REPLACES the layer's output.
+        return lambda _m, _i, out: (outputs.setdefault(key, out), None)[1]
+
+    for key, m in (("noisy", twin), ("clean", clean)):
+        dict(prunable_layers(m))[name].register_forward_hook(keep(key))
+    with torch.inference_mode():
+        clean(x[:ACTIVATION_IMAGES])
+        predictions = torch.cat([twin(x[i:i + CHUNK]).argmax(1) for i in range(0, len(x), CHUNK)])
+    return _scores(predictions, labels, ref, sqnr_db(outputs["clean"], outputs["noisy"][:ACTIVATION_IMAGES]))
+
+
+def _scores(predictions: Tensor, labels: Tensor, reference: Tensor, activation_sqnr: float) -> dict:
+    return {"accuracy": float((predictions == labels).double().mean()),
+            "agreement": float((predictions == reference).double().mean()),
+            "activation_sqnr_db": activation_sqnr}

@@ -1,0 +1,157 @@
+"""The sensitivity analysis's shared work (core/studies/layer_runs.py) gives the same numbers.
+
+- The table equals the analysis before the layers' inputs were shared (tests/sensitivity_before.py),
+  every column bit for bit, on the small MLP on digits (the app tests' model), an untrained LeNet-5 and
+  the separable CNN, for a gradient method (batched maps) and Integrated Gradients (one Captum call each).
+- resnet_small (no nn.Sequential: the whole-model path) equals a straightforward per-model measurement.
+- The batched gradient maps equal Captum's (`attribute`) on the whole model, bit for bit.
+- The layers' inputs computed once equal each layer's own prefix; the model and the data are never modified.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from core.data import load_dataset
+from core.explain.attribution import attribute, saliency_agreement
+from core.layers import prunable_layers
+from core.metrics import evaluate, prediction_agreement
+from core.studies import layer_runs, sensitivity
+from core.studies.sweeps import references
+from core.training import TrainConfig, load_or_train
+from models import create_model
+import sensitivity_before  # noqa: E402  (tests/ is on the path, as for agreement_before)
+
+CFG = sensitivity.SensitivityConfig(probe_size=16, rates=(0.5, 0.95), bits=(8, 2))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def _untrained(name: str, data) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model(name, tuple(data.x_train.shape[1:]), 10).eval()
+
+
+def _state(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _unchanged(model, state, data, x_test) -> bool:
+    return all(torch.equal(model.state_dict()[k], v) for k, v in state.items()) and torch.equal(data.x_test, x_test)
+
+
+def _equal_tables(a, b) -> None:
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    for column in a.columns:
+        x, y = a[column].to_numpy(), b[column].to_numpy()
+        same = np.array_equal(x, y, equal_nan=True) if x.dtype.kind == "f" else (x == y).all()
+        assert same, column
+
+
+@pytest.mark.parametrize("method", ["saliency", "integrated_gradients"])
+def test_small_mlp_table_equals_the_analysis_before(small, digits, method):
+    model = load_or_train(TrainConfig(model=small["model"], dataset=small["dataset"]), digits).model
+    state, x_test = _state(model), digits.x_test.clone()
+    cfg = replace(CFG, method=method)
+    _equal_tables(sensitivity.sensitivity_table(model, digits, cfg), sensitivity_before.sensitivity_table(model, digits, cfg))
+    assert _unchanged(model, state, digits, x_test)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "separable"])
+@pytest.mark.parametrize("method", ["input_x_gradient", "integrated_gradients"])
+def test_cnn_table_equals_the_analysis_before(digits, name, method):
+    model = _untrained(name, digits)
+    state, x_test = _state(model), digits.x_test.clone()
+    cfg = replace(CFG, method=method)
+    _equal_tables(sensitivity.sensitivity_table(model, digits, cfg, workers=1),
+                  sensitivity_before.sensitivity_table(model, digits, cfg, workers=1))
+    assert _unchanged(model, state, digits, x_test)
+
+
+def test_resnet_table_equals_the_straightforward_measurement(digits):
+    """Residual blocks: whole models (360 test images: two chunks, which the old hook got wrong)."""
+    model = _untrained("resnet_small", digits)
+    state, x_test = _state(model), digits.x_test.clone()
+    table = sensitivity.sensitivity_table(model, digits, CFG)
+    ref = references(model, digits, CFG.sweep)[0]
+    x = digits.x_test[:sensitivity.ACTIVATION_IMAGES]
+    rows = iter(table.itertuples())
+    for name, module in prunable_layers(model):
+        for kind, rate, bits, _ in sensitivity.settings(CFG):
+            row = next(rows)
+            assert (row.layer, row.kind, row.prune_amount, row.weight_bits) == (name, kind, rate, bits)
+            weight = sensitivity.compress_layer(module, CFG.base, rate, bits)
+            twin = sensitivity.with_weight(model, name, weight)
+            ev = evaluate(twin, digits.x_test, digits.y_test)
+            agreement = saliency_agreement(attribute(twin, ref.probes, ref.target, CFG.method), ref.maps)
+            assert row.accuracy == ev.accuracy and row.agreement == prediction_agreement(ev, ref.evaluation)
+            assert row.spearman_abs == float(agreement["spearman_abs"].mean())
+            outputs = [_output(m, name, x) for m in (model, twin)]
+            assert row.activation_sqnr_db == sensitivity.sqnr_db(*outputs) or \
+                math.isclose(row.activation_sqnr_db, sensitivity.sqnr_db(*outputs), rel_tol=1e-6)
+    assert _unchanged(model, state, digits, x_test)
+
+
+def _output(model, name, x):
+    seen = {}
+
+    def keep(_module, _inputs, out) -> None:  # returns None: the layer's output stays as it is
+        seen.setdefault("y", out)
+
+    handle = model.get_submodule(name).register_forward_hook(keep)
+    with torch.inference_mode():
+        model(x)
+    handle.remove()
+    return seen["y"]
+
+
+@pytest.mark.parametrize("name", ["lenet5", "separable", "mlp"])
+@pytest.mark.parametrize("method", layer_runs.GRADIENT_METHODS)
+def test_batched_gradient_maps_equal_captums(digits, name, method):
+    model = _untrained(name, digits)
+    state = _state(model)
+    probes, target = digits.x_test[:12], torch.arange(12) % 10
+    probes_before = probes.clone()
+    for layer, module in prunable_layers(model):
+        weights = [sensitivity.compress_layer(module, CFG.base, 0.9, 32),
+                   sensitivity.compress_layer(module, CFG.base, 0.0, 2)]
+        maps = layer_runs.gradient_maps(model, layer, weights, probes, target, method)
+        expected = torch.cat([attribute(sensitivity.with_weight(model, layer, w), probes, target, method)
+                              for w in weights])
+        assert maps.dtype == torch.float32 and torch.equal(maps, expected), (name, layer)
+    assert _unchanged(model, state, digits, digits.x_test) and torch.equal(probes, probes_before)
+    assert layer_runs.gradient_maps(model, prunable_layers(model)[0][0], [], probes, target, "occlusion") is None
+
+
+def test_gradient_maps_decline_residual_models(digits):
+    model = _untrained("resnet_small", digits)
+    assert layer_runs.gradient_maps(model, "stem", [model.stem.weight], digits.x_test[:4], 0, "saliency") is None
+
+
+@pytest.mark.parametrize("name", ["lenet5", "separable", "mlp"])
+def test_layer_inputs_are_each_layers_own_prefix(digits, name):
+    model = _untrained(name, digits)
+    names = [n for n, _ in prunable_layers(model)]
+    inputs = layer_runs.layer_inputs(model, names, digits.x_test)
+    assert set(inputs) == set(names)
+    for layer in names:
+        prefix = layer_runs.split(model, layer)[0]
+        with torch.inference_mode():
+            own = [prefix(digits.x_test[i:i + layer_runs.CHUNK]) for i in range(0, len(digits.x_test), layer_runs.CHUNK)]
+        assert len(own) == len(inputs[layer]) and all(torch.equal(a, b) for a, b in zip(own, inputs[layer]))
+    assert layer_runs.layer_inputs(_untrained("resnet_small", digits), ["stem"], digits.x_test) == {}
+
+
+def test_relu_moves_after_the_pooling_with_the_same_numbers():
+    chain = layer_runs.fast_chain([torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.ReLU(inplace=True), torch.nn.MaxPool2d(2)])
+    assert [type(m).__name__ for m in chain] == ["MaxPool2x2", "ReLU", "ReLU", "MaxPool2x2"]
+    x = torch.randn(3, 2, 9, 9)
+    assert torch.equal(torch.nn.Sequential(*chain)(x.clone()),
+                       torch.nn.Sequential(torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.ReLU(), torch.nn.MaxPool2d(2))(x))
