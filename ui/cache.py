@@ -286,10 +286,22 @@ def report(setup: Setup) -> CompressionReport:
                               data.x_test, data.y_test, original_eval=original_evaluation(setup.train))
 
 
+# Guesses help one user stepping the slider (a teacher preparing, a student at home). In a class they are
+# wasted: thirty students move by their own amounts, and with two replicas on two cores a guess in one
+# process takes the core from the other's real reruns (under 10 students the guesses were a fifth of the
+# server's samples). So no guesses while more than PREFETCH_SESSIONS sessions ran in the last 30 s.
+PREFETCH_SESSIONS = 2
+
+
+def _quiet_server() -> bool:
+    return activity().others() == 0 and activity().recent() <= PREFETCH_SESSIONS
+
+
 @st.cache_resource(max_entries=1, show_spinner=False)
 def _prefetcher() -> Prefetcher:
     # the report and the summary in words (issue 10 §4, below), only while no other session is in a run
-    return Prefetcher(_prefetch_move, idle_server=lambda: activity().others() == 0)
+    # and no class is on the server
+    return Prefetcher(_prefetch_move, idle_server=_quiet_server)
 
 
 def prefetch_neighbours(setup: Setup) -> None:
