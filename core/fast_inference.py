@@ -56,3 +56,25 @@ def inference_view(model: nn.Module) -> nn.Module:
     view = copy.copy(model)  # shares __dict__'s values: parameters, buffers, hooks, training flag
     view._modules = {**model._modules, **children}  # a new table: the original's stays as it was
     return view
+
+
+def answers_on_rows(model: nn.Module, x: Tensor, rows: list[int], batch_size: int = 256) -> tuple[Tensor, Tensor]:
+    """Predictions (R,) and softmax probabilities (R, classes) for x[rows], bit for bit what
+    `core.metrics.evaluate(model, x, y, batch_size)` gives for those rows.
+
+    Runs only the batches of `batch_size` that hold a row (the same batches `evaluate` cuts: a row's
+    numbers can change in the last bit with the company it is computed in), so a page that names four
+    test images' answers runs 256 images instead of all 1,000. The model is used as given (eval mode).
+    """
+    out_p, out_q = {}, {}
+    with torch.inference_mode():
+        view = inference_view(model)
+        for start in sorted({row // batch_size * batch_size for row in rows}):
+            logits = view(x[start:start + batch_size])
+            probabilities = torch.softmax(logits.float(), dim=1)
+            for row in rows:
+                if start <= row < start + batch_size:
+                    out_p[row], out_q[row] = logits[row - start].argmax(), probabilities[row - start]
+    if not rows:
+        return torch.zeros(0, dtype=torch.int64), torch.zeros(0, 0)
+    return torch.stack([out_p[r] for r in rows]), torch.stack([out_q[r] for r in rows])

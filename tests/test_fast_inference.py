@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.fast_inference import MaxPool2x2, inference_view
+from core.fast_inference import MaxPool2x2, answers_on_rows, inference_view
 from core.metrics import evaluate
 from models import create_model, list_models
 
@@ -61,3 +61,16 @@ def test_evaluate_matches_plain_forward():
         logits = torch.cat([model(x[:256]), model(x[256:])])  # evaluate's batches of 256
     assert (ev.predictions == logits.argmax(1).numpy()).all()
     assert torch.equal(torch.from_numpy(ev.probabilities.copy()), torch.softmax(logits, 1))
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mlp", "resnet_small"])
+def test_answers_on_rows_are_evaluate_s_bit_for_bit(name):
+    torch.manual_seed(2)
+    model = create_model(name, (1, 28, 28), 10).eval()
+    x, y = torch.randn(700, 1, 28, 28), torch.randint(0, 10, (700,))
+    ev = evaluate(model, x, y)
+    for rows in ([0, 1, 2, 3], [250, 255, 256, 300], [699], [512, 3, 698, 3]):
+        predictions, probabilities = answers_on_rows(model, x, rows)
+        assert predictions.tolist() == ev.predictions[rows].tolist()
+        assert torch.equal(probabilities, torch.from_numpy(ev.probabilities[rows].copy()))
+    assert answers_on_rows(model, x, [])[0].numel() == 0
