@@ -69,8 +69,10 @@ def test_answers_on_rows_are_evaluate_s_bit_for_bit(name):
     model = create_model(name, (1, 28, 28), 10).eval()
     x, y = torch.randn(700, 1, 28, 28), torch.randint(0, 10, (700,))
     ev = evaluate(model, x, y)
+    x_before, weights = x.clone(), {k: v.clone() for k, v in model.state_dict().items()}
     for rows in ([0, 1, 2, 3], [250, 255, 256, 300], [699], [512, 3, 698, 3]):
         predictions, probabilities = answers_on_rows(model, x, rows)
         assert predictions.tolist() == ev.predictions[rows].tolist()
         assert torch.equal(probabilities, torch.from_numpy(ev.probabilities[rows].copy()))
     assert answers_on_rows(model, x, [])[0].numel() == 0
+    assert torch.equal(x, x_before) and all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
