@@ -18,6 +18,7 @@ from torch import nn
 from core.compression import CompressionConfig
 from core.compression.quantization import Quantize
 from core.compression.steps import FP32_CODE, WeightCode
+from core.fast_inference import inference_view
 from core.layers import factors, is_conv, is_factored, layer_keys, prunable_layers, rank_of, stored_layers
 
 FP32_BITS = 32
@@ -52,11 +53,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor | np.ndarray, ba
     `torch.inference_mode()`; neither the model nor x nor y is modified. Batches of
     256 rather than one big batch: on LeNet-5 with 1,000 MNIST images and one thread
     they measured about 1.5x faster (conv activations stay in cache); MLPs are
-    indifferent.
+    indifferent. It runs the model's `inference_view` (2x2 max pooling as strided maxima: the same
+    logits bit for bit, 2.5x faster on LeNet-5 here; the model itself is not changed).
     """
     labels = torch.as_tensor(y).detach().to("cpu", torch.int64).numpy().copy()
     if len(x) != len(labels) or len(x) == 0:
         raise ValueError(f"need as many labels as inputs (and at least one); got {len(x)} inputs, {len(labels)} labels")
+    model = inference_view(model)
     with torch.inference_mode():
         logits = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
         probabilities = torch.softmax(logits.float(), dim=1)

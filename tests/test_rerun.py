@@ -103,6 +103,42 @@ def test_prefetch_neighbours_skips_while_another_session_runs(monkeypatch):
     assert prefetcher.idle() and len(seen) == 2
 
 
+def test_activity_counts_the_sessions_of_the_last_window():
+    now = [0.0]
+    act = Activity(stale=5.0, clock=lambda: now[0], window=30.0)
+    assert act.recent() == 0
+    act.begin("a")
+    act.end("a")
+    act.begin("a")  # one session's many runs count once
+    now[0] = 10.0
+    act.begin("b")
+    act.end("b")
+    assert act.recent() == 2 and act.others() == 0  # "a" never ended its second run: stale, yet it was here
+    now[0] = 35.0  # "a" last started 35 s ago: gone; "b" 25 s ago: still counted
+    assert act.recent() == 1
+    now[0] = 41.0
+    assert act.recent() == 0
+
+
+def test_no_guesses_while_a_class_is_on_the_server(monkeypatch):
+    now = [0.0]
+    act = Activity(clock=lambda: now[0])
+    monkeypatch.setattr(cache, "activity", lambda: act)
+    for who in ("teacher", "student"):  # one user and a second tab: guesses go on
+        act.begin(who)
+        act.end(who)
+    assert cache._quiet_server()
+    act.begin("third")
+    act.end("third")
+    assert cache.PREFETCH_SESSIONS == 2 and not cache._quiet_server()  # a class: every core for real reruns
+    now[0] = 31.0  # the class left half a minute ago
+    act.begin("teacher")
+    act.end("teacher")
+    assert cache._quiet_server()
+    act.begin("student")  # another session in a run: wait, as before
+    assert not cache._quiet_server()
+
+
 def test_memory_is_returned_once_for_a_burst_of_closed_sessions(monkeypatch):
     trims = []
     monkeypatch.setattr(cache, "_malloc_trim", lambda: trims.append(1))

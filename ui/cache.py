@@ -30,6 +30,7 @@ from core.figures import maps as figures_maps
 from core.explain.attribution import attribute, methods_for
 from core.explain import quality as explain_quality
 from core.compression import CompressionConfig, compress
+from core.fast_inference import answers_on_rows
 from core.metrics import CompressionReport, Evaluation, compression_report, evaluate, weight_sparsity
 from core.studies.population import (class_accuracy, class_impact, compress_population, forgotten_examples, pie_curve,
                              population_configs, population_maps, population_predictions)
@@ -286,10 +287,22 @@ def report(setup: Setup) -> CompressionReport:
                               data.x_test, data.y_test, original_eval=original_evaluation(setup.train))
 
 
+# Guesses help one user stepping the slider (a teacher preparing, a student at home). In a class they are
+# wasted: thirty students move by their own amounts, and with two replicas on two cores a guess in one
+# process takes the core from the other's real reruns (under 10 students the guesses were a fifth of the
+# server's samples). So no guesses while more than PREFETCH_SESSIONS sessions ran in the last 30 s.
+PREFETCH_SESSIONS = 2
+
+
+def _quiet_server() -> bool:
+    return activity().others() == 0 and activity().recent() <= PREFETCH_SESSIONS
+
+
 @st.cache_resource(max_entries=1, show_spinner=False)
 def _prefetcher() -> Prefetcher:
     # the report and the summary in words (issue 10 §4, below), only while no other session is in a run
-    return Prefetcher(_prefetch_move, idle_server=lambda: activity().others() == 0)
+    # and no class is on the server
+    return Prefetcher(_prefetch_move, idle_server=_quiet_server)
 
 
 def prefetch_neighbours(setup: Setup) -> None:
@@ -1257,19 +1270,31 @@ def plan_fit(setup: Setup) -> list[str]:
 # Figures shared by every session at one setting (st.cache_resource: no copy per rerun; st.plotly_chart
 # and ui.panels.for_projector only read them, tests/test_rerun.py checks). Building a Saliency row with
 # Plotly's validators cost about 10 ms, four per rerun; thirty students often sit at the same setting.
+# The Saliency page names only its four images' answers: `compressed_answers` runs the one batch of 256 test
+# images that holds them (bit for bit the report's numbers), where `report` evaluates all 1,000; that
+# evaluation was half of a bit-width move's server time on Saliency (py-spy under 10 students).
+@st.cache_data(max_entries=256, show_spinner=False, hash_funcs=FAST_KEYS)
+def compressed_answers(setup: Setup, indices: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The compressed model's predictions (R,) and probabilities (R, classes) on test images `indices`."""
+    predictions, probabilities = answers_on_rows(compressed_model(setup), dataset(setup.train.dataset).x_test,
+                                                 list(indices))
+    return predictions.numpy(), probabilities.numpy()
+
+
 @st.cache_resource(max_entries=64, show_spinner=False, hash_funcs=FAST_KEYS)
 def saliency_figures(setup: Setup, indices: tuple[int, ...], method: str) -> tuple[go.Figure, ...]:
     """One Saliency row per test image: input, both maps, their difference; titles name both predictions."""
-    data, rep = dataset(setup.train.dataset), report(setup)
+    data, original = dataset(setup.train.dataset), original_evaluation(setup.train)
+    predictions_c, probabilities_c = compressed_answers(setup, indices)
     maps_o, maps_c = original_maps(setup.train, indices, method), compressed_maps(setup, indices, method)
     classes, figs = data.classes, []
     for row, index in enumerate(indices):
-        pred_o, pred_c = rep.original.predictions[index], rep.compressed.predictions[index]
+        pred_o, pred_c = original.predictions[index], predictions_c[row]
         # Two short lines per panel: four panels share a phone's width (about 80 px each).
-        titles = {"image": f"image {index}<br>a {classes[rep.original.labels[index]]}",
-                  "original": f"original<br>{classes[pred_o]} ({rep.original.probabilities[index, pred_o] * 100:.0f} %)",
+        titles = {"image": f"image {index}<br>a {classes[original.labels[index]]}",
+                  "original": f"original<br>{classes[pred_o]} ({original.probabilities[index, pred_o] * 100:.0f} %)",
                   "compressed": f"compressed<br>{classes[pred_c]} "
-                                f"({rep.compressed.probabilities[index, pred_c] * 100:.0f} %)"}
+                                f"({probabilities_c[row, pred_c] * 100:.0f} %)"}
         figs.append(figures_maps.saliency_row(data.x_test[index], maps_o[row], maps_c[row], titles))
     return tuple(figs)
 

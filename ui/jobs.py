@@ -141,15 +141,25 @@ class Activity:
 
     `begin(who)` at the start of a run, `end(who)` at its end. A run that never says it ended (an
     exception, a rerun that replaced it, a closed tab) stops counting after `stale` seconds.
+    `recent()` counts the sessions that started a run in the last `window` seconds: a class, not one user.
     """
 
-    def __init__(self, stale: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, stale: float = 5.0, clock: Callable[[], float] = time.monotonic, window: float = 30.0) -> None:
         self._runs: dict[str, float] = {}
-        self._lock, self._stale, self._clock = threading.Lock(), stale, clock
+        self._started: dict[str, float] = {}  # each session's latest run start, forgotten after `window`
+        self._lock, self._stale, self._clock, self._window = threading.Lock(), stale, clock, window
 
     def begin(self, who: str) -> None:
         with self._lock:
-            self._runs[who] = self._clock()
+            self._runs[who] = self._started[who] = self._clock()
+
+    def recent(self) -> int:
+        """How many sessions started a run in the last `window` seconds (this one included)."""
+        now = self._clock()
+        with self._lock:
+            for gone in [k for k, t in self._started.items() if now - t > self._window]:
+                del self._started[gone]
+            return len(self._started)
 
     def end(self, who: str) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ from core import figures
 from core.explain.attribution import saliency_agreement
 from core.metrics import CompressionReport
 from core.stats import accuracy_interval, format_interval
-from ui.cache import Setup, compressed_maps, dataset, original_maps, report, saliency_figures
+from ui.cache import Setup, compressed_maps, dataset, original_evaluation, original_maps, report, saliency_figures
 from ui.sidebar import SHORT_NAMES
 from ui.url_state import fit, presenting
 
@@ -138,7 +138,7 @@ def pick_images(setup: Setup, mode: str) -> tuple[list[int], str]:
 
     Returns the indices and the message to show when there are none.
     """
-    data, rep = dataset(setup.train.dataset), report(setup)
+    data = dataset(setup.train.dataset)  # the report (all test images) only where the models disagree
     n = len(data.y_test)
     if mode == "by index":
         fit("saliency_index", high=n - 1)
@@ -148,8 +148,9 @@ def pick_images(setup: Setup, mode: str) -> tuple[list[int], str]:
         fit("saliency_class", high=len(data.classes) - 1)
         label = st.selectbox("Class", range(len(data.classes)), key="saliency_class",
                              format_func=lambda c: data.classes[c])
-        return [int(i) for i in (rep.original.labels == label).nonzero()[0][:IMAGES_PER_VIEW]], \
-            "No test image of this class."
+        labels = original_evaluation(setup.train).labels
+        return [int(i) for i in (labels == label).nonzero()[0][:IMAGES_PER_VIEW]], "No test image of this class."
+    rep = report(setup)
     disagree = (rep.original.predictions != rep.compressed.predictions).nonzero()[0]
     st.metric("Images where the predictions differ", f"{len(disagree):,} of {n:,}")
     return [int(i) for i in disagree[:IMAGES_PER_VIEW]], (

@@ -216,8 +216,10 @@ def saliency_row(image: torch.Tensor, original_map: torch.Tensor, compressed_map
     meta = figure_meta("saliency_row", change=format_percent(change))
     hover = "row %{y}, column %{x}<br>%{z:.3g}<extra></extra>"
     # Sent as 32-bit floats (the maps' own precision; hover shows 3 digits): half the bytes of float64.
-    data = [go.Image(z=rgb, hoverinfo="skip"),
-            *(go.Heatmap(z=z.astype(np.float32), coloraxis=axis, xaxis=f"x{i}", yaxis=f"y{i}", hovertemplate=hover)
+    # Plain dicts: go.Figure validates each trace once (go.Image / go.Heatmap objects were validated twice).
+    data = [dict(type="image", z=rgb, hoverinfo="skip"),
+            *(dict(type="heatmap", z=z.astype(np.float32), coloraxis=axis, xaxis=f"x{i}", yaxis=f"y{i}",
+                   hovertemplate=hover)
               for i, z, axis in ((2, a, "coloraxis"), (3, b, "coloraxis"), (4, b - a, "coloraxis2")))]
     layout = _saliency_layout(signed, vmax, meta, [names[k] for k in ("image", "original", "compressed", "difference")])
     return go.Figure(data, layout)
