@@ -6,7 +6,7 @@ samples, the convolutions 11 %). `inference_view(model)` returns a model that sh
 parameter and module of `model` (nothing is copied, nothing is changed) except that each plain
 `nn.MaxPool2d(2)` is a `MaxPool2x2`. For inference only: the outputs are bit for bit the same (a
 maximum is exact), but where a window ties its gradient would be split, so maps never use it.
-(core/studies/sensitivity.py carries the same module for its own per-layer pass.)
+(core/studies/layer_runs.py uses the same module for the sensitivity analysis' per-layer pass.)
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _pair(value) -> tuple:
     return value if isinstance(value, tuple) else (value, value)
 
 
-def _swappable(module: nn.Module) -> bool:
+def swappable(module: nn.Module) -> bool:
     """A plain nn.MaxPool2d(2): stride 2, no padding, dilation 1, floor mode, no indices."""
     return (type(module) is nn.MaxPool2d and _pair(module.kernel_size) == (2, 2) and _pair(module.stride) == (2, 2)
             and _pair(module.padding) == (0, 0) and _pair(module.dilation) == (1, 1) and not module.ceil_mode
@@ -48,7 +48,7 @@ def inference_view(model: nn.Module) -> nn.Module:
     The view runs the same forward code (a module's `forward` calls its children by attribute, which
     the copied child table answers), so any architecture works, not only nn.Sequential.
     """
-    if _swappable(model):
+    if swappable(model):
         return MaxPool2x2()
     children = {name: inference_view(child) for name, child in model.named_children()}
     if all(children[name] is child for name, child in model.named_children()):

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from core.explain.attribution import black
+from core.fast_inference import MaxPool2x2, swappable
 from core.layers import prunable_layers
 
 CHUNK = 256               # rows per forward, as core.metrics.evaluate (same chunks: same numbers)
@@ -152,19 +153,6 @@ def sqnr_db(signal: Tensor, approximation: Tensor) -> float:
     return 10.0 * math.log10(power / error) if power > 0 else -math.inf
 
 
-class MaxPool2x2(nn.Module):
-    """nn.MaxPool2d(2) for inference, the same numbers: the larger of each 2x2 window by three torch.maximum
-    of strided views. Written by hand because torch's CPU max_pool2d is slow here: on LeNet-5's first pooling
-    (256 images, 6 x 28 x 28, one thread) it measured 5.7 ms, this 0.55 ms, and the pooling was half of the
-    evaluation's time. A maximum is exact, so the outputs are equal (odd edges are dropped, as floor mode does).
-    Inference only: where a window ties, its gradient would be split, not routed to one input."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]
-        rows = torch.maximum(x[..., ::2, :], x[..., 1::2, :])
-        return torch.maximum(rows[..., ::2], rows[..., 1::2])
-
-
 def fast_chain(modules: list[nn.Module]) -> list[nn.Module]:
     """The modules for inference, the same numbers: 2x2 max poolings as MaxPool2x2, and a ReLU followed by
     such a pooling moved after it (max and ReLU commute exactly: relu(max(a, b)) = max(relu(a), relu(b)),
@@ -178,12 +166,7 @@ def fast_chain(modules: list[nn.Module]) -> list[nn.Module]:
 
 def _fast(module: nn.Module) -> nn.Module:
     """`module`, or MaxPool2x2 for a plain nn.MaxPool2d(2) (stride 2, no padding, dilation 1, floor mode)."""
-    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
-    if type(module) is nn.MaxPool2d and pair(module.kernel_size) == (2, 2) and pair(module.stride) == (2, 2) \
-            and pair(module.padding) == (0, 0) and pair(module.dilation) == (1, 1) and not module.ceil_mode \
-            and not module.return_indices:
-        return MaxPool2x2()
-    return module
+    return MaxPool2x2() if swappable(module) else module
 
 
 def _outcome_whole(model: nn.Module, name: str, weight: Tensor, x: Tensor, labels: Tensor, ref: Tensor) -> dict:
