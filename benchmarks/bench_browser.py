@@ -8,9 +8,10 @@ the load average. On a shared machine only ratios within one run compare.
 - `--baseline REV`: a third server runs the app as committed at REV (a `git archive` in a temporary folder,
   the same model cache), its presses interleaved with the others: before/after in one run.
 - `--breakdown`: per press, in the page's own clock: key release -> the rerun request leaves the browser;
-  request -> first ForwardMsg back and -> `script_finished` back (the server's run, loopback); the run's
-  ForwardMsgs (count, bytes, kinds); `script_finished` -> page updated (the browser's work after the last
-  message); main-thread long tasks (> 50 ms).
+  request -> first ForwardMsg handled by the page; request -> `script_finished` on the wire (the network's
+  timestamp: the server's run and its sending, loopback) and handled by the page's main thread (later by
+  what the page was still busy drawing); the run's ForwardMsgs (count, bytes, kinds); `script_finished`
+  handled -> page updated; main-thread long tasks (> 50 ms).
 - `--spy FILE`: py-spy (raw collapsed stacks, GIL holders only) on the app server during the counted presses.
 
 Run: `.venv/bin/python benchmarks/bench_browser.py --presses 30 --rounds 2 --breakdown --baseline main`.
@@ -18,6 +19,7 @@ Run: `.venv/bin/python benchmarks/bench_browser.py --presses 30 --rounds 2 --bre
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import shutil
 import statistics
@@ -79,15 +81,19 @@ def _kind(payload: bytes) -> str:
 class Press:
     """One measured press: its latency and, with --breakdown, its phases and messages (ms)."""
 
-    def __init__(self, t0: float, t1: float, socket: list, kinds: list[str], long_tasks: list):
+    def __init__(self, t0: float, t1: float, socket: list, kinds: list[tuple[str, float]], long_tasks: list,
+                 origin: float = 0.0):
         self.latency = t1 - t0
         out = [t for d, t, _ in socket if d == "out" and t >= t0]
         incoming = [(t, n) for d, t, n in socket if d == "in" and t >= t0]
-        self.kinds = kinds[-len(incoming):] if incoming else []
+        frames = kinds[-len(incoming):] if incoming else []
+        self.kinds = [k for k, _ in frames]
         finished = [t for (t, _), k in zip(incoming, self.kinds) if k == "script_finished"]
+        wire = [at - origin for k, at in frames if k == "script_finished"]  # page clock, as the network saw it
         nan = float("nan")
         self.sent = out[0] - t0 if out else nan
         self.first = incoming[0][0] - out[0] if incoming and out else nan
+        self.wire = wire[0] - out[0] if wire and out else nan
         self.finished = finished[0] - out[0] if finished and out else nan
         self.after = t1 - finished[0] if finished else nan
         self.count = len(incoming)
@@ -98,11 +104,16 @@ class Press:
 def _open(browser, url: str, ready: str, probe: tuple[str, str], breakdown: bool):
     """A tab on `url`, instrumented as bench.py does; with `breakdown`, frames decoded on the Python side."""
     tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    kinds: list[str] = []
+    kinds: list[tuple[str, float]] = []  # (kind, epoch ms) of every frame as the network saw it
     if breakdown:
         tab.add_init_script(f"({SOCKET_JS})()")
-        tab.on("websocket", lambda ws: ws.on(
-            "framereceived", lambda payload: kinds.append(_kind(payload) if isinstance(payload, bytes) else "text")))
+        cdp, clock = tab.context.new_cdp_session(tab), {}
+        cdp.send("Network.enable")
+        cdp.on("Network.webSocketWillSendHandshakeRequest",
+               lambda e: clock.setdefault("offset", e["wallTime"] - e["timestamp"]))
+        cdp.on("Network.webSocketFrameReceived", lambda e: kinds.append((
+            _kind(base64.b64decode(e["response"]["payloadData"])) if e["response"]["opcode"] == 2 else "text",
+            1000 * (e["timestamp"] + clock.get("offset", 0.0)))))
     tab.goto(url)
     tab.wait_for_selector(ready, timeout=180_000)
     tab.wait_for_function(IDLE_JS, timeout=60_000)
@@ -127,8 +138,9 @@ def _press(tab, kinds: list[str], name: str, breakdown: bool) -> Press | None:
         return None
     t0, t1 = tab.evaluate("() => [window.__lat.t0, window.__lat.t1]")
     tab.wait_for_timeout(150)  # settle (and let late frames reach the Python side)
-    socket, long_tasks = tab.evaluate("() => [window.__ws, window.__long]") if breakdown else ([], [])
-    return Press(t0, t1, socket, list(kinds), long_tasks)
+    socket, long_tasks, origin = tab.evaluate("() => [window.__ws, window.__long, performance.timeOrigin]") \
+        if breakdown else ([], [], 0.0)
+    return Press(t0, t1, socket, list(kinds), long_tasks, origin)
 
 
 def _spy(pid: int, path: str) -> subprocess.Popen:
@@ -185,7 +197,8 @@ def _median(values) -> float:
 
 def print_breakdown(name: str, presses: list[Press]) -> None:
     print(f"  {name:<8} key->request {_median(p.sent for p in presses):4.1f} ms | request->first msg "
-          f"{_median(p.first for p in presses):5.1f} | request->script_finished {_median(p.finished for p in presses):5.1f}"
+          f"{_median(p.first for p in presses):5.1f} | request->script_finished on the wire "
+          f"{_median(p.wire for p in presses):5.1f}, in the page {_median(p.finished for p in presses):5.1f}"
           f" | script_finished->updated {_median(p.after for p in presses):5.1f} | long tasks "
           f"{_median(p.long for p in presses):4.1f} | {_median(p.count for p in presses):.0f} msgs, "
           f"{_median(p.bytes for p in presses) / 1000:.1f} kB")
