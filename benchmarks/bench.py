@@ -83,7 +83,7 @@ from core.summary import summarize  # noqa: E402
 PAGES = ("overview", "weights", "sparsity", "saliency", "diagnosis")
 PHASES = ("compress", "report", "attribution", "figures", "summary", "to_json")
 TARGET_SERVER_P95_MS = 150.0
-TARGET_BROWSER_RATIO = 1.5
+TARGET_BROWSER_RATIO = 1.2  # issue 11 §2 (benchmarks/bench_browser.py runs this part alone)
 TARGET_SWEEP_S = 10.0       # issue 12: the default model's whole table, cold, on 2 cores
 TARGET_SWEEP_SPEEDUP = 5.0  # ... and at least 5 times faster than the naive table (with --naive)
 
