@@ -40,3 +40,24 @@ def test_a_busy_prefetcher_drops_new_requests_and_survives_errors():
     prefetcher._work = seen.append
     prefetcher([4, 5])
     assert prefetcher.idle() and seen == [4, 5]  # it still works after an error
+
+
+def test_guesses_wait_for_the_asking_run_to_end(monkeypatch):
+    # The run that asks is still sending its messages: the guesses start only once its thread has ended.
+    monkeypatch.setattr(Prefetcher, "SEND_GRACE_S", 0.0)
+    release, order = threading.Event(), []
+    run = threading.Thread(target=lambda: (release.wait(5), order.append("run ended")))
+    run.start()
+    prefetcher = Prefetcher(lambda item: order.append(item))
+    prefetcher([1, 2], after=run)
+    assert not prefetcher.idle(timeout=0.2) and order == []  # still waiting for the run
+    release.set()
+    assert prefetcher.idle() and order == ["run ended", 1, 2]
+
+
+def test_the_overview_chart_is_part_of_a_guess(monkeypatch):
+    calls = []
+    for name in ("report", "comparison_summary", "per_class_figure"):
+        monkeypatch.setattr(cache, name, lambda setup, name=name: calls.append(name))
+    cache._prefetch_move(Setup(train_config("mlp", "digits"), CompressionConfig(prune_amount=0.4)))
+    assert calls == ["report", "comparison_summary", "per_class_figure"]

@@ -318,7 +318,7 @@ def prefetch_neighbours(setup: Setup) -> None:
         return
     step = round(setup.compression.prune_amount * 100)
     _prefetcher()([replace(setup, compression=replace(setup.compression, prune_amount=(step + d) / 100))
-                   for d in (1, -1) if 0 <= step + d <= 100])
+                   for d in (1, -1) if 0 <= step + d <= 100], after=_script_thread())
 
 
 @st.cache_data(max_entries=64, show_spinner=False, hash_funcs=FAST_KEYS)
@@ -906,9 +906,10 @@ def comparison_summary(setup: Setup) -> summary.Summary:
 
 
 def _prefetch_move(setup: Setup) -> None:
-    """What the Overview needs after a pruning step: the report, then the summary (its maps ~30 ms more)."""
+    """What the Overview needs after a pruning step: the report, the summary (its maps ~30 ms more), the chart."""
     report(setup)
     comparison_summary(setup)
+    per_class_figure(setup)  # building the figure (Plotly's validation) was ~5 ms of every move's run
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -1311,6 +1312,11 @@ def per_class_figure(setup: Setup) -> go.Figure:
 @st.cache_resource(max_entries=1, show_spinner=False)
 def activity() -> Activity:
     return Activity()
+
+
+def _script_thread() -> threading.Thread | None:
+    """This session's script thread (None outside a script run: tests calling a page's helpers directly)."""
+    return threading.current_thread() if get_script_run_ctx() else None
 
 
 def _session_id() -> str:

@@ -107,18 +107,29 @@ class Prefetcher:
     extra work; a guess that fails costs nothing (the real request will report the error).
     """
 
+    WAIT_FOR_RUN_S = 2.0   # at most this long for the asking run's script thread to end
+    SEND_GRACE_S = 0.05    # then this long for Streamlit to send that run's messages
+
     def __init__(self, work: Callable[[Any], Any], idle_server: Callable[[], bool] = lambda: True) -> None:
         # idle_server: False while other sessions' runs are under way (then guesses wait for a quiet moment:
         # under a class's load they would only take the GIL from real reruns)
         self._work, self._busy, self._idle_server = work, threading.Lock(), idle_server
 
-    def __call__(self, items: list) -> None:
+    def __call__(self, items: list, after: threading.Thread | None = None) -> None:
+        """Start the guesses; `after`: a thread to let finish first (the script run that asked, see below)."""
         if not items or not self._idle_server() or not self._busy.acquire(blocking=False):
             return
-        threading.Thread(target=self._run, args=(items,), daemon=True, name="prefetch").start()
+        threading.Thread(target=self._run, args=(items, after), daemon=True, name="prefetch").start()
 
-    def _run(self, items: list) -> None:
+    def _run(self, items: list, after: threading.Thread | None = None) -> None:
         try:
+            if after is not None:
+                # The asking run is not over when it asks: Streamlit's event loop is still sending its ~70
+                # messages and `script_finished`, one GIL hand-over per message. A guess started at once
+                # holds the GIL between those and the page waits (about 50 ms of a 120 ms slider move here,
+                # benchmarks/bench_browser.py --breakdown). So: let the script thread end, then the sends.
+                after.join(timeout=self.WAIT_FOR_RUN_S)
+                time.sleep(self.SEND_GRACE_S)
             for item in items:
                 if not self._idle_server():  # someone else's rerun started meanwhile: it goes first
                     break

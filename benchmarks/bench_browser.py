@@ -1,0 +1,265 @@
+"""The single-student browser path alone: slider key release -> page updated, app vs floor, and where the time goes.
+
+Runs only `make bench`'s browser part (benchmarks/bench.py, b)): the Overview page and the bare one-slider
+floor app (benchmarks/floor_app.py) on servers with the same settings, presses alternating, in `--rounds`
+rounds (fresh servers and browser each). Prints the medians, the ratio per round and over all presses, and
+the load average. On a shared machine only ratios within one run compare.
+
+- `--baseline REV`: a third server runs the app as committed at REV (a `git archive` in a temporary folder,
+  the same model cache), its presses interleaved with the others: before/after in one run.
+- `--breakdown`: per press, in the page's own clock: key release -> the rerun request leaves the browser;
+  request -> first ForwardMsg handled by the page; request -> `script_finished` on the wire (the network's
+  timestamp: the server's run and its sending, loopback) and handled by the page's main thread (later by
+  what the page was still busy drawing); the run's ForwardMsgs (count, bytes, kinds); `script_finished`
+  handled -> page updated; main-thread long tasks (> 50 ms).
+- `--spy FILE`: py-spy (raw collapsed stacks, GIL holders only) on the app server during the counted presses.
+
+Run: `.venv/bin/python benchmarks/bench_browser.py --presses 30 --rounds 2 --breakdown --baseline main`.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
+
+from benchmarks.serve import (ARM_JS, CHROMIUM, CHROMIUM_ARGS, IDLE_JS, INSTRUMENT_JS,  # noqa: E402
+                              require_chromium, start_server)
+
+TARGET_RATIO = 1.2  # issue 11 §2
+
+# Every websocket message in the page's clock and the main thread's long tasks (installed before Streamlit loads).
+SOCKET_JS = """() => {
+  const log = window.__ws = [];
+  const Native = window.WebSocket;
+  window.WebSocket = function (...args) {
+    const ws = new Native(...args);
+    ws.addEventListener('message', e => log.push(['in', performance.now(),
+      e.data.byteLength ?? e.data.size ?? e.data.length]));
+    const send = ws.send.bind(ws);
+    ws.send = data => { log.push(['out', performance.now(), data.byteLength ?? data.length]); send(data); };
+    return ws;
+  };
+  window.WebSocket.prototype = Native.prototype;
+  Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+  window.__long = [];
+  try {
+    new PerformanceObserver(list => { for (const e of list.getEntries()) window.__long.push([e.startTime, e.duration]); })
+      .observe({type: 'longtask', buffered: true});
+  } catch (e) {}
+}"""
+
+
+def _kind(payload: bytes) -> str:
+    """A ForwardMsg's kind: 'delta:<element>' for deltas, else its type."""
+    msg = ForwardMsg()
+    try:
+        msg.ParseFromString(payload)
+    except Exception:  # noqa: BLE001 - a frame we cannot read is counted, not fatal
+        return "?"
+    kind = msg.WhichOneof("type") or "?"
+    if kind != "delta":
+        return kind
+    which = msg.delta.WhichOneof("type")
+    return "delta:" + ((msg.delta.new_element.WhichOneof("type") if which == "new_element" else which) or "?")
+
+
+class Press:
+    """One measured press: its latency and, with --breakdown, its phases and messages (ms)."""
+
+    def __init__(self, t0: float, t1: float, socket: list, kinds: list[tuple[str, float]], long_tasks: list,
+                 origin: float = 0.0):
+        self.latency = t1 - t0
+        out = [t for d, t, _ in socket if d == "out" and t >= t0]
+        incoming = [(t, n) for d, t, n in socket if d == "in" and t >= t0]
+        frames = kinds[-len(incoming):] if incoming else []
+        self.kinds = [k for k, _ in frames]
+        finished = [t for (t, _), k in zip(incoming, self.kinds) if k == "script_finished"]
+        wire = [at - origin for k, at in frames if k == "script_finished"]  # page clock, as the network saw it
+        nan = float("nan")
+        self.sent = out[0] - t0 if out else nan
+        self.first = incoming[0][0] - out[0] if incoming and out else nan
+        self.wire = wire[0] - out[0] if wire and out else nan
+        self.finished = finished[0] - out[0] if finished and out else nan
+        self.after = t1 - finished[0] if finished else nan
+        self.count = len(incoming)
+        self.bytes = sum(n for _, n in incoming)
+        self.long = sum(d for s, d in long_tasks if t0 <= s <= t1)
+
+
+def _open(browser, url: str, ready: str, probe: tuple[str, str], breakdown: bool):
+    """A tab on `url`, instrumented as bench.py does; with `breakdown`, frames decoded on the Python side."""
+    tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    kinds: list[tuple[str, float]] = []  # (kind, epoch ms) of every frame as the network saw it
+    if breakdown:
+        tab.add_init_script(f"({SOCKET_JS})()")
+        cdp, clock = tab.context.new_cdp_session(tab), {}
+        cdp.send("Network.enable")
+        cdp.on("Network.webSocketWillSendHandshakeRequest",
+               lambda e: clock.setdefault("offset", e["wallTime"] - e["timestamp"]))
+        cdp.on("Network.webSocketFrameReceived", lambda e: kinds.append((
+            _kind(base64.b64decode(e["response"]["payloadData"])) if e["response"]["opcode"] == 2 else "text",
+            1000 * (e["timestamp"] + clock.get("offset", 0.0)))))
+    tab.goto(url)
+    tab.wait_for_selector(ready, timeout=180_000)
+    tab.wait_for_function(IDLE_JS, timeout=60_000)
+    tab.evaluate(INSTRUMENT_JS, list(probe))
+    tab.get_by_role("slider", name="Pruning rate").focus()
+    return tab, kinds
+
+
+def _press(tab, kinds: list[str], name: str, breakdown: bool) -> Press | None:
+    """One ArrowRight on the slider, as bench.py presses it; None (with a note) if the page never updated."""
+    tab.get_by_role("slider", name="Pruning rate").focus()  # a rerun may have re-created the element
+    if breakdown:
+        tab.evaluate("() => { window.__ws.length = 0; window.__long.length = 0; }")
+    kinds.clear()
+    tab.evaluate(ARM_JS)
+    tab.keyboard.press("ArrowRight")
+    try:
+        tab.wait_for_function("() => window.__lat.t1 !== null", timeout=20_000)
+    except PlaywrightTimeout:
+        print(f"  {name}: no update within 20 s; press not counted", file=sys.stderr)
+        tab.wait_for_function(IDLE_JS, timeout=60_000)
+        return None
+    t0, t1 = tab.evaluate("() => [window.__lat.t0, window.__lat.t1]")
+    tab.wait_for_timeout(150)  # settle (and let late frames reach the Python side)
+    socket, long_tasks, origin = tab.evaluate("() => [window.__ws, window.__long, performance.timeOrigin]") \
+        if breakdown else ([], [], 0.0)
+    return Press(t0, t1, socket, list(kinds), long_tasks, origin)
+
+
+def _spy(pid: int, path: str) -> subprocess.Popen:
+    py_spy = Path(sys.executable).parent / "py-spy"
+    sampler = subprocess.Popen([str(py_spy), "record", "--format", "raw", "-o", path, "--rate", "1000",
+                                "--nonblocking", "--gil", "--pid", str(pid)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the first counted press
+    return sampler
+
+
+def run_round(presses: int, options: list[str], breakdown: bool, page: str, baseline: Path | None = None,
+              warmup: int = 2, spy: str | None = None) -> dict[str, list[Press]]:
+    """One round: the servers, one browser, presses alternating between the apps (app, baseline, floor)."""
+    servers = {"app": start_server("app.py", options)}
+    if baseline:
+        servers["baseline"] = start_server("app.py", options, cwd=baseline)
+    servers["floor"] = start_server("benchmarks/floor_app.py", options)
+    sampler = None
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            tabs = {name: _open(browser, f"{url}/?page={page}", '[data-testid="stMetric"]',
+                                ('[data-testid="stMetric"]', "Sparsity"), breakdown)
+                    for name, (_, url) in servers.items() if name != "floor"}
+            tabs["floor"] = _open(browser, servers["floor"][1], ".js-plotly-plot .main-svg",
+                                  (".js-plotly-plot .gtitle", ""), breakdown)
+            results: dict[str, list[Press]] = {name: [] for name in tabs}
+            for i in range(warmup + presses):
+                if i == warmup and spy:
+                    sampler = _spy(servers["app"][0].pid, spy)
+                for name, (tab, kinds) in tabs.items():
+                    press = _press(tab, kinds, name, breakdown)
+                    if i >= warmup and press is not None:
+                        results[name].append(press)
+            browser.close()
+    finally:
+        if sampler is not None:
+            sampler.send_signal(2)  # py-spy writes its file on SIGINT
+            sampler.wait(timeout=60)
+        for proc, _ in servers.values():
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return results
+
+
+def _median(values) -> float:
+    values = [v for v in values if v == v]  # NaN out
+    return statistics.median(values) if values else float("nan")
+
+
+def print_breakdown(name: str, presses: list[Press]) -> None:
+    print(f"  {name:<8} key->request {_median(p.sent for p in presses):4.1f} ms | request->first msg "
+          f"{_median(p.first for p in presses):5.1f} | request->script_finished on the wire "
+          f"{_median(p.wire for p in presses):5.1f}, in the page {_median(p.finished for p in presses):5.1f}"
+          f" | script_finished->updated {_median(p.after for p in presses):5.1f} | long tasks "
+          f"{_median(p.long for p in presses):4.1f} | {_median(p.count for p in presses):.0f} msgs, "
+          f"{_median(p.bytes for p in presses) / 1000:.1f} kB")
+    kinds = Counter(k for p in presses for k in p.kinds)
+    print("           per press: " + ", ".join(f"{k} {n / len(presses):.1f}" for k, n in kinds.most_common()))
+
+
+def checkout(rev: str) -> Path:
+    """The project as committed at `rev`, in a temporary folder (its .venv the same venv)."""
+    folder = Path(tempfile.mkdtemp(prefix="lens-baseline-"))
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def _round(r: int, names: list[str], every: dict[str, list[float]], args, baseline: Path | None) -> None:
+    """One round of presses: its medians and ratios printed, its latencies added to `every`."""
+    results = run_round(args.presses, args.streamlit_option, args.breakdown, args.page, baseline, spy=args.spy)
+    medians = {name: _median(p.latency for p in results[name]) for name in names}
+    print(f"round {r + 1}: " + ", ".join(f"{name} {medians[name]:6.1f} ms" for name in names) + "; ratio "
+          + ", ".join(f"{name} {medians[name] / medians['floor']:.2f}" for name in names if name != "floor")
+          + f"   (load {os.getloadavg()[0]:.2f})")
+    if args.breakdown:
+        for name in names:
+            print_breakdown(name, results[name])
+    for name in names:
+        every[name] += [p.latency for p in results[name]]
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--presses", type=int, default=20, help="counted presses per app per round")
+    parser.add_argument("--rounds", type=int, default=1, help="fresh servers and browser per round")
+    parser.add_argument("--page", default="overview")
+    parser.add_argument("--baseline", metavar="REV", help="also the app as committed at REV (e.g. main)")
+    parser.add_argument("--breakdown", action="store_true", help="per-press phases and messages (see above)")
+    parser.add_argument("--spy", metavar="FILE", help="py-spy the app server during the counted presses")
+    parser.add_argument("--streamlit-option", action="append", default=[], metavar="SECTION.NAME=VALUE")
+    args = parser.parse_args(argv)
+    require_chromium()
+    baseline = checkout(args.baseline) if args.baseline else None
+    names = ["app", *(["baseline"] if baseline else []), "floor"]
+    every: dict[str, list[float]] = {name: [] for name in names}
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+          + (f"; baseline = {args.baseline}" if baseline else ""))
+    try:
+        for r in range(args.rounds):
+            _round(r, names, every, args, baseline)
+    finally:
+        if baseline:
+            shutil.rmtree(baseline, ignore_errors=True)
+    medians = {name: _median(every[name]) for name in names}
+    print(f"all rounds ({len(every['floor'])} presses each), median (p95):")
+    for name in names:
+        p95 = sorted(every[name])[int(0.95 * (len(every[name]) - 1))]
+        ratio = medians[name] / medians["floor"]
+        verdict = "" if name == "floor" else f"   ratio {ratio:.2f}  <= {TARGET_RATIO}  {'ok' if ratio <= TARGET_RATIO else 'MISSED'}"
+        print(f"  {name:<9} {medians[name]:6.1f} ms ({p95:6.1f}){verdict}")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return {**medians, "ratio": medians["app"] / medians["floor"]}
+
+
+if __name__ == "__main__":
+    main()
