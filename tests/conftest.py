@@ -171,3 +171,15 @@ def page(browser):
         context.close()
 
 
+# The app's background threads (jobs, prefetch guesses) are daemons: one an AppTest started may still be
+# inside torch when the interpreter exits, and a daemon thread stopped there aborts the process after every
+# test has passed ("terminate called without an active exception", exit code 134). Let them finish first.
+BACKGROUND_GRACE_S = 120.0
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if "ui.jobs" not in sys.modules:
+        return
+    deadline = time.monotonic() + BACKGROUND_GRACE_S
+    for thread in sys.modules["ui.jobs"].live_workers():
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -10,6 +10,7 @@ can follow the same live bar with `follow`. A job given a `journal` marks itself
 from __future__ import annotations
 
 import threading
+import weakref
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -20,6 +21,19 @@ import streamlit as st
 from core import disk
 
 Progress = Callable[[float, str], None]
+# Every worker thread this module starts (daemons: a server that stops does not wait for them), so that
+# whoever must wait for them can (the test session, before the interpreter exits).
+_WORKERS: "weakref.WeakSet[threading.Thread]" = weakref.WeakSet()
+
+
+def _start(thread: threading.Thread) -> None:
+    _WORKERS.add(thread)
+    thread.start()
+
+
+def live_workers() -> list[threading.Thread]:
+    """The jobs' and guesses' threads still running."""
+    return [t for t in list(_WORKERS) if t.is_alive()]
 
 
 # Where a job marks itself running: (folder, key unique to the work, what it is in words: "a sweep of ...").
@@ -39,7 +53,7 @@ class Job:
         self.error: BaseException | None = None
         self.notice: str | None = None
         self.done = threading.Event()
-        threading.Thread(target=self._run, args=(work, journal), daemon=True, name=name).start()
+        _start(threading.Thread(target=self._run, args=(work, journal), daemon=True, name=name))
 
     def _run(self, work: Callable[[Progress], Any], journal: Journal | None) -> None:
         try:
@@ -119,7 +133,7 @@ class Prefetcher:
         """Start the guesses; `after`: a thread to let finish first (the script run that asked, see below)."""
         if not items or not self._idle_server() or not self._busy.acquire(blocking=False):
             return
-        threading.Thread(target=self._run, args=(items, after), daemon=True, name="prefetch").start()
+        _start(threading.Thread(target=self._run, args=(items, after), daemon=True, name="prefetch"))
 
     def _run(self, items: list, after: threading.Thread | None = None) -> None:
         try:
