@@ -36,7 +36,6 @@ import logging
 import pstats
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -64,7 +63,7 @@ import ui  # noqa: E402  (for train_config and the page constants: the benchmark
 from ui.panels import IMAGES_PER_VIEW  # noqa: E402
 from ui.sidebar import DEFAULTS  # noqa: E402
 from benchmarks import bench_deploy, bench_families, bench_pages, bench_sensitivity, bench_sweep  # noqa: E402
-from benchmarks.serve import (ARM_JS, CHROMIUM, CHROMIUM_ARGS, IDLE_JS, INSTRUMENT_JS,  # noqa: E402
+from benchmarks.serve import (ARM_JS, CHROMIUM, CHROMIUM_ARGS, IDLE_JS, INSTRUMENT_JS, stop_server,  # noqa: E402
                               require_chromium, start_server)
 from core import figures, layers  # noqa: E402
 from core.figures import maps as figures_maps  # noqa: E402
@@ -348,11 +347,7 @@ def run_browser(presses: int, options: list[str], warmup: int = 2) -> dict[str, 
             browser.close()
     finally:
         for proc, _ in servers.values():
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     return latencies
 
 

@@ -37,7 +37,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
-from benchmarks.serve import (ARM_JS, CHROMIUM, CHROMIUM_ARGS, IDLE_JS, INSTRUMENT_JS,  # noqa: E402
+from benchmarks.serve import (ARM_JS, CHROMIUM, CHROMIUM_ARGS, IDLE_JS, INSTRUMENT_JS, stop_server,  # noqa: E402
                               require_chromium, start_server)
 
 TARGET_RATIO = 1.2  # issue 11 §2
@@ -182,11 +182,7 @@ def run_round(presses: int, options: list[str], breakdown: bool, page: str, base
             sampler.send_signal(2)  # py-spy writes its file on SIGINT
             sampler.wait(timeout=60)
         for proc, _ in servers.values():
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     return results
 
 

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-from serve import CHROMIUM, CHROMIUM_ARGS, require_chromium, start_server  # benchmarks/ is on sys.path
+from serve import CHROMIUM, CHROMIUM_ARGS, require_chromium, start_server, stop_server  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_MEDIAN_MS = 50.0
@@ -111,12 +110,7 @@ def run(control: str, steps: int, settle_ms: int, url: str | None = None) -> lis
             results = drag(page, steps, settle_ms)
             browser.close()
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_server(proc)
     return results
 
 

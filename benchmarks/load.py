@@ -173,13 +173,14 @@ def main() -> None:
         if args.url or any(not 1 <= c <= 8 for c in counts):
             raise SystemExit("--replicas takes counts 1..8 and starts its own servers (no --url)")
         return replica_classes(counts, sizes, args)
+    from serve import start_server, stop_server
+
     proc = None
     if args.url:
         if urlparse(args.url).hostname not in LOOPBACK:
             raise SystemExit("--url must be a loopback address (127.0.0.1, localhost, ::1)")
         url, pid = args.url, args.pid
     else:
-        from serve import start_server
         proc, url = start_server("app.py")
         pid = proc.pid
     print(f"server {url} (pid {pid or '?'}); load average {os.getloadavg()}")
@@ -193,9 +194,7 @@ def main() -> None:
         for n in sizes:
             report(n, asyncio.run(run_class(url, n, args.seed, args.ramp, args.limit, pid, args.settle, args.follow)))
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+        stop_server(proc, timeout=30)
 
 
 def replica_classes(counts: list[int], sizes: list[int], args) -> None:

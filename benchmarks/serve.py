@@ -48,6 +48,18 @@ def start_server(script: str = "app.py", options: list[str] = (), cwd: Path = RO
     raise RuntimeError(f"streamlit run {script} did not start")
 
 
+def stop_server(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """Stop a server start_server started: SIGTERM, then SIGKILL if it has not ended within `timeout` s."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 # Set t0 at the key release; t1 at the first frame after the probe's text changed AND the
 # script finished (Streamlit's script state idle, no "running" widget).
 INSTRUMENT_JS = """([selector, containing]) => {
