@@ -19,15 +19,20 @@ SUMMARY = ".st-key-comparison_summary"
 pytestmark = pytest.mark.browser
 
 
-def test_open_an_image_from_the_diagnosis_on_the_saliency_page(app_url, page):
-    """The Diagnosis page draws its charts and gallery; a click on Open shows that image on the Saliency page."""
-    page.set_viewport_size({"width": 1280, "height": 720})
+def _open_diagnosis(page, app_url: str) -> None:
+    """The Diagnosis page at 90 % pruning and 4 bits, its two charts drawn, the run over, no error shown."""
     page.goto(f"{app_url}/?page=diagnosis&prune=90&bits=4")
     page.get_by_role("heading", name="Which mistakes did compression add?").wait_for(timeout=TRAIN_TIMEOUT_MS)
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
                            timeout=RERUN_TIMEOUT_MS)
     _wait_idle(page)
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_open_an_image_from_the_diagnosis_on_the_saliency_page(app_url, page):
+    """The Diagnosis page draws its charts and gallery; a click on Open shows that image on the Saliency page."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    _open_diagnosis(page, app_url)
     assert page.get_by_text(re.compile(r"now read as")).count() >= 1
     _screenshot(page, "diagnosis")
 
@@ -67,10 +72,5 @@ def test_the_summary_follows_the_pruning_slider(app_url, page):
 def test_the_diagnosis_page_on_a_phone(app_url, page):
     """At 390 px wide the page draws without an error; the screenshot is kept to look at."""
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{app_url}/?page=diagnosis&prune=90&bits=4")
-    page.get_by_role("heading", name="Which mistakes did compression add?").wait_for(timeout=TRAIN_TIMEOUT_MS)
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
-                           timeout=RERUN_TIMEOUT_MS)
-    _wait_idle(page)
-    assert page.locator('[data-testid="stException"]').count() == 0
+    _open_diagnosis(page, app_url)
     _screenshot(page, "diagnosis-phone")
