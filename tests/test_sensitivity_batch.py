@@ -1,9 +1,9 @@
 """The sensitivity analysis's shared work (core/studies/layer_runs.py) gives the same numbers.
 
-- The table equals the analysis before the layers' inputs were shared (tests/sensitivity_before.py),
-  every column bit for bit, on the small MLP on digits (the app tests' model), an untrained LeNet-5 and
-  the separable CNN, for a gradient method (batched maps) and Integrated Gradients (one Captum call each).
-- resnet_small (no nn.Sequential: the whole-model path) equals a straightforward per-model measurement.
+- The table equals a straightforward measurement (each layer compressed alone, the whole model evaluated
+  and explained with Captum), every number bit for bit but the activation SQNR (relative 1e-6), on the
+  small MLP on digits (the app tests' model), an untrained LeNet-5, the separable CNN and resnet_small
+  (no nn.Sequential: the whole-model path), for gradient methods (batched maps) and Integrated Gradients.
 - The batched gradient maps equal Captum's (`attribute`) on the whole model, bit for bit.
 - The layers' inputs computed once equal each layer's own prefix; the model and the data are never modified.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-import numpy as np
 import pytest
 import torch
 
@@ -24,7 +23,6 @@ from core.studies import layer_runs, sensitivity
 from core.studies.sweeps import references
 from core.training import TrainConfig, load_or_train
 from models import create_model
-import sensitivity_before  # noqa: E402  (tests/ is on the path, as for agreement_before)
 
 CFG = sensitivity.SensitivityConfig(probe_size=16, rates=(0.5, 0.95), bits=(8, 2))
 
@@ -47,31 +45,45 @@ def _unchanged(model, state, data, x_test) -> bool:
     return all(torch.equal(model.state_dict()[k], v) for k, v in state.items()) and torch.equal(data.x_test, x_test)
 
 
-def _equal_tables(a, b) -> None:
-    assert list(a.columns) == list(b.columns) and len(a) == len(b)
-    for column in a.columns:
-        x, y = a[column].to_numpy(), b[column].to_numpy()
-        same = np.array_equal(x, y, equal_nan=True) if x.dtype.kind == "f" else (x == y).all()
-        assert same, column
+def _assert_straightforward(model, data, cfg, table) -> None:
+    """Every row of `table` equals the straightforward measurement: the layer compressed alone
+    (`compress_layer`), the whole model evaluated and explained with Captum (`attribute`)."""
+    ref = references(model, data, cfg.sweep)[0]
+    x = data.x_test[:sensitivity.ACTIVATION_IMAGES]
+    rows = iter(table.itertuples())
+    for name, module in prunable_layers(model):
+        for kind, rate, bits, _ in sensitivity.settings(cfg):
+            row = next(rows)
+            assert (row.layer, row.kind, row.prune_amount, row.weight_bits) == (name, kind, rate, bits)
+            weight = sensitivity.compress_layer(module, cfg.base, rate, bits)
+            twin = sensitivity.with_weight(model, name, weight)
+            ev = evaluate(twin, data.x_test, data.y_test)
+            agreement = saliency_agreement(attribute(twin, ref.probes, ref.target, cfg.method), ref.maps)
+            assert row.accuracy == ev.accuracy and row.agreement == prediction_agreement(ev, ref.evaluation)
+            assert row.spearman_abs == float(agreement["spearman_abs"].mean())
+            assert row.weight_sqnr_db == sensitivity.sqnr_db(module.weight, weight)
+            outputs = [_output(m, name, x) for m in (model, twin)]
+            assert row.activation_sqnr_db == sensitivity.sqnr_db(*outputs) or \
+                math.isclose(row.activation_sqnr_db, sensitivity.sqnr_db(*outputs), rel_tol=1e-6)
+    assert next(rows, None) is None
 
 
 @pytest.mark.parametrize("method", ["saliency", "integrated_gradients"])
-def test_small_mlp_table_equals_the_analysis_before(small, digits, method):
+def test_small_mlp_table_equals_the_straightforward_measurement(small, digits, method):
     model = load_or_train(TrainConfig(model=small["model"], dataset=small["dataset"]), digits).model
     state, x_test = _state(model), digits.x_test.clone()
     cfg = replace(CFG, method=method)
-    _equal_tables(sensitivity.sensitivity_table(model, digits, cfg), sensitivity_before.sensitivity_table(model, digits, cfg))
+    _assert_straightforward(model, digits, cfg, sensitivity.sensitivity_table(model, digits, cfg))
     assert _unchanged(model, state, digits, x_test)
 
 
 @pytest.mark.parametrize("name", ["lenet5", "separable"])
 @pytest.mark.parametrize("method", ["input_x_gradient", "integrated_gradients"])
-def test_cnn_table_equals_the_analysis_before(digits, name, method):
+def test_cnn_table_equals_the_straightforward_measurement(digits, name, method):
     model = _untrained(name, digits)
     state, x_test = _state(model), digits.x_test.clone()
     cfg = replace(CFG, method=method)
-    _equal_tables(sensitivity.sensitivity_table(model, digits, cfg, workers=1),
-                  sensitivity_before.sensitivity_table(model, digits, cfg, workers=1))
+    _assert_straightforward(model, digits, cfg, sensitivity.sensitivity_table(model, digits, cfg, workers=1))
     assert _unchanged(model, state, digits, x_test)
 
 
@@ -79,23 +91,7 @@ def test_resnet_table_equals_the_straightforward_measurement(digits):
     """Residual blocks: whole models (360 test images: two chunks, which the old hook got wrong)."""
     model = _untrained("resnet_small", digits)
     state, x_test = _state(model), digits.x_test.clone()
-    table = sensitivity.sensitivity_table(model, digits, CFG)
-    ref = references(model, digits, CFG.sweep)[0]
-    x = digits.x_test[:sensitivity.ACTIVATION_IMAGES]
-    rows = iter(table.itertuples())
-    for name, module in prunable_layers(model):
-        for kind, rate, bits, _ in sensitivity.settings(CFG):
-            row = next(rows)
-            assert (row.layer, row.kind, row.prune_amount, row.weight_bits) == (name, kind, rate, bits)
-            weight = sensitivity.compress_layer(module, CFG.base, rate, bits)
-            twin = sensitivity.with_weight(model, name, weight)
-            ev = evaluate(twin, digits.x_test, digits.y_test)
-            agreement = saliency_agreement(attribute(twin, ref.probes, ref.target, CFG.method), ref.maps)
-            assert row.accuracy == ev.accuracy and row.agreement == prediction_agreement(ev, ref.evaluation)
-            assert row.spearman_abs == float(agreement["spearman_abs"].mean())
-            outputs = [_output(m, name, x) for m in (model, twin)]
-            assert row.activation_sqnr_db == sensitivity.sqnr_db(*outputs) or \
-                math.isclose(row.activation_sqnr_db, sensitivity.sqnr_db(*outputs), rel_tol=1e-6)
+    _assert_straightforward(model, digits, CFG, sensitivity.sensitivity_table(model, digits, CFG))
     assert _unchanged(model, state, digits, x_test)
 
 
