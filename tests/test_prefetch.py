@@ -61,3 +61,20 @@ def test_the_overview_chart_is_part_of_a_guess(monkeypatch):
         monkeypatch.setattr(cache, name, lambda setup, name=name: calls.append(name))
     cache._prefetch_move(Setup(train_config("mlp", "digits"), CompressionConfig(prune_amount=0.4)))
     assert calls == ["report", "comparison_summary", "per_class_figure"]
+
+
+def test_population_guesses_wait_while_a_class_is_on_the_server(monkeypatch):
+    # The Forgotten examples page guesses the next steps' votes as the Overview does, and under the same rule.
+    seen, busy = [], [True]
+    cache._population_prefetcher.clear()
+    monkeypatch.setattr(cache, "population_view", lambda train, size, c: seen.append(round(c.prune_amount * 100)))
+    monkeypatch.setattr(cache, "_quiet_server", lambda: not busy[0])
+    train = train_config("mlp", "digits")
+    try:
+        cache.prefetch_population(train, 5, CompressionConfig(prune_amount=0.4))
+        assert cache._population_prefetcher().idle() and seen == []  # a class is on: no guesses
+        busy[0] = False
+        cache.prefetch_population(train, 5, CompressionConfig(prune_amount=0.4))
+        assert cache._population_prefetcher().idle() and seen == [41, 39]
+    finally:
+        cache._population_prefetcher.clear()

@@ -614,7 +614,8 @@ def population_view(train: TrainConfig, size: int, compression: CompressionConfi
 
 @st.cache_resource(max_entries=1, show_spinner=False)
 def _population_prefetcher() -> Prefetcher:
-    return Prefetcher(lambda args: population_view(*args))
+    # as the Overview's guesses: only while no other session is in a run and no class is on the server
+    return Prefetcher(lambda args: population_view(*args), idle_server=_quiet_server)
 
 
 def prefetch_population(train: TrainConfig, size: int, compression: CompressionConfig) -> None:
@@ -623,7 +624,7 @@ def prefetch_population(train: TrainConfig, size: int, compression: CompressionC
         return
     step = round(compression.prune_amount * 100)
     _population_prefetcher()([(train, size, replace(compression, prune_amount=(step + d) / 100))
-                              for d in (1, -1) if 0 <= step + d <= 100])
+                              for d in (1, -1) if 0 <= step + d <= 100], after=_script_thread())
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
