@@ -12,12 +12,15 @@ What a code is, by coder (which step set the stored values):
   "raw16"     fp16 / bf16 computation (the activations step's precision): the raw 16 bits of each weight,
   "uniform"   uniform quantization: the integer level (a ternary or binary nonzero is its sign, 1 bit;
               an affine nonzero one of the 2^b - 1 levels but zero's) + per group a float32 scale (and
-              an int32 zero point for affine codes),
+              an int32 zero point for affine codes); at the setting's width, or at the layer's own
+              ("weight_bits" in its layout) for a layer a per-layer plan sets (core/deploy/packed_layers.py),
   "codebook"  weight sharing: the index into the layer's codebook (zero, if the layer has zeros, is one
               more value of a dense code) + the codebook itself, float32, one per tensor.
 Codes, masks and positions are big-endian bit streams (numpy `packbits`), so each rounds up to whole bytes.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -95,6 +98,7 @@ def encode_layer(name: str, weight: Tensor, code: WeightCode, coder: str, cfg: C
         codes, side = _codebook_parts(rows, nonzero, code, dense)
     else:
         codes, side = _uniform_parts(coded.reshape(rows.shape), before, nonzero, cfg, dense)
+        layout["weight_bits"] = int(cfg.weight_bits)  # this layer's own width (a per-layer plan's may differ)
     streams = {"codes": pack_bits(codes.numpy(), v if dense else u)}
     if encoding == "mask":
         streams["mask"] = np.packbits(nonzero.flatten().numpy())
@@ -173,6 +177,8 @@ def decode_layer(layout: dict, tensors: dict[str, Tensor], cfg: CompressionConfi
 
     Raises ValueError when the streams do not hold what the layout says (a damaged file)."""
     shape, encoding, coder = layout["shape"], layout["encoding"], layout["coder"]
+    if coder == "uniform" and layout.get("weight_bits", cfg.weight_bits) != cfg.weight_bits:
+        cfg = replace(cfg, weight_bits=int(layout["weight_bits"]))  # a per-layer plan's layer, in its own width
     n, z = int(np.prod(shape)), int(layout["nonzero"])
     stream = lambda kind: tensors.get(kind, torch.zeros(0, dtype=torch.uint8)).numpy()  # noqa: E731
     if encoding == "dense":
