@@ -95,8 +95,8 @@ def pack(original: nn.Module, cfg: CompressionConfig, train: TrainConfig, input_
     layouts, tensors, written = [], {}, set()
     for name, module in stored_layers(final):
         weight, layer = module.weight.detach(), stored[name]
-        layout, found = codes.encode_layer(name, weight, layer.code, layer.coder, layer.config,
-                                           coded=layer.coded, before=layer.before)
+        layout, found = codes.encode_layer(name, weight, layer.code, layer.coder, cfg, coded=layer.coded,
+                                           before=layer.before, bits=layer.bits)
         if not torch.equal(codes.decode_layer(layout, found, cfg).to(weight.dtype), weight):
             raise ValueError(f"layer {name}: its weights are not the codes of this setting (was it compressed so?)")
         layouts.append(layout)

@@ -68,13 +68,17 @@ def coder_of(cfg: CompressionConfig) -> str:
 
 # ---------------------------------------------------------------- encoding
 def encode_layer(name: str, weight: Tensor, code: WeightCode, coder: str, cfg: CompressionConfig,
-                 coded: Tensor | None = None, before: Tensor | None = None) -> tuple[dict, dict[str, Tensor]]:
+                 coded: Tensor | None = None, before: Tensor | None = None,
+                 bits: int | None = None) -> tuple[dict, dict[str, Tensor]]:
     """(layout for the file's metadata, {kind: tensor}) of one stored layer's final `weight`.
 
-    `code` is the Size card's (`cfg.weight_code(weight)`). For "uniform": `coded` is the weight as
-    quantization left it (float32; differs from `weight` only after fp16/bf16 casting) and `before`
-    the weight quantization started from (its scales come from it). Nothing given is modified.
+    `code` is the Size card's (`cfg.weight_code(weight, layer=...)`). For "uniform": `coded` is the weight
+    as quantization left it (float32; differs from `weight` only after fp16/bf16 casting), `before` the
+    weight quantization started from (its scales come from it) and `bits` the layer's own width (a
+    per-layer plan's; None: the setting's `cfg.weight_bits`). Nothing given is modified.
     """
+    if bits is not None and bits != cfg.weight_bits:
+        cfg = replace(cfg, weight_bits=int(bits))
     rows = weight.detach().reshape(weight.shape[0], -1)
     v, u = ceil_log2(code.levels), ceil_log2(code.levels - code.has_zero)
     n, nonzero = rows.numel(), rows.ne(0)
@@ -98,7 +102,8 @@ def encode_layer(name: str, weight: Tensor, code: WeightCode, coder: str, cfg: C
         codes, side = _codebook_parts(rows, nonzero, code, dense)
     else:
         codes, side = _uniform_parts(coded.reshape(rows.shape), before, nonzero, cfg, dense)
-        layout["weight_bits"] = int(cfg.weight_bits)  # this layer's own width (a per-layer plan's may differ)
+        if bits is not None:
+            layout["weight_bits"] = int(bits)  # a per-layer plan's layer in its own width (else the setting's)
     streams = {"codes": pack_bits(codes.numpy(), v if dense else u)}
     if encoding == "mask":
         streams["mask"] = np.packbits(nonzero.flatten().numpy())

@@ -9,12 +9,12 @@ the one the Size card counts for it (`cfg.weight_code(w, layer=key)`, i.e. the p
   layer's rate, 32 bits), zeros in a mask or as positions when that is smaller, as for any layer;
 - 32: its raw bits, fp32 (or fp16/bf16 when the activations step computes in those, as the card counts).
 Every other stored layer (a layer the plan does not name or does not reach, each factor of a low-rank layer)
-keeps the setting's coder, exactly as without a plan. A layer's uniform width is in its layout
-("weight_bits"), so the loader reads every layer at its own width.
+keeps the setting's coder, exactly as without a plan. A plan's layer in uniform codes has its width in its
+layout ("weight_bits"; the others are at the setting's), so the loader reads every layer at its own width.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
@@ -27,15 +27,16 @@ from core.layers import is_factored, layer_keys, prunable_layers, stored_layers
 
 @dataclass(frozen=True)
 class StoredLayer:
-    """How one stored layer is written: the Size card's code, the coder, the setting as its codes read it
-    (its own bit width), and for "uniform" codes the weight as quantization left it (float32, before any
-    fp16/bf16 casting) and the weight quantization started from (its scales come from it)."""
+    """How one stored layer is written (`packed_codes.encode_layer`'s arguments): the Size card's code, the
+    coder, for "uniform" codes the weight as quantization left it (float32, before any fp16/bf16 casting)
+    and the weight quantization started from (its scales come from it), and a plan's layer's own width
+    (None: the setting's)."""
 
     code: WeightCode
     coder: str
-    config: CompressionConfig
     coded: Tensor | None = None
     before: Tensor | None = None
+    bits: int | None = None
 
 
 def planned(final: nn.Module, cfg: CompressionConfig, trained: nn.Module) -> dict[str, LayerSetting]:
@@ -59,11 +60,11 @@ def stored(original: nn.Module, cfg: CompressionConfig,
     for name, module in stored_layers(final):
         code = cfg.weight_code(module.weight.detach(), layer=keys.get(name))  # the Size card's (core.metrics)
         if name in own:
-            layer = StoredLayer(code, "uniform", replace(cfg, weight_bits=own[name].bits), coded[name], before[name])
+            layer = StoredLayer(code, "uniform", coded[name], before[name], own[name].bits)
         elif name in plan:
-            layer = StoredLayer(code, float_coder, cfg)
+            layer = StoredLayer(code, float_coder)
         else:
-            layer = StoredLayer(code, coder, cfg, coded.get(name), before.get(name))
+            layer = StoredLayer(code, coder, coded.get(name), before.get(name))
         found[name] = layer
     return final, found
 
