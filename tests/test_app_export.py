@@ -89,7 +89,9 @@ def test_export_page_offers_its_downloads_and_the_link():
     ({"prune": 50, "share": 4}, CompressionConfig(prune_amount=0.5, share_bits=4), "4-bit indices into each layer's table"),
     ({"rank": 0.6, "bits": 4}, CompressionConfig(rank_kept=0.6, weight_bits=4), "every low-rank layer as its two factors"),
     ({"precision": "fp16"}, CompressionConfig(precision="fp16"), "fp16 weights (16 bits each)"),
-    ({"bits": 4, "act_bits": 8}, CompressionConfig(weight_bits=4, act_bits=8), "8-bit activation ranges")])
+    ({"bits": 4, "act_bits": 8}, CompressionConfig(weight_bits=4, act_bits=8), "8-bit activation ranges"),
+    ({"plan": "conv1:p0.5b4,fc1:b2"}, CompressionConfig(layer_plan="conv1:p0.5b4,fc1:b2"),
+     "per-layer plan names in its own code (conv1: 50 % pruned, 4 bits; fc1: 2 bits)")])
 def test_export_page_offers_the_packed_file_of_every_family_with_its_size(params, cfg, words):
     at = open_app("export", **params)
     healthy(at, "Export this comparison")

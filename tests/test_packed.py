@@ -175,8 +175,7 @@ def test_16_bit_weights_are_their_16_bits():
 def test_every_registered_family_is_packable_and_an_unknown_one_is_refused_in_words():
     assert set(registry.ordered()) <= set(packed.PACKED_STEPS) | set(packed.NOT_PACKED)
     assert packed.packable(CompressionConfig(rank_kept=0.5, share_bits=2, precision="bf16", act_bits=4)) is None
-    refused = packed.packable(CompressionConfig(layer_plan="fc1:b4"))
-    assert "per-layer plan" in refused and "ONNX" in refused
+    assert packed.packable(CompressionConfig(weight_bits=4, layer_plan="fc1:p0.5b2")) is None  # tests/test_packed_plan.py
 
     class Newcomer:
         name, title = "newcomer", "Newcomer"

@@ -213,22 +213,30 @@ class Plan(Step):
                         "plan applies to the layers left dense.")
         return said
 
-    def apply(self, model: nn.Module, context: Context) -> None:
-        plan, base = self.parsed(), context.config
-        if plan is None or base is None:
-            return
-        # From the trained weights, also when the pipeline runs in parts (the rest after pruning: compress(compress(
-        # m, first), rest) is compress(m, cfg)); memoized per trained model, layer and setting.
-        trained = context.source
-        keys, originals = layer_keys(trained), dict(prunable_layers(trained))
+    def layer_settings(self, model: nn.Module, trained: nn.Module, config: Any) -> dict[str, LayerSetting]:
+        """{module name: the setting it gets} for the layers of `model` (a compressed copy of `trained`) this plan
+        sets: named, not factored, of the trained layer's shape; the classes' layer keeps its units under
+        structured pruning (rate 0). What `apply` does, and what the packed file stores per layer."""
+        plan = self.parsed()
+        if plan is None or config is None:
+            return {}
+        keys, originals, last = layer_keys(trained), dict(prunable_layers(trained)), _classes_layer(trained, config)
+        found = {}
         for name, module in prunable_layers(model):
             key = keys.get(name)
             if key is None or not plan.names(key) or is_factored(module) or name not in originals \
                     or originals[name].weight.shape != module.weight.shape:
                 continue
-            s = plan.of(key)
-            if name == _classes_layer(trained, base):
-                s = replace(s, prune=0.0)
+            found[name] = replace(plan.of(key), prune=0.0) if name == last else plan.of(key)
+        return found
+
+    def apply(self, model: nn.Module, context: Context) -> None:
+        # From the trained weights, also when the pipeline runs in parts (the rest after pruning: compress(compress(
+        # m, first), rest) is compress(m, cfg)); memoized per trained model, layer and setting.
+        base, trained = context.config, context.source
+        originals, modules = dict(prunable_layers(trained)), dict(prunable_layers(model))
+        for name, s in self.layer_settings(model, trained, base).items():
+            module = modules[name]
             weight = Context(trained).memo(_memo_key(name, s, base),
                                            lambda: compress_layer(originals[name], base, s.prune, s.bits))
             module.weight.copy_(weight.to(module.weight.dtype))

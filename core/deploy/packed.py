@@ -5,7 +5,8 @@ Every registered family is stored as the storage accounting (core.metrics.layer_
   cheapest layout of its setting's code (core/deploy/packed_codes.py): packed b-bit quantization codes
   with their scales and zero points, weight sharing's b-bit indices (of the nonzeros, with a mask, when
   combined with pruning, as Deep Compression) with the layer's float32 codebook, fp16/bf16 weights as their
-  16 raw bits, fp32 weights as their 32;
+  16 raw bits, fp32 weights as their 32; a layer a per-layer plan sets in ITS code (its own width, its
+  pruning as a mask or positions, scales per the setting's granularity: core/deploy/packed_layers.py);
 - biases and every other parameter as float32 (the Size card counts 32 bits each);
 - the rank of every factored layer (in the header), so the loader rebuilds the two thinner layers;
 - the activations step's ranges: one float32 scale and int32 zero point per fake-quantized layer input,
@@ -35,21 +36,24 @@ from safetensors.torch import save as safetensors_save
 from torch import Tensor, nn
 
 import models
-from core.compression import CompressionConfig, compress
+from core.compression import CompressionConfig
 from core.compression import steps as registry
 from core.compression.activations import ACT_OFF, DTYPES, CastInputs, CastOutput, FakeQuantInput
 from core.compression.lowrank import factor_layer
 from core.deploy import packed_codes as codes
+from core.deploy import packed_layers
 from core.deploy.packed_codes import pack_bits, unpack_bits  # noqa: F401  (the bit streams, for callers)
 from core.layers import is_factored, prunable_layers, stored_layers
 from core.training import TrainConfig
 
 FORMAT_NAME = "compression-lens-packed"
-VERSION = 2
-FORMAT = f"{FORMAT_NAME}/{VERSION}"  # version 1: pruning and quantization only, without activation ranges
+VERSION = 3
+# Version 1: pruning and quantization only, without activation ranges; 2: one code width for every layer
+# (3 writes a uniform layer's width in its layout: a per-layer plan's layers each have their own).
+FORMAT = f"{FORMAT_NAME}/{VERSION}"
 ACT = "@activations"  # tensor names of the activation ranges (no module name starts with "@")
 # The steps whose stored form this file writes; a family added later is refused, in words, until it is here.
-PACKED_STEPS = ("lowrank", "prune", "share", "quantize", "activations")
+PACKED_STEPS = ("lowrank", "prune", "share", "quantize", "plan", "activations")
 
 
 HEADER_BASE, HEADER_PER_LAYER = 1200, 600  # bytes: the header's documented bound (see the docstring)
@@ -65,9 +69,8 @@ class PackedFileError(ValueError):
     """A file `unpack` cannot read, with the reason in words (shown as such on the Export page)."""
 
 
-# Registered steps this file knows and does not write yet, each with the reason in words.
-NOT_PACKED = {"plan": "a per-layer plan gives each layer its own bit width, and this file describes one code "
-                      "for the whole setting"}
+# Registered steps this file knows and does not write yet, each with the reason in words (none today).
+NOT_PACKED: dict[str, str] = {}
 
 
 def packable(cfg: CompressionConfig) -> str | None:
@@ -88,13 +91,12 @@ def pack(original: nn.Module, cfg: CompressionConfig, train: TrainConfig, input_
     """
     if (problem := packable(cfg)) is not None:
         raise ValueError(problem)
-    final, coded, before = _stages(original, cfg, calibration)
-    coder = codes.coder_of(cfg)
+    final, stored = packed_layers.stored(original, cfg, calibration)
     layouts, tensors, written = [], {}, set()
     for name, module in stored_layers(final):
-        weight = module.weight.detach()
-        layout, found = codes.encode_layer(name, weight, cfg.weight_code(weight), coder, cfg,
-                                           coded=coded.get(name), before=before.get(name))
+        weight, layer = module.weight.detach(), stored[name]
+        layout, found = codes.encode_layer(name, weight, layer.code, layer.coder, cfg, coded=layer.coded,
+                                           before=layer.before, bits=layer.bits)
         if not torch.equal(codes.decode_layer(layout, found, cfg).to(weight.dtype), weight):
             raise ValueError(f"layer {name}: its weights are not the codes of this setting (was it compressed so?)")
         layouts.append(layout)
@@ -118,21 +120,6 @@ def pack(original: nn.Module, cfg: CompressionConfig, train: TrainConfig, input_
             "steps": json.dumps([step.name for step in cfg.pipeline()]), "factored": json.dumps(factored),
             "layers": json.dumps(layouts), "uncounted": json.dumps(uncounted)}
     return safetensors_save({k: t.contiguous() for k, t in tensors.items()}, metadata=meta)
-
-
-def _stages(original: nn.Module, cfg: CompressionConfig,
-            calibration: Tensor | None) -> tuple[nn.Module, dict[str, Tensor], dict[str, Tensor]]:
-    """(the compressed model, {stored layer: weight as quantization left it}, {stored layer: weight before it}).
-
-    The two dicts are filled only when the setting quantizes uniformly (its codes need the scales of
-    the weights it started from, and its float32 levels before any fp16/bf16 casting)."""
-    final = compress(original, cfg, calibration)
-    if codes.coder_of(cfg) != "uniform":
-        return final, {}, {}
-    upto_share, upto_quantize = cfg.split("share")[0], cfg.split("quantize")[0]
-    levels = final if cfg.pipeline()[-1].name == "quantize" else compress(original, upto_quantize, calibration)
-    weights = lambda model: {n: m.weight.detach() for n, m in stored_layers(model)}  # noqa: E731
-    return final, weights(levels), weights(compress(original, upto_share, calibration))
 
 
 def _activation_ranges(model: nn.Module, cfg: CompressionConfig) -> dict[str, Tensor]:
@@ -285,6 +272,11 @@ def contents(cfg: CompressionConfig) -> str:
                          f"{' and zero points' if cfg.quant_scheme == 'affine' else ''}",
               "raw16": f"{cfg.precision} weights (16 bits each)", "raw32": "fp32 weights"}
     parts = [values[coder]]
+    if "plan" in running and (plan := cfg.step("plan").parsed()) is not None:
+        zero_points = " and zero points" if cfg.quant_scheme == "affine" else ""
+        parts = [f"each layer the per-layer plan names in its own code ({plan.words()}): codes of its width with "
+                 f"their scales{zero_points}, its zeros as a mask or positions where that is smaller, a 32-bit "
+                 f"layer as {values[codes.coder_of(cfg.only('activations'))]}", f"the other layers as {values[coder]}"]
     if "lowrank" in running:
         parts.append("every low-rank layer as its two factors")
     if "prune" in running:

@@ -12,12 +12,15 @@ What a code is, by coder (which step set the stored values):
   "raw16"     fp16 / bf16 computation (the activations step's precision): the raw 16 bits of each weight,
   "uniform"   uniform quantization: the integer level (a ternary or binary nonzero is its sign, 1 bit;
               an affine nonzero one of the 2^b - 1 levels but zero's) + per group a float32 scale (and
-              an int32 zero point for affine codes),
+              an int32 zero point for affine codes); at the setting's width, or at the layer's own
+              ("weight_bits" in its layout) for a layer a per-layer plan sets (core/deploy/packed_layers.py),
   "codebook"  weight sharing: the index into the layer's codebook (zero, if the layer has zeros, is one
               more value of a dense code) + the codebook itself, float32, one per tensor.
 Codes, masks and positions are big-endian bit streams (numpy `packbits`), so each rounds up to whole bytes.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -65,13 +68,17 @@ def coder_of(cfg: CompressionConfig) -> str:
 
 # ---------------------------------------------------------------- encoding
 def encode_layer(name: str, weight: Tensor, code: WeightCode, coder: str, cfg: CompressionConfig,
-                 coded: Tensor | None = None, before: Tensor | None = None) -> tuple[dict, dict[str, Tensor]]:
+                 coded: Tensor | None = None, before: Tensor | None = None,
+                 bits: int | None = None) -> tuple[dict, dict[str, Tensor]]:
     """(layout for the file's metadata, {kind: tensor}) of one stored layer's final `weight`.
 
-    `code` is the Size card's (`cfg.weight_code(weight)`). For "uniform": `coded` is the weight as
-    quantization left it (float32; differs from `weight` only after fp16/bf16 casting) and `before`
-    the weight quantization started from (its scales come from it). Nothing given is modified.
+    `code` is the Size card's (`cfg.weight_code(weight, layer=...)`). For "uniform": `coded` is the weight
+    as quantization left it (float32; differs from `weight` only after fp16/bf16 casting), `before` the
+    weight quantization started from (its scales come from it) and `bits` the layer's own width (a
+    per-layer plan's; None: the setting's `cfg.weight_bits`). Nothing given is modified.
     """
+    if bits is not None and bits != cfg.weight_bits:
+        cfg = replace(cfg, weight_bits=int(bits))
     rows = weight.detach().reshape(weight.shape[0], -1)
     v, u = ceil_log2(code.levels), ceil_log2(code.levels - code.has_zero)
     n, nonzero = rows.numel(), rows.ne(0)
@@ -95,6 +102,8 @@ def encode_layer(name: str, weight: Tensor, code: WeightCode, coder: str, cfg: C
         codes, side = _codebook_parts(rows, nonzero, code, dense)
     else:
         codes, side = _uniform_parts(coded.reshape(rows.shape), before, nonzero, cfg, dense)
+        if bits is not None:
+            layout["weight_bits"] = int(bits)  # a per-layer plan's layer in its own width (else the setting's)
     streams = {"codes": pack_bits(codes.numpy(), v if dense else u)}
     if encoding == "mask":
         streams["mask"] = np.packbits(nonzero.flatten().numpy())
@@ -173,6 +182,8 @@ def decode_layer(layout: dict, tensors: dict[str, Tensor], cfg: CompressionConfi
 
     Raises ValueError when the streams do not hold what the layout says (a damaged file)."""
     shape, encoding, coder = layout["shape"], layout["encoding"], layout["coder"]
+    if coder == "uniform" and layout.get("weight_bits", cfg.weight_bits) != cfg.weight_bits:
+        cfg = replace(cfg, weight_bits=int(layout["weight_bits"]))  # a per-layer plan's layer, in its own width
     n, z = int(np.prod(shape)), int(layout["nonzero"])
     stream = lambda kind: tensors.get(kind, torch.zeros(0, dtype=torch.uint8)).numpy()  # noqa: E731
     if encoding == "dense":
