@@ -21,6 +21,7 @@ import copy
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.explain.attribution import black
@@ -109,30 +110,73 @@ def gradient_maps(model: nn.Module, name: str, weights: list[Tensor], probes: Te
     """`attribute(model with weight w in layer name, probes, target, method)` for each w, concatenated
     (K * P, H, W); None when `split` does not handle the layer or the method is not a GRADIENT_METHODS one.
 
-    The layers before run once with their graph kept; the model and the probes are only read."""
+    The layers before run once with their graph kept; the model and the probes are only read. Every step
+    back is autograd's, as in Captum's call, but the last one when the model starts with a `flippable`
+    convolution: its input gradient is `input_gradient`'s (within FLIP_TOLERANCE of Captum's maps).
+    """
     parts = split(model, name, fast=False)  # exact gradients: torch's own pooling
     if parts is None or method not in GRADIENT_METHODS:
         return None
     prefix, module, suffix = parts
     layer = copy.deepcopy(module)
-    x = probes.detach().clone().requires_grad_()
+    x = probes.detach()
+    entry = prefix[0] if len(prefix) else layer  # where the gradient leaves for the image
+    flip = flippable(entry)
     rows = torch.as_tensor(target).long().reshape(-1, 1).expand(len(x), 1)
     maps = []
     with torch.enable_grad():
-        h = prefix(x)
+        top = x.clone()
+        if flip and len(prefix):  # the graph of the layers before starts at the entry's output
+            with torch.no_grad():
+                top, prefix = entry(x), prefix[1:]
+        top.requires_grad_()
+        h = prefix(top)
         for w in weights:
             with torch.no_grad():
                 layer.weight.copy_(w)
-            start = h if h is x else h.detach().requires_grad_()  # the suffix's graph ends at h
-            scores = suffix(layer(start)).gather(1, rows).squeeze(1)
+            if flip and entry is layer:  # the gradient stops at the layer's output
+                with torch.no_grad():
+                    start = layer(x)
+                scores = suffix(start.requires_grad_())
+            else:
+                start = h if h is top else h.detach().requires_grad_()  # the suffix's graph ends at h
+                scores = suffix(layer(start))
             # As Captum's Saliency: the gradient of each image's own score, back to the layer's input ...
             # (Captum passes torch.unbind(scores), one root per image: ones as the gradient of their sum, the
             # same numbers without 64 graph roots)
+            scores = scores.gather(1, rows).squeeze(1)
             (grad,) = torch.autograd.grad(scores, start, torch.ones_like(scores))
-            if h is not x:  # ... then through the shared graph of the layers before
-                (grad,) = torch.autograd.grad(h, x, grad, retain_graph=True)
-            maps.append(_reduce(grad, x.detach(), method))
+            if h is not top:  # ... then through the shared graph of the layers before
+                (grad,) = torch.autograd.grad(h, top, grad, retain_graph=True)
+            maps.append(_reduce(input_gradient(entry, grad) if flip else grad, x, method))
     return torch.cat(maps)
+
+
+# How far the maps may be from Captum's when `input_gradient` takes the last step: a different order of the
+# same float32 sums (measured on LeNet-5: at most 4e-7 of a map's largest value; the table's mean rank
+# correlations moved by at most 2e-7, below the 3 decimals any page shows), for 3x less time on that step.
+FLIP_TOLERANCE = 1e-5
+
+
+def flippable(module: nn.Module) -> bool:
+    """A Conv2d whose input gradient `input_gradient` computes: stride 1, no dilation, one group, zero padding
+    of at most kernel - 1."""
+    return (type(module) is nn.Conv2d and module.stride == (1, 1) and module.dilation == (1, 1)
+            and module.groups == 1 and module.padding_mode == "zeros" and isinstance(module.padding, tuple)
+            and all(p <= k - 1 for p, k in zip(module.padding, module.kernel_size)))
+
+
+def input_gradient(conv: nn.Conv2d, grad: Tensor) -> Tensor:
+    """d(sum(grad * conv(x))) / dx for a `flippable` convolution: the forward convolution of `grad` with the
+    weight flipped in space and its channel axes swapped, padding kernel - 1 - padding.
+
+    Instead of autograd's step back through the model's first convolution: torch's (oneDNN's) input gradient
+    for one input channel took 5.2 ms on 64 probes of 28 x 28 (conv1 of LeNet-5), this forward convolution
+    1.3 ms, and every setting of every layer ends with that step (the sensitivity analysis' 40 settings:
+    285 ms of gradients became 186 ms, CPU time)."""
+    weight = conv.weight.detach().flip(-1, -2).transpose(0, 1)
+    padding = tuple(k - 1 - p for p, k in zip(conv.padding, conv.kernel_size))
+    return F.conv2d(grad, weight, padding=padding)
 
 
 def _reduce(grad: Tensor, x: Tensor, method: str) -> Tensor:

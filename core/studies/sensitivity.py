@@ -61,6 +61,7 @@ from core.studies.sweeps import references, sweep_problem
 RATES = (0.5, 0.8, 0.9, 0.95)
 BITS = (8, 4, 3, 2)
 METRICS = ("accuracy", "agreement", *SALIENCY_METRICS)
+KINDS = ("prune", "quantize")
 
 Progress = Callable[[float, str], None]
 
@@ -128,7 +129,7 @@ def sensitivity_table(model: nn.Module, data: Dataset, cfg: SensitivityConfig, p
     bias), accuracy, agreement, {spearman_abs, spearman, topk, ssim} (means over the probes),
     degenerate, weight_sqnr_db, activation_sqnr_db. attrs: original_accuracy, n_test, n_probes,
     method. refs: `sweeps.references(model, data, cfg.sweep)` (computed when None).
-    progress(fraction, message) is called on the calling thread once per layer.
+    progress(fraction, message) is called on the calling thread once per layer and kind.
     """
     if problem := analysis_problem(model, data, cfg):
         raise ValueError(problem)
@@ -136,25 +137,33 @@ def sensitivity_table(model: nn.Module, data: Dataset, cfg: SensitivityConfig, p
     names = [name for name, _ in prunable_layers(model)]
     report = progress or (lambda fraction, message: None)
     labels = layer_labels(model)
+    # One task per layer and kind (its pruning rates, its bit widths), in layer order: on LeNet-5 the first
+    # layers cost the most (their settings run every layer after them on the test set), so two workers
+    # taking tasks in this order end together; one task per layer left one worker alone with conv1.
+    tasks = [(name, kind) for name in names for kind in KINDS if any(c[0] == kind for c in settings(cfg))]
     done = [0]
 
     def tick(k: int) -> None:
         done[0] += 1
-        report(done[0] / len(names), f"{done[0]} of {len(names)} layers ({labels[names[k]].split(' (')[0]} done)")
+        name, kind = tasks[k]
+        report(done[0] / len(tasks), f"{done[0]} of {len(tasks)} parts ({labels[name].split(' (')[0]}, "
+                                     f"{'pruning' if kind == 'prune' else 'quantization'} done)")
 
     # The original's input to every layer, once for all layers (models layer_runs.split handles).
     inputs = layer_inputs(model, names, data.x_test)
-    rows = run_tasks(_layer_rows, names, workers, tick, shared=(model, ref, data, cfg, inputs))
+    rows = run_tasks(_layer_rows, tasks, workers, tick, shared=(model, ref, data, cfg, inputs))
     table = pd.DataFrame([row for layer in rows for row in layer])
     table.attrs.update(original_accuracy=ref.evaluation.accuracy, n_test=len(data.y_test),
                        n_probes=len(ref.probes), method=cfg.method)
     return table
 
 
-def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, inputs: dict, name: str) -> list[dict]:
-    """Every setting of one layer: compress it alone, measure all settings, one agreement call for all maps."""
+def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, inputs: dict,
+                task: tuple[str, str]) -> list[dict]:
+    """The settings of one kind of one layer: compress it alone, measure them, one agreement call for their maps."""
+    name, kind_wanted = task
     module = dict(prunable_layers(model))[name]
-    columns = settings(cfg)
+    columns = [c for c in settings(cfg) if c[0] == kind_wanted]
     ok = [kind != "prune" or structured_applies(model, name, cfg.base) for kind, *_ in columns]
     weights = [compress_layer(module, cfg.base, rate, bits) if fine else None
                for (kind, rate, bits, _), fine in zip(columns, ok)]
