@@ -102,7 +102,8 @@ def outcomes(model: nn.Module, name: str, weights: list[Tensor], x: Tensor, labe
                 predictions[k].append(suffix(out).argmax(1))
             if start == 0:
                 clean = module(h)[:ACTIVATION_IMAGES]
-    return [_scores(torch.cat(p), labels, reference, sqnr_db(clean, n)) for p, n in zip(predictions, noisy)]
+    power = power_of(clean)  # once for every setting
+    return [_scores(torch.cat(p), labels, reference, sqnr_db(clean, n, power)) for p, n in zip(predictions, noisy)]
 
 
 def gradient_maps(model: nn.Module, name: str, weights: list[Tensor], probes: Tensor, target: Tensor,
@@ -186,15 +187,21 @@ def _reduce(grad: Tensor, x: Tensor, method: str) -> Tensor:
     return (grad * (x - black(x).expand_as(x))).sum(dim=1).to(torch.float32)
 
 
-def sqnr_db(signal: Tensor, approximation: Tensor) -> float:
-    """10 log10(||signal||^2 / ||signal - approximation||^2) in dB; inf when they are equal (and for 0 vs 0)."""
+def sqnr_db(signal: Tensor, approximation: Tensor, power: float | None = None) -> float:
+    """10 log10(||signal||^2 / ||signal - approximation||^2) in dB; inf when they are equal (and for 0 vs 0).
+
+    power: `power_of(signal)` when already known (one signal against several approximations)."""
     s, a = signal.detach(), approximation.detach()
-    # Sums of squares accumulated in float64 (no float64 copy of a whole activation batch).
-    error = float(torch.linalg.vector_norm(s - a, dtype=torch.float64)) ** 2
-    power = float(torch.linalg.vector_norm(s, dtype=torch.float64)) ** 2
+    error = power_of(s - a)
+    power = power_of(s) if power is None else power
     if error == 0.0:
         return math.inf
     return 10.0 * math.log10(power / error) if power > 0 else -math.inf
+
+
+def power_of(signal: Tensor) -> float:
+    """||signal||^2, the sum of squares accumulated in float64."""
+    return float(torch.linalg.vector_norm(signal.detach(), dtype=torch.float64)) ** 2
 
 
 def fast_chain(modules: list[nn.Module]) -> list[nn.Module]:

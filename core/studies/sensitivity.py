@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from core.compression import CompressionConfig, compress
 from core.data import Dataset
-from core.explain.agreement import agreement_with_reference
+from core.explain.agreement import Reference, agreement_with_reference, reference_of
 from core.explain.attribution import attribute
 from core.compression.plan import compress_layer  # noqa: F401  (one layer compressed alone: shared with the plan step)
 from core.layers import layer_keys, layer_labels, prunable_layers  # noqa: F401  (layer_keys: used by callers)
@@ -151,14 +151,15 @@ def sensitivity_table(model: nn.Module, data: Dataset, cfg: SensitivityConfig, p
 
     # The original's input to every layer, once for all layers (models layer_runs.split handles).
     inputs = layer_inputs(model, names, data.x_test)
-    rows = run_tasks(_layer_rows, tasks, workers, tick, shared=(model, ref, data, cfg, inputs))
+    shared = (model, ref, reference_of(ref.maps), data, cfg, inputs)  # the original's maps prepared once
+    rows = run_tasks(_layer_rows, tasks, workers, tick, shared=shared)
     table = pd.DataFrame([row for layer in rows for row in layer])
     table.attrs.update(original_accuracy=ref.evaluation.accuracy, n_test=len(data.y_test),
                        n_probes=len(ref.probes), method=cfg.method)
     return table
 
 
-def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, inputs: dict,
+def _layer_rows(model: nn.Module, ref, original: Reference, data: Dataset, cfg: SensitivityConfig, inputs: dict,
                 task: tuple[str, str]) -> list[dict]:
     """The settings of one kind of one layer: compress it alone, measure them, one agreement call for their maps."""
     name, kind_wanted = task
@@ -172,7 +173,7 @@ def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, in
     predicted = torch.from_numpy(ref.evaluation.predictions.copy())  # the cached evaluation's array is read-only
     scores = outcomes(model, name, used, data.x_test, labels, predicted, inputs.get(name))
     maps = _maps(model, name, used, ref, cfg.method) if used else None
-    agreement = agreement_with_reference(maps, ref.maps) if used else {}  # the original's maps ranked once
+    agreement = agreement_with_reference(maps, original) if used else {}
     key, label = layer_keys(model)[name], layer_labels(model)[name]
     rows, k, probes = [], 0, len(ref.probes)
     for (kind, rate, bits, text), weight in zip(columns, weights):
