@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from dataclasses import replace
 
 import pytest
@@ -215,6 +216,24 @@ def test_layer_inputs_are_each_layers_own_prefix(digits, name):
             own = [prefix(digits.x_test[i:i + layer_runs.CHUNK]) for i in range(0, len(digits.x_test), layer_runs.CHUNK)]
         assert len(own) == len(inputs[layer]) and all(torch.equal(a, b) for a, b in zip(own, inputs[layer]))
     assert layer_runs.layer_inputs(_untrained("resnet_small", digits), ["stem"], digits.x_test) == {}
+
+
+def test_shared_inputs_are_computed_once_and_travel_computed(digits):
+    """SharedInputs: the first child's input is the test set itself (None), the others layer_inputs' (computed
+    once, also when two threads ask at once), and a pickled copy (Ray's) carries the same tensors."""
+    from concurrent.futures import ThreadPoolExecutor
+    model = _untrained("lenet5", digits)
+    names = [n for n, _ in prunable_layers(model)]
+    expected = layer_runs.layer_inputs(model, names, digits.x_test)
+    shared = layer_runs.SharedInputs(model, names, digits.x_test)
+    assert shared.get(names[0]) is None
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(shared.get, names[1:3])
+    assert first is shared.get(names[1]) and second is shared.get(names[2])
+    copy = pickle.loads(pickle.dumps(shared))
+    for layer in names[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(copy.get(layer), expected[layer]))
+    assert copy.get(names[0]) is None
 
 
 def test_relu_moves_after_the_pooling_with_the_same_numbers():

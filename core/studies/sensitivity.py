@@ -55,7 +55,8 @@ from core.layers import layer_keys, layer_labels, prunable_layers  # noqa: F401 
 from core.metrics import FP32_BITS, weight_storage_bits
 from core.studies.sweep_plan import SALIENCY_METRICS, SweepConfig
 from core.studies.executor import run_tasks
-from core.studies.layer_runs import ACTIVATION_IMAGES, CHUNK, gradient_maps, layer_inputs, outcomes, sqnr_db  # noqa: F401
+from core.studies.layer_runs import (ACTIVATION_IMAGES, CHUNK, SharedInputs, gradient_maps, layer_inputs,  # noqa: F401
+                                     outcomes, sqnr_db)
 from core.studies.sweeps import references, sweep_problem
 
 RATES = (0.5, 0.8, 0.9, 0.95)
@@ -149,8 +150,9 @@ def sensitivity_table(model: nn.Module, data: Dataset, cfg: SensitivityConfig, p
         report(done[0] / len(tasks), f"{done[0]} of {len(tasks)} parts ({labels[name].split(' (')[0]}, "
                                      f"{'pruning' if kind == 'prune' else 'quantization'} done)")
 
-    # The original's input to every layer, once for all layers (models layer_runs.split handles).
-    inputs = layer_inputs(model, names, data.x_test)
+    # The original's input to every layer, once for all layers (models layer_runs.split handles), computed by
+    # the first task that needs it.
+    inputs = SharedInputs(model, names, data.x_test)
     shared = (model, ref, reference_of(ref.maps), data, cfg, inputs)  # the original's maps prepared once
     rows = run_tasks(_layer_rows, tasks, workers, tick, shared=shared)
     table = pd.DataFrame([row for layer in rows for row in layer])
@@ -159,7 +161,7 @@ def sensitivity_table(model: nn.Module, data: Dataset, cfg: SensitivityConfig, p
     return table
 
 
-def _layer_rows(model: nn.Module, ref, original: Reference, data: Dataset, cfg: SensitivityConfig, inputs: dict,
+def _layer_rows(model: nn.Module, ref, original: Reference, data: Dataset, cfg: SensitivityConfig, inputs: SharedInputs,
                 task: tuple[str, str]) -> list[dict]:
     """The settings of one kind of one layer: compress it alone, measure them, one agreement call for their maps."""
     name, kind_wanted = task
