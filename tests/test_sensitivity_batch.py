@@ -242,3 +242,18 @@ def test_relu_moves_after_the_pooling_with_the_same_numbers():
     x = torch.randn(3, 2, 9, 9)
     assert torch.equal(torch.nn.Sequential(*chain)(x.clone()),
                        torch.nn.Sequential(torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.ReLU(), torch.nn.MaxPool2d(2))(x))
+
+
+def test_outcomes_on_onednn_tensors_equal_the_plain_ones(digits, monkeypatch):
+    """A convolution's settings evaluated on oneDNN tensors (core.fast_inference) give every number the plain
+    tensors give, and when the per-shape check says they would not, the plain path runs."""
+    model = _untrained("lenet5", digits)
+    labels, reference = torch.as_tensor(digits.y_test).long(), torch.zeros(len(digits.y_test), dtype=torch.long)
+    for layer, module in prunable_layers(model)[:2]:
+        weights = [sensitivity.compress_layer(module, CFG.base, rate, bits) for rate, bits in ((0.5, 32), (0.0, 2))]
+        fast = layer_runs.outcomes(model, layer, weights, digits.x_test, labels, reference)
+        with monkeypatch.context() as patch:
+            seen = []
+            patch.setattr(layer_runs, "onednn_agrees", lambda *args: seen.append(1) or False)
+            plain = layer_runs.outcomes(model, layer, weights, digits.x_test, labels, reference)
+        assert seen and fast == plain, layer

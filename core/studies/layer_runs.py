@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.explain.attribution import black
-from core.fast_inference import MaxPool2x2, swappable
+from core.fast_inference import MaxPool2x2, onednn_agrees, onednn_parts, swappable
 from core.layers import prunable_layers
 
 CHUNK = 256               # rows per forward, as core.metrics.evaluate (same chunks: same numbers)
@@ -120,15 +120,18 @@ def outcomes(model: nn.Module, name: str, weights: list[Tensor], x: Tensor, labe
     layer = copy.deepcopy(module)
     predictions: list[list[Tensor]] = [[] for _ in weights]
     clean, noisy = None, [None] * len(weights)
+    onednn = onednn_parts(module, list(suffix))  # a convolution's chain on oneDNN tensors, where it agrees
     with torch.inference_mode():
         for index, start in enumerate(range(0, len(x), CHUNK)):
             h = inputs[index] if inputs else prefix(x[start:start + CHUNK])  # shared by every setting
+            fast = onednn is not None and onednn_agrees(module, onednn, suffix, h)
+            h_in = h.to_mkldnn() if fast else h
             for k, w in enumerate(weights):
                 layer.weight.copy_(w)
-                out = layer(h)
+                out = layer(h_in)
                 if start == 0:
-                    noisy[k] = out[:ACTIVATION_IMAGES]
-                predictions[k].append(suffix(out).argmax(1))
+                    noisy[k] = (out.to_dense() if fast else out)[:ACTIVATION_IMAGES]
+                predictions[k].append((onednn[1](onednn[0](out).to_dense()) if fast else suffix(out)).argmax(1))
             if start == 0:
                 clean = module(h)[:ACTIVATION_IMAGES]
     power = power_of(clean)  # once for every setting

@@ -18,22 +18,31 @@ one layer. Structured pruning never removes the classes' units, so it does not a
 last layer (rows with applicable False and NaN metrics).
 
 Batching (core/studies/layer_runs.py; every number the same as measuring each one-layer model on its
-own, bit for bit: tests/test_sensitivity_batch.py). On an nn.Sequential whose layer is a top-level
-child (lenet5, lenet300, mlp, mlp32, separable), the original's input to every layer is computed once
-per analysis on the test set, and each setting runs only the compressed layer and the layers after it;
-the layer's output for the activation SQNR comes out of that pass, 2x2 max poolings run as strided
+own, bit for bit, but the maps' last step back noted below: tests/test_sensitivity_batch.py). On an
+nn.Sequential whose layer is a top-level child (lenet5, lenet300, mlp, mlp32, separable), the original's
+input to every layer is computed once per analysis on the test set (by the first task that needs it), and
+each setting runs only the compressed layer and the layers after it; the layer's output for the activation
+SQNR comes out of that pass (the clean output's power once per layer), 2x2 max poolings run as strided
 maxima with the ReLU before them moved after them (`layer_runs.fast_chain`: the same numbers). Saliency
 and Gradient x Input maps run the layers before forward once on the probes and send each setting's
-gradient back through that shared graph (`layer_runs.gradient_maps`: Captum's numbers); other methods
-take one Captum call per setting on one private copy. resnet_small's layers sit inside residual blocks
-whose skip connection goes around them: it takes the whole-model path (one copy per setting). All the
-settings' maps are compared in one call that ranks the original's maps once
-(`agreement.agreement_with_reference`). Stacking the settings instead (one conv with 8 x 6 filters for
+gradient back through that shared graph (`layer_runs.gradient_maps`: Captum's numbers); when the model
+starts with a plain convolution (lenet5), the last step back, its input gradient, is a forward convolution
+with the flipped weight (`layer_runs.input_gradient`: oneDNN's input gradient of LeNet-5's one-channel conv1
+took 5.2 ms per 64 probes, this 1.3 ms; the maps move by at most 4e-7 of their largest value, the table's
+mean rank correlations by at most 2e-7, below the 3 decimals a page shows). Other methods take one
+Captum call per setting on one private copy. resnet_small's layers sit inside residual blocks whose skip
+connection goes around them: it takes the whole-model path (one copy per setting). The settings' maps are
+compared in one call per task with the original's maps prepared once per analysis (`agreement.reference_of`:
+ranks, top-k, SSIM statistics). Stacking the settings instead (one conv with 8 x 6 filters for
 conv1's settings, a grouped conv or a batch of 8 x 256 for conv2's, torch.vmap over the backward of 8
 gradients) was measured slower on this CPU (conv1: 33 ms vs 8 x 2.2 ms; conv2: 3.6 vs 1.4 ms per setting;
-conv1's input gradient for 8 x 64 probes: 46 ms in one call, 31 ms in eight): the work is arithmetic, not
-call overhead, and small batches stay in cache. Layers are measured on worker threads (torch frees the GIL
-in its kernels), as the sweeps' rows are. Inputs are never modified: every compressed layer is a copy.
+conv1's input gradient for 8 x 64 probes: 46 ms in one call, 31 ms in eight; the flipped convolution too:
+10 ms for 256 probes, 1.9 ms for 64), and so were smaller chunks for the convolutions (LeNet-5's conv1 chain:
+4.6 ms per 256 images at once, 5.1 ms in chunks of 64): the work is arithmetic, not call overhead. Tasks
+run on worker threads (torch frees the GIL in its kernels), as the sweeps' rows are: one per layer and kind
+(its rates, its bit widths), in layer order, the costliest first on LeNet-5 (conv1's 0.22 s each, fc3's
+0.04 s), so two workers end within a few ms of each other (one task per layer left one worker alone with
+conv1: 0.98 s on 2 workers against 1.06 on 1). Inputs are never modified: every compressed layer is a copy.
 """
 from __future__ import annotations
 
