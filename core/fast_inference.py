@@ -107,6 +107,15 @@ def onednn_parts(layer: nn.Module, after: list[nn.Module]) -> tuple[nn.Sequentia
     return nn.Sequential(*head), nn.Sequential(*after[cut:])
 
 
+def onednn_threads() -> None:
+    """Give the calling thread torch's number of threads for oneDNN too (call it on each worker thread).
+
+    oneDNN's layout reorders run OpenMP teams sized by the calling thread's own OpenMP setting, and a thread
+    Python starts has the process default (every core), not `torch.set_num_threads`' value: without this the
+    sensitivity analysis' two workers ran four threads on two cores (1.35 s CPU instead of 0.91)."""
+    torch.set_num_threads(torch.get_num_threads())
+
+
 def onednn_agrees(layer: nn.Module, parts: tuple[nn.Sequential, nn.Sequential], after: nn.Module, h: Tensor) -> bool:
     """Do `layer` and `parts` on oneDNN tensors give `after(layer(h))` and `layer(h)` bit for bit on h?
 

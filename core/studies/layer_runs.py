@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.explain.attribution import black
-from core.fast_inference import MaxPool2x2, onednn_agrees, onednn_parts, swappable
+from core.fast_inference import MaxPool2x2, onednn_agrees, onednn_parts, onednn_threads, swappable
 from core.layers import prunable_layers
 
 CHUNK = 256               # rows per forward, as core.metrics.evaluate (same chunks: same numbers)
@@ -121,6 +121,8 @@ def outcomes(model: nn.Module, name: str, weights: list[Tensor], x: Tensor, labe
     predictions: list[list[Tensor]] = [[] for _ in weights]
     clean, noisy = None, [None] * len(weights)
     onednn = onednn_parts(module, list(suffix))  # a convolution's chain on oneDNN tensors, where it agrees
+    if onednn is not None:
+        onednn_threads()
     with torch.inference_mode():
         for index, start in enumerate(range(0, len(x), CHUNK)):
             h = inputs[index] if inputs else prefix(x[start:start + CHUNK])  # shared by every setting
