@@ -122,8 +122,8 @@ def onednn_agrees(layer: nn.Module, parts: tuple[nn.Sequential, nn.Sequential], 
     Checked once per process for each shape of h and of the convolutions (oneDNN picks its kernel by shape,
     not by values), under inference mode."""
     head, tail = parts
-    key = (tuple(h.shape), h.dtype, *[(tuple(m.weight.shape), m.padding, m.stride, m.dilation, m.groups)
-                                      for m in (layer, *head) if isinstance(m, nn.Conv2d)], len(tail))
+    key = (tuple(h.shape), h.dtype, *[(tuple(m.weight.shape), m.bias is None, m.padding, m.stride, m.dilation,
+                                       m.groups) for m in (layer, *head) if isinstance(m, nn.Conv2d)], len(tail))
     if key not in _AGREES:
         out, fast = layer(h), layer(h.to_mkldnn())
         _AGREES[key] = torch.equal(out, fast.to_dense()) and torch.equal(after(out), tail(head(fast).to_dense()))
