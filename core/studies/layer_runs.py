@@ -6,11 +6,14 @@ lenet300, mlp, mlp32, separable), the model splits into (layers before, the laye
 
 - evaluation: the original's input to every such layer is computed once per analysis on the test set
   (`layer_inputs`, one pass over the chunks for all layers), and each variant runs only the layer and
-  what follows. The same operations on the same chunks as a whole forward: the same numbers.
+  what follows. The same operations on the same chunks as a whole forward: the same numbers (a
+  convolution's chain on oneDNN tensors where `core.fast_inference.onednn_agrees` says so: also the same).
 - maps (saliency, Gradient x Input): the layers before run forward once on the probes with their graph
   kept; per variant only the layer and what follows run forward, and the gradient goes back through the
   shared graph of the layers before (`gradient_maps`). The same backward operations in the same order as
-  Captum's call on the whole model (tests/test_sensitivity.py checks equality with `attribute`).
+  Captum's call on the whole model (tests/test_sensitivity_batch.py checks equality with `attribute`), but
+  through a first convolution, whose input gradient is a flipped forward convolution (`input_gradient`:
+  within FLIP_TOLERANCE, 3x faster on LeNet-5's conv1).
 
 Other models (resnet_small: its layers sit inside residual blocks whose skip connection goes around them,
 so there is no "layers before" module to run once) take the whole-model path, as do other methods.
