@@ -32,7 +32,7 @@ gradient back through that shared graph (`layer_runs.gradient_maps`: Captum's nu
 starts with a plain convolution (lenet5), the last step back, its input gradient, is a forward convolution
 with the flipped weight (`layer_runs.input_gradient`: oneDNN's input gradient of LeNet-5's one-channel conv1
 took 5.2 ms per 64 probes, this 1.3 ms; the maps move by at most 4e-7 of their largest value, the table's
-mean rank correlations by at most 2e-7, below the 3 decimals a page shows). Other methods take one
+mean rank correlations by at most 2e-7 and its SSIM by 6e-8, below the 3 decimals a page shows). Other methods take one
 Captum call per setting on one private copy. resnet_small's layers sit inside residual blocks whose skip
 connection goes around them: it takes the whole-model path (one copy per setting). The settings' maps are
 compared in one call per task with the original's maps prepared once per analysis (`agreement.reference_of`:
