@@ -192,8 +192,8 @@ def gradient_maps(model: nn.Module, name: str, weights: list[Tensor], probes: Te
 
 # How far the maps may be from Captum's when `input_gradient` takes the last step: a different order of the
 # same float32 sums (measured on LeNet-5: at most 4e-7 of a map's largest value; the table's mean rank
-# correlations moved by at most 2e-7, its SSIM by 6e-8, its top-k not at all: far below the 3 decimals any
-# page shows), for 3x less time on that step.
+# correlations moved by at most 2e-7, its SSIM by 6e-8, its top-k not at all: far below the 2 decimals the
+# page shows: the default model's table is unchanged at 2 and at 3 decimals), for 3x less time on that step.
 FLIP_TOLERANCE = 1e-5
 
 

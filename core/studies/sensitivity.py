@@ -32,8 +32,8 @@ gradient back through that shared graph (`layer_runs.gradient_maps`: Captum's nu
 starts with a plain convolution (lenet5), the last step back, its input gradient, is a forward convolution
 with the flipped weight (`layer_runs.input_gradient`: oneDNN's input gradient of LeNet-5's one-channel conv1
 took 5.2 ms per 64 probes, this 1.3 ms; the maps move by at most 4e-7 of their largest value, the table's
-mean rank correlations by at most 2e-7 and its SSIM by 6e-8, below the 3 decimals a page shows). Other methods take one
-Captum call per setting on one private copy. resnet_small's layers sit inside residual blocks whose skip
+mean rank correlations by at most 2e-7 and its SSIM by 6e-8, below the 2 decimals the page shows). Other
+methods take one Captum call per setting on one private copy. resnet_small's layers sit inside residual blocks whose skip
 connection goes around them: it takes the whole-model path (one copy per setting). The settings' maps are
 compared in one call per task with the original's maps prepared once per analysis (`agreement.reference_of`:
 ranks, top-k, SSIM statistics). Stacking the settings instead (one conv with 8 x 6 filters for
@@ -46,7 +46,8 @@ run on worker threads (torch frees the GIL in its kernels), as the sweeps' rows 
 (its rates, its bit widths), in layer order, the costliest first on LeNet-5 (conv1's 0.18 s each, fc3's
 0.04 s), so two workers end within a task of fc3 of each other (one task per layer left one worker alone
 with conv1: 0.98 s on 2 workers against 1.06 on 1). Measured (benchmarks/bench_sensitivity.py, medians, same
-window): 0.61 -> 0.49 s on 2 workers, 1.12 -> 0.90 s on 1; the naive loop of the same work 2.6 s: 5.3x on 2. Inputs are never modified: every compressed layer is a copy.
+window): 0.61 -> 0.49 s on 2 workers, 1.12 -> 0.90 s on 1; the naive loop of the same work 2.6 s: 5.3x on 2.
+Inputs are never modified: every compressed layer is a copy.
 """
 from __future__ import annotations
 
