@@ -9,8 +9,9 @@ both, outside the timings.
 
 - batched: `core.studies.sensitivity.sensitivity_table` (the original's input to every layer computed
   once on the test set, each setting runs only its layer and the layers after it; the maps run the
-  layers before once and send each setting's gradient back through them; one agreement call per
-  layer), on 1 and on 2 worker threads (the app uses 2).
+  layers before once and send each setting's gradient back through them, the last step through conv1
+  as a flipped forward convolution; one agreement call per layer and kind against the original's maps
+  prepared once), on 1 and on 2 worker threads (the app uses 2; one task per layer and kind).
 - naive: one model at a time: `compress` the whole model at that setting (layer scope), copy the
   original and put that layer's weight in, `evaluate` it, `attribute` its 64 maps in one call,
   `saliency_agreement`, and one more forward with a hook for the layer's output. With
@@ -19,7 +20,9 @@ both, outside the timings.
 
 Medians of `repeats` runs, wall seconds and CPU seconds of the process (all threads: on a shared machine
 the steadier figure), one torch thread per worker. Both produce the same
-numbers (checked on a few cells). Run: `.venv/bin/python benchmarks/bench_sensitivity.py [--per-image]`.
+numbers (`_check`: every cell; the mean rank correlations within 1e-5, as the batched maps' last step back
+is not autograd's, see core/studies/layer_runs.py's FLIP_TOLERANCE).
+Run: `.venv/bin/python benchmarks/bench_sensitivity.py [--per-image]`.
 """
 from __future__ import annotations
 

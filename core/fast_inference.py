@@ -78,3 +78,53 @@ def answers_on_rows(model: nn.Module, x: Tensor, rows: list[int], batch_size: in
     if not rows:
         return torch.zeros(0, dtype=torch.int64), torch.zeros(0, 0)
     return torch.stack([out_p[r] for r in rows]), torch.stack([out_q[r] for r in rows])
+
+
+# ---- convolutions on oneDNN tensors (the sensitivity analysis' evaluation of convolution settings)
+# torch's CPU convolution runs oneDNN, but on ordinary (NCHW) tensors it reorders its input and output to
+# oneDNN's blocked layout on every call. A chain of convolutions, poolings and ReLUs on oneDNN tensors
+# (`Tensor.to_mkldnn`) reorders once: LeNet-5's conv1 -> pool -> ReLU -> conv2 -> pool -> ReLU on 256
+# images measured 4.6 ms as plain tensors (with MaxPool2x2) and 3.6 ms on oneDNN tensors, the same numbers
+# bit for bit (the same oneDNN kernel; maxima and ReLU are exact). Used only where `onednn_agrees` has
+# checked that on this machine, for these shapes.
+_AGREES: dict[tuple, bool] = {}
+
+
+def _runs_on_onednn(module: nn.Module) -> bool:
+    if type(module) is nn.Conv2d:
+        return module.padding_mode == "zeros" and isinstance(module.padding, tuple)
+    return (type(module) is nn.ReLU and not module.inplace) or isinstance(module, MaxPool2x2)
+
+
+def onednn_parts(layer: nn.Module, after: list[nn.Module]) -> tuple[nn.Sequential, nn.Sequential] | None:
+    """(head, tail) of the modules `after` a Conv2d `layer`: the head (convolutions, 2x2 poolings, ReLUs that
+    follow it) runs on oneDNN tensors, the tail on dense ones; None when `layer` is not such a Conv2d or this
+    torch has no oneDNN. Poolings become nn.MaxPool2d(2) (oneDNN's pooling; the same maxima)."""
+    if not (torch.backends.mkldnn.is_available() and type(layer) is nn.Conv2d and _runs_on_onednn(layer)):
+        return None
+    cut = next((i for i, m in enumerate(after) if not _runs_on_onednn(m)), len(after))
+    head = [nn.MaxPool2d(2) if isinstance(m, MaxPool2x2) else m for m in after[:cut]]
+    return nn.Sequential(*head), nn.Sequential(*after[cut:])
+
+
+def onednn_threads() -> None:
+    """Give the calling thread torch's number of threads for oneDNN too (call it on each worker thread).
+
+    oneDNN's layout reorders run OpenMP teams sized by the calling thread's own OpenMP setting, and a thread
+    Python starts has the process default (every core), not `torch.set_num_threads`' value: without this the
+    sensitivity analysis' two workers ran four threads on two cores (1.35 s CPU instead of 0.91)."""
+    torch.set_num_threads(torch.get_num_threads())
+
+
+def onednn_agrees(layer: nn.Module, parts: tuple[nn.Sequential, nn.Sequential], after: nn.Module, h: Tensor) -> bool:
+    """Do `layer` and `parts` on oneDNN tensors give `after(layer(h))` and `layer(h)` bit for bit on h?
+
+    Checked once per process for each shape of h and of the convolutions (oneDNN picks its kernel by shape,
+    not by values), under inference mode."""
+    head, tail = parts
+    key = (tuple(h.shape), h.dtype, *[(tuple(m.weight.shape), m.bias is None, m.padding, m.stride, m.dilation,
+                                       m.groups) for m in (layer, *head) if isinstance(m, nn.Conv2d)], len(tail))
+    if key not in _AGREES:
+        out, fast = layer(h), layer(h.to_mkldnn())
+        _AGREES[key] = torch.equal(out, fast.to_dense()) and torch.equal(after(out), tail(head(fast).to_dense()))
+    return _AGREES[key]

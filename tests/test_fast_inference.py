@@ -76,3 +76,27 @@ def test_answers_on_rows_are_evaluate_s_bit_for_bit(name):
         assert torch.equal(probabilities, torch.from_numpy(ev.probabilities[rows].copy()))
     assert answers_on_rows(model, x, [])[0].numel() == 0
     assert torch.equal(x, x_before) and all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+
+
+def test_onednn_chain_gives_the_plain_numbers():
+    """LeNet-5's conv1 and what follows it on oneDNN tensors: the layer's output and the logits bit for bit,
+    on 256 and on 8 images (agreement checked per shape); only Conv2d layers with zero padding take it."""
+    from core.fast_inference import onednn_agrees, onednn_parts
+    from core.studies.layer_runs import fast_chain
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    torch.manual_seed(0)
+    model = create_model("lenet5", (1, 28, 28), 10).eval()
+    layer, after = model[0], nn.Sequential(*fast_chain(list(model)[1:]))
+    parts = onednn_parts(layer, list(after))
+    assert [type(m) for m in parts[0]] == [nn.MaxPool2d, nn.ReLU, nn.Conv2d, nn.MaxPool2d, nn.ReLU]
+    for n in (256, 8):
+        x = torch.rand(n, 1, 28, 28)
+        with torch.inference_mode():
+            assert onednn_agrees(layer, parts, after, x)
+            fast = layer(x.to_mkldnn())
+            assert torch.equal(fast.to_dense(), layer(x))
+            assert torch.equal(parts[1](parts[0](fast).to_dense()), after(layer(x)))
+    assert onednn_parts(nn.Linear(2, 2), []) is None
+    assert onednn_parts(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), []) is None
+    assert onednn_parts(nn.Conv2d(1, 2, 3, padding="same"), []) is None

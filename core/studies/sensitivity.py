@@ -18,22 +18,36 @@ one layer. Structured pruning never removes the classes' units, so it does not a
 last layer (rows with applicable False and NaN metrics).
 
 Batching (core/studies/layer_runs.py; every number the same as measuring each one-layer model on its
-own, bit for bit: tests/test_sensitivity_batch.py). On an nn.Sequential whose layer is a top-level
-child (lenet5, lenet300, mlp, mlp32, separable), the original's input to every layer is computed once
-per analysis on the test set, and each setting runs only the compressed layer and the layers after it;
-the layer's output for the activation SQNR comes out of that pass, 2x2 max poolings run as strided
-maxima with the ReLU before them moved after them (`layer_runs.fast_chain`: the same numbers). Saliency
+own, bit for bit, but the maps' last step back noted below: tests/test_sensitivity_batch.py). On an
+nn.Sequential whose layer is a top-level child (lenet5, lenet300, mlp, mlp32, separable), the original's
+input to every layer is computed once per analysis on the test set (by the first task that needs it), and
+each setting runs only the compressed layer and the layers after it; the layer's output for the activation
+SQNR comes out of that pass (the clean output's power once per layer), 2x2 max poolings run as strided
+maxima with the ReLU before them moved after them (`layer_runs.fast_chain`: the same numbers), and a
+convolution's settings run it and the convolutions, poolings and ReLUs after it on oneDNN tensors
+(`core.fast_inference.onednn_parts`: one layout reorder per chain instead of two per call, checked bit for bit
+once per shape; conv1's 8 settings on the test set 245 -> 218 ms CPU, conv2's 101 -> 85). Saliency
 and Gradient x Input maps run the layers before forward once on the probes and send each setting's
-gradient back through that shared graph (`layer_runs.gradient_maps`: Captum's numbers); other methods
-take one Captum call per setting on one private copy. resnet_small's layers sit inside residual blocks
-whose skip connection goes around them: it takes the whole-model path (one copy per setting). All the
-settings' maps are compared in one call that ranks the original's maps once
-(`agreement.agreement_with_reference`). Stacking the settings instead (one conv with 8 x 6 filters for
+gradient back through that shared graph (`layer_runs.gradient_maps`: Captum's numbers); when the model
+starts with a plain convolution (lenet5), the last step back, its input gradient, is a forward convolution
+with the flipped weight (`layer_runs.input_gradient`: oneDNN's input gradient of LeNet-5's one-channel conv1
+took 5.2 ms per 64 probes, this 1.3 ms; the maps move by at most 4e-7 of their largest value, the table's
+mean rank correlations by at most 2e-7 and its SSIM by 6e-8, below the 2 decimals the page shows). Other
+methods take one Captum call per setting on one private copy. resnet_small's layers sit inside residual blocks whose skip
+connection goes around them: it takes the whole-model path (one copy per setting). The settings' maps are
+compared in one call per task with the original's maps prepared once per analysis (`agreement.reference_of`:
+ranks, top-k, SSIM statistics). Stacking the settings instead (one conv with 8 x 6 filters for
 conv1's settings, a grouped conv or a batch of 8 x 256 for conv2's, torch.vmap over the backward of 8
 gradients) was measured slower on this CPU (conv1: 33 ms vs 8 x 2.2 ms; conv2: 3.6 vs 1.4 ms per setting;
-conv1's input gradient for 8 x 64 probes: 46 ms in one call, 31 ms in eight): the work is arithmetic, not
-call overhead, and small batches stay in cache. Layers are measured on worker threads (torch frees the GIL
-in its kernels), as the sweeps' rows are. Inputs are never modified: every compressed layer is a copy.
+conv1's input gradient for 8 x 64 probes: 46 ms in one call, 31 ms in eight; the flipped convolution too:
+10 ms for 256 probes, 1.9 ms for 64), and so were smaller chunks for the convolutions (LeNet-5's conv1 chain:
+4.6 ms per 256 images at once, 5.1 ms in chunks of 64): the work is arithmetic, not call overhead. Tasks
+run on worker threads (torch frees the GIL in its kernels), as the sweeps' rows are: one per layer and kind
+(its rates, its bit widths), in layer order, the costliest first on LeNet-5 (conv1's 0.18 s each, fc3's
+0.04 s), so two workers end within a task of fc3 of each other (one task per layer left one worker alone
+with conv1: 0.98 s on 2 workers against 1.06 on 1). Measured (benchmarks/bench_sensitivity.py, medians, same
+window): 0.61 -> 0.49 s on 2 workers, 1.12 -> 0.90 s on 1; the naive loop of the same work 2.6 s: 5.3x on 2.
+Inputs are never modified: every compressed layer is a copy.
 """
 from __future__ import annotations
 
@@ -48,19 +62,21 @@ from torch import Tensor, nn
 
 from core.compression import CompressionConfig, compress
 from core.data import Dataset
-from core.explain.agreement import agreement_with_reference
+from core.explain.agreement import Reference, agreement_with_reference, reference_of
 from core.explain.attribution import attribute
 from core.compression.plan import compress_layer  # noqa: F401  (one layer compressed alone: shared with the plan step)
 from core.layers import layer_keys, layer_labels, prunable_layers  # noqa: F401  (layer_keys: used by callers)
 from core.metrics import FP32_BITS, weight_storage_bits
 from core.studies.sweep_plan import SALIENCY_METRICS, SweepConfig
 from core.studies.executor import run_tasks
-from core.studies.layer_runs import ACTIVATION_IMAGES, CHUNK, gradient_maps, layer_inputs, outcomes, sqnr_db  # noqa: F401
+from core.studies.layer_runs import (ACTIVATION_IMAGES, CHUNK, SharedInputs, gradient_maps, layer_inputs,  # noqa: F401
+                                     outcomes, sqnr_db)
 from core.studies.sweeps import references, sweep_problem
 
 RATES = (0.5, 0.8, 0.9, 0.95)
 BITS = (8, 4, 3, 2)
 METRICS = ("accuracy", "agreement", *SALIENCY_METRICS)
+KINDS = ("prune", "quantize")
 
 Progress = Callable[[float, str], None]
 
@@ -128,7 +144,7 @@ def sensitivity_table(model: nn.Module, data: Dataset, cfg: SensitivityConfig, p
     bias), accuracy, agreement, {spearman_abs, spearman, topk, ssim} (means over the probes),
     degenerate, weight_sqnr_db, activation_sqnr_db. attrs: original_accuracy, n_test, n_probes,
     method. refs: `sweeps.references(model, data, cfg.sweep)` (computed when None).
-    progress(fraction, message) is called on the calling thread once per layer.
+    progress(fraction, message) is called on the calling thread once per layer and kind.
     """
     if problem := analysis_problem(model, data, cfg):
         raise ValueError(problem)
@@ -136,25 +152,35 @@ def sensitivity_table(model: nn.Module, data: Dataset, cfg: SensitivityConfig, p
     names = [name for name, _ in prunable_layers(model)]
     report = progress or (lambda fraction, message: None)
     labels = layer_labels(model)
+    # One task per layer and kind (its pruning rates, its bit widths), in layer order: on LeNet-5 the first
+    # layers cost the most (their settings run every layer after them on the test set), so two workers
+    # taking tasks in this order end together; one task per layer left one worker alone with conv1.
+    tasks = [(name, kind) for name in names for kind in KINDS if any(c[0] == kind for c in settings(cfg))]
     done = [0]
 
     def tick(k: int) -> None:
         done[0] += 1
-        report(done[0] / len(names), f"{done[0]} of {len(names)} layers ({labels[names[k]].split(' (')[0]} done)")
+        name, kind = tasks[k]
+        report(done[0] / len(tasks), f"{done[0]} of {len(tasks)} parts ({labels[name].split(' (')[0]}, "
+                                     f"{'pruning' if kind == 'prune' else 'quantization'} done)")
 
-    # The original's input to every layer, once for all layers (models layer_runs.split handles).
-    inputs = layer_inputs(model, names, data.x_test)
-    rows = run_tasks(_layer_rows, names, workers, tick, shared=(model, ref, data, cfg, inputs))
+    # The original's input to every layer, once for all layers (models layer_runs.split handles), computed by
+    # the first task that needs it.
+    inputs = SharedInputs(model, names, data.x_test)
+    shared = (model, ref, reference_of(ref.maps), data, cfg, inputs)  # the original's maps prepared once
+    rows = run_tasks(_layer_rows, tasks, workers, tick, shared=shared)
     table = pd.DataFrame([row for layer in rows for row in layer])
     table.attrs.update(original_accuracy=ref.evaluation.accuracy, n_test=len(data.y_test),
                        n_probes=len(ref.probes), method=cfg.method)
     return table
 
 
-def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, inputs: dict, name: str) -> list[dict]:
-    """Every setting of one layer: compress it alone, measure all settings, one agreement call for all maps."""
+def _layer_rows(model: nn.Module, ref, original: Reference, data: Dataset, cfg: SensitivityConfig, inputs: SharedInputs,
+                task: tuple[str, str]) -> list[dict]:
+    """The settings of one kind of one layer: compress it alone, measure them, one agreement call for their maps."""
+    name, kind_wanted = task
     module = dict(prunable_layers(model))[name]
-    columns = settings(cfg)
+    columns = [c for c in settings(cfg) if c[0] == kind_wanted]
     ok = [kind != "prune" or structured_applies(model, name, cfg.base) for kind, *_ in columns]
     weights = [compress_layer(module, cfg.base, rate, bits) if fine else None
                for (kind, rate, bits, _), fine in zip(columns, ok)]
@@ -163,7 +189,7 @@ def _layer_rows(model: nn.Module, ref, data: Dataset, cfg: SensitivityConfig, in
     predicted = torch.from_numpy(ref.evaluation.predictions.copy())  # the cached evaluation's array is read-only
     scores = outcomes(model, name, used, data.x_test, labels, predicted, inputs.get(name))
     maps = _maps(model, name, used, ref, cfg.method) if used else None
-    agreement = agreement_with_reference(maps, ref.maps) if used else {}  # the original's maps ranked once
+    agreement = agreement_with_reference(maps, original) if used else {}
     key, label = layer_keys(model)[name], layer_labels(model)[name]
     rows, k, probes = [], 0, len(ref.probes)
     for (kind, rate, bits, text), weight in zip(columns, weights):
