@@ -1,12 +1,11 @@
 """The page fragment: everything a compression setting changes, rerun alone when such a setting moves.
 
-A full run of app.py draws the navigation and the sidebar (ui.sidebar), keeping a place at the sidebar's
-top, and then `page`, a fragment keyed ui.sidebar.PAGE: the main sliders and the pruning and quantization
-groups (into that place, with their notes and the measured sparsity), the page header (share link, lesson
-step), the page itself, the URL, and the prefetch of the next pruning step. A widget a fragment draws
-reruns only that fragment, also in the sidebar: a move of one of those controls (ui.sidebar.IN_PLACE)
-no longer resends the navigation, the rest of the sidebar and its glossary (issue 11 §2: the browser's
-wait from a slider release to updated charts). The browser names the fragment in its rerun request, so
+A full run of app.py draws the navigation and the sidebar (ui.sidebar), keeping places in it, and then
+`page`, a fragment keyed ui.sidebar.PAGE: into those places the main sliders (pruning rate, bit width),
+their groups' notes, the measured sparsity and the share link; the page header (lesson step), the page
+itself, the URL, and the prefetch of the next pruning step. A widget a fragment draws reruns only that
+fragment, also in the sidebar: a move of a main slider no longer resends the navigation, the rest of the
+sidebar and its glossary (issue 11 §2: the browser's wait from a slider release to updated charts). The browser names the fragment in its rerun request, so
 the server starts no full run first; a protocol-level client that names none gets a full run, as before.
 
 A widget on the page reruns only this fragment as well. Anything that changes what the rest of the
@@ -43,7 +42,7 @@ def page(navigation, name: str) -> None:
         reconnect.expire()
         state["_setup"] = setup_from(state)
     setup = state["_setup"]  # the page takes it (ui.current_setup)
-    in_place(setup)
+    in_place()
     page_header(name, full)
     measured_early(setup)
     # The page object is the full run's (st.navigation may only be called there), and it refuses a second
@@ -55,3 +54,4 @@ def page(navigation, name: str) -> None:
     prefetch_neighbours(setup)  # the next pruning step's report, computed while the user looks
     if not full and _sidebar_stale():
         st.rerun()
+

@@ -101,13 +101,14 @@ def _shown(c: Control, value: object) -> str:
     return str(value)
 
 
-# The page fragment (ui/page_run.py) draws these controls, into a place the full run keeps for them at the
+# The page fragment (ui/page_run.py) draws the main sliders, into a place the full run keeps for them at the
 # top of the sidebar: a move of one then reruns only that fragment (the browser names it in its rerun
-# request), not the navigation and the rest of the sidebar. They are the main sliders and the controls of the
-# groups always open (pruning, quantization): nothing else in the sidebar depends on them. Any other control
-# (its group's expander says "(off)"; the data set and model change the sidebar itself) reruns the whole app.
+# request), not the navigation and the rest of the sidebar. The measured sparsity under the pruning rate is
+# the fragment's too; the notes of their groups (e.g. a range setting that a bit width does not use) change
+# at a few values only: then the fragment asks for a full run (shows()). Every other control (rarely
+# moved; the data set and model change the sidebar itself) reruns the whole app.
 PAGE = "page"  # the fragment's key
-IN_PLACE = frozenset(url for url, (step, _) in COMPRESSION.items() if get_step(step).always_open)
+IN_PLACE = frozenset(MAIN)
 SHOWS = "_sidebar_shows"  # session state: what the sidebar on screen shows (see shows())
 _SLOTS = ("_sparsity_slot", "_plan_slot", "_controls_slot", "_share_slot")  # where the fragment draws
 
@@ -121,7 +122,8 @@ def shows() -> dict[str, object]:
     state = st.session_state
     view = {key: state.get(key) for key in (*url_state.SIDEBAR, "present", "hide", "lesson") if key not in IN_PLACE}
     view.update(_notices=len(state.get(notices.NOTICES, [])), _ab=bool(state.get(ab.KEY)),
-                _plan_from=state.get(PLAN_FROM), _goto=state.get("_lesson_goto"))
+                _plan_from=state.get(PLAN_FROM), _goto=state.get("_lesson_goto"),
+                _notes={name: _notes(name) for name in {COMPRESSION[key][0] for key in IN_PLACE}})
     return view
 
 
@@ -157,10 +159,19 @@ def _draw(where, key: str) -> None:
         st.session_state["_sparsity_slot"] = where.empty()  # filled once the model is known: _measured
 
 
+def _step(name: str):
+    return compression_from({url: st.session_state[url] for url, (step, _) in COMPRESSION.items()
+                             if step == name}).step(name)
+
+
+def _notes(name: str) -> list[str]:
+    return _step(name).notes() if all(url in st.session_state for url, (step, _) in COMPRESSION.items()
+                                      if step == name) else []
+
+
 def _step_notes(where, name: str) -> None:
     """Under a step's group: what its setting does not do as named (e.g. TWN at 4 bits)."""
-    values = {url: st.session_state[url] for url, (step, _) in COMPRESSION.items() if step == name}
-    step = compression_from(values).step(name)
+    step = _step(name)
     for note in step.notes():
         where.caption(f":material/info: {note}")
     if name == "plan":
@@ -226,9 +237,8 @@ def _control(where, key: str) -> None:
     (_dataset if key == "dataset" else _model if key == "model" else _draw)(where, key)
 
 
-def _groups(hidden: tuple[str, ...], in_place: bool) -> None:
-    """The sidebar's groups of controls in order (`in_place`: those of IN_PLACE controls, else the others),
-    except the controls the link hides (?hide=).
+def _groups(hidden: tuple[str, ...]) -> None:
+    """The sidebar's groups of controls in order, except the controls the link hides (?hide=).
 
     Pruning and quantization always show their group; any other family's group is an expander, closed
     while the family is off (its controls keep their values), so unused families take one line each.
@@ -236,7 +246,7 @@ def _groups(hidden: tuple[str, ...], in_place: bool) -> None:
     names = dict(zip([get_step(n).title for n in ordered_steps()], ordered_steps()))
     for header, keys in GROUPS:
         shown = [key for key in keys if key not in hidden]
-        if not shown or (shown[0] in IN_PLACE) != in_place:
+        if not shown:
             continue
         name = names.get(header)
         if name is None or get_step(name).always_open:
@@ -324,18 +334,15 @@ def _measured(setup: Setup) -> None:
     slot.caption(text + ".")
 
 
-def in_place(setup: Setup) -> None:
-    """Drawn by the page fragment, into the top of the sidebar: the main sliders (unless presentation mode
-    has them on the page), the pruning and quantization groups with their notes, and, when this session
-    already has the model, the measured sparsity."""
+def in_place() -> None:
+    """Drawn by the page fragment at the top of the sidebar: the main sliders (unless presentation mode has
+    them on the page)."""
     state = st.session_state
-    hidden = state.get("hide", ())
-    with state["_controls_slot"]:
-        if not url_state.presenting():
+    if not url_state.presenting():
+        with state["_controls_slot"]:
             for key in MAIN:
-                if key not in hidden:
+                if key not in state.get("hide", ()):
                     _control(st, key)
-        _groups(hidden, in_place=True)
 
 
 def measured_early(setup: Setup) -> None:
@@ -369,7 +376,7 @@ def sidebar() -> Setup:
         (st if present else st.sidebar).warning(notice, icon="⚠️")
     with st.sidebar:
         st.session_state["_controls_slot"] = st.container()  # the page fragment draws there: in_place
-        _groups(hidden, in_place=False)
+        _groups(hidden)
         st.divider()
         st.toggle("Presentation mode", key="present",
                   help="Large text and charts for a projector; the sidebar starts collapsed and the pruning "
