@@ -123,7 +123,7 @@ def shows() -> dict[str, object]:
     view = {key: state.get(key) for key in (*url_state.SIDEBAR, "present", "hide", "lesson") if key not in IN_PLACE}
     view.update(_notices=len(state.get(notices.NOTICES, [])), _ab=bool(state.get(ab.KEY)),
                 _plan_from=state.get(PLAN_FROM), _goto=state.get("_lesson_goto"),
-                _notes={name: _notes(name) for name in {COMPRESSION[key][0] for key in IN_PLACE}})
+                _notes=_notes({COMPRESSION[key][0] for key in IN_PLACE}))
     return view
 
 
@@ -164,9 +164,12 @@ def _step(name: str):
                              if step == name}).step(name)
 
 
-def _notes(name: str) -> list[str]:
-    return _step(name).notes() if all(url in st.session_state for url, (step, _) in COMPRESSION.items()
-                                      if step == name) else []
+def _notes(names: set[str]) -> dict[str, list[str]]:
+    """The notes of steps `names` (as _step_notes draws them), from one config; none before the first run."""
+    if not all(url in st.session_state for url in COMPRESSION):
+        return {}
+    config = compression_from(st.session_state)
+    return {name: config.step(name).notes() for name in sorted(names)}
 
 
 def _step_notes(where, name: str) -> None:
