@@ -40,6 +40,7 @@ def page(navigation, name: str) -> None:
         run_started()
         url_state.keep()
         reconnect.expire()
+        url_state.sync()  # before the share link, which is read from the URL
         state["_setup"] = setup_from(state)
     setup = state["_setup"]  # the page takes it (ui.current_setup)
     in_place()
