@@ -19,7 +19,7 @@ import streamlit as st
 from ui import reconnect, url_state
 from ui.cache import prefetch_neighbours, run_started
 from ui.setup import setup_from
-from ui.sidebar import PAGE, SHOWS, after_page, in_place, measured_early, page_header, shows
+from ui.sidebar import PAGE, SHOWS, after_page, announce, in_place, measured_early, page_header, shows
 
 FULL = "_full_run"  # session state: set by app.py just before it calls `page` in a full run
 
@@ -41,6 +41,7 @@ def page(navigation, name: str) -> None:
         url_state.keep()
         reconnect.expire()
         url_state.sync()  # before the share link, which is read from the URL
+        announce()  # a map click that moved the main sliders: the toast and the flash (not a slider's own move)
         state["_setup"] = setup_from(state)
     setup = state["_setup"]  # the page takes it (ui.current_setup)
     in_place()

@@ -128,7 +128,7 @@ def shows() -> dict[str, object]:
 
 
 def _moved_by_hand(key: str) -> None:
-    # The slider's own move needs no announcement; a map click or a lesson step does (see _announce).
+    # The slider's own move needs no announcement; a map click or a lesson step does (see announce).
     if "_main_seen" in st.session_state:
         st.session_state["_main_seen"] = {**st.session_state["_main_seen"], key: st.session_state[key]}
 
@@ -272,7 +272,7 @@ def _strip(shown: list[str], stacked: bool = False) -> None:
             _control(column, key)
 
 
-def _announce() -> None:
+def announce() -> None:
     """When something other than the slider itself moved a main control, queue a notice for the class.
 
     Compared with the values of the previous run; the notice is shown by `show_moves` after the lesson
@@ -389,7 +389,7 @@ def sidebar() -> Setup:
         ab.freeze_button()  # "Freeze as A" for the A/B page, and the glossary, on every page
         glossary.glossary_popover()
     url_state.sync()
-    _announce()
+    announce()
     setup = setup_from(st.session_state)
     st.session_state["_setup"] = setup
     st.session_state[SHOWS] = shows()
