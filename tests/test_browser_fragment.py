@@ -124,3 +124,23 @@ def test_a_lesson_step_from_the_page_updates_the_sidebar(app_url, page):
     assert _settings(page)["method"] == "random"
     assert page.get_by_role("slider", name="Pruning rate").get_attribute("aria-valuetext") == "50%"
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_apply_to_the_sidebar_on_layer_sensitivity_updates_the_sidebar(app_url, page):
+    """The page's button (drawn by the fragment) puts a per-layer plan in the sidebar: a full run shows it."""
+    page.goto(f"{app_url}/?page=sensitivity&prune=30&bits=8&sens_plan=fc1:p0.5b4")  # a plan from a link
+    apply = page.get_by_role("button", name="Apply to the sidebar")
+    apply.wait_for(timeout=TRAIN_TIMEOUT_MS)
+    _wait_idle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text("Per-layer plan (off)").count() == 1
+    apply.click()
+    page.get_by_role("button", name="Applied to the sidebar").wait_for(timeout=RERUN_TIMEOUT_MS)
+    _wait_idle(page)
+    _expect(sidebar.get_by_text("This plan came from the Sensitivity page")).to_have_count(1, timeout=RERUN_TIMEOUT_MS)
+    assert sidebar.get_by_text("Per-layer plan (off)").count() == 0
+    plan = _settings(page)["plan"]
+    assert plan and sidebar.get_by_role("textbox").first.input_value() == plan
+    assert page.get_by_role("slider", name="Pruning rate").get_attribute("aria-valuetext") == "0%"
+    assert _settings(page)["prune"] == "0" and _settings(page)["bits"] == "32"
+    assert page.locator('[data-testid="stException"]').count() == 0
