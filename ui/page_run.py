@@ -2,15 +2,18 @@
 
 A full run of app.py draws the navigation and the sidebar (ui.sidebar), keeping places in it, and then
 `page`, a fragment keyed ui.sidebar.PAGE: into those places the main sliders (pruning rate, bit width),
-their groups' notes, the measured sparsity and the share link; the page header (lesson step), the page
-itself, the URL, and the prefetch of the next pruning step. A widget a fragment draws reruns only that
-fragment, also in the sidebar: a move of a main slider no longer resends the navigation, the rest of the
-sidebar and its glossary (issue 11 §2: the browser's wait from a slider release to updated charts). The browser names the fragment in its rerun request, so
-the server starts no full run first; a protocol-level client that names none gets a full run, as before.
+the measured sparsity and the share link; then the page header (lesson step), the page itself, the URL
+and the prefetch of the next pruning step. A widget a fragment draws reruns only that fragment, also in
+the sidebar: a move of a main slider no longer resends the navigation, the rest of the sidebar and its
+glossary (issue 11 §2: the browser's wait from a slider release to updated charts). The browser names
+the fragment in its rerun request, so the server starts no full run first (a callback calling
+st.rerun(PAGE) from a slider left in the full run's sidebar would: Streamlit starts that full run, then
+replaces it); a client that names no fragment gets a full run, as before (AppTest always does).
 
 A widget on the page reruns only this fragment as well. Anything that changes what the rest of the
-sidebar shows (ui.sidebar.shows(): "Apply to the sidebar", a lesson step, A/B, a model upload, a notice)
-is caught before and after the page: that run becomes a full one, so the sidebar never shows old values.
+sidebar shows (ui.sidebar.shows(): "Apply to the sidebar", a lesson step, A/B, a model upload, a notice,
+a note under the quantization group that a bit width brings) is caught before and after the page: that
+run becomes a full one, so the sidebar never shows old values.
 """
 from __future__ import annotations
 
@@ -47,8 +50,8 @@ def page(navigation, name: str) -> None:
     in_place()
     page_header(name, full)
     measured_early(setup)
-    # The page object is the full run's (st.navigation may only be called there), and it refuses a second
-    # run.(); a rerun of this fragment is one: Streamlit's own guard (page.py, _can_be_called) is reopened.
+    # The page object is the full run's (st.navigation may only be called there) and refuses a second
+    # .run(); a rerun of this fragment is one, so Streamlit's own guard (page.py, _can_be_called) is reopened.
     navigation._can_be_called = True
     navigation.run()
     after_page(setup)  # the measured sparsity under the pruning slider, once the model is loaded
