@@ -66,6 +66,7 @@ ui.sidebar()
 shown = next(name for name, (_, title, _) in PAGES.items() if title == navigation.title)
 if st.query_params.get("page") != shown:
     st.query_params["page"] = shown
+ui.sidebar_strip()  # presentation mode: the main sliders above the page (outside the fragment, as in the sidebar)
 st.session_state[ui.page_run.FULL] = True
 ui.page_run.page(navigation, shown)  # header, page, the sidebar's setting-dependent parts, URL, prefetch
 ui.freeze_heap()  # once per process, after the first page has loaded torch, plotly and the models

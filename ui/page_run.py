@@ -22,7 +22,7 @@ import streamlit as st
 from ui import reconnect, url_state
 from ui.cache import prefetch_neighbours, run_started
 from ui.setup import setup_from
-from ui.sidebar import PAGE, SHOWS, after_page, announce, in_place, measured_early, page_header, shows
+from ui.sidebar import PAGE, SHOWS, after_page, announce, measured_early, page_header, shows
 
 FULL = "_full_run"  # session state: set by app.py just before it calls `page` in a full run
 
@@ -47,7 +47,6 @@ def page(navigation, name: str) -> None:
         announce()  # a map click that moved the main sliders: the toast and the flash (not a slider's own move)
         state["_setup"] = setup_from(state)
     setup = state["_setup"]  # the page takes it (ui.current_setup)
-    in_place()
     page_header(name, full)
     measured_early(setup)
     # The page object is the full run's (st.navigation may only be called there) and refuses a second

@@ -7,9 +7,12 @@ values clamped or ignored with a notice) and written back on every run. ?hide=a,
 from __future__ import annotations
 
 import inspect
+from contextlib import nullcontext
 from pathlib import Path
 
 import streamlit as st
+from streamlit import config
+from streamlit.errors import StreamlitAPIException
 
 import models
 from core import data as datasets
@@ -101,16 +104,21 @@ def _shown(c: Control, value: object) -> str:
     return str(value)
 
 
-# The page fragment (ui/page_run.py) draws the main sliders, into a place the full run keeps for them at the
-# top of the sidebar: a move of one then reruns only that fragment (the browser names it in its rerun
-# request), not the navigation and the rest of the sidebar. The measured sparsity under the pruning rate is
-# the fragment's too; the notes of their groups (e.g. a range setting that a bit width does not use) change
-# at a few values only: then the fragment asks for a full run (shows()). Every other control (rarely
-# moved; the data set and model change the sidebar itself) reruns the whole app.
+# A move of a main slider reruns only the page fragment (ui/page_run.py, keyed PAGE): the slider's callback
+# asks for it with st.rerun(PAGE), not the navigation and the rest of the sidebar. The sliders stay in the
+# full run's sidebar: a widget a fragment drew makes the browser name that fragment in its rerun request,
+# which a session that does not hold it (a browser back on another replica, or after its session expired)
+# drops without a word. The measured sparsity under the pruning rate is the fragment's; the notes of their
+# groups (e.g. a range setting that a bit width does not use) change at a few values only: then the fragment
+# asks for a full run (shows()). Every other control (rarely moved; the data set and model change the sidebar
+# itself) reruns the whole app.
 PAGE = "page"  # the fragment's key
 IN_PLACE = frozenset(MAIN)
 SHOWS = "_sidebar_shows"  # session state: what the sidebar on screen shows (see shows())
-_SLOTS = ("_sparsity_slot", "_plan_slot", "_controls_slot", "_share_slot")  # where the fragment draws
+# AppTest runs a keyed rerun as Streamlit does, but its element tree then holds only the fragment's elements
+# (each at.run() starts an empty tree): there, moves rerun the whole app unless a test sets this key to True.
+KEYED = "_keyed_reruns"
+_SLOTS = ("_sparsity_slot", "_plan_slot", "_share_slot", "_lesson_box")  # where the fragment draws
 
 
 def shows() -> dict[str, object]:
@@ -128,9 +136,17 @@ def shows() -> dict[str, object]:
 
 
 def _moved_by_hand(key: str) -> None:
-    # The slider's own move needs no announcement; a map click or a lesson step does (see announce).
-    if "_main_seen" in st.session_state:
-        st.session_state["_main_seen"] = {**st.session_state["_main_seen"], key: st.session_state[key]}
+    """A main slider's callback: only the page fragment reruns, once this session has drawn it.
+
+    The slider's own move needs no announcement; a map click or a lesson step does (see announce)."""
+    state = st.session_state
+    if "_main_seen" in state:
+        state["_main_seen"] = {**state["_main_seen"], key: state[key]}
+    if SHOWS in state and state.get(KEYED, not config.get_option("global.appTest")):  # (AppTest patches config's)
+        try:
+            st.rerun(PAGE)
+        except StreamlitAPIException:  # the last full run ended before the fragment: this one is full
+            pass
 
 
 def _draw(where, key: str) -> None:
@@ -337,17 +353,6 @@ def _measured(setup: Setup) -> None:
     slot.caption(text + ".")
 
 
-def in_place() -> None:
-    """Drawn by the page fragment at the top of the sidebar: the main sliders (unless presentation mode has
-    them on the page)."""
-    state = st.session_state
-    if not url_state.presenting():
-        with state["_controls_slot"]:
-            for key in MAIN:
-                if key not in state.get("hide", ()):
-                    _control(st, key)
-
-
 def measured_early(setup: Setup) -> None:
     """The measured sparsity (and the plan's fit) at once, before the page, when the model is known."""
     st.session_state["_measured_early"] = st.session_state.get("_model_ready") == setup.train
@@ -378,7 +383,9 @@ def sidebar() -> Setup:
     for notice in notices.take():  # each once: gone after the next interaction
         (st if present else st.sidebar).warning(notice, icon="⚠️")
     with st.sidebar:
-        st.session_state["_controls_slot"] = st.container()  # the page fragment draws there: in_place
+        for key in MAIN:
+            if key not in hidden and not present:
+                _control(st, key)
         _groups(hidden)
         st.divider()
         st.toggle("Presentation mode", key="present",
@@ -411,23 +418,27 @@ def share_link() -> None:
             st.caption("Add this to the app's address (for example http://localhost:8501/).")
 
 
-def page_header(page: str, full: bool = True) -> None:
-    """What the page fragment draws before the page: the share link and the lesson step (`full`: in a run
-    of the whole app, whose sidebar drew this run's notices)."""
-    url_state.keep_other_pages(page)
-    reconnect.show()  # first, in the main area: a phone, its sidebar collapsed, shows it too
-    share_link()
+def strip() -> None:
+    """Presentation mode, in the full run above the page: the main sliders' strip (outside the page fragment,
+    as in the sidebar); during a lesson beside a box the fragment fills with the lesson step."""
     shown = [key for key in MAIN if key not in st.session_state.get("hide", ())] if url_state.presenting() else []
     if shown and st.session_state.get("lesson"):
         # On a projector the step and the sliders it moves share one row: the page's chart stays in view.
         box, controls = st.columns([5, 2], gap="medium")
         with controls:
             _strip(shown, stacked=True)
-        with box:
-            lessons.lesson_banner(page)
-    else:
-        if shown:
-            _strip(shown)
+        st.session_state["_lesson_box"] = box
+    elif shown:
+        _strip(shown)
+
+
+def page_header(page: str, full: bool = True) -> None:
+    """What the page fragment draws before the page: the share link and the lesson step (`full`: in a run
+    of the whole app, whose sidebar drew this run's notices)."""
+    url_state.keep_other_pages(page)
+    reconnect.show()  # in the main area: a phone, its sidebar collapsed, shows it too
+    share_link()
+    with st.session_state.get("_lesson_box") or nullcontext():
         lessons.lesson_banner(page)
     show_moves()
     if full:
