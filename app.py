@@ -2,9 +2,9 @@
 
 Router: page config, the pages, and the shared sidebar (drawn here, before the page, so every page
 sees the same settings); then the page in one keyed fragment (ui/page_run.py) with everything a
-compression setting changes: its header, the page, the sidebar's notes and measured sparsity, the URL.
-A pruning or quantization move reruns only that fragment, not the navigation and the sidebar (issue 11
-§2: the browser's wait from a slider release to updated charts). Run with `make run`.
+compression setting changes: its header, the page, the measured sparsity under the pruning rate, the
+share link, the URL. A pruning or bit-width move reruns only that fragment, not the navigation and the
+sidebar (issue 11 §2: the browser's wait from a slider release to updated charts). Run with `make run`.
 """
 import sys
 

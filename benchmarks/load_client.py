@@ -16,9 +16,10 @@ web/server/starlette/starlette_websocket.py), and what this client does the same
   FINISHED_EARLY_FOR_RERUN means another run follows: the wait is over only at the final one.
 - A slider move is a rerun with the slider's state as `double_array_value` [value]; a
   select_slider's as `string_array_value` [formatted option]. A widget a fragment drew (its delta
-  names the fragment in `delta.fragment_id`; the app's main sliders are drawn by its page fragment,
-  ui/page_run.py) is moved with that `fragment_id` in the ClientState: the server then reruns only
-  the fragment, and its run ends with FINISHED_FRAGMENT_RUN_SUCCESSFULLY. A page switch is a rerun with the
+  names the fragment in `delta.fragment_id`) is moved with that `fragment_id` in the ClientState, as
+  the browser does: the server then reruns only the fragment (FINISHED_FRAGMENT_RUN_SUCCESSFULLY). The
+  app's main sliders are drawn by the full run and name none: their callback reruns the page fragment
+  (ui/page_run.py), decided on the server. A page switch is a rerun with the
   target's `page_script_hash`, an empty query string and the main script's widget states.
 """
 from __future__ import annotations

@@ -1,16 +1,17 @@
 """The page fragment: everything a compression setting changes, rerun alone when such a setting moves.
 
-A full run of app.py draws the navigation and the sidebar (ui.sidebar), keeping places in it, and then
-`page`, a fragment keyed ui.sidebar.PAGE: into those places the main sliders (pruning rate, bit width),
-the measured sparsity and the share link; then the page header (lesson step), the page itself, the URL
-and the prefetch of the next pruning step. A widget a fragment draws reruns only that fragment, also in
-the sidebar: a move of a main slider no longer resends the navigation, the rest of the sidebar and its
-glossary (issue 11 §2: the browser's wait from a slider release to updated charts). The browser names
-the fragment in its rerun request, so the server starts no full run first (a callback calling
-st.rerun(PAGE) from a slider left in the full run's sidebar would: Streamlit starts that full run, then
-replaces it); a client that names no fragment gets a full run, as before (AppTest always does).
+A full run of app.py draws the navigation and the sidebar (ui.sidebar, the main sliders included),
+keeping places in it, and then `page`, a fragment keyed ui.sidebar.PAGE: into those places the measured
+sparsity under the pruning rate and the share link; then the page header (lesson step), the page itself,
+the URL and the prefetch of the next pruning step. A main slider's callback calls st.rerun(PAGE): the
+server then runs only this fragment instead of the whole app, so a move no longer resends the navigation,
+the sidebar and its glossary (issue 11 §2: the browser's wait from a slider release to updated charts).
+The decision is the server's (the browser asks for a full run; the callback replaces it), so a client
+needs nothing new. The sliders are not drawn by the fragment, though that would spare the full run
+Streamlit starts and replaces: the browser would then name the fragment in its request, and a session
+that does not hold it (a browser back on another replica, or after its session expired) drops the move.
 
-A widget on the page reruns only this fragment as well. Anything that changes what the rest of the
+A widget on the page reruns only this fragment (the browser names it). Anything that changes what the
 sidebar shows (ui.sidebar.shows(): "Apply to the sidebar", a lesson step, A/B, a model upload, a notice,
 a note under the quantization group that a bit width brings) is caught before and after the page: that
 run becomes a full one, so the sidebar never shows old values.

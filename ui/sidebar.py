@@ -128,7 +128,7 @@ def shows() -> dict[str, object]:
     any of it (Sensitivity's "Apply to the sidebar", a lesson step, A/B, a model upload, a notice) needs a
     full run, else the sidebar would show the old values."""
     state = st.session_state
-    view = {key: state.get(key) for key in (*url_state.SIDEBAR, "present", "hide", "lesson") if key not in IN_PLACE}
+    view = {key: state.get(key) for key in (*url_state.SIDEBAR, "present", "hide", "lesson")}
     view.update(_notices=len(state.get(notices.NOTICES, [])), _ab=bool(state.get(ab.KEY)),
                 _plan_from=state.get(PLAN_FROM), _goto=state.get("_lesson_goto"),
                 _notes=_notes({COMPRESSION[key][0] for key in IN_PLACE}))
@@ -142,6 +142,8 @@ def _moved_by_hand(key: str) -> None:
     state = st.session_state
     if "_main_seen" in state:
         state["_main_seen"] = {**state["_main_seen"], key: state[key]}
+    if SHOWS in state:  # the browser shows the slider's new value (a map click's move needs a full run)
+        state[SHOWS] = {**state[SHOWS], key: state[key]}
     if SHOWS in state and state.get(KEYED, not config.get_option("global.appTest")):  # (AppTest patches config's)
         try:
             st.rerun(PAGE)
