@@ -1,7 +1,10 @@
 """Compression Lens: see what pruning and quantization do to a neural network.
 
-Router only: page config, the pages, and the shared sidebar (drawn here, before the
-page, so every page sees the same settings). Run with `make run`.
+Router: page config, the pages, and the shared sidebar (drawn here, before the page, so every page
+sees the same settings); then the page in one keyed fragment (ui/page_run.py) with everything a
+compression setting changes: its header, the page, the measured sparsity under the pruning rate, the
+share link, the URL. A pruning or bit-width move reruns only that fragment, not the navigation and the
+sidebar (issue 11 §2: the browser's wait from a slider release to updated charts). Run with `make run`.
 """
 import sys
 
@@ -58,14 +61,12 @@ ui.run_started()  # background guesses wait while this run is under way (ui.pref
 
 if COLD:
     waiting.empty()
-setup = ui.sidebar()
+ui.sidebar()
 # Keep ?page= naming the page on screen, so a copied link opens the same page.
 shown = next(name for name, (_, title, _) in PAGES.items() if title == navigation.title)
 if st.query_params.get("page") != shown:
     st.query_params["page"] = shown
-ui.page_header(shown)  # the share link and, during a lesson, the current step above the page
-navigation.run()
-ui.sidebar_after_page(setup)  # the measured sparsity under the pruning slider, once the model is loaded
-ui.sync_url()  # a page may have corrected a setting (e.g. a method the model does not offer)
-ui.prefetch_neighbours(setup)  # the next pruning step's report, computed while the user looks
+ui.sidebar_strip()  # presentation mode: the main sliders above the page (outside the fragment, as in the sidebar)
+st.session_state[ui.page_run.FULL] = True
+ui.page_run.page(navigation, shown)  # header, page, the sidebar's setting-dependent parts, URL, prefetch
 ui.freeze_heap()  # once per process, after the first page has loaded torch, plotly and the models

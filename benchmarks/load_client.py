@@ -15,7 +15,11 @@ web/server/starlette/starlette_websocket.py), and what this client does the same
   protos carry their `id`, e.g. "$$ID-...-prune" for key "prune") and `script_finished` at the end.
   FINISHED_EARLY_FOR_RERUN means another run follows: the wait is over only at the final one.
 - A slider move is a rerun with the slider's state as `double_array_value` [value]; a
-  select_slider's as `string_array_value` [formatted option]. A page switch is a rerun with the
+  select_slider's as `string_array_value` [formatted option]. A widget a fragment drew (its delta
+  names the fragment in `delta.fragment_id`) is moved with that `fragment_id` in the ClientState, as
+  the browser does: the server then reruns only the fragment (FINISHED_FRAGMENT_RUN_SUCCESSFULLY). The
+  app's main sliders are drawn by the full run and name none: their callback reruns the page fragment
+  (ui/page_run.py), decided on the server. A page switch is a rerun with the
   target's `page_script_hash`, an empty query string and the main script's widget states.
 """
 from __future__ import annotations
@@ -67,11 +71,12 @@ def select_slider_state(widget_id: str, option: str) -> WidgetState:
 
 
 def rerun_message(query_string: str, states: Iterable[WidgetState], page_script_hash: str = "",
-                  page_name: str = "", cached: Iterable[str] = ()) -> bytes:
-    """The BackMsg a browser sends for a script run, serialized."""
+                  page_name: str = "", cached: Iterable[str] = (), fragment_id: str = "") -> bytes:
+    """The BackMsg a browser sends for a script run (`fragment_id`: of the fragment that drew the widget moved)."""
     msg = BackMsg()
     cs = msg.rerun_script
     cs.query_string = query_string.lstrip("?")
+    cs.fragment_id = fragment_id
     cs.widget_states.widgets.extend(states)
     cs.page_script_hash = page_script_hash
     cs.page_name = page_name
@@ -90,6 +95,7 @@ def widget_key(widget_id: str) -> str:
 class View:
     """What the browser would hold for the current run: widgets by key, texts, pages, query string."""
     widgets: dict[str, object] = field(default_factory=dict)  # user key -> widget proto
+    fragments: dict[str, str] = field(default_factory=dict)  # user key -> the fragment that drew it ("": none)
     texts: list[str] = field(default_factory=list)
     exceptions: list[str] = field(default_factory=list)
     pages: dict[str, str] = field(default_factory=dict)  # url path -> page_script_hash
@@ -122,10 +128,10 @@ class View:
         elif kind == "page_info_changed":
             self.query_string = msg.page_info_changed.query_string
         elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
-            self._element(msg.delta.new_element)
+            self._element(msg.delta.new_element, msg.delta.fragment_id)
         return kind == "script_finished" and msg.script_finished in DONE
 
-    def _element(self, element) -> None:
+    def _element(self, element, fragment_id: str = "") -> None:
         kind = element.WhichOneof("type")
         if kind is None:
             return
@@ -141,6 +147,7 @@ class View:
         widget_id = getattr(proto, "id", "")
         if isinstance(widget_id, str) and widget_key(widget_id):
             self.widgets[widget_key(widget_id)] = proto
+            self.fragments[widget_key(widget_id)] = fragment_id
 
     def measured(self) -> tuple[float | None, int | None]:
         """The sidebar's measured pruning share (percent) and, if shown, the bit width it names."""
@@ -203,12 +210,13 @@ class Student:
         self.jar.add_cookie_header(request)
         return {"Cookie": request.get_header("Cookie")} if request.has_header("Cookie") else {}
 
-    async def _run(self, ws, kind: str, page_hash: str, page_name: str = "", query: str | None = None) -> Result:
+    async def _run(self, ws, kind: str, page_hash: str, page_name: str = "", query: str | None = None,
+                   fragment_id: str = "") -> Result:
         before_b, before_m = self.view.bytes, self.view.messages
         cpu0 = self.probe() if self.probe else math.nan
         start = time.perf_counter()
         await ws.send(rerun_message(self.view.query_string if query is None else query, self.states.values(),
-                                    page_hash, page_name, self.view.cache))
+                                    page_hash, page_name, self.view.cache, fragment_id))
         error = ""
         try:
             async with asyncio.timeout(self.timeout):
@@ -262,7 +270,7 @@ class Student:
                 return
             self.prune = self.values.choice([v for v in range(1, 100) if v != self.prune])
             self._move("prune", slider_state(slider.id, self.prune))
-            await self._run(ws, "prune", self.view.page_script_hash)
+            await self._run(ws, "prune", self.view.page_script_hash, fragment_id=self.view.fragments["prune"])
         await self._pause()
         if "saliency" not in self.view.pages:
             self.results.append(Result("page", math.nan, error="no page 'saliency' in the navigation"))
@@ -277,4 +285,4 @@ class Student:
             choices = [o for o in select.options if o.strip().isdigit() and 2 <= int(o) <= 8 and int(o) != self.bits]
             self.bits = int(self.values.choice(choices))
             self._move("bits", select_slider_state(select.id, str(self.bits)))
-            await self._run(ws, "bits", self.view.page_script_hash)
+            await self._run(ws, "bits", self.view.page_script_hash, fragment_id=self.view.fragments["bits"])

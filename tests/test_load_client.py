@@ -37,6 +37,9 @@ def test_rerun_message_is_the_browsers_client_state():
     prune, bits = cs.widget_states.widgets
     assert prune.id == "$$ID-ab12-prune" and list(prune.double_array_value.data) == [35.0]
     assert bits.id == "$$ID-cd34-bits" and list(bits.string_array_value.data) == ["4"]
+    assert cs.fragment_id == ""  # a full run
+    msg.ParseFromString(lc.rerun_message("page=overview", states, "hash1", fragment_id="frag9"))
+    assert msg.rerun_script.fragment_id == "frag9"  # a widget a fragment drew: that fragment alone
 
 
 def test_widget_key_is_the_user_key_at_the_end_of_the_id():
@@ -53,6 +56,8 @@ def _forward(**kind) -> bytes:
             msg.delta.new_element.markdown.body = value
         elif name == "slider":
             msg.delta.new_element.slider.id, msg.delta.new_element.slider.options[:] = value
+        elif name == "fragment":
+            msg.delta.fragment_id = value
         elif name == "query":
             msg.page_info_changed.query_string = value
         elif name == "pages":
@@ -66,7 +71,8 @@ def _forward(**kind) -> bytes:
 def test_view_reads_a_run_as_the_browser_does():
     view = lc.View()
     stream = [_forward(new_session="p1"), _forward(pages=[("overview", "p1"), ("saliency", "p2")]),
-              _forward(slider=("$$ID-ff-bits", ["2", "4", "32 (float, off)"])), _forward(query="page=overview&prune=35"),
+              _forward(slider=("$$ID-ff-bits", ["2", "4", "32 (float, off)"]), fragment="frag9"),
+              _forward(slider=("$$ID-ee-scheme", ["symmetric"])), _forward(query="page=overview&prune=35"),
               _forward(caption="Measured: 35.0 % of weights zero after pruning, 37.2 % after rounding to 2 bits.")]
     assert not any(view.feed(m) for m in stream)
     assert not view.feed(_forward(script_finished=ForwardMsg.FINISHED_EARLY_FOR_RERUN))  # another run follows
@@ -74,6 +80,7 @@ def test_view_reads_a_run_as_the_browser_does():
     assert view.pages == {"overview": "p1", "saliency": "p2"} and view.page_script_hash == "p1"
     assert view.query_string == "page=overview&prune=35"
     assert view.widgets["bits"].options[-1] == "32 (float, off)"
+    assert view.fragments == {"bits": "frag9", "scheme": ""}  # which fragment drew each widget ("": the app)
     assert view.measured() == (35.0, 2)
     view.feed(_forward(new_session="p1"))  # a new run forgets the old texts
     assert view.measured() == (None, None)

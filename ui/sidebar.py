@@ -7,9 +7,12 @@ values clamped or ignored with a notice) and written back on every run. ?hide=a,
 from __future__ import annotations
 
 import inspect
+from contextlib import nullcontext
 from pathlib import Path
 
 import streamlit as st
+from streamlit import config
+from streamlit.errors import StreamlitAPIException
 
 import models
 from core import data as datasets
@@ -101,34 +104,95 @@ def _shown(c: Control, value: object) -> str:
     return str(value)
 
 
+# A move of a main slider reruns only the page fragment (ui/page_run.py, keyed PAGE): the slider's callback
+# asks for it with st.rerun(PAGE), not the navigation and the rest of the sidebar. The sliders stay in the
+# full run's sidebar: a widget a fragment drew makes the browser name that fragment in its rerun request,
+# which a session that does not hold it (a browser back on another replica, or after its session expired)
+# drops without a word. The measured sparsity under the pruning rate is the fragment's; the notes of their
+# groups (e.g. a range setting that a bit width does not use) change at a few values only: then the fragment
+# asks for a full run (shows()). Every other control (rarely moved; the data set and model change the sidebar
+# itself) reruns the whole app.
+PAGE = "page"  # the fragment's key
+IN_PLACE = frozenset(MAIN)
+SHOWS = "_sidebar_shows"  # session state: what the sidebar on screen shows (see shows())
+# AppTest runs a keyed rerun as Streamlit does, but its element tree then holds only the fragment's elements
+# (each at.run() starts an empty tree): there, moves rerun the whole app unless a test sets this key to True.
+KEYED = "_keyed_reruns"
+_SLOTS = ("_sparsity_slot", "_plan_slot", "_share_slot", "_lesson_box")  # where the fragment draws
+
+
+def shows() -> dict[str, object]:
+    """What the part of the sidebar drawn by the last full run shows: its settings and the state it reads.
+
+    The page fragment compares it with the session after a run of its own: a page's button that changed
+    any of it (Sensitivity's "Apply to the sidebar", a lesson step, A/B, a model upload, a notice) needs a
+    full run, else the sidebar would show the old values."""
+    state = st.session_state
+    view = {key: state.get(key) for key in (*url_state.SIDEBAR, "present", "hide", "lesson")}
+    view.update(_notices=len(state.get(notices.NOTICES, [])), _ab=bool(state.get(ab.KEY)),
+                _plan_from=state.get(PLAN_FROM), _goto=state.get("_lesson_goto"),
+                _notes=_notes({COMPRESSION[key][0] for key in IN_PLACE}))
+    return view
+
+
+def _moved_by_hand(key: str) -> None:
+    """A main slider's callback: only the page fragment reruns, once this session has drawn it.
+
+    The slider's own move needs no announcement; a map click or a lesson step does (see announce)."""
+    state = st.session_state
+    if "_main_seen" in state:
+        state["_main_seen"] = {**state["_main_seen"], key: state[key]}
+    if SHOWS in state:  # the browser shows the slider's new value (a map click's move needs a full run)
+        state[SHOWS] = {**state[SHOWS], key: state[key]}
+    if SHOWS in state and state.get(KEYED, not config.get_option("global.appTest")):  # (AppTest patches config's)
+        try:
+            st.rerun(PAGE)
+        except StreamlitAPIException:  # the last full run ended before the fragment: this one is full
+            pass
+
+
 def _draw(where, key: str) -> None:
     """One compression control, drawn from its Control metadata."""
     _, c = COMPRESSION[key]
-    on_change = _moved_by_hand if c.main else None
+    on_change, args = (_moved_by_hand, (key,)) if c.main else (None, None)
     if c.widget == "slider":
         number = int if float(c.step or 1).is_integer() and float(c.low).is_integer() else float
         where.slider(c.label, number(c.low), number(c.high), key=key, step=number(c.step or 1), format=c.format,
-                     on_change=on_change, help=c.help or None)
+                     on_change=on_change, args=args, help=c.help or None)
     elif c.widget == "select_slider":
-        where.select_slider(c.label, c.choices, key=key, on_change=on_change, help=c.help or None,
+        where.select_slider(c.label, c.choices, key=key, on_change=on_change, args=args, help=c.help or None,
                             format_func=lambda v, c=c: _shown(c, v))
     elif c.widget == "selectbox":
-        where.selectbox(c.label, c.choices, key=key, help=c.help or None, format_func=lambda v, c=c: _shown(c, v))
+        where.selectbox(c.label, c.choices, key=key, on_change=on_change, args=args, help=c.help or None,
+                        format_func=lambda v, c=c: _shown(c, v))
     elif c.widget == "toggle":
-        where.toggle(c.label, key=key, help=c.help or None)
+        where.toggle(c.label, key=key, on_change=on_change, args=args, help=c.help or None)
     elif c.widget == "text":
-        where.text_input(c.label, key=key, help=c.help or None, placeholder="e.g. conv1:p0.5b4,fc1:b2")
+        where.text_input(c.label, key=key, on_change=on_change, args=args, help=c.help or None,
+                         placeholder="e.g. conv1:p0.5b4,fc1:b2")
     else:
-        where.radio(c.label, c.choices, key=key, horizontal=c.horizontal, help=c.help or None,
-                    format_func=lambda v, c=c: _shown(c, v))
+        where.radio(c.label, c.choices, key=key, horizontal=c.horizontal, on_change=on_change, args=args,
+                    help=c.help or None, format_func=lambda v, c=c: _shown(c, v))
     if key == "prune":
         st.session_state["_sparsity_slot"] = where.empty()  # filled once the model is known: _measured
 
 
+def _step(name: str):
+    return compression_from({url: st.session_state[url] for url, (step, _) in COMPRESSION.items()
+                             if step == name}).step(name)
+
+
+def _notes(names: set[str]) -> dict[str, list[str]]:
+    """The notes of steps `names` (as _step_notes draws them), from one config; none before the first run."""
+    if not all(url in st.session_state for url in COMPRESSION):
+        return {}
+    config = compression_from(st.session_state)
+    return {name: config.step(name).notes() for name in sorted(names)}
+
+
 def _step_notes(where, name: str) -> None:
     """Under a step's group: what its setting does not do as named (e.g. TWN at 4 bits)."""
-    values = {url: st.session_state[url] for url, (step, _) in COMPRESSION.items() if step == name}
-    step = compression_from(values).step(name)
+    step = _step(name)
     for note in step.notes():
         where.caption(f":material/info: {note}")
     if name == "plan":
@@ -169,11 +233,13 @@ def _plan_extras(where, step) -> None:
 
 def _plan_fits(setup: Setup) -> None:
     """In the plan's group, once the page has the model: layers the plan names that this model lacks."""
-    if "_plan_slot" not in st.session_state or st.session_state.get("_model_ready") != setup.train:
+    slot = st.session_state.get("_plan_slot")
+    if slot is None:
         return
-    slot = st.session_state.pop("_plan_slot")
-    if said := plan_fit(setup):
+    if st.session_state.get("_model_ready") == setup.train and (said := plan_fit(setup)):
         slot.warning(" ".join(said), icon="⚠️")
+    else:
+        slot.empty()
 
 
 def _dataset(where, key: str = "dataset") -> None:
@@ -192,15 +258,12 @@ def _control(where, key: str) -> None:
     (_dataset if key == "dataset" else _model if key == "model" else _draw)(where, key)
 
 
-def _controls(hidden: tuple[str, ...], strip: bool) -> None:
-    """The sidebar's controls in order, except those the link hides (?hide=) and those the strip draws.
+def _groups(hidden: tuple[str, ...]) -> None:
+    """The sidebar's groups of controls in order, except the controls the link hides (?hide=).
 
     Pruning and quantization always show their group; any other family's group is an expander, closed
     while the family is off (its controls keep their values), so unused families take one line each.
     """
-    for key in MAIN:
-        if key not in hidden and not strip:
-            _control(st, key)
     names = dict(zip([get_step(n).title for n in ordered_steps()], ordered_steps()))
     for header, keys in GROUPS:
         shown = [key for key in keys if key not in hidden]
@@ -227,12 +290,7 @@ def _strip(shown: list[str], stacked: bool = False) -> None:
             _control(column, key)
 
 
-def _moved_by_hand() -> None:
-    # The slider's own move needs no announcement; a map click or a lesson step does (see _announce).
-    st.session_state["_moved_by_hand"] = True
-
-
-def _announce() -> None:
+def announce() -> None:
     """When something other than the slider itself moved a main control, queue a notice for the class.
 
     Compared with the values of the previous run; the notice is shown by `show_moves` after the lesson
@@ -241,7 +299,7 @@ def _announce() -> None:
     state = st.session_state
     now = {key: state[key] for key in MAIN}
     before, state["_main_seen"] = state.get("_main_seen"), now
-    if state.pop("_moved_by_hand", False) or before is None:
+    if before is None:  # (a move of the slider itself updated _main_seen: _moved_by_hand)
         return
     moved = [key for key in MAIN if before.get(key) != now[key]]
     if moved:
@@ -280,9 +338,12 @@ def _measured(setup: Setup) -> None:
     Only once this session has the trained model (a page asked for it), so that the sidebar never
     starts a training run by itself (the Lessons page needs no model).
     """
-    if "_sparsity_slot" not in st.session_state or st.session_state.get("_model_ready") != setup.train:
+    slot = st.session_state.get("_sparsity_slot")
+    if slot is None:
         return
-    slot = st.session_state.pop("_sparsity_slot")
+    if st.session_state.get("_model_ready") != setup.train:
+        slot.empty()  # the fragment writes its slots on every run (Streamlit keeps their place so)
+        return
     c = setup.compression
     pruned, total = zero_shares(setup)
     text = f"Measured: {pruned * 100:.1f} % of weights zero"
@@ -294,10 +355,18 @@ def _measured(setup: Setup) -> None:
     slot.caption(text + ".")
 
 
-def after_page(setup: Setup) -> None:
-    """What the sidebar can only show once the page has run (and loaded the trained model)."""
+def measured_early(setup: Setup) -> None:
+    """The measured sparsity (and the plan's fit) at once, before the page, when the model is known."""
+    st.session_state["_measured_early"] = st.session_state.get("_model_ready") == setup.train
     _measured(setup)
     _plan_fits(setup)
+
+
+def after_page(setup: Setup) -> None:
+    """What the sidebar can only show once the page has run (and loaded the trained model)."""
+    if st.session_state.get("_model_ready") == setup.train and not st.session_state.get("_measured_early"):
+        _measured(setup)
+        _plan_fits(setup)
 
 
 def sidebar() -> Setup:
@@ -306,6 +375,8 @@ def sidebar() -> Setup:
     In presentation mode the two main sliders sit in a strip at the top of the page instead.
     """
     _prepare()
+    for slot in _SLOTS:  # this run's sidebar makes its own
+        st.session_state.pop(slot, None)
     present = url_state.presenting()
     hidden = st.session_state.get("hide", ())
     if present:
@@ -314,24 +385,30 @@ def sidebar() -> Setup:
     for notice in notices.take():  # each once: gone after the next interaction
         (st if present else st.sidebar).warning(notice, icon="⚠️")
     with st.sidebar:
-        _controls(hidden, strip=present)
+        for key in MAIN:
+            if key not in hidden and not present:
+                _control(st, key)
+        _groups(hidden)
         st.divider()
         st.toggle("Presentation mode", key="present",
                   help="Large text and charts for a projector; the sidebar starts collapsed and the pruning "
                        "rate and bit width sit at the top of the page. "
                        "In a link: ?present=1, and ?hide=method,scope hides those controls.")
+        st.session_state["_share_slot"] = st.container()  # the link changes with every move: share_link
+        ab.freeze_button()  # "Freeze as A" for the A/B page, and the glossary, on every page
+        glossary.glossary_popover()
     url_state.sync()
-    _announce()
+    announce()
     setup = setup_from(st.session_state)
     st.session_state["_setup"] = setup
-    _measured(setup)  # at once when this session already has the model, else after the page
-    _plan_fits(setup)
+    st.session_state[SHOWS] = shows()
     return setup
 
 
 def share_link() -> None:
     """A "Share / copy link" popover in the sidebar: the link to this exact view (st.code has a copy button)."""
-    with st.sidebar.popover("Share / copy link", icon=":material/link:", width="stretch"):
+    with st.session_state.get("_share_slot", st.sidebar).popover("Share / copy link", icon=":material/link:",
+                                                                  width="stretch"):
         if isinstance(train_config(st.session_state["model"], st.session_state["dataset"]), UploadedTrain):
             st.warning("This link cannot carry your uploaded weights: whoever opens it sees the app's own "
                        "trained model at these settings, not yours.", icon=":material/upload_file:")
@@ -343,27 +420,31 @@ def share_link() -> None:
             st.caption("Add this to the app's address (for example http://localhost:8501/).")
 
 
-def page_header(page: str) -> None:
-    """What app.py draws once the page is known, before the page: the share link and the lesson step."""
-    url_state.keep_other_pages(page)
-    reconnect.show()  # first, in the main area: a phone, its sidebar collapsed, shows it too
-    share_link()
-    ab.freeze_button()  # "Freeze as A" for the A/B page, and the glossary, on every page
-    glossary.glossary_popover()
+def strip() -> None:
+    """Presentation mode, in the full run above the page: the main sliders' strip (outside the page fragment,
+    as in the sidebar); during a lesson beside a box the fragment fills with the lesson step."""
     shown = [key for key in MAIN if key not in st.session_state.get("hide", ())] if url_state.presenting() else []
     if shown and st.session_state.get("lesson"):
         # On a projector the step and the sliders it moves share one row: the page's chart stays in view.
         box, controls = st.columns([5, 2], gap="medium")
         with controls:
             _strip(shown, stacked=True)
-        with box:
-            lessons.lesson_banner(page)
-    else:
-        if shown:
-            _strip(shown)
+        st.session_state["_lesson_box"] = box
+    elif shown:
+        _strip(shown)
+
+
+def page_header(page: str, full: bool = True) -> None:
+    """What the page fragment draws before the page: the share link and the lesson step (`full`: in a run
+    of the whole app, whose sidebar drew this run's notices)."""
+    url_state.keep_other_pages(page)
+    reconnect.show()  # in the main area: a phone, its sidebar collapsed, shows it too
+    share_link()
+    with st.session_state.get("_lesson_box") or nullcontext():
         lessons.lesson_banner(page)
     show_moves()
-    notices.shown()  # past any page switch: this run's notices have been seen
+    if full:
+        notices.shown()  # past any page switch: this run's notices have been seen
 
 
 def current_setup() -> Setup:
