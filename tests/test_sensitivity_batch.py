@@ -171,39 +171,6 @@ def test_gradient_maps_decline_residual_models(digits):
     assert layer_runs.gradient_maps(model, "stem", [model.stem.weight], digits.x_test[:4], 0, "saliency") is None
 
 
-def _flipped(model, method: str) -> bool:
-    """Do the batched maps take their last step back by `layer_runs.input_gradient` (not Captum's autograd)?"""
-    return method in layer_runs.GRADIENT_METHODS and layer_runs.flippable(next(iter(model.children())))
-
-
-def _same_maps(model, maps, expected) -> bool:
-    """Bit for bit Captum's maps; within FLIP_TOLERANCE of each map's largest value when the last step back is
-    `input_gradient` (the same float32 sums in another order)."""
-    if not layer_runs.flippable(next(iter(model.children()))):
-        return torch.equal(maps, expected)
-    scale = expected.abs().amax(dim=(1, 2), keepdim=True)
-    return bool(((maps - expected).abs() <= layer_runs.FLIP_TOLERANCE * scale).all()) and \
-        torch.equal(maps == 0, expected == 0)
-
-
-def test_input_gradient_is_autograds(digits):
-    """The flipped forward convolution is the convolution's input gradient (padding 0 to kernel - 1, several
-    channels), within FLIP_TOLERANCE of autograd's, and `flippable` refuses what it cannot compute."""
-    torch.manual_seed(0)
-    for cin, cout, k, p in ((1, 6, 5, 2), (3, 4, 3, 0), (2, 5, 3, 2)):
-        conv = torch.nn.Conv2d(cin, cout, k, padding=p)
-        x = torch.randn(4, cin, 9, 9, requires_grad=True)
-        g = torch.randn_like(conv(x))
-        (expected,) = torch.autograd.grad(conv(x), x, g)
-        got = layer_runs.input_gradient(conv, g)
-        assert layer_runs.flippable(conv) and got.shape == expected.shape
-        assert (got - expected).abs().max() <= layer_runs.FLIP_TOLERANCE * expected.abs().max()
-    for conv in (torch.nn.Conv2d(1, 2, 3, stride=2), torch.nn.Conv2d(2, 2, 3, groups=2),
-                 torch.nn.Conv2d(1, 2, 3, dilation=2), torch.nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"),
-                 torch.nn.Conv2d(1, 2, 3, padding=3), torch.nn.Conv2d(1, 2, 3, padding="same"), torch.nn.Linear(2, 2)):
-        assert not layer_runs.flippable(conv), conv
-
-
 @pytest.mark.parametrize("name", ["lenet5", "separable", "mlp"])
 def test_layer_inputs_are_each_layers_own_prefix(digits, name):
     model = _untrained(name, digits)
