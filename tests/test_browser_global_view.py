@@ -46,7 +46,7 @@ def test_clicking_a_dot_shows_its_image_and_opens_it_on_the_saliency_page(app_ur
     page.wait_for_timeout(100)
     page.mouse.up()
     tile = page.locator(f".st-key-global_tile_{point['index']}")
-    tile.wait_for(timeout=RERUN_TIMEOUT_MS)
+    tile.locator("img").wait_for(timeout=RERUN_TIMEOUT_MS)  # the tile's box may arrive before its picture
     _wait_idle(page)
     assert tile.locator("img").count() == 1
     assert re.search(r"original \d \(\d+ %\)", tile.inner_text()) and "compressed" in tile.inner_text()

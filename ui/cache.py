@@ -302,7 +302,7 @@ def _quiet_server() -> bool:
 def _prefetcher() -> Prefetcher:
     # the report and the summary in words (issue 10 §4, below), only while no other session is in a run
     # and no class is on the server
-    return Prefetcher(_prefetch_move, idle_server=_quiet_server)
+    return Prefetcher(_prefetch_move, idle_server=lambda: _quiet_server())  # late-bound: tests replace it
 
 
 def prefetch_neighbours(setup: Setup) -> None:
@@ -615,7 +615,7 @@ def population_view(train: TrainConfig, size: int, compression: CompressionConfi
 @st.cache_resource(max_entries=1, show_spinner=False)
 def _population_prefetcher() -> Prefetcher:
     # as the Overview's guesses: only while no other session is in a run and no class is on the server
-    return Prefetcher(lambda args: population_view(*args), idle_server=_quiet_server)
+    return Prefetcher(lambda args: population_view(*args), idle_server=lambda: _quiet_server())
 
 
 def prefetch_population(train: TrainConfig, size: int, compression: CompressionConfig) -> None:
