@@ -46,8 +46,6 @@ from pathlib import Path
 import numpy as np
 import plotly.io as pio
 import torch
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -62,9 +60,9 @@ for _name in ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.cac
 import ui  # noqa: E402  (for train_config and the page constants: the benchmark must not drift from the app)
 from ui.panels import IMAGES_PER_VIEW  # noqa: E402
 from ui.sidebar import DEFAULTS  # noqa: E402
-from benchmarks import bench_deploy, bench_families, bench_pages, bench_sensitivity, bench_sweep  # noqa: E402
-from benchmarks.serve import (ARM_JS, CHROMIUM, CHROMIUM_ARGS, IDLE_JS, INSTRUMENT_JS, stop_server,  # noqa: E402
-                              require_chromium, start_server)
+from benchmarks import (bench_browser, bench_deploy, bench_families, bench_pages, bench_sensitivity,  # noqa: E402
+                        bench_sweep)
+from benchmarks.serve import require_chromium  # noqa: E402
 from core import figures, layers  # noqa: E402
 from core.figures import maps as figures_maps  # noqa: E402
 from core.explain.attribution import attribute, saliency_agreement  # noqa: E402
@@ -293,62 +291,14 @@ def profile(ctx: Context, page: str, configs: list[CompressionConfig], top: int 
 
 
 # ---------------------------------------------------------------- b) browser
-# The probe (INSTRUMENT_JS, IDLE_JS, ARM_JS) lives in benchmarks/serve.py, shared with bench_browser.py.
-
-
-def _prepare(page, url: str, ready_selector: str, probe: tuple[str, str]) -> None:
-    """Open `url`, wait for its first run, instrument it; probe = (CSS selector, text the element contains)."""
-    page.goto(url)
-    page.wait_for_selector(ready_selector, timeout=180_000)
-    page.wait_for_function(IDLE_JS, timeout=60_000)
-    page.evaluate(INSTRUMENT_JS, list(probe))
-    page.get_by_role("slider", name="Pruning rate").focus()
-
-
-def _press(page, name: str) -> float | None:
-    """One ArrowRight on the slider; ms from key release to updated page (None, with a note, if it never came)."""
-    slider = page.get_by_role("slider", name="Pruning rate")
-    before = slider.get_attribute("aria-valuetext")
-    slider.focus()  # a rerun may have re-created the element
-    page.evaluate(ARM_JS)
-    page.keyboard.press("ArrowRight")
-    try:
-        page.wait_for_function("() => window.__lat.t1 !== null", timeout=20_000)
-    except PlaywrightTimeout:
-        print(f"  {name}: no update within 20 s (slider {before} -> {slider.get_attribute('aria-valuetext')});"
-              " press not counted", file=sys.stderr)
-        page.wait_for_function(IDLE_JS, timeout=60_000)
-        return None
-    latency = page.evaluate("() => window.__lat.t1 - window.__lat.t0")
-    page.wait_for_timeout(150)  # let the browser settle before the next press
-    return latency
+# The presses are benchmarks/bench_browser.py's (the same probe, tabs and servers), without its breakdown.
 
 
 def run_browser(presses: int, options: list[str], warmup: int = 2) -> dict[str, list[float]]:
     """Alternate ArrowRight presses between the real app and the floor app (same options); latencies in ms."""
     require_chromium()
-    servers = {"app": start_server("app.py", options), "floor": start_server("benchmarks/floor_app.py", options)}
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            tabs = {}
-            for name, (_, url) in servers.items():
-                tabs[name] = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            # Probes: the Sparsity card on the overview; the chart's title in the floor app.
-            _prepare(tabs["app"], f"{servers['app'][1]}/?page=overview", '[data-testid="stMetric"]',
-                     ('[data-testid="stMetric"]', "Sparsity"))
-            _prepare(tabs["floor"], servers["floor"][1], ".js-plotly-plot .main-svg", (".js-plotly-plot .gtitle", ""))
-            latencies: dict[str, list[float]] = {name: [] for name in tabs}
-            for i in range(warmup + presses):
-                for name, tab in tabs.items():
-                    ms = _press(tab, name)
-                    if i >= warmup and ms is not None:
-                        latencies[name].append(ms)
-            browser.close()
-    finally:
-        for proc, _ in servers.values():
-            stop_server(proc)
-    return latencies
+    pressed = bench_browser.run_round(presses, options, breakdown=False, page="overview", warmup=warmup)
+    return {name: [press.latency for press in values] for name, values in pressed.items()}
 
 
 def print_browser(latencies: dict[str, list[float]]) -> tuple[float, float]:
