@@ -178,6 +178,7 @@ def _draw(where, key: str) -> None:
 
 
 def _step(name: str):
+    """Step `name` at the session's values of its controls (what its group shows)."""
     return compression_from({url: st.session_state[url] for url, (step, _) in COMPRESSION.items()
                              if step == name}).step(name)
 
@@ -186,8 +187,7 @@ def _notes(names: set[str]) -> dict[str, list[str]]:
     """The notes of steps `names` (as _step_notes draws them), from one config; none before the first run."""
     if not all(url in st.session_state for url in COMPRESSION):
         return {}
-    config = compression_from(st.session_state)
-    return {name: config.step(name).notes() for name in sorted(names)}
+    return {name: _step(name).notes() for name in sorted(names)}
 
 
 def _step_notes(where, name: str) -> None:
