@@ -2,7 +2,7 @@
 import streamlit as st
 
 import ui
-from core import export, figures
+from core import figures
 
 setup = ui.current_setup()
 ui.trained_model(setup.train)
@@ -22,7 +22,4 @@ if setup.compression.quantized and rounded > 0.01:
             f"zero: at {setup.compression.weight_bits} bits, every weight smaller than {below} becomes 0.",
             icon="ℹ️")
 ui.chart(ui.per_class_figure(setup), key="per_class")  # one figure per setting, shared by every session
-with st.expander("Layer by layer"):
-    st.dataframe(export.readable_layer_table(report), hide_index=True)
-    st.caption("Zero: the share of the layer's weights that are exactly 0. Size: as stored (biases at 32 bits). "
-               "MACs: multiply-accumulates per image that a non-zero weight still costs.")
+ui.layer_table(report)

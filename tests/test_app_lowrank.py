@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import open_app
 
+from ui.panels import LAYERS_OPEN
+
 
 def _size(at) -> float:
     (value,) = [m.value for m in at.metric if m.label == "Size"]
@@ -37,6 +39,8 @@ def test_controls_sit_in_a_collapsed_group_and_move_the_size(digits):
     smaller = _size(at)
     at.radio(key="rank_mode").set_value("fraction").run()
     assert not at.exception and _size(at) != smaller and at.query_params["rank_mode"] == "fraction"
+    at.session_state[LAYERS_OPEN] = True  # the Overview's "Layer by layer" open
+    at.run()
     table = [t for t in at.dataframe if "Rank kept" in t.value.columns]
     assert table, "the Overview's layer table shows each layer's rank"
 

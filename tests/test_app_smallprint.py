@@ -8,6 +8,7 @@ import re
 from conftest import open_app
 
 from core.stats import accuracy_interval, format_interval
+from ui.panels import LAYERS_OPEN
 
 
 def _card(at, label):
@@ -18,6 +19,9 @@ def _card(at, label):
 def test_an_uncompressed_model_shows_no_change_and_the_accuracy_interval():
     at = open_app("overview")
     assert not at.exception
+    assert not at.dataframe  # the closed "Layer by layer" draws nothing (a move would resend it)
+    at.session_state[LAYERS_OPEN] = True  # as a click on it does
+    at.run()
     for label in ("Test accuracy", "Size", "MACs per image"):
         assert _card(at, label).delta in (None, ""), label
     accuracy = float(_card(at, "Test accuracy").value.split()[0]) / 100
@@ -31,6 +35,8 @@ def test_an_uncompressed_model_shows_no_change_and_the_accuracy_interval():
 
 def test_everything_pruned_says_all_weights_removed_and_your_digit_says_only_biases_answer():
     at = open_app("overview", prune=100)
+    at.session_state[LAYERS_OPEN] = True  # the layer table open
+    at.run()
     assert not at.exception
     assert _card(at, "MACs per image").delta == "all weights removed"
     assert not any("∞" in (m.delta or "") for m in at.metric)

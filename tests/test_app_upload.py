@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 import models
 import ui
+from ui.sidebar import SHARE_OPEN
 
 
 class WritesAFile:
@@ -62,7 +63,8 @@ def test_a_damaged_torch_file_says_so_and_a_good_file_clears_the_refusal():
 def test_the_share_link_says_it_cannot_carry_uploaded_weights():
     torch.manual_seed(0)
     at = open_app("upload")
-    assert not [w for w in at.warning if "cannot carry your uploaded weights" in w.value]
+    at.session_state[SHARE_OPEN] = True  # the share popover open: its contents are drawn
+    assert not [w for w in at.run().warning if "cannot carry your uploaded weights" in w.value]
     at = _upload(at, "mlp.pt", _torch_bytes(models.create_model("mlp", (1, 28, 28), 10).state_dict()))
     assert not at.exception
     assert [w for w in at.warning if "cannot carry your uploaded weights" in w.value]

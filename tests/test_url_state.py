@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 import ui
 from ui import url_state
 from ui.panels import for_projector
+from ui.sidebar import SHARE_OPEN
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180
@@ -377,7 +378,9 @@ def test_projector_copy_scales_every_font_and_leaves_the_figure_alone():
 def test_share_link_carries_every_setting():
     at = open_app("lessons", prune=40, bits=4, sweep_epochs=2)
     healthy(at)
-    links = [c.value for c in at.code]
+    assert not at.code  # closed, the popover draws nothing (a move would resend it)
+    at.session_state[SHARE_OPEN] = True  # as a click on "Share / copy link" does
+    links = [c.value for c in at.run().code]
     assert len(links) == 2 and all(link.startswith("?") for link in links)  # no browser: relative
     shared = dict(parse_qsl(urlsplit(links[0]).query))
     assert shared == {k: at.query_params[k] for k in at.query_params}

@@ -41,8 +41,8 @@ from ui.own_model import show_upload_settings as show_own_model_settings
 from ui.own_model import use_toggle as own_model_toggle
 from ui.prepare import prepare_panel
 from ui.setup import Setup, UploadedTrain, train_config
-from ui.panels import (chart, delta, describe_setup, grid_chart, metric_cards, percent, pick_images,
-                       saliency_panels, wide_chart)
+from ui.panels import (LAYERS_OPEN, chart, delta, describe_setup, grid_chart, layer_table, metric_cards, percent,
+                       pick_images, saliency_panels, wide_chart)
 from ui.sidebar import after_page as sidebar_after_page
 from ui.sidebar import current_setup, page_header, sidebar
 from ui.url_state import SETTINGS, presenting
@@ -56,7 +56,7 @@ __all__ = [
     "all_lessons", "available_methods", "chart", "compressed_maps", "compressed_model", "current_setup",
     "dataset", "delta", "families_table", "distill_comparison", "distill_methods", "distill_problem", "distilled_students",
     "subset_comparison", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
-    "largest_layer", "layer_labels", "metric_cards", "metrics_csv", "original_evaluation", "original_maps",
+    "LAYERS_OPEN", "largest_layer", "layer_labels", "layer_table", "metric_cards", "metrics_csv", "original_evaluation", "original_maps",
     "own_input", "own_maps", "own_model", "own_model_refusal", "own_model_refusal_detail", "own_model_toggle",
     "own_predictions", "page_header", "percent", "pick_images", "pie_table", "prefetch_population", "prepare_panel",
     "population_saliency", "population_view",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import figures
+from core import export, figures
 from core.explain.attribution import saliency_agreement
 from core.metrics import CompressionReport
 from core.stats import accuracy_interval, format_interval
@@ -118,6 +118,21 @@ def metric_cards(rep: CompressionReport) -> None:
     cols[5].metric("Agreement", figures.format_percent(rep.agreement),
                    help="Share of test images on which both models predict the same class.")
     st.caption(accuracy_caption(rep))
+
+
+LAYERS_OPEN = "layers_open"  # session state: whether the Overview's "Layer by layer" expander is open
+
+
+def layer_table(rep: CompressionReport) -> None:
+    """The Overview's "Layer by layer" expander: each layer's zeros, size and MACs (core.export's table).
+
+    Its contents are drawn only while it is open (opening it reruns the page): closed, the table was
+    resent with every slider move for nothing (issue 11 §2)."""
+    with st.expander("Layer by layer", key=LAYERS_OPEN, on_change="rerun") as box:
+        if box.open:
+            st.dataframe(export.readable_layer_table(rep), hide_index=True)
+            st.caption("Zero: the share of the layer's weights that are exactly 0. Size: as stored (biases at 32 "
+                       "bits). MACs: multiply-accumulates per image that a non-zero weight still costs.")
 
 
 def accuracy_caption(rep: CompressionReport) -> str:

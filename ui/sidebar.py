@@ -405,10 +405,23 @@ def sidebar() -> Setup:
     return setup
 
 
+SHARE_OPEN = "_share_open"  # session state: whether the share popover is open (its contents are drawn then)
+SHARE_HEIGHT_PX = 400
+
+
 def share_link() -> None:
-    """A "Share / copy link" popover in the sidebar: the link to this exact view (st.code has a copy button)."""
+    """A "Share / copy link" popover in the sidebar: the link to this exact view (st.code has a copy button).
+
+    Its contents are drawn only while it is open (opening it reruns the page): the link changes with every
+    move, and four elements resent per move were a sixth of what a move sends (issue 11 §2)."""
     with st.session_state.get("_share_slot", st.sidebar).popover("Share / copy link", icon=":material/link:",
-                                                                  width="stretch"):
+                                                                  width="stretch", key=SHARE_OPEN,
+                                                                  on_change="rerun") as box:
+        if not box.open:
+            # About the height of what it will show: the popover is placed as it opens, before its contents
+            # arrive, and placed for an empty box it would open downwards, off the screen at 720p.
+            st.container(height=SHARE_HEIGHT_PX, border=False)
+            return
         if isinstance(train_config(st.session_state["model"], st.session_state["dataset"]), UploadedTrain):
             st.warning("This link cannot carry your uploaded weights: whoever opens it sees the app's own "
                        "trained model at these settings, not yours.", icon=":material/upload_file:")
