@@ -99,6 +99,32 @@ def test_a_pruning_move_reruns_only_the_page_and_updates_everything_it_changes(a
         _screenshot(page, name)
 
 
+def test_closed_share_link_and_layer_table_are_not_resent_and_open_whole(app_url, page):
+    """Closed, the share popover and "Layer by layer" send nothing per move; opened, they show all they hold
+    (the popover, placed before its contents arrive, still opens upwards and wholly in view at 720p)."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    _open_overview(page, app_url)
+    frames = _frames(page)
+    _press(page, "Pruning rate")
+    elements = [m.delta.new_element.WhichOneof("type") for m in frames if m.WhichOneof("type") == "delta"]
+    assert elements and "code" not in elements and "dataframe" not in elements
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_role("button", name=re.compile("Share")).click()
+    links = page.locator('[data-testid="stPopoverBody"] [data-testid="stCode"]')
+    _expect(links).to_have_count(2, timeout=RERUN_TIMEOUT_MS)
+    _wait_idle(page)
+    for i in range(2):
+        box = links.nth(i).bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= 720, f"link {i} cut off: {box}"
+    assert "prune=1" in links.first.inner_text()
+    page.keyboard.press("Escape")
+    page.locator('[data-testid="stExpander"] summary').filter(has_text="Layer by layer").click()
+    table = page.locator('[data-testid="stExpander"] [data-testid="stDataFrame"]')
+    table.wait_for(timeout=RERUN_TIMEOUT_MS)
+    _wait_idle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 def test_a_move_that_changes_a_sidebar_note_shows_it(app_url, page):
     """TWN is a 2-bit code: one bit width up, the quantization group says the range is set by MSE."""
     _open_overview(page, app_url, "&bits=2&range=twn")
