@@ -161,8 +161,8 @@ def _start_replica(index: int, port: int, nginx_port: int, secret: str, run_dir:
                    options: list[str], env: dict[str, str]) -> Replica:
     log = run_dir / f"replica-{index}.log"
     extra = [arg for option in options for arg in ("--" + option.split("=", 1)[0], option.split("=", 1)[1])]
-    command = [sys.executable, "-m", "streamlit", "run", app, "--server.address", HOST, "--server.port", str(port),
-               "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    command = [sys.executable, str(ROOT / "scripts" / "replica.py"), "run", app, "--server.address", HOST,
+               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--browser.serverAddress", HOST, "--browser.serverPort", str(nginx_port), *extra]
     child_env = {**os.environ, **env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                  "STREAMLIT_SERVER_COOKIE_SECRET": secret, "COMPRESSION_LENS_REPLICA": str(index)}

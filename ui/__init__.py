@@ -87,7 +87,7 @@ from ui.cache import families_student  # noqa: E402
 __all__ += ["families_student"]
 # A class on one process (issue 11 §2): figures shared per setting, runs counted for the prefetcher.
 from ui.cache import per_class_figure, run_started  # noqa: E402
-from ui import page_run  # noqa: E402 (the page fragment: app.py)
+from ui import page_run, reconnect  # noqa: E402 (the page fragment, the lost-fragment fallback: app.py)
 from ui.sidebar import strip as sidebar_strip  # noqa: E402
 
-__all__ += ["page_run", "per_class_figure", "run_started", "sidebar_strip"]
+__all__ += ["page_run", "reconnect", "per_class_figure", "run_started", "sidebar_strip"]
