@@ -14,6 +14,7 @@ import shutil
 import sys
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import websockets
@@ -46,6 +47,28 @@ def test_a_fresh_visit_gets_no_notice_and_a_reconnect_does():
     assert reconnect.kind("streamlit, tok, old", "new", set()) == reconnect.RESTARTED  # another process held it
     assert reconnect.kind("streamlit, tok, old", "new", {"old"}) == reconnect.EXPIRED  # it expired here
     assert reconnect.kind("streamlit, tok, same", "same", set()) is None
+
+
+def test_a_rerun_of_a_fragment_the_session_lacks_becomes_a_full_run(monkeypatch):
+    """Streamlit drops it; the app turns it into a full run with the browser's widget states (not an
+    automatic rerun, and not a fragment the session holds), and wraps Streamlit once however often asked."""
+    from streamlit.proto.ClientState_pb2 import ClientState
+    from streamlit.runtime.app_session import AppSession
+
+    asked: list[ClientState | None] = []
+    monkeypatch.setattr(AppSession, "request_rerun", lambda self, client_state: asked.append(client_state))
+    reconnect.full_runs_for_lost_fragments()
+    reconnect.full_runs_for_lost_fragments()  # (app.py calls it on every run)
+    session = SimpleNamespace(has_fragment=lambda fragment_id: fragment_id == "held")  # what the wrap asks of it
+    for fragment_id, auto in (("lost", False), ("held", False), ("lost", True), ("", False)):
+        state = ClientState(fragment_id=fragment_id, is_auto_rerun=auto, query_string="page=overview")
+        state.widget_states.widgets.add(id="w", int_value=3)
+        AppSession.request_rerun(session, state)
+    AppSession.request_rerun(session, None)
+    assert [s.fragment_id if s else None for s in asked] == ["", "held", "lost", "", None]
+    lost = asked[0]
+    assert lost.query_string == "page=overview" and lost.widget_states.widgets[0].int_value == 3
+    assert len(asked) == 5  # one wrap: each request passed on once
 
 
 def test_the_config_listens_and_proxies_on_loopback_only(tmp_path):
