@@ -60,7 +60,7 @@ for _name in ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.cac
 
 import ui  # noqa: E402  (for train_config and the page constants: the benchmark must not drift from the app)
 from ui.panels import IMAGES_PER_VIEW  # noqa: E402
-from ui.sidebar import DEFAULTS  # noqa: E402
+from ui.controls import DEFAULTS  # noqa: E402
 from benchmarks import (bench_browser, bench_deploy, bench_families, bench_pages, bench_sensitivity,  # noqa: E402
                         bench_sweep)
 from benchmarks.serve import require_chromium  # noqa: E402

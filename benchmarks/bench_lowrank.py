@@ -43,7 +43,7 @@ from core.compression.lowrank import RANK_MODES, RANK_SCOPES  # noqa: E402
 from core.data import load_dataset  # noqa: E402
 from core.metrics import compression_report, evaluate  # noqa: E402
 from core.training import load_or_train  # noqa: E402
-from ui.sidebar import DEFAULTS  # noqa: E402
+from ui.controls import DEFAULTS  # noqa: E402
 
 TARGET_P95_MS = 150.0
 

@@ -6,13 +6,23 @@ browser arrives: a browser that failed over from a dead replica may click on thi
 has run the app here (ui.reconnect.full_runs_for_lost_fragments). No cached function runs here.
 Usage: the arguments of `streamlit`, e.g. `python scripts/replica.py run app.py --server.port 8601`.
 """
+import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# Decorating a cached function before the server exists makes Streamlit check it against a stand-in store
+# and log a warning per function; the functions use the server's store once it runs (at their first call).
+from streamlit.runtime.caching import cache_data_api  # noqa: E402 (its logger, set up as it loads)
+
+checks = logging.getLogger(cache_data_api.__name__)
+level = checks.level
+checks.setLevel(logging.ERROR)
 import ui  # noqa: E402
 from streamlit.web import cli  # noqa: E402
+
+checks.setLevel(level)
 
 ui.reconnect.full_runs_for_lost_fragments()
 sys.argv = ["streamlit", *sys.argv[1:]]

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 import models
 import ui
-from ui.sidebar import SHARE_OPEN
+from ui.page_frame import SHARE_OPEN
 
 
 class WritesAFile:

@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 import ui
 from ui import url_state
 from ui.panels import for_projector
-from ui.sidebar import SHARE_OPEN
+from ui.page_frame import SHARE_OPEN
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180

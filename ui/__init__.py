@@ -43,8 +43,9 @@ from ui.prepare import prepare_panel
 from ui.setup import Setup, UploadedTrain, train_config
 from ui.panels import (LAYERS_OPEN, chart, delta, describe_setup, grid_chart, layer_table, metric_cards, percent,
                        pick_images, saliency_panels, wide_chart)
-from ui.sidebar import after_page as sidebar_after_page
-from ui.sidebar import current_setup, page_header, sidebar
+from ui.page_frame import after_page as sidebar_after_page
+from ui.page_frame import page_header
+from ui.sidebar import current_setup, sidebar
 from ui.url_state import SETTINGS, presenting
 from ui.url_state import fit as fit_setting
 from ui.url_state import sync as sync_url

@@ -2,7 +2,7 @@
 
 Anyone appends a sentence to `st.session_state[NOTICES]` (ui.url_state for bad link values, the
 lessons for a lesson that cannot be shown, the sidebar for a data set that cannot be loaded). The
-sidebar draws `take()` on every run, and the page header (ui.sidebar.page_header) calls `shown()`
+sidebar draws `take()` on every run, and the page header (ui.page_frame.page_header) calls `shown()`
 once the page is about to run: a notice stays until a run has drawn it and got past any page
 switch (a lesson link opens its step's page in a second run), and it goes with the next interaction.
 """

@@ -1,7 +1,7 @@
 """The page fragment: everything a compression setting changes, rerun alone when such a setting moves.
 
 A full run of app.py draws the navigation and the sidebar (ui.sidebar, the main sliders included),
-keeping places in it, and then `page`, a fragment keyed ui.sidebar.PAGE: into those places the measured
+keeping places in it, and then `page`, a fragment keyed ui.page_frame.PAGE: into those places the measured
 sparsity under the pruning rate and the share link; then the page header (lesson step), the page itself,
 the URL and the prefetch of the next pruning step. A main slider's callback calls st.rerun(PAGE): the
 server then runs only this fragment instead of the whole app, so a move no longer resends the navigation,
@@ -12,7 +12,7 @@ Streamlit starts and replaces: the browser would then name the fragment in its r
 that does not hold it (a browser back on another replica, or after its session expired) drops the move.
 
 A widget on the page reruns only this fragment (the browser names it). Anything that changes what the
-sidebar shows (ui.sidebar.shows(): "Apply to the sidebar", a lesson step, A/B, a model upload, a notice,
+sidebar shows (ui.page_frame.shows(): "Apply to the sidebar", a lesson step, A/B, a model upload, a notice,
 a note under the quantization group that a bit width brings) is caught before and after the page: that
 run becomes a full one, so the sidebar never shows old values.
 """
@@ -23,7 +23,7 @@ import streamlit as st
 from ui import reconnect, url_state
 from ui.cache import prefetch_neighbours, run_started
 from ui.setup import setup_from
-from ui.sidebar import PAGE, SHOWS, after_page, announce, measured_early, page_header, shows
+from ui.page_frame import PAGE, SHOWS, after_page, announce, measured_early, page_header, shows
 
 FULL = "_full_run"  # session state: set by app.py just before it calls `page` in a full run
 

@@ -9,7 +9,7 @@ from core.explain.attribution import saliency_agreement
 from core.metrics import CompressionReport
 from core.stats import accuracy_interval, format_interval
 from ui.cache import Setup, compressed_maps, dataset, original_evaluation, original_maps, report, saliency_figures
-from ui.sidebar import SHORT_NAMES
+from ui.controls import SHORT_NAMES
 from ui.url_state import fit, presenting
 
 PRESENT_SCALE = 1.3  # presentation mode: fonts, heights and margins of every chart
