@@ -2,9 +2,10 @@
 Overview, drawn as the app draws it: its six metric cards (two rows of three, deltas and help) and its
 per-class accuracy bars (core.figures.per_class_accuracy, the same figure builder), from made-up numbers.
 
-benchmarks/bench_browser.py times it beside the one-slider floor (benchmarks/floor_app.py) and the app:
-floor -> content floor is what Streamlit itself costs to redraw that content; content floor -> app is the
-app's own cost (the rest of the page, its sidebar slots, the URL, the fragment's bookkeeping).
+benchmarks/bench_browser.py times it beside the one-slider floor (benchmarks/floor_app.py) and the app, with
+the app's probe (the Sparsity card's text changed and the run over; the floor's is its chart's title, redrawn
+by Plotly): app / content floor is the app's own cost (the rest of the page, its sidebar slots, the URL, the
+fragment's bookkeeping) over a bare app that shows the same numbers the same way.
 """
 import sys
 from pathlib import Path
