@@ -108,6 +108,19 @@ def test_closed_share_link_and_layer_table_are_not_resent_and_open_whole(app_url
     _press(page, "Pruning rate")
     elements = [m.delta.new_element.WhichOneof("type") for m in frames if m.WhichOneof("type") == "delta"]
     assert elements and "code" not in elements and "dataframe" not in elements
+    blocks = [m.delta.add_block.WhichOneof("type") for m in frames if m.delta.WhichOneof("type") == "add_block"]
+    assert "column" not in blocks  # the cards' two flex rows, not st.columns' block per column
+    cards = page.locator('[data-testid="stMain"] [data-testid="stMetric"]')
+    boxes = [cards.nth(i).bounding_box() for i in range(6)]
+    for top, bottom in zip(boxes[:3], boxes[3:]):  # two rows of three that line up like columns
+        assert abs(top["x"] - bottom["x"]) <= 4 and abs(top["width"] - bottom["width"]) <= 4, (top, bottom)
+        assert bottom["y"] > top["y"] + top["height"] - 4
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)
+    lefts = {round(cards.nth(i).bounding_box()["x"]) for i in range(6)}
+    assert len(lefts) == 1, f"a phone stacks the cards: {lefts}"
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.wait_for_timeout(300)
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_role("button", name=re.compile("Share")).click()
     links = page.locator('[data-testid="stPopoverBody"] [data-testid="stCode"]')

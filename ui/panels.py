@@ -90,9 +90,20 @@ def delta(change: float, decimals: int, unit: str) -> str | None:
     return None if float(text) == 0 else f"{text} {unit}"
 
 
+CARD_ROW = "card_row_"  # the keys of the metric cards' two rows (CARDS_CSS)
+# Drawn once by the full run (ui.sidebar): every card the same width, at least 12rem, so the two rows of three
+# line up like columns and stack on a phone, where st.columns would stack them too.
+CARDS_CSS = f"""<style>
+[class*="st-key-{CARD_ROW}"] > [data-testid="stElementContainer"] {{ flex: 1 1 0 !important; min-width: 12rem; }}
+</style>"""
+
+
 def metric_cards(rep: CompressionReport) -> None:
     """The headline numbers, compressed vs original, as metric cards with deltas (none for a zero change)."""
-    cols = [*st.columns(3), *st.columns(3)]  # two rows: values stay whole in a narrow window or on a projector
+    # Two rows of three, each one flex row (CARDS_CSS makes the cards equal, so the rows line up, and stacks them
+    # on a phone): a move resends 2 blocks where st.columns resent 8 (a block each column; issue 11 §2).
+    rows = [st.container(horizontal=True, key=f"{CARD_ROW}{i}") for i in range(2)]
+    cols = [rows[i // 3] for i in range(6)]
     n = len(rep.original.labels)
     acc = rep.compressed.accuracy
     cols[0].metric("Test accuracy", percent(acc), delta(rep.accuracy_change * 100, 1, "pts"),

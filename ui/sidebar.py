@@ -22,6 +22,7 @@ from ui import ab, glossary, lessons, notices, reconnect, url_state
 from ui.cache import dataset
 from ui.controls import CHOICES, COMPRESSION, GROUPS, MAIN, PLAN_FROM, SHORT_NAMES, label_of, step_in_session
 from ui.page_frame import SHOWS, SLOTS, announce, moved_by_hand, shows
+from ui.panels import CARDS_CSS
 from ui.setup import Setup, compression_from, setup_from
 
 # Presentation mode: larger text for a projector (Plotly figures are scaled in ui.panels.chart), slider values
@@ -196,6 +197,7 @@ def sidebar() -> Setup:
         st.session_state.pop(slot, None)
     present = url_state.presenting()
     hidden = st.session_state.get("hide", ())
+    st.sidebar.html(CARDS_CSS)  # once per full run: the page fragment's runs keep it
     if present:
         st.html(PRESENTATION_CSS)  # the strip of main sliders follows in ui.sidebar.strip
     # The sidebar starts collapsed in presentation mode: notices go where the class can see them.
