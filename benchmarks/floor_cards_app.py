@@ -1,5 +1,5 @@
 """The content floor: a bare Streamlit app with one slider and only what a pruning move changes most on the
-Overview, drawn as the app draws it: its six metric cards (two rows of three, deltas and help) and its
+Overview, drawn as the app draws it: its six metric cards (two flex rows of three, deltas and help) and its
 per-class accuracy bars (core.figures.per_class_accuracy, the same figure builder), from made-up numbers.
 
 benchmarks/bench_browser.py times it beside the one-slider floor (benchmarks/floor_app.py) and the app, with
@@ -28,7 +28,11 @@ cards = [  # label, value, delta, delta colour: the Overview's six, with their k
     ("MACs per image", f"{int(506_577 * (0.2 + 0.8 * keep)):,}", f"{1 / (0.2 + 0.8 * keep):.1f}× fewer", "off"),
     ("Agreement", f"{100 - rate / 10:.1f} %", None, "normal"),
 ]
-for column, (label, value, change, colour) in zip([*st.columns(3), *st.columns(3)], cards):
+# As ui.panels.metric_cards draws them: two flex rows of three equal cards (its CARDS_CSS, drawn once there).
+st.html('<style>[class*="st-key-card_row_"] > [data-testid="stElementContainer"] '
+        '{ flex: 1 1 0 !important; min-width: 12rem; }</style>')
+rows = [st.container(horizontal=True, key=f"card_row_{i}") for i in range(2)]
+for column, (label, value, change, colour) in zip([rows[i // 3] for i in range(6)], cards):
     column.metric(label, value, change, delta_color=colour, delta_arrow="off" if colour == "off" else "auto",
                   help=f"What {label.lower()} means.")
 st.plotly_chart(figures.per_class_accuracy([str(c) for c in range(10)], original, compressed), key="per_class",
