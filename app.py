@@ -57,7 +57,6 @@ if COLD:
                  "once).", icon=":material/hourglass_top:")
 import ui  # noqa: E402 (after the page list and the message above, see COLD)
 
-ui.reconnect.full_runs_for_lost_fragments()  # a browser back from another replica: its first click counts
 ui.run_started()  # background guesses wait while this run is under way (ui.prefetch_neighbours ends it)
 
 if COLD:

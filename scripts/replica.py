@@ -3,7 +3,8 @@
 Importing `ui` before the server starts (torch, plotly, the models' code: a few seconds) spares the
 replica's first visitor that wait, and puts the app's one server-side fallback in place before any
 browser arrives: a browser that failed over from a dead replica may click on this one before anyone
-has run the app here (ui.reconnect.full_runs_for_lost_fragments). No cached function runs here.
+has run the app here (ui.reconnect.full_runs_for_lost_fragments, installed as `ui` is imported). No
+cached function runs here.
 Usage: the arguments of `streamlit`, e.g. `python scripts/replica.py run app.py --server.port 8601`.
 """
 import logging
@@ -19,11 +20,9 @@ from streamlit.runtime.caching import cache_data_api  # noqa: E402 (its logger, 
 checks = logging.getLogger(cache_data_api.__name__)
 level = checks.level
 checks.setLevel(logging.ERROR)
-import ui  # noqa: E402
+import ui  # noqa: E402, F401 (installs ui.reconnect.full_runs_for_lost_fragments)
 from streamlit.web import cli  # noqa: E402
 
 checks.setLevel(level)
-
-ui.reconnect.full_runs_for_lost_fragments()
 sys.argv = ["streamlit", *sys.argv[1:]]
 sys.exit(cli.main())

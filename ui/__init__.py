@@ -41,10 +41,8 @@ from ui.own_model import show_upload_settings as show_own_model_settings
 from ui.own_model import use_toggle as own_model_toggle
 from ui.prepare import prepare_panel
 from ui.setup import Setup, UploadedTrain, train_config
-from ui.panels import (LAYERS_OPEN, chart, delta, describe_setup, grid_chart, layer_table, metric_cards, percent,
-                       pick_images, saliency_panels, wide_chart)
-from ui.page_frame import after_page as sidebar_after_page
-from ui.page_frame import page_header
+from ui.panels import (chart, delta, describe_setup, grid_chart, layer_table, metric_cards, percent, pick_images,
+                       saliency_panels, wide_chart)
 from ui.sidebar import current_setup, sidebar
 from ui.url_state import SETTINGS, presenting
 from ui.url_state import fit as fit_setting
@@ -57,12 +55,13 @@ __all__ = [
     "all_lessons", "available_methods", "chart", "compressed_maps", "compressed_model", "current_setup",
     "dataset", "delta", "families_table", "distill_comparison", "distill_methods", "distill_problem", "distilled_students",
     "subset_comparison", "describe_setup", "file_stem", "fit_setting", "forget_own_model", "freeze_heap", "grid_chart",
-    "LAYERS_OPEN", "largest_layer", "layer_labels", "layer_table", "metric_cards", "metrics_csv", "original_evaluation", "original_maps",
+    "largest_layer", "layer_labels", "layer_table", "metric_cards", "metrics_csv", "original_evaluation",
+    "original_maps",
     "own_input", "own_maps", "own_model", "own_model_refusal", "own_model_refusal_detail", "own_model_toggle",
-    "own_predictions", "page_header", "percent", "pick_images", "pie_table", "prefetch_population", "prepare_panel",
+    "own_predictions", "percent", "pick_images", "pie_table", "prefetch_population", "prepare_panel",
     "population_saliency", "population_view",
     "prefetch_neighbours", "presenting", "randomization", "randomization_pictures", "report", "report_file",
-    "saliency_panels", "scrub_figure", "show_own_model_settings", "sidebar", "sidebar_after_page", "sparsity_figure",
+    "saliency_panels", "scrub_figure", "show_own_model_settings", "sidebar", "sparsity_figure",
     "start_lesson", "sweep_check", "sweep_table", "sweep_tables", "sync_url", "tradeoff_rows", "train_config",
     "trained_model", "trained_models", "view_link",
     "weight_heatmaps", "weight_histograms", "weights_file", "wide_chart",
@@ -88,7 +87,10 @@ from ui.cache import families_student  # noqa: E402
 __all__ += ["families_student"]
 # A class on one process (issue 11 §2): figures shared per setting, runs counted for the prefetcher.
 from ui.cache import per_class_figure, run_started  # noqa: E402
-from ui import page_run, reconnect  # noqa: E402 (the page fragment, the lost-fragment fallback: app.py)
+from ui import page_run, reconnect  # noqa: E402 (the page fragment: app.py)
 from ui.sidebar import strip as sidebar_strip  # noqa: E402
 
-__all__ += ["page_run", "reconnect", "per_class_figure", "run_started", "sidebar_strip"]
+__all__ += ["page_run", "per_class_figure", "run_started", "sidebar_strip"]
+# Once per process, as the app is first imported (a server's first run, or scripts/replica.py before it
+# serves): a browser back from another replica gets its first click counted.
+reconnect.full_runs_for_lost_fragments()

@@ -25,19 +25,14 @@ from ui.setup import Setup, UploadedTrain, train_config
 
 # A move of a main slider reruns only the page fragment (ui/page_run.py, keyed PAGE): the slider's callback
 # asks for it with st.rerun(PAGE), not the navigation and the rest of the sidebar. The sliders stay in the
-# full run's sidebar: a widget a fragment drew makes the browser name that fragment in its rerun request, and
-# a session that does not hold it (a browser back on another replica, or after its session expired) needs
-# ui.reconnect.full_runs_for_lost_fragments to count that move (drawn by the fragment, a move would also
-# spare the full run Streamlit starts and replaces: about 5 % of a move, not done). The measured sparsity under the pruning rate is the fragment's; the notes of their
-# groups (e.g. a range setting that a bit width does not use) change at a few values only: then the fragment
-# asks for a full run (shows()). Every other control (rarely moved; the data set and model change the sidebar
-# itself) reruns the whole app.
+# full run's sidebar (drawn by the fragment, a move would spare the full run Streamlit starts and replaces,
+# about 5 % of a move, but a map click moving them got flaky in Chromium). The measured sparsity under the
+# pruning rate is the fragment's; the notes of their groups (e.g. a range setting that a bit width does not
+# use) change at a few values only: then the fragment asks for a full run (shows()). Every other control
+# (rarely moved; the data set and model change the sidebar itself) reruns the whole app.
 PAGE = "page"  # the fragment's key
 IN_PLACE = frozenset(MAIN)
 SHOWS = "_sidebar_shows"  # session state: what the sidebar on screen shows (see shows())
-# AppTest runs a keyed rerun as Streamlit does, but its element tree then holds only the fragment's elements
-# (each at.run() starts an empty tree): there, moves rerun the whole app unless a test sets this key to True.
-KEYED = "_keyed_reruns"
 SLOTS = ("_sparsity_slot", "_plan_slot", "_share_slot", "_lesson_box")  # where the fragment draws
 
 
@@ -64,7 +59,9 @@ def moved_by_hand(key: str) -> None:
         state["_main_seen"] = {**state["_main_seen"], key: state[key]}
     if SHOWS in state:  # the browser shows the slider's new value (a map click's move needs a full run)
         state[SHOWS] = {**state[SHOWS], key: state[key]}
-    if SHOWS in state and state.get(KEYED, not config.get_option("global.appTest")):  # (AppTest patches config's)
+    # AppTest runs a keyed rerun as Streamlit does, but its element tree then holds only the fragment's elements
+    # (each at.run() starts an empty tree): under AppTest (it patches config's flag) moves rerun the whole app.
+    if SHOWS in state and not config.get_option("global.appTest"):
         try:
             st.rerun(PAGE)
         except StreamlitAPIException:  # the last full run ended before the fragment: this one is full
