@@ -23,7 +23,8 @@ def test_groups_are_collapsed_while_off_and_open_when_a_link_sets_them():
     at = open_app("overview")
     _healthy(at)
     assert _groups(at) == {"Weight sharing (off)": False, "Activations and precision (off)": False}
-    assert at.select_slider(key="share").value == 0 and at.select_slider(key="act_bits").value == 32
+    assert at.session_state["share"] == 0 and at.session_state["act_bits"] == 32
+    assert not [w for w in at.sidebar.select_slider if w.key in ("share", "act_bits")]  # closed: nothing inside
     at = open_app("overview", share=4, act_bits=8, act_range="histogram", precision="fp16")
     _healthy(at)
     assert not at.warning

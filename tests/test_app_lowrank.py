@@ -6,6 +6,7 @@ import pytest
 from conftest import open_app
 
 from ui.panels import LAYERS_OPEN
+from ui.sidebar import GROUP_OPEN
 
 
 def _size(at) -> float:
@@ -30,6 +31,10 @@ def test_controls_sit_in_a_collapsed_group_and_move_the_size(digits):
     assert not at.exception and not at.error
     group = _group(at)
     assert group.label == "Low-rank (off)" and not group.proto.expanded
+    assert not group.slider and not group.radio  # closed, it draws nothing inside (opening it reruns the app)
+    at.session_state[GROUP_OPEN + "lowrank"] = True  # the user opens it
+    at.run()
+    group = _group(at)
     assert [s.key for s in group.slider] == ["rank"] and [r.key for r in group.radio] == ["rank_mode", "rank_scope"]
     dense = _size(at)
     at.slider(key="rank").set_value(0.5).run()
@@ -43,6 +48,20 @@ def test_controls_sit_in_a_collapsed_group_and_move_the_size(digits):
     at.run()
     table = [t for t in at.dataframe if "Rank kept" in t.value.columns]
     assert table, "the Overview's layer table shows each layer's rank"
+
+
+def test_a_closed_group_keeps_its_settings(digits):
+    """Its widgets are not drawn, yet its settings stay in the session and the link, run after run."""
+    at = open_app("overview", **digits, rank_mode="fraction", rank_scope="global")  # rank 1.0: off, closed
+    assert not _group(at).proto.expanded and not _group(at).radio
+    for _ in range(3):
+        at.slider(key="prune").set_value(at.session_state["prune"] + 10).run()
+        assert not at.exception and not at.error
+        assert at.session_state["rank_mode"] == "fraction" and at.session_state["rank_scope"] == "global"
+        assert at.query_params["rank_mode"] == "fraction" and at.query_params["rank_scope"] == "global"
+    at.session_state[GROUP_OPEN + "lowrank"] = True
+    at.run()
+    assert at.radio(key="rank_mode").value == "fraction" and at.radio(key="rank_scope").value == "global"
 
 
 def test_a_link_restores_the_setting(digits):

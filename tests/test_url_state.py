@@ -20,7 +20,9 @@ from streamlit.testing.v1 import AppTest
 import ui
 from ui import url_state
 from ui.panels import for_projector
+from ui.controls import COMPRESSION
 from ui.page_frame import SHARE_OPEN
+from ui.sidebar import GROUP_OPEN
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180
@@ -51,13 +53,24 @@ def warnings(at: AppTest) -> list[str]:
     return [w.value for w in at.warning]
 
 
-def widget(at: AppTest, key: str):
-    """The widget drawn for setting `key`, whatever its kind."""
+def _drawn(at: AppTest, key: str):
     for kind in ("selectbox", "radio", "slider", "select_slider", "number_input", "toggle", "text_input"):
         found = [w for w in getattr(at, kind) if w.key == key]
         if found:
             return found[0]
-    raise KeyError(key)
+    return None
+
+
+def widget(at: AppTest, key: str):
+    """The widget drawn for setting `key`, whatever its kind; in a closed sidebar group (which draws nothing
+    inside), once the user has opened it."""
+    found = _drawn(at, key)
+    if found is None and key in COMPRESSION:
+        at.session_state[GROUP_OPEN + COMPRESSION[key][0]] = True
+        found = _drawn(at.run(), key)
+    if found is None:
+        raise KeyError(key)
+    return found
 
 
 # ---------------------------------------------------------------- round trips, every setting

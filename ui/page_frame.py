@@ -46,7 +46,7 @@ def shows() -> dict[str, object]:
     view = {key: state.get(key) for key in (*url_state.SIDEBAR, "present", "hide", "lesson")}
     view.update(_notices=len(state.get(notices.NOTICES, [])), _ab=bool(state.get(ab.KEY)),
                 _plan_from=state.get(PLAN_FROM), _goto=state.get("_lesson_goto"),
-                _notes=group_notes({COMPRESSION[key][0] for key in IN_PLACE}))
+                _notes=group_notes({COMPRESSION[key][0] for key in IN_PLACE}), _share=bool(state.get(SHARE_OPEN)))
     return view
 
 
@@ -165,8 +165,9 @@ SHARE_HEIGHT_PX = 400
 def share_link() -> None:
     """A "Share / copy link" popover in the sidebar: the link to this exact view (st.code has a copy button).
 
-    Its contents are drawn only while it is open (opening it reruns the page): the link changes with every
-    move, and four elements resent per move were a sixth of what a move sends (issue 11 §2)."""
+    Its contents are drawn only while it is open (opening it reruns the app): the link changes with every
+    move. Closed, the sidebar's full run draws it and a move leaves it alone (three elements fewer per move,
+    issue 11 §2); open, the page fragment draws it, so its link follows each move."""
     with st.session_state.get("_share_slot", st.sidebar).popover("Share / copy link", icon=":material/link:",
                                                                   width="stretch", key=SHARE_OPEN,
                                                                   on_change="rerun") as box:
@@ -191,7 +192,8 @@ def page_header(page: str, full: bool = True) -> None:
     of the whole app, whose sidebar drew this run's notices)."""
     url_state.keep_other_pages(page)
     reconnect.show()  # in the main area: a phone, its sidebar collapsed, shows it too
-    share_link()
+    if st.session_state.get(SHARE_OPEN):  # closed, the sidebar drew it (ui.sidebar)
+        share_link()
     with st.session_state.get("_lesson_box") or nullcontext():
         lessons.lesson_banner(page)
     show_moves()

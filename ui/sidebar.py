@@ -21,7 +21,7 @@ from core.compression import ordered as ordered_steps
 from ui import ab, glossary, lessons, notices, reconnect, url_state
 from ui.cache import dataset
 from ui.controls import CHOICES, COMPRESSION, GROUPS, MAIN, PLAN_FROM, SHORT_NAMES, label_of, step_in_session
-from ui.page_frame import SHOWS, SLOTS, announce, moved_by_hand, shows
+from ui.page_frame import SHARE_OPEN, SHOWS, SLOTS, announce, moved_by_hand, share_link, shows
 from ui.panels import CARDS_CSS
 from ui.setup import Setup, compression_from, setup_from
 
@@ -155,11 +155,16 @@ def _control(where, key: str) -> None:
     (_dataset if key == "dataset" else _model if key == "model" else _draw)(where, key)
 
 
+GROUP_OPEN = "group_open_"  # + a step's name: session state, whether its sidebar group is open
+
+
 def _groups(hidden: tuple[str, ...]) -> None:
     """The sidebar's groups of controls in order, except the controls the link hides (?hide=).
 
     Pruning and quantization always show their group; any other family's group is an expander, closed
-    while the family is off (its controls keep their values), so unused families take one line each.
+    while the family is off, so unused families take one line each. A closed group draws nothing inside
+    (opening it reruns the app): the browser re-renders every widget on the page at each step of a run,
+    and the closed groups' widgets were half of the sidebar's (issue 11 §2). Their values are kept.
     """
     names = dict(zip([get_step(n).title for n in ordered_steps()], ordered_steps()))
     for header, keys in GROUPS:
@@ -172,7 +177,13 @@ def _groups(hidden: tuple[str, ...]) -> None:
             where = st
         else:
             active = compression_from(st.session_state).step(name).active()
-            where = st.expander(header + ("" if active else " (off)"), expanded=active)
+            # Streamlit names an expander by its label and start state too: when the family goes on or off
+            # (a link, a lesson, Apply), the group is a new one, open exactly while the family is on.
+            where = st.expander(header + ("" if active else " (off)"), expanded=active, key=GROUP_OPEN + name,
+                                on_change="rerun")
+            if not where.open:
+                url_state.hold(shown)
+                continue
         for key in shown:
             _control(where, key)
         if name is not None:
@@ -214,6 +225,8 @@ def sidebar() -> Setup:
                        "rate and bit width sit at the top of the page. "
                        "In a link: ?present=1, and ?hide=method,scope hides those controls.")
         st.session_state["_share_slot"] = st.container()  # the link changes with every move: ui.page_frame.share_link
+        if not st.session_state.get(SHARE_OPEN):  # open, the page fragment draws it
+            share_link()
         ab.freeze_button()  # "Freeze as A" for the A/B page, and the glossary, on every page
         glossary.glossary_popover()
     url_state.sync()

@@ -374,9 +374,15 @@ def keep_other_pages(page: str) -> None:
     Their widgets are not drawn in this run; a value set through session state survives the
     clean-up at the end of the run, so the setting never goes missing, not even for one run.
     """
+    hold([key for key, setting in PAGE_SETTINGS.items() if setting.page != page])
+
+
+def hold(keys) -> None:
+    """Keep the settings `keys` whose widgets this run does not draw (a closed sidebar group's): set through
+    session state, a value survives Streamlit's clean-up at the end of the run."""
     state = st.session_state
-    for key, setting in PAGE_SETTINGS.items():
-        if setting.page != page and key in state:
+    for key in keys:
+        if key in state:
             state[key] = state[key]
 
 
