@@ -13,6 +13,10 @@ the load average. On a shared machine only ratios within one run compare.
   timestamp: the server's run and its sending, loopback) and handled by the page's main thread (later by
   what the page was still busy drawing); the run's ForwardMsgs (count, bytes, kinds); `script_finished`
   handled -> page updated; main-thread long tasks (> 50 ms).
+- `--renders`: per press, the React commits the page made and the components they re-rendered (a fiber whose
+  props changed), in all and by region (sidebar controls, navigation, main area), read through React's
+  devtools hook. Unlike a time, these counts do not depend on the machine's load: they say how much of the
+  page the browser redraws per move, app vs floor. The counting slows the page: with it, times do not compare.
 - `--spy FILE`: py-spy (raw collapsed stacks, GIL holders only) on the app server during the counted presses.
 
 Run: `.venv/bin/python benchmarks/bench_browser.py --presses 30 --rounds 2 --breakdown --baseline main`.
@@ -65,6 +69,31 @@ SOCKET_JS = """() => {
 }"""
 
 
+# React's devtools hook, stood in for before React loads (the page has no devtools): per commit, the fibers whose
+# props changed (re-rendered), by the region of the page they sit in. One walk of the tree per commit.
+RENDERS_JS = """() => {
+  const log = window.__renders = [];
+  const REGIONS = {stSidebarUserContent: 'sidebar', stSidebarNav: 'navigation', stMain: 'main'};
+  window.__REACT_DEVTOOLS_GLOBAL_HOOK__ = {
+    isDisabled: false, supportsFiber: true, renderers: new Map(), inject() { return 1; },
+    onCommitFiberUnmount() {}, onPostCommitFiberRoot() {}, checkDCE() {},
+    onCommitFiberRoot(id, root) {
+      const counts = {};
+      const walk = (fiber, region) => {
+        for (let f = fiber; f; f = f.sibling) {
+          const node = f.stateNode, testid = node && node.getAttribute && node.getAttribute('data-testid');
+          const here = REGIONS[testid] || region;
+          if (f.alternate && f.memoizedProps !== f.alternate.memoizedProps) counts[here] = (counts[here] || 0) + 1;
+          if (f.child) walk(f.child, here);
+        }
+      };
+      walk(root.current.child, 'other');
+      log.push(counts);
+    },
+  };
+}"""
+
+
 def _kind(payload: bytes) -> str:
     """A ForwardMsg's kind: 'delta:<element>' for deltas, else its type."""
     msg = ForwardMsg()
@@ -83,8 +112,12 @@ class Press:
     """One measured press: its latency and, with --breakdown, its phases and messages (ms)."""
 
     def __init__(self, t0: float, t1: float, socket: list, kinds: list[tuple[str, float]], long_tasks: list,
-                 origin: float = 0.0):
+                 origin: float = 0.0, renders: list[dict[str, int]] | None = None):
         self.latency = t1 - t0
+        self.commits = len(renders or [])
+        self.rendered = Counter()  # region -> fibers re-rendered over the press's commits
+        for counts in renders or []:
+            self.rendered.update(counts)
         out = [t for d, t, _ in socket if d == "out" and t >= t0]
         incoming = [(t, n) for d, t, n in socket if d == "in" and t >= t0]
         frames = kinds[-len(incoming):] if incoming else []
@@ -102,9 +135,12 @@ class Press:
         self.long = sum(d for s, d in long_tasks if t0 <= s <= t1)
 
 
-def _open(browser, url: str, ready: str, probe: tuple[str, str], breakdown: bool):
-    """A tab on `url`, instrumented as bench.py does; with `breakdown`, frames decoded on the Python side."""
+def _open(browser, url: str, ready: str, probe: tuple[str, str], breakdown: bool, renders: bool = False):
+    """A tab on `url`, instrumented as bench.py does; with `breakdown`, frames decoded on the Python side;
+    with `renders`, React's commits counted (RENDERS_JS)."""
     tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    if renders:
+        tab.add_init_script(f"({RENDERS_JS})()")
     kinds: list[tuple[str, float]] = []  # (kind, epoch ms) of every frame as the network saw it
     if breakdown:
         tab.add_init_script(f"({SOCKET_JS})()")
@@ -128,6 +164,7 @@ def _press(tab, kinds: list[str], name: str, breakdown: bool) -> Press | None:
     tab.get_by_role("slider", name="Pruning rate").focus()  # a rerun may have re-created the element
     if breakdown:
         tab.evaluate("() => { window.__ws.length = 0; window.__long.length = 0; }")
+    tab.evaluate("() => { if (window.__renders) window.__renders.length = 0; }")
     kinds.clear()
     tab.evaluate(ARM_JS)
     tab.keyboard.press("ArrowRight")
@@ -141,7 +178,7 @@ def _press(tab, kinds: list[str], name: str, breakdown: bool) -> Press | None:
     tab.wait_for_timeout(150)  # settle (and let late frames reach the Python side)
     socket, long_tasks, origin = tab.evaluate("() => [window.__ws, window.__long, performance.timeOrigin]") \
         if breakdown else ([], [], 0.0)
-    return Press(t0, t1, socket, list(kinds), long_tasks, origin)
+    return Press(t0, t1, socket, list(kinds), long_tasks, origin, tab.evaluate("() => window.__renders || []"))
 
 
 def _spy(pid: int, path: str) -> subprocess.Popen:
@@ -154,7 +191,7 @@ def _spy(pid: int, path: str) -> subprocess.Popen:
 
 
 def run_round(presses: int, options: list[str], breakdown: bool, page: str, baseline: Path | None = None,
-              warmup: int = 2, spy: str | None = None) -> dict[str, list[Press]]:
+              warmup: int = 2, spy: str | None = None, renders: bool = False) -> dict[str, list[Press]]:
     """One round: the servers, one browser, presses alternating between the apps (app, baseline, floor)."""
     servers = {"app": start_server("app.py", options)}
     if baseline:
@@ -166,12 +203,12 @@ def run_round(presses: int, options: list[str], breakdown: bool, page: str, base
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             tabs = {name: _open(browser, f"{url}/?page={page}", '[data-testid="stMetric"]',
-                                ('[data-testid="stMetric"]', "Sparsity"), breakdown)
+                                ('[data-testid="stMetric"]', "Sparsity"), breakdown, renders)
                     for name, (_, url) in servers.items() if name not in ("floor", "content")}
             tabs["content"] = _open(browser, servers["content"][1], '[data-testid="stMetric"]',
-                                    ('[data-testid="stMetric"]', "Sparsity"), breakdown)
+                                    ('[data-testid="stMetric"]', "Sparsity"), breakdown, renders)
             tabs["floor"] = _open(browser, servers["floor"][1], ".js-plotly-plot .main-svg",
-                                  (".js-plotly-plot .gtitle", ""), breakdown)
+                                  (".js-plotly-plot .gtitle", ""), breakdown, renders)
             results: dict[str, list[Press]] = {name: [] for name in tabs}
             for i in range(warmup + presses):
                 if i == warmup and spy:
@@ -206,6 +243,15 @@ def print_breakdown(name: str, presses: list[Press]) -> None:
     print("           per press: " + ", ".join(f"{k} {n / len(presses):.1f}" for k, n in kinds.most_common()))
 
 
+def print_renders(name: str, presses: list[Press]) -> None:
+    """Per press (median): React commits, components re-rendered in all and by region."""
+    regions = sorted({region for p in presses for region in p.rendered})
+    per_commit = {region: _median(p.rendered[region] / p.commits for p in presses if p.commits) for region in regions}
+    print(f"  {name:<8} {_median(p.commits for p in presses):.0f} commits, "
+          f"{_median(sum(p.rendered.values()) for p in presses):,.0f} components re-rendered; per commit "
+          f"{sum(per_commit.values()):,.0f} (" + ", ".join(f"{r} {n:,.0f}" for r, n in per_commit.items()) + ")")
+
+
 def checkout(rev: str) -> Path:
     """The project as committed at `rev`, in a temporary folder (its .venv the same venv)."""
     folder = Path(tempfile.mkdtemp(prefix="lens-baseline-"))
@@ -216,7 +262,8 @@ def checkout(rev: str) -> Path:
 
 def _round(r: int, names: list[str], every: dict[str, list[float]], args, baseline: Path | None) -> None:
     """One round of presses: its medians and ratios printed, its latencies added to `every`."""
-    results = run_round(args.presses, args.streamlit_option, args.breakdown, args.page, baseline, spy=args.spy)
+    results = run_round(args.presses, args.streamlit_option, args.breakdown, args.page, baseline, spy=args.spy,
+                        renders=args.renders)
     medians = {name: _median(p.latency for p in results[name]) for name in names}
     print(f"round {r + 1}: " + ", ".join(f"{name} {medians[name]:6.1f} ms" for name in names) + "; ratio "
           + ", ".join(f"{name} {medians[name] / medians['floor']:.2f}" for name in names if name != "floor")
@@ -224,6 +271,10 @@ def _round(r: int, names: list[str], every: dict[str, list[float]], args, baseli
     if args.breakdown:
         for name in names:
             print_breakdown(name, results[name])
+    if args.renders:
+        print("  per press, React's work (counted, so these times do not compare):")
+        for name in names:
+            print_renders(name, results[name])
     for name in names:
         every[name] += [p.latency for p in results[name]]
 
@@ -235,6 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--page", default="overview")
     parser.add_argument("--baseline", metavar="REV", help="also the app as committed at REV (e.g. main)")
     parser.add_argument("--breakdown", action="store_true", help="per-press phases and messages (see above)")
+    parser.add_argument("--renders", action="store_true", help="React commits and re-renders per press (see above)")
     parser.add_argument("--spy", metavar="FILE", help="py-spy the app server during the counted presses")
     parser.add_argument("--streamlit-option", action="append", default=[], metavar="SECTION.NAME=VALUE")
     args = parser.parse_args(argv)
