@@ -61,6 +61,14 @@ def open_app(page: str = "overview", **params: object):
     return at.run()
 
 
+def model_group(at):
+    """`at` with the sidebar's "Model" group opened (closed, it draws no widgets: ui.sidebar), after a run."""
+    from ui.sidebar import GROUP_OPEN
+
+    at.session_state[GROUP_OPEN + "model"] = True
+    return at.run()
+
+
 # ---------------------------------------------------------------- the small model
 SMALL = {"model": "mlp", "dataset": "digits"}  # URL settings: the small MLP on 8x8 digits (trains in about a second)
 

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import LEGACY_PAGES_INIT, open_app
+from conftest import LEGACY_PAGES_INIT, open_app, model_group
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
@@ -229,7 +229,7 @@ def test_grad_cam_offered_for_cnn_only(monkeypatch, tmp_path):
     assert METHOD_LABELS["grad_cam"] in at.selectbox(key="saliency_method").options
     at.selectbox(key="saliency_method").set_value("grad_cam").run()
     assert_healthy(at, "saliency")
-    at.selectbox(key="model").set_value("mlp").run()
+    model_group(at).selectbox(key="model").set_value("mlp").run()
     assert_healthy(at, "saliency")
     assert METHOD_LABELS["grad_cam"] not in at.selectbox(key="saliency_method").options
     assert at.selectbox(key="saliency_method").value != "grad_cam"

@@ -3,7 +3,7 @@ APoZ pruning method (it is offered, and it prunes). On the 8x8 digits, so the mo
 from __future__ import annotations
 
 import pytest
-from conftest import open_app
+from conftest import open_app, model_group
 
 from core.explain.attribution import METHOD_LABELS
 from test_app import assert_healthy, metric
@@ -14,7 +14,7 @@ DIGITS = dict(dataset="digits")
 @pytest.mark.parametrize("name, label", [("resnet_small", "Small ResNet (skip connections)"),
                                          ("separable", "Depthwise-separable CNN")])
 def test_choosing_a_new_model_runs_overview_grad_cam_and_weights(name, label):
-    at = open_app("overview", **DIGITS)
+    at = model_group(open_app("overview", **DIGITS))
     model = at.selectbox(key="model")
     assert label in model.options
     model.set_value(name).run()

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from conftest import model_group
 from streamlit.testing.v1 import AppTest
 
 import ui
@@ -207,7 +208,7 @@ def test_the_shared_model_is_untouched():
 def test_a_method_the_new_model_lacks_falls_back_to_one_it_has():
     at = upload(open_page(), "seven.png", picture("7"))
     at.selectbox(key="draw_method").set_value("grad_cam").run()
-    at.selectbox(key="model").set_value("mlp").run()  # no convolution: no Grad-CAM
+    model_group(at).selectbox(key="model").set_value("mlp").run()  # no convolution: no Grad-CAM
     healthy(at)
     method = at.selectbox(key="draw_method")
     assert "Grad-CAM" not in method.options and method.value == "saliency"  # the first method offered

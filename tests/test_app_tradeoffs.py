@@ -33,7 +33,7 @@ import ui.panels
 from core.explain.attribution import METHOD_LABELS, METHODS
 from core.studies.sweeps import (BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS, QUALITY_METRICS, SALIENCY_METRICS,
                                  SPARSITIES)
-from conftest import Calls
+from conftest import Calls, model_group
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180  # a first run may train models and run both sweeps on LeNet-5
@@ -167,7 +167,7 @@ def test_tradeoffs_page_shows_curves_markers_grid_and_table():
 def test_grad_cam_is_not_offered_for_an_mlp(small):
     # Right after the LeNet-5 renders above, whose sweeps are still cached: Grad-CAM chosen on the CNN,
     # then the MLP in the same rerun.
-    at = open_app("tradeoffs")
+    at = settle(model_group(open_app("tradeoffs")))
     at.selectbox(key="sweep_method").set_value("grad_cam")
     at.selectbox(key="model").set_value(small["model"])
     at.selectbox(key="dataset").set_value(small["dataset"]).run()

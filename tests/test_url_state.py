@@ -65,8 +65,8 @@ def widget(at: AppTest, key: str):
     """The widget drawn for setting `key`, whatever its kind; in a closed sidebar group (which draws nothing
     inside), once the user has opened it."""
     found = _drawn(at, key)
-    if found is None and key in COMPRESSION:
-        at.session_state[GROUP_OPEN + COMPRESSION[key][0]] = True
+    if found is None and key in (*COMPRESSION, "dataset", "model"):
+        at.session_state[GROUP_OPEN + (COMPRESSION[key][0] if key in COMPRESSION else "model")] = True
         found = _drawn(at.run(), key)
     if found is None:
         raise KeyError(key)

@@ -162,9 +162,11 @@ def _groups(hidden: tuple[str, ...]) -> None:
     """The sidebar's groups of controls in order, except the controls the link hides (?hide=).
 
     Pruning and quantization always show their group; any other family's group is an expander, closed
-    while the family is off, so unused families take one line each. A closed group draws nothing inside
-    (opening it reruns the app): the browser re-renders every widget on the page at each step of a run,
-    and the closed groups' widgets were half of the sidebar's (issue 11 §2). Their values are kept.
+    while the family is off, so unused families take one line each; the model and data set are in a closed
+    expander too (every page's caption names them). A closed group draws nothing inside (opening it reruns
+    the app): the browser re-renders every widget on the page at each of the 8-10 steps of a run (React
+    commits; benchmarks/bench_browser.py --renders), and the closed groups' widgets were half of the
+    sidebar's (issue 11 §2). Their values are kept.
     """
     names = dict(zip([get_step(n).title for n in ordered_steps()], ordered_steps()))
     for header, keys in GROUPS:
@@ -172,7 +174,12 @@ def _groups(hidden: tuple[str, ...]) -> None:
         if not shown:
             continue
         name = names.get(header)
-        if name is None or get_step(name).always_open:
+        if name is None:  # the model and its data set: chosen before a class, named in every page's caption
+            where = st.expander("Model and data set", key=GROUP_OPEN + "model", on_change="rerun")
+            if not where.open:
+                url_state.hold(shown)
+                continue
+        elif get_step(name).always_open:
             st.header(header, anchor=False)
             where = st
         else:
