@@ -9,7 +9,9 @@ the load average. On a shared machine only ratios within one run compare.
 - `--baseline REV`: a third server runs the app as committed at REV (a `git archive` in a temporary folder,
   the same model cache), its presses interleaved with the others: before/after in one run.
 - `--breakdown`: per press, in the page's own clock: key release -> the rerun request leaves the browser;
-  request -> first ForwardMsg handled by the page; request -> `script_finished` on the wire (the network's
+  request -> first ForwardMsg handled by the page; request -> the replaced full run's `script_finished` (a
+  main slider's move: Streamlit starts the full run the browser asks for, the callback replaces it with the
+  page fragment's); request -> the last run's `script_finished` on the wire (the network's
   timestamp: the server's run and its sending, loopback) and handled by the page's main thread (later by
   what the page was still busy drawing); the run's ForwardMsgs (count, bytes, kinds); `script_finished`
   handled -> page updated; main-thread long tasks (> 50 ms).
@@ -127,9 +129,12 @@ class Press:
         nan = float("nan")
         self.sent = out[0] - t0 if out else nan
         self.first = incoming[0][0] - out[0] if incoming and out else nan
-        self.wire = wire[0] - out[0] if wire and out else nan
-        self.finished = finished[0] - out[0] if finished and out else nan
-        self.after = t1 - finished[0] if finished else nan
+        # The last run's script_finished: a move of a main slider is two runs, the full one the browser asked
+        # for, which Streamlit starts and the slider's callback replaces, then the page fragment's.
+        self.wire = wire[-1] - out[0] if wire and out else nan
+        self.finished = finished[-1] - out[0] if finished and out else nan
+        self.replaced = finished[0] - out[0] if len(finished) > 1 and out else nan
+        self.after = t1 - finished[-1] if finished else nan
         self.count = len(incoming)
         self.bytes = sum(n for _, n in incoming)
         self.long = sum(d for s, d in long_tasks if t0 <= s <= t1)
@@ -233,8 +238,11 @@ def _median(values) -> float:
 
 
 def print_breakdown(name: str, presses: list[Press]) -> None:
+    replaced = _median(p.replaced for p in presses)
     print(f"  {name:<8} key->request {_median(p.sent for p in presses):4.1f} ms | request->first msg "
-          f"{_median(p.first for p in presses):5.1f} | request->script_finished on the wire "
+          f"{_median(p.first for p in presses):5.1f} | "
+          + (f"request->the replaced run's script_finished {replaced:5.1f} | " if replaced == replaced else "")
+          + "request->(last) script_finished on the wire "
           f"{_median(p.wire for p in presses):5.1f}, in the page {_median(p.finished for p in presses):5.1f}"
           f" | script_finished->updated {_median(p.after for p in presses):5.1f} | long tasks "
           f"{_median(p.long for p in presses):4.1f} | {_median(p.count for p in presses):.0f} msgs, "
