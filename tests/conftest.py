@@ -69,18 +69,6 @@ def model_group(at):
     return at.run()
 
 
-def set_controls(at, values: dict[str, object]) -> None:
-    """Move the sidebar's controls to `values` (slider, bit width, radios) for the next run, as a user
-    would; a control in a group closed at the last run (quantization's at 32 bits: ui.sidebar) through
-    session state, where the closed group keeps it."""
-    for key, value in values.items():
-        widget = {"prune": at.slider, "bits": at.select_slider}.get(key, at.radio)
-        try:
-            widget(key=key).set_value(value)
-        except KeyError:
-            at.session_state[key] = value
-
-
 # ---------------------------------------------------------------- the small model
 SMALL = {"model": "mlp", "dataset": "digits"}  # URL settings: the small MLP on 8x8 digits (trains in about a second)
 

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import LEGACY_PAGES_INIT, model_group, open_app, set_controls
+from conftest import LEGACY_PAGES_INIT, open_app, model_group
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
@@ -141,7 +141,7 @@ def test_weights_histograms_follow_pruning_and_bits():
 
     # 2 bits, one scale per tensor: every layer keeps at most 2 nonzero values (±scale, ternary).
     at.slider(key="prune").set_value(0)
-    at.select_slider(key="bits").set_value(2).run()  # the quantization group opens below 32 bits
+    at.select_slider(key="bits").set_value(2)
     at.radio(key="granularity").set_value("per_tensor").run()
     assert_healthy(at, "weights")
     counts = [int(m.group(1).replace(",", ""))
@@ -298,7 +298,9 @@ def test_extreme_settings_do_not_break_the_page(page):
     if page == "saliency":  # a map of an all-zero model must not break the agreement figures
         at.selectbox(key="saliency_method").set_value("integrated_gradients").run()
     for setting in EXTREMES:
-        set_controls(at, setting)
+        for key, value in setting.items():
+            widget = {"prune": at.slider, "bits": at.select_slider}.get(key, at.radio)
+            widget(key=key).set_value(value)
         at.run()
         assert not at.exception, (setting, [e.value for e in at.exception])
         assert_healthy(at, page)

@@ -33,7 +33,7 @@ import ui.panels
 from core.explain.attribution import METHOD_LABELS, METHODS
 from core.studies.sweeps import (BIT_WIDTHS, CONFIG_COLUMNS, FAITHFULNESS_METRICS, QUALITY_METRICS, SALIENCY_METRICS,
                                  SPARSITIES)
-from conftest import Calls, model_group, set_controls
+from conftest import Calls, model_group
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180  # a first run may train models and run both sweeps on LeNet-5
@@ -418,7 +418,8 @@ EXTREMES = [dict(prune=100, method="magnitude"), dict(prune=100, method="structu
 def test_extreme_settings_do_not_break_the_page(small, page):
     at = open_app(page, **small)
     for setting in EXTREMES:
-        set_controls(at, setting)
+        for key, value in setting.items():
+            {"prune": at.slider, "bits": at.select_slider}.get(key, at.radio)(key=key).set_value(value)
         at.run()
         assert not at.exception, (setting, [e.value for e in at.exception])
         assert_healthy(at, page)

@@ -150,24 +150,6 @@ def test_a_move_that_changes_a_sidebar_note_shows_it(app_url, page):
     _expect(note).to_have_count(0, timeout=RERUN_TIMEOUT_MS)
 
 
-def test_a_bit_width_from_or_to_32_opens_or_closes_the_quantization_group(app_url, page):
-    """At 32 bits quantization is off: its group is one closed line with nothing drawn inside; a bit width
-    below 32 opens it with its settings (a full run), and back at 32 it closes again."""
-    _open_overview(page, app_url)
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    group = sidebar.locator('[data-testid="stExpander"]').filter(has_text="Quantization")
-    scheme = sidebar.get_by_role("radiogroup", name=re.compile("^Quantization scheme"))
-    _expect(group.first).to_contain_text("Quantization (off)")
-    assert scheme.count() == 0
-    _press(page, "Bit width", "ArrowLeft")
-    _expect(scheme).to_have_count(1, timeout=RERUN_TIMEOUT_MS)
-    _expect(group.first).not_to_contain_text("(off)")
-    _press(page, "Bit width")
-    _expect(scheme).to_have_count(0, timeout=RERUN_TIMEOUT_MS)
-    _expect(group.first).to_contain_text("Quantization (off)")
-    assert page.locator('[data-testid="stException"]').count() == 0
-
-
 def test_a_lesson_step_from_the_page_updates_the_sidebar(app_url, page):
     """Next in a lesson's box (drawn by the fragment) sets the pruning method, a full-run control."""
     _open_overview(page, app_url, "&lesson=magnitude-vs-random&step=2")

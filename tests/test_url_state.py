@@ -346,7 +346,7 @@ def test_unknown_page_gives_a_notice_and_the_overview():
 
 # ---------------------------------------------------------------- hide= and present=
 def test_hide_removes_the_named_controls_and_their_values_still_apply():
-    at = open_app("sparsity", **DIGITS, prune=60, bits=8, method="random", scope="layer", granularity="per_tensor",
+    at = open_app("sparsity", **DIGITS, prune=60, method="random", scope="layer", granularity="per_tensor",
                   hide="method,scope,granularity")
     healthy(at)
     keys = {w.key for kind in ("radio", "slider", "select_slider", "selectbox") for w in getattr(at, kind)}

@@ -32,10 +32,9 @@ CHOICES = {key: setting.options for key, setting in url_state.SIDEBAR.items() if
 # be drawn once per run), then one group per step. A new family's controls appear here by themselves.
 COMPRESSION = {c.url: (step, c) for _, (step, c) in compression_controls().items()}
 MAIN = tuple(url for url, (_, c) in COMPRESSION.items() if c.main)
-# Groups: the families of the main sliders (pruning, quantization) first, then the others in pipeline order
-# (an expander each, one line while off unless the family is always open), then the model.
-_GROUP_ORDER = sorted(ordered_steps(), key=lambda name: not any(c.main for step, c in COMPRESSION.values()
-                                                                  if step == name))
+# Groups: the families always open (pruning, quantization) first, then the others' expanders in pipeline
+# order (one line each while off), then the model.
+_GROUP_ORDER = sorted(ordered_steps(), key=lambda name: not get_step(name).always_open)
 GROUPS = (*((get_step(name).title, tuple(url for url, (step, c) in COMPRESSION.items() if step == name and not c.main))
             for name in _GROUP_ORDER),
           ("Model", ("dataset", "model")))

@@ -15,11 +15,11 @@ import streamlit as st
 from streamlit import config
 from streamlit.errors import StreamlitAPIException
 
-from core.compression import get_step, structured_limit
+from core.compression import structured_limit
 from core.compression.pruning import STRUCTURED
 from ui import ab, lessons, notices, reconnect, url_state
 from ui.cache import compressed_model, plan_fit, zero_shares
-from ui.controls import COMPRESSION, MAIN, PLAN_FROM, group_notes, label_of, step_in_session
+from ui.controls import COMPRESSION, MAIN, PLAN_FROM, group_notes, label_of
 from ui.setup import Setup, UploadedTrain, train_config
 
 
@@ -46,18 +46,8 @@ def shows() -> dict[str, object]:
     view = {key: state.get(key) for key in (*url_state.SIDEBAR, "present", "hide", "lesson")}
     view.update(_notices=len(state.get(notices.NOTICES, [])), _ab=bool(state.get(ab.KEY)),
                 _plan_from=state.get(PLAN_FROM), _goto=state.get("_lesson_goto"),
-                _notes=group_notes({COMPRESSION[key][0] for key in IN_PLACE}), _share=bool(state.get(SHARE_OPEN)),
-                _on=_families_on({COMPRESSION[key][0] for key in IN_PLACE}))
+                _notes=group_notes({COMPRESSION[key][0] for key in IN_PLACE}), _share=bool(state.get(SHARE_OPEN)))
     return view
-
-
-def _families_on(names: set[str]) -> tuple[str, ...]:
-    """Which of the steps `names` whose sidebar group closes while off are on: a main slider that turns such
-    a family on or off (the bit width to or from 32) opens or closes its group (ui.sidebar); none before
-    the first run. (Pruning's group is always open: a move from 0 % stays the fragment's.)"""
-    if not all(url in st.session_state for url in COMPRESSION):
-        return ()
-    return tuple(sorted(name for name in names if not get_step(name).always_open and step_in_session(name).active()))
 
 
 def moved_by_hand(key: str) -> None:

@@ -161,13 +161,12 @@ GROUP_OPEN = "group_open_"  # + a step's name: session state, whether its sideba
 def _groups(hidden: tuple[str, ...]) -> None:
     """The sidebar's groups of controls in order, except the controls the link hides (?hide=).
 
-    Pruning always shows its group; any other family's group is an expander, closed while the family is
-    off (quantization at 32 bits too), so unused families take one line each; the model and data set are in
-    a closed expander too (every page's caption names them). A closed group draws nothing inside (opening
-    it reruns the app): the browser re-renders every widget on the page at each of the 8-10 steps of a run
-    (React commits; benchmarks/bench_browser.py --renders), and the closed groups' widgets were most of
-    the sidebar's (issue 11 §2). Their values are kept. A main slider that turns its family on or off (the
-    bit width to or from 32) makes that move a full run (ui.page_frame.shows), so the group opens with it.
+    Pruning and quantization always show their group; any other family's group is an expander, closed
+    while the family is off, so unused families take one line each; the model and data set are in a closed
+    expander too (every page's caption names them). A closed group draws nothing inside (opening it reruns
+    the app): the browser re-renders every widget on the page at each of the 8-10 steps of a run (React
+    commits; benchmarks/bench_browser.py --renders), and the closed groups' widgets were half of the
+    sidebar's (issue 11 §2). Their values are kept.
     """
     names = dict(zip([get_step(n).title for n in ordered_steps()], ordered_steps()))
     for header, keys in GROUPS:

@@ -273,6 +273,7 @@ class Quantize(Step):
 
     title = "Quantization"
     off_words = "no quantization (32-bit floats)"
+    always_open = True
     pairs_with = ("prune", "lowrank")
     summary = "Every weight rounded to one of 2^b levels (b bits per weight), with a scale per channel or layer."
 

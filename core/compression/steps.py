@@ -73,7 +73,7 @@ class Step:
     title: ClassVar[str] = ""       # the sidebar group's header
     summary: ClassVar[str] = ""     # one line: what the family does (sidebar help, README, lessons)
     off_words: ClassVar[str] = ""   # words for the step switched off, when a description should say so
-    always_open: ClassVar[bool] = False  # its sidebar group is shown open even while off (else collapsed then)
+    always_open: ClassVar[bool] = False  # its sidebar group is always shown open (else collapsed while off)
     pairs_with: ClassVar[tuple[str, ...]] = ()  # steps it is commonly combined with (a line of the comparison)
     # Steps this one takes the place of when both are set (both set the stored values, say): the pipeline
     # skips them, and cfg.problems() says which one applies.
