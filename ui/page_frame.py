@@ -20,6 +20,7 @@ from core.compression.pruning import STRUCTURED
 from ui import ab, lessons, notices, reconnect, url_state
 from ui.cache import compressed_model, plan_fit, zero_shares
 from ui.controls import COMPRESSION, MAIN, PLAN_FROM, group_notes, label_of
+from ui.panels import lazy_popover
 from ui.setup import Setup, UploadedTrain, train_config
 
 
@@ -159,7 +160,6 @@ def _plan_fits(setup: Setup) -> None:
 
 
 SHARE_OPEN = "_share_open"  # session state: whether the share popover is open (its contents are drawn then)
-SHARE_HEIGHT_PX = 400
 
 
 def share_link() -> None:
@@ -168,13 +168,9 @@ def share_link() -> None:
     Its contents are drawn only while it is open (opening it reruns the app): the link changes with every
     move. Closed, the sidebar's full run draws it and a move leaves it alone (three elements fewer per move,
     issue 11 §2); open, the page fragment draws it, so its link follows each move."""
-    with st.session_state.get("_share_slot", st.sidebar).popover("Share / copy link", icon=":material/link:",
-                                                                  width="stretch", key=SHARE_OPEN,
-                                                                  on_change="rerun") as box:
-        if not box.open:
-            # About the height of what it will show: the popover is placed as it opens, before its contents
-            # arrive, and placed for an empty box it would open downwards, off the screen at 720p.
-            st.container(height=SHARE_HEIGHT_PX, border=False)
+    with lazy_popover(st.session_state.get("_share_slot", st.sidebar), "Share / copy link", ":material/link:",
+                      SHARE_OPEN) as open_:
+        if not open_:
             return
         if isinstance(train_config(st.session_state["model"], st.session_state["dataset"]), UploadedTrain):
             st.warning("This link cannot carry your uploaded weights: whoever opens it sees the app's own "

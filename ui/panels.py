@@ -1,6 +1,9 @@
 """Pieces that several pages draw: charts with captions, metric cards, saliency panels."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -68,6 +71,23 @@ def wide_chart(fig, key: str, min_width: int = 900) -> None:
             f".st-key-{key}_wide .st-key-{key} {{ min-width: {min_width}px; }}</style>")
     with st.container(key=f"{key}_wide"):
         chart(fig, key=key)
+
+
+CLOSED_POPOVER_PX = 400  # about the height of what the sidebar's popovers show when open
+
+
+@contextmanager
+def lazy_popover(where, label: str, icon: str, key: str) -> Iterator[bool]:
+    """A popover of `where` whose contents the caller draws only while it is open: yields whether it is.
+
+    Opening it reruns the app (Streamlit's `on_change="rerun"`), so closed it costs one element per run instead
+    of its contents (issue 11 §2). Closed, it holds an empty box of about its contents' height: Streamlit places
+    a popover as it opens, before its contents arrive, and placed for an empty box it would open downwards,
+    off the screen at 720p."""
+    with where.popover(label, icon=icon, width="stretch", key=key, on_change="rerun") as box:
+        if not box.open:
+            st.container(height=CLOSED_POPOVER_PX, border=False)
+        yield box.open
 
 
 def percent(fraction: float, decimals: int = 1) -> str:

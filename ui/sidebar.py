@@ -174,20 +174,18 @@ def _groups(hidden: tuple[str, ...]) -> None:
         if not shown:
             continue
         name = names.get(header)
-        if name is None:  # the model and its data set: chosen before a class, named in every page's caption
-            where = st.expander("Model and data set", key=GROUP_OPEN + "model", on_change="rerun")
-            if not where.open:
-                url_state.hold(shown)
-                continue
-        elif get_step(name).always_open:
+        if name is not None and get_step(name).always_open:
             st.header(header, anchor=False)
             where = st
         else:
-            active = compression_from(st.session_state).step(name).active()
-            # Streamlit names an expander by its label and start state too: when the family goes on or off
-            # (a link, a lesson, Apply), the group is a new one, open exactly while the family is on.
-            where = st.expander(header + ("" if active else " (off)"), expanded=active, key=GROUP_OPEN + name,
-                                on_change="rerun")
+            if name is None:  # the model and its data set: chosen before a class, named in every page's caption
+                label, active = "Model and data set", False
+            else:
+                active = compression_from(st.session_state).step(name).active()
+                label = header + ("" if active else " (off)")
+            # Streamlit names an expander by its label and start state too: when a family goes on or off (a
+            # link, a lesson, Apply), its group is a new one, open exactly while the family is on.
+            where = st.expander(label, expanded=active, key=GROUP_OPEN + (name or "model"), on_change="rerun")
             if not where.open:
                 url_state.hold(shown)
                 continue

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from urllib.parse import urlencode
@@ -377,7 +377,7 @@ def keep_other_pages(page: str) -> None:
     hold([key for key, setting in PAGE_SETTINGS.items() if setting.page != page])
 
 
-def hold(keys) -> None:
+def hold(keys: Iterable[str]) -> None:
     """Keep the settings `keys` whose widgets this run does not draw (a closed sidebar group's): set through
     session state, a value survives Streamlit's clean-up at the end of the run."""
     state = st.session_state
