@@ -3,7 +3,7 @@
 Importing `ui` before the server starts (torch, plotly, the models' code: a few seconds) spares the
 replica's first visitor that wait, and puts the app's one server-side fallback in place before any
 browser arrives: a browser that failed over from a dead replica may click on this one before anyone
-has run the app here (ui.reconnect.full_runs_for_lost_fragments, installed as `ui` is imported). No
+has run the app here (ui.rerun_requests, installed as `ui` is imported). No
 cached function runs here.
 Usage: the arguments of `streamlit`, e.g. `python scripts/replica.py run app.py --server.port 8601`.
 """
@@ -20,7 +20,7 @@ from streamlit.runtime.caching import cache_data_api  # noqa: E402 (its logger, 
 checks = logging.getLogger(cache_data_api.__name__)
 level = checks.level
 checks.setLevel(logging.ERROR)
-import ui  # noqa: E402, F401 (installs ui.reconnect.full_runs_for_lost_fragments)
+import ui  # noqa: E402, F401 (installs ui.rerun_requests)
 from streamlit.web import cli  # noqa: E402
 
 checks.setLevel(level)

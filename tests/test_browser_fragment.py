@@ -71,6 +71,8 @@ def test_a_pruning_move_reruns_only_the_page_and_updates_everything_it_changes(a
         _expect(card.locator('[data-testid="stMetricValue"]')).to_have_text(f"{step} %", timeout=RERUN_TIMEOUT_MS)
         kinds = [m.WhichOneof("type") for m in frames]
         assert "script_finished" in kinds and "navigation" not in kinds  # no full run: no navigation resent
+        if step > 1:  # not even one started and replaced (ui.rerun_requests; a session's first move has
+            assert kinds.count("new_session") == 1, kinds  # no earlier request to compare with)
         deltas = [m for m in frames if m.WhichOneof("type") == "delta"]
         assert deltas and all(m.delta.fragment_id for m in deltas)  # every element the fragment's
         # The sidebar's glossary is not among them (nor the model's controls): only the page's part was sent.

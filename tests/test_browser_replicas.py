@@ -39,7 +39,7 @@ def test_a_killed_replicas_browser_comes_back_on_the_other_with_a_notice(browser
             _wait_idle(page, TRAIN_TIMEOUT_MS)
             slider = page.get_by_role("slider", name="Pruning rate")
             # The first click is on something the page fragment drew, which the new session does not hold:
-            # Streamlit alone would drop it without a word (ui.reconnect.full_runs_for_lost_fragments).
+            # Streamlit alone would drop it without a word (ui.rerun_requests).
             page.locator('[data-testid="stExpander"] summary').filter(has_text="Layer by layer").click()
             page.get_by_text(reconnect.RESTARTED.split(";")[0]).wait_for(timeout=TRAIN_TIMEOUT_MS)
             _wait_idle(page, TRAIN_TIMEOUT_MS)

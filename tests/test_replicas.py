@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import load_client as lc  # noqa: E402
 from scripts import replicas  # noqa: E402
-from ui import reconnect  # noqa: E402
+from ui import reconnect, rerun_requests  # noqa: E402
 
 needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None,
                                  reason="nginx is not installed (`make nginx` or `make test` installs Debian's package)")
@@ -57,8 +57,8 @@ def test_a_rerun_of_a_fragment_the_session_lacks_becomes_a_full_run(monkeypatch)
 
     asked: list[ClientState | None] = []
     monkeypatch.setattr(AppSession, "request_rerun", lambda self, client_state: asked.append(client_state))
-    reconnect.full_runs_for_lost_fragments()
-    reconnect.full_runs_for_lost_fragments()  # (app.py calls it on every run)
+    rerun_requests.install("page", {"prune"})
+    rerun_requests.install("page", {"prune"})  # (ui is imported once per process; asked twice, one wrap)
     session = SimpleNamespace(has_fragment=lambda fragment_id: fragment_id == "held")  # what the wrap asks of it
     for fragment_id, auto in (("lost", False), ("held", False), ("lost", True), ("", False)):
         state = ClientState(fragment_id=fragment_id, is_auto_rerun=auto, query_string="page=overview")

@@ -87,10 +87,11 @@ from ui.cache import families_student  # noqa: E402
 __all__ += ["families_student"]
 # A class on one process (issue 11 §2): figures shared per setting, runs counted for the prefetcher.
 from ui.cache import per_class_figure, run_started  # noqa: E402
-from ui import page_run, reconnect  # noqa: E402 (the page fragment: app.py)
+from ui import page_frame, page_run, rerun_requests  # noqa: E402 (the page fragment: app.py)
 from ui.sidebar import strip as sidebar_strip  # noqa: E402
 
 __all__ += ["page_run", "per_class_figure", "run_started", "sidebar_strip"]
 # Once per process, as the app is first imported (a server's first run, or scripts/replica.py before it
-# serves): a browser back from another replica gets its first click counted.
-reconnect.full_runs_for_lost_fragments()
+# serves): a main slider's move runs only the page fragment, and a browser back from another replica gets its
+# first click counted.
+rerun_requests.install(page_frame.PAGE, page_frame.IN_PLACE)

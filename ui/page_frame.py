@@ -14,6 +14,7 @@ from contextlib import nullcontext
 import streamlit as st
 from streamlit import config
 from streamlit.errors import StreamlitAPIException
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.compression import structured_limit
 from core.compression.pruning import STRUCTURED
@@ -24,13 +25,14 @@ from ui.panels import lazy_popover
 from ui.setup import Setup, UploadedTrain, train_config
 
 
-# A move of a main slider reruns only the page fragment (ui/page_run.py, keyed PAGE): the slider's callback
-# asks for it with st.rerun(PAGE), not the navigation and the rest of the sidebar. The sliders stay in the
-# full run's sidebar (drawn by the fragment, a move would spare the full run Streamlit starts and replaces,
-# about 5 % of a move, but a map click moving them got flaky in Chromium). The measured sparsity under the
-# pruning rate is the fragment's; the notes of their groups (e.g. a range setting that a bit width does not
-# use) change at a few values only: then the fragment asks for a full run (shows()). Every other control
-# (rarely moved; the data set and model change the sidebar itself) reruns the whole app.
+# A move of a main slider reruns only the page fragment (ui/page_run.py, keyed PAGE), not the navigation and the
+# rest of the sidebar: the server turns the browser's request into the fragment's (ui.rerun_requests), and
+# where it did not (a request that also changed something else, a first move) the slider's callback replaces
+# the full run with it (st.rerun(PAGE)). The sliders stay in the full run's sidebar (drawn by the fragment, a
+# map click moving them got flaky in Chromium). The measured sparsity under the pruning rate is the fragment's;
+# the notes of their groups (e.g. a range setting that a bit width does not use) change at a few values only:
+# then the fragment asks for a full run (shows()). Every other control (rarely moved; the data set and model
+# change the sidebar itself) reruns the whole app.
 PAGE = "page"  # the fragment's key
 IN_PLACE = frozenset(MAIN)
 SHOWS = "_sidebar_shows"  # session state: what the sidebar on screen shows (see shows())
@@ -62,7 +64,10 @@ def moved_by_hand(key: str) -> None:
         state[SHOWS] = {**state[SHOWS], key: state[key]}
     # AppTest runs a keyed rerun as Streamlit does, but its element tree then holds only the fragment's elements
     # (each at.run() starts an empty tree): under AppTest (it patches config's flag) moves rerun the whole app.
-    if SHOWS in state and not config.get_option("global.appTest"):
+    # A server usually makes the browser's request the fragment's already (ui.rerun_requests): then this is
+    # the fragment's run, and asking again would run it twice.
+    ctx = get_script_run_ctx()
+    if SHOWS in state and not config.get_option("global.appTest") and not (ctx and ctx.fragment_ids_this_run):
         try:
             st.rerun(PAGE)
         except StreamlitAPIException:  # the last full run ended before the fragment: this one is full

@@ -3,15 +3,16 @@
 A full run of app.py draws the navigation and the sidebar (ui.sidebar, the main sliders included),
 keeping places in it, and then `page`, a fragment keyed ui.page_frame.PAGE: into those places the measured
 sparsity under the pruning rate and the share link; then the page header (lesson step), the page itself,
-the URL and the prefetch of the next pruning step. A main slider's callback calls st.rerun(PAGE): the
-server then runs only this fragment instead of the whole app, so a move no longer resends the navigation,
-the sidebar and its glossary (issue 11 §2: the browser's wait from a slider release to updated charts).
-The decision is the server's (the browser asks for a full run; the callback replaces it), so a client
-needs nothing new (see ui.page_frame for why the sliders are not drawn by the fragment).
+the URL and the prefetch of the next pruning step. A main slider's move runs only this fragment instead of
+the whole app, so it no longer resends the navigation, the sidebar and its glossary (issue 11 §2: the
+browser's wait from a slider release to updated charts). The decision is the server's (the browser asks for
+a full run; ui.rerun_requests turns the request into this fragment's, else the slider's callback replaces
+the full run with it), so a client needs nothing new (see ui.page_frame for why the sliders are not drawn
+by the fragment).
 
 A widget on the page reruns only this fragment (the browser names it); a session that does not hold it (a
 browser back on another replica, or after its session expired) makes that a full run
-(ui.reconnect.full_runs_for_lost_fragments). Anything that changes what the
+(ui.rerun_requests). Anything that changes what the
 sidebar shows (ui.page_frame.shows(): "Apply to the sidebar", a lesson step, A/B, a model upload, a notice,
 a note under the quantization group that a bit width brings) is caught before and after the page: that
 run becomes a full one, so the sidebar never shows old values.

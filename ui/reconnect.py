@@ -18,16 +18,12 @@ where a phone shows it, says so and is gone after the next interaction.
 Such a new session has not run the app yet, so it holds none of its fragments, while the browser still
 shows the page the old session drew: a click on anything the page fragment drew (ui/page_run.py: a
 button, an expander) names that fragment, and Streamlit drops a rerun of a fragment the session does not
-hold, without a word (AppSession.request_rerun). `full_runs_for_lost_fragments` makes that click a full
-run instead, so it counts and the notice shows.
+hold, without a word (AppSession.request_rerun). ui.rerun_requests makes that click a full run instead,
+so it counts and the notice shows.
 """
 from __future__ import annotations
 
-import functools
-
 import streamlit as st
-from streamlit.proto.ClientState_pb2 import ClientState
-from streamlit.runtime.app_session import AppSession
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 RESTARTED = ("The server you were on restarted; your settings came back from the link. "
@@ -78,30 +74,3 @@ def show() -> None:
     if said:
         st.info(said, icon=":material/sync:")
         st.session_state[_DRAWN] = True
-
-
-def full_runs_for_lost_fragments() -> None:
-    """From now on in this process, a browser's rerun of a fragment its session does not hold is a full run.
-
-    Streamlit drops such a request (it guards against a fragment a preceding full run removed); in this app
-    every full run draws the page fragment again, so a missing one means a session that has not run yet
-    (above), and a full run with the browser's widget states is what the click asked for. Automatic
-    reruns (st.fragment(run_every=...)) are still dropped, as Streamlit does. Streamlit has no setting
-    for this: the one wrap of its private request path (AppSession.request_rerun), installed once.
-    """
-    original = AppSession.request_rerun
-    if getattr(original, "_full_for_lost_fragments", False):
-        return
-
-    @functools.wraps(original)
-    def request_rerun(self: AppSession, client_state: ClientState | None) -> None:
-        if (client_state is not None and client_state.fragment_id and not client_state.is_auto_rerun
-                and not self.has_fragment(client_state.fragment_id)):
-            whole = ClientState()
-            whole.CopyFrom(client_state)
-            whole.fragment_id = ""
-            client_state = whole
-        original(self, client_state)
-
-    request_rerun._full_for_lost_fragments = True
-    AppSession.request_rerun = request_rerun
