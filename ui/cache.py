@@ -907,10 +907,12 @@ def comparison_summary(setup: Setup) -> summary.Summary:
 
 
 def _prefetch_move(setup: Setup) -> None:
-    """What the Overview needs after a pruning step: the report, the summary (its maps ~30 ms more), the chart."""
+    """What the Overview needs after a pruning step: the report, the summary (its maps ~30 ms more), the chart,
+    the sidebar's measured sparsity."""
     report(setup)
     comparison_summary(setup)
     per_class_figure(setup)  # building the figure (Plotly's validation) was ~5 ms of every move's run
+    zero_shares(setup)  # the measured sparsity under the slider: ~2 ms of every move's run
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -396,6 +396,9 @@ def sync() -> None:
     """Write the settings into the URL: sidebar ones always (but an empty text, such as no per-layer plan),
     the others when not at their default."""
     state, params = st.session_state, st.query_params
+    # One copy of the URL's settings to compare with: each read through st.query_params costs about 60 µs
+    # (its lock and the session lookup), 65 settings twice a run a few ms of every slider move (issue 11 §2).
+    now = params.to_dict()
     for key, setting in SETTINGS.items():
         if key == "page" or key not in state:
             continue
@@ -403,9 +406,9 @@ def sync() -> None:
         shown = (key in SIDEBAR and value != "") or (value != setting.default and value is not None and value != ())
         if key == "step" and state.get("lesson") is None:
             shown = False
-        if shown and params.get(key) != to_text(value):
+        if shown and now.get(key) != to_text(value):
             params[key] = to_text(value)
-        elif not shown and key in params:
+        elif not shown and key in now:
             del params[key]
 
 
