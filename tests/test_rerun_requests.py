@@ -49,6 +49,7 @@ BEFORE = widget_states(states(prune=50, bits=8, method="l1", toggle=False))
 ])
 def test_only_a_move_of_main_sliders_alone_counts(after, expected):
     assert main_only(BEFORE, after, MAIN) is expected
+    assert main_only(BEFORE, after, MAIN, widget_states(after)) is expected  # serialized once by the caller
 
 
 def test_a_sessions_first_request_keeps_its_full_run():
@@ -106,3 +107,17 @@ def test_a_session_without_the_page_fragment_keeps_its_full_run(monkeypatch):
         for state in (request(prune=50), request(prune=60)):
             AppSession.request_rerun(session, state)
         assert [s.fragment_id for s in asked] == ["", ""]
+
+
+@pytest.mark.parametrize("this_run, expected", [
+    ([], False),                     # a full run: the slider's callback asks for the page fragment
+    (["page-id"], True),             # the page fragment's run (the server turned the request into it)
+    (["chart-id"], False),           # another fragment's run does not redraw the page: ask for it
+])
+def test_a_main_sliders_callback_knows_whether_the_page_fragment_is_the_run(monkeypatch, this_run, expected):
+    from ui import page_frame
+    ctx = SimpleNamespace(fragment_ids_this_run=this_run, fragment_storage=Storage({"page": ["page-id"]}))
+    monkeypatch.setattr(page_frame, "get_script_run_ctx", lambda: ctx)
+    assert page_frame._page_runs() is expected
+    ctx.fragment_storage = Storage({})  # the page fragment not drawn in this session yet
+    assert page_frame._page_runs() is False

@@ -66,12 +66,23 @@ def moved_by_hand(key: str) -> None:
     # (each at.run() starts an empty tree): under AppTest (it patches config's flag) moves rerun the whole app.
     # A server usually makes the browser's request the fragment's already (ui.rerun_requests): then this is
     # the fragment's run, and asking again would run it twice.
-    ctx = get_script_run_ctx()
-    if SHOWS in state and not config.get_option("global.appTest") and not (ctx and ctx.fragment_ids_this_run):
+    if SHOWS in state and not config.get_option("global.appTest") and not _page_runs():
         try:
             st.rerun(PAGE)
         except StreamlitAPIException:  # the last full run ended before the fragment: this one is full
             pass
+
+
+def _page_runs() -> bool:
+    """Whether this run is the page fragment's (its callbacks run first): another fragment's run (a page
+    widget's) does not redraw the page, so a main slider's move in it still asks for the page fragment."""
+    ctx = get_script_run_ctx()
+    if ctx is None or not ctx.fragment_ids_this_run:
+        return False
+    try:
+        return bool(set(ctx.fragment_storage.resolve_target(PAGE)) & set(ctx.fragment_ids_this_run))
+    except StreamlitAPIException:  # not drawn in this session yet
+        return False
 
 
 def announce() -> None:

@@ -38,7 +38,8 @@ def widget_states(states: WidgetStates) -> dict[str, bytes]:
     return {w.id: w.SerializeToString(deterministic=True) for w in states.widgets}
 
 
-def main_only(before: Mapping[str, bytes] | None, after: WidgetStates, keys: Collection[str]) -> bool:
+def main_only(before: Mapping[str, bytes] | None, after: WidgetStates, keys: Collection[str],
+              after_bytes: Mapping[str, bytes] | None = None) -> bool:
     """Whether a request's widget states differ from the last request's only in widgets keyed `keys`.
 
     A widget in both whose state differs is one the user moved (one per request) or one the server set (a map
@@ -46,11 +47,13 @@ def main_only(before: Mapping[str, bytes] | None, after: WidgetStates, keys: Col
     of them are main sliders, the page fragment is the run to do. A widget new since the last request is
     one the page mounted (the browser registers every widget's first value), not a move, unless it is a
     pressed button (a trigger): that, or any other changed widget, keeps the full run. A widget gone is one
-    no longer drawn. No last request (a session's first): keep the full run.
+    no longer drawn. No last request (a session's first): keep the full run. `after_bytes`: `after` as
+    widget_states() gives it, when the caller has it already (each state is then serialized once per request).
     """
     if before is None:
         return False
     moved = False
+    now = after_bytes if after_bytes is not None else widget_states(after)
     for w in after.widgets:
         old = before.get(w.id)
         if old is None:
@@ -59,7 +62,7 @@ def main_only(before: Mapping[str, bytes] | None, after: WidgetStates, keys: Col
                                                                          "chat_input_value"):
                 return False
             continue
-        if old == w.SerializeToString(deterministic=True):
+        if old == now[w.id]:
             continue
         if user_key_from_element_id(w.id) not in keys:
             return False
@@ -84,7 +87,7 @@ def install(page: str, main_keys: Collection[str]) -> None:
                 client_state = _with_fragment(client_state, "")  # rule 2
             elif (not client_state.fragment_id and not client_state.is_history_navigation and seen is not None
                   and seen[0] == client_state.page_script_hash
-                  and main_only(seen[1], client_state.widget_states, main_keys)):
+                  and main_only(seen[1], client_state.widget_states, main_keys, now)):
                 try:
                     held = self._fragment_storage.resolve_target(page)
                 except StreamlitAPIException:  # not drawn yet in this session: the full run draws it
