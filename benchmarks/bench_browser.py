@@ -19,6 +19,9 @@ the load average. On a shared machine only ratios within one run compare.
   props changed), in all and by region (sidebar controls, navigation, main area), read through React's
   devtools hook. Unlike a time, these counts do not depend on the machine's load: they say how much of the
   page the browser redraws per move, app vs floor. The counting slows the page: with it, times do not compare.
+- `--trace`: per press, how much of the wait the page's main thread was busy (Chromium's trace: the union of its
+  tasks between key release and page updated), app vs floor; the rest of the wait the page idles, waiting for
+  the server. Tracing slows the page: with it, times do not compare with a run without.
 - `--spy FILE`: py-spy (raw collapsed stacks, GIL holders only) on the app server during the counted presses.
 
 Run: `.venv/bin/python benchmarks/bench_browser.py --presses 30 --rounds 2 --breakdown --baseline main`.
@@ -33,8 +36,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import json
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +142,7 @@ class Press:
         self.count = len(incoming)
         self.bytes = sum(n for _, n in incoming)
         self.long = sum(d for s, d in long_tasks if t0 <= s <= t1)
+        self.busy = float("nan")  # ms of the wait the page's main thread worked (--trace: main_thread_busy)
 
 
 def _open(browser, url: str, ready: str, probe: tuple[str, str], breakdown: bool, renders: bool = False):
@@ -164,13 +169,40 @@ def _open(browser, url: str, ready: str, probe: tuple[str, str], breakdown: bool
     return tab, kinds
 
 
-def _press(tab, kinds: list[str], name: str, breakdown: bool) -> Press | None:
+TRACE_MARK = "lens-press"  # a performance.mark at each press: ties the page's clock to the trace's
+
+
+def main_thread_busy(events: list[dict], marks: list[float], presses: list[Press]) -> None:
+    """Set each press's `busy`: how long, between its key release and its page updated, the renderer main
+    thread of its page ran tasks (the union of their intervals). `events`: Chromium's trace; `marks`: the
+    page-clock time of TRACE_MARK for each press, in the order the presses were made (so are the marks)."""
+    mains = {(e["pid"], e["tid"]) for e in events if e.get("name") == "thread_name"
+             and e.get("args", {}).get("name") == "CrRendererMain"}
+    anchors = sorted((e["ts"], e["pid"]) for e in events if e.get("name") == TRACE_MARK)
+    tasks = defaultdict(list)  # pid -> (start, end) in trace µs of the main thread's top-level tasks
+    for e in events:
+        if e.get("ph") == "X" and e.get("name") in ("ThreadControllerImpl::RunTask", "RunTask") \
+                and (e.get("pid"), e.get("tid")) in mains:
+            tasks[e["pid"]].append((e["ts"], e["ts"] + e.get("dur", 0)))
+    for press, mark, (ts, pid) in zip(presses, marks, anchors):
+        start, end = ts + 1000 * (press.t0 - mark), ts + 1000 * (press.t0 + press.latency - mark)
+        busy, reach = 0.0, start
+        for a, b in sorted(tasks[pid]):
+            a, b = max(a, reach), min(b, end)
+            if b > a:
+                busy, reach = busy + (b - a), b
+        press.busy = busy / 1000
+
+
+def _press(tab, kinds: list[str], name: str, breakdown: bool, mark: list[float] | None = None) -> Press | None:
     """One ArrowRight on the slider, as bench.py presses it; None (with a note) if the page never updated."""
     tab.get_by_role("slider", name="Pruning rate").focus()  # a rerun may have re-created the element
     if breakdown:
         tab.evaluate("() => { window.__ws.length = 0; window.__long.length = 0; }")
     tab.evaluate("() => { if (window.__renders) window.__renders.length = 0; }")
     kinds.clear()
+    if mark is not None:
+        mark.append(tab.evaluate(f"() => performance.mark('{TRACE_MARK}').startTime"))
     tab.evaluate(ARM_JS)
     tab.keyboard.press("ArrowRight")
     try:
@@ -183,7 +215,9 @@ def _press(tab, kinds: list[str], name: str, breakdown: bool) -> Press | None:
     tab.wait_for_timeout(150)  # settle (and let late frames reach the Python side)
     socket, long_tasks, origin = tab.evaluate("() => [window.__ws, window.__long, performance.timeOrigin]") \
         if breakdown else ([], [], 0.0)
-    return Press(t0, t1, socket, list(kinds), long_tasks, origin, tab.evaluate("() => window.__renders || []"))
+    press = Press(t0, t1, socket, list(kinds), long_tasks, origin, tab.evaluate("() => window.__renders || []"))
+    press.t0 = t0
+    return press
 
 
 def _spy(pid: int, path: str) -> subprocess.Popen:
@@ -196,7 +230,8 @@ def _spy(pid: int, path: str) -> subprocess.Popen:
 
 
 def run_round(presses: int, options: list[str], breakdown: bool, page: str, baseline: Path | None = None,
-              warmup: int = 2, spy: str | None = None, renders: bool = False) -> dict[str, list[Press]]:
+              warmup: int = 2, spy: str | None = None, renders: bool = False,
+              trace: bool = False) -> dict[str, list[Press]]:
     """One round: the servers, one browser, presses alternating between the apps (app, baseline, floor)."""
     servers = {"app": start_server("app.py", options)}
     if baseline:
@@ -215,13 +250,22 @@ def run_round(presses: int, options: list[str], breakdown: bool, page: str, base
             tabs["floor"] = _open(browser, servers["floor"][1], ".js-plotly-plot .main-svg",
                                   (".js-plotly-plot .gtitle", ""), breakdown, renders)
             results: dict[str, list[Press]] = {name: [] for name in tabs}
+            marks: list[float] = []
+            traced: list[Press] = []  # in the order pressed, as their marks
             for i in range(warmup + presses):
                 if i == warmup and spy:
                     sampler = _spy(servers["app"][0].pid, spy)
+                if i == warmup and trace:
+                    browser.start_tracing(categories=["toplevel", "blink.user_timing", "__metadata"])
                 for name, (tab, kinds) in tabs.items():
-                    press = _press(tab, kinds, name, breakdown)
+                    press = _press(tab, kinds, name, breakdown, marks if trace and i >= warmup else None)
                     if i >= warmup and press is not None:
                         results[name].append(press)
+                        traced.append(press)
+                    elif trace and i >= warmup:
+                        marks.pop()  # a press that never updated: no window to count
+            if trace:
+                main_thread_busy(json.loads(browser.stop_tracing())["traceEvents"], marks, traced)
             browser.close()
     finally:
         if sampler is not None:
@@ -271,7 +315,7 @@ def checkout(rev: str) -> Path:
 def _round(r: int, names: list[str], every: dict[str, list[float]], args, baseline: Path | None) -> None:
     """One round of presses: its medians and ratios printed, its latencies added to `every`."""
     results = run_round(args.presses, args.streamlit_option, args.breakdown, args.page, baseline, spy=args.spy,
-                        renders=args.renders)
+                        renders=args.renders, trace=args.trace)
     medians = {name: _median(p.latency for p in results[name]) for name in names}
     print(f"round {r + 1}: " + ", ".join(f"{name} {medians[name]:6.1f} ms" for name in names) + "; ratio "
           + ", ".join(f"{name} {medians[name] / medians['floor']:.2f}" for name in names if name != "floor")
@@ -283,6 +327,12 @@ def _round(r: int, names: list[str], every: dict[str, list[float]], args, baseli
         print("  per press, React's work (counted, so these times do not compare):")
         for name in names:
             print_renders(name, results[name])
+    if args.trace:
+        print("  per press, the page's main thread (traced, so these times do not compare with a run without):")
+        for name in names:
+            wait, busy = _median(p.latency for p in results[name]), _median(p.busy for p in results[name])
+            print(f"  {name:<8} wait {wait:5.1f} ms: main thread busy {busy:5.1f}, idle (the server, the network) "
+                  f"{_median(p.latency - p.busy for p in results[name]):5.1f}")
     for name in names:
         every[name] += [p.latency for p in results[name]]
 
@@ -295,6 +345,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--baseline", metavar="REV", help="also the app as committed at REV (e.g. main)")
     parser.add_argument("--breakdown", action="store_true", help="per-press phases and messages (see above)")
     parser.add_argument("--renders", action="store_true", help="React commits and re-renders per press (see above)")
+    parser.add_argument("--trace", action="store_true", help="the page's main thread busy per press (see above)")
     parser.add_argument("--spy", metavar="FILE", help="py-spy the app server during the counted presses")
     parser.add_argument("--streamlit-option", action="append", default=[], metavar="SECTION.NAME=VALUE")
     args = parser.parse_args(argv)
