@@ -176,3 +176,11 @@ def test_a_layer_code_takes_the_place_of_the_weight_codes_for_its_layer_only():
     assert cfg.weight_code(w) == cfg.weight_code(w, layer="fc2") == CompressionConfig(weight_bits=8).weight_code(w)
     assert cfg.weight_code(w, layer="fc1") == CompressionConfig(weight_bits=2).weight_code(w)
     assert CompressionConfig(weight_bits=8, layer_plan="fc1:b32").weight_code(w, layer="fc1") == FP32_CODE
+
+
+def test_controls_follow_the_registry_and_a_callers_change_stays_its_own(scratch_registry):
+    before = controls()
+    before.pop("prune_amount")  # a caller's own copy
+    assert "prune_amount" in controls()
+    register("toy", order=35)(_toy())  # registered after controls() was read: it is there
+    assert controls()["toy_strength"][0] == "toy" and "toy_strength" not in before

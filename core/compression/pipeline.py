@@ -43,17 +43,15 @@ def _config_fields() -> list[tuple[str, Any, dataclasses.Field]]:
 
 
 def _post_init(self) -> None:
-    for name in registry.ordered():
-        step = self.step(name)
-        for fname, (owner, c) in registry.controls().items():
-            if owner != name:
-                continue
-            value = getattr(step, fname)
-            if c.choices and value not in c.choices:
-                raise ValueError(f"{fname} must be one of {', '.join(map(str, c.choices))}; got {value!r}")
-            if not c.choices and c.low is not None and not c.low <= float(value) * c.scale <= c.high:
-                raise ValueError(f"{fname} must be between {c.low / c.scale:g} and {c.high / c.scale:g}, "
-                                 f"got {value!r}")
+    # Each control's value is the config's field of the same name (a step's fields are the config's), checked
+    # in pipeline order.
+    for fname, (_, c) in registry.controls().items():
+        value = getattr(self, fname)
+        if c.choices and value not in c.choices:
+            raise ValueError(f"{fname} must be one of {', '.join(map(str, c.choices))}; got {value!r}")
+        if not c.choices and c.low is not None and not c.low <= float(value) * c.scale <= c.high:
+            raise ValueError(f"{fname} must be between {c.low / c.scale:g} and {c.high / c.scale:g}, "
+                             f"got {value!r}")
 
 
 def _step(self, name: str) -> Step:

@@ -245,6 +245,17 @@ def _own_controls(step: type[Step]) -> dict[str, Control]:
     return {f.name: f.metadata["control"] for f in dataclasses.fields(step) if "control" in f.metadata}
 
 
+_CONTROLS: dict[tuple, dict[str, tuple[str, Control]]] = {}  # the registry's steps -> controls(), computed once
+
+
 def controls() -> dict[str, tuple[str, Control]]:
-    """Every control of every step, in pipeline order: config field name -> (step name, Control)."""
-    return {fname: (name, c) for name in ordered() for fname, c in _own_controls(STEPS[name]).items()}
+    """Every control of every step, in pipeline order: config field name -> (step name, Control).
+
+    Read at every config's creation (its checks) and by every run's sidebar and URL; computed once per
+    registry (keyed by its steps, so a step registered later, or a test's own registry, gets its own)."""
+    key = tuple(STEPS.items())
+    found = _CONTROLS.get(key)
+    if found is None:
+        found = _CONTROLS[key] = {fname: (name, c) for name in ordered()
+                                  for fname, c in _own_controls(STEPS[name]).items()}
+    return dict(found)  # a copy: a caller's change never reaches the next
