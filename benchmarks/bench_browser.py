@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import json
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -119,7 +119,7 @@ class Press:
 
     def __init__(self, t0: float, t1: float, socket: list, kinds: list[tuple[str, float]], long_tasks: list,
                  origin: float = 0.0, renders: list[dict[str, int]] | None = None):
-        self.latency = t1 - t0
+        self.t0, self.latency = t0, t1 - t0  # the page's clock (ms): key release, and the wait to updated
         self.commits = len(renders or [])
         self.rendered = Counter()  # region -> fibers re-rendered over the press's commits
         for counts in renders or []:
@@ -215,9 +215,7 @@ def _press(tab, kinds: list[str], name: str, breakdown: bool, mark: list[float] 
     tab.wait_for_timeout(150)  # settle (and let late frames reach the Python side)
     socket, long_tasks, origin = tab.evaluate("() => [window.__ws, window.__long, performance.timeOrigin]") \
         if breakdown else ([], [], 0.0)
-    press = Press(t0, t1, socket, list(kinds), long_tasks, origin, tab.evaluate("() => window.__renders || []"))
-    press.t0 = t0
-    return press
+    return Press(t0, t1, socket, list(kinds), long_tasks, origin, tab.evaluate("() => window.__renders || []"))
 
 
 def _spy(pid: int, path: str) -> subprocess.Popen:

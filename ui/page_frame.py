@@ -22,6 +22,7 @@ from ui import ab, lessons, notices, reconnect, url_state
 from ui.cache import compressed_model, plan_fit, zero_shares
 from ui.controls import COMPRESSION, MAIN, PLAN_FROM, group_notes, label_of
 from ui.panels import lazy_popover
+from ui.rerun_requests import fragment_ids
 from ui.setup import Setup, UploadedTrain, train_config
 
 
@@ -77,12 +78,8 @@ def _page_runs() -> bool:
     """Whether this run is the page fragment's (its callbacks run first): another fragment's run (a page
     widget's) does not redraw the page, so a main slider's move in it still asks for the page fragment."""
     ctx = get_script_run_ctx()
-    if ctx is None or not ctx.fragment_ids_this_run:
-        return False
-    try:
-        return bool(set(ctx.fragment_storage.resolve_target(PAGE)) & set(ctx.fragment_ids_this_run))
-    except StreamlitAPIException:  # not drawn in this session yet
-        return False
+    return bool(ctx and ctx.fragment_ids_this_run
+                and set(fragment_ids(ctx.fragment_storage, PAGE)) & set(ctx.fragment_ids_this_run))
 
 
 def announce() -> None:

@@ -70,6 +70,14 @@ def main_only(before: Mapping[str, bytes] | None, after: WidgetStates, keys: Col
     return moved
 
 
+def fragment_ids(storage, key: str) -> list[str]:
+    """The ids of the fragment keyed `key` in a session's fragment storage; [] while the session has not drawn it."""
+    try:
+        return storage.resolve_target(key)
+    except StreamlitAPIException:
+        return []
+
+
 def install(page: str, main_keys: Collection[str]) -> None:
     """From now on in this process, apply both rules to every browser request (`page`: the page fragment's
     key, `main_keys`: the main sliders' keys). Installed once however often called."""
@@ -88,10 +96,7 @@ def install(page: str, main_keys: Collection[str]) -> None:
             elif (not client_state.fragment_id and not client_state.is_history_navigation and seen is not None
                   and seen[0] == client_state.page_script_hash
                   and main_only(seen[1], client_state.widget_states, main_keys, now)):
-                try:
-                    held = self._fragment_storage.resolve_target(page)
-                except StreamlitAPIException:  # not drawn yet in this session: the full run draws it
-                    held = []
+                held = fragment_ids(self._fragment_storage, page)  # none yet: the full run draws it
                 if len(held) == 1:
                     client_state = _with_fragment(client_state, held[0])  # rule 1
         original(self, client_state)
